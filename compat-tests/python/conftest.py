@@ -1,0 +1,282 @@
+"""Fixtures for the Gregor compatibility suite.
+
+Target selection:
+  * COMPAT_BOOTSTRAP=host:port   -> use an already running broker (e.g. the reference Apache Kafka
+                                    started by compat-tests/bin/kafka-reference-broker.sh). Tests that
+                                    kill the broker are skipped. COMPAT_BROKER_LOG=path lets failures
+                                    show that broker's log tail.
+  * otherwise                    -> start the gregor binary ($GREGOR_BIN, else target/release/gregor,
+                                    else target/debug/gregor) on a free port with a fresh data dir.
+
+Durability tests use the `own_broker` factory, which starts a private broker (gregor; or the
+reference Kafka when COMPAT_DURABILITY_REFERENCE=1, to validate the tests themselves).
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+COMPAT_DIR = Path(__file__).resolve().parent.parent
+REPO_DIR = COMPAT_DIR.parent
+BIN_DIR = COMPAT_DIR / "bin"
+
+# Every broker process started by this session, so failures can print their log tails.
+_ACTIVE_BROKERS = []
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port, host="127.0.0.1"):
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def wait_port(port, timeout, proc=None, log_path=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(
+                f"broker exited with code {proc.returncode} during startup; log tail:\n{tail(log_path)}"
+            )
+        if port_open(port):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"broker port {port} not accepting connections after {timeout}s; log tail:\n{tail(log_path)}")
+
+
+def tail(path, lines=80):
+    if not path:
+        return "(no log file)"
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 64 * 1024))
+            data = f.read().decode("utf-8", "replace")
+        return "\n".join(data.splitlines()[-lines:])
+    except OSError as e:
+        return f"(cannot read {path}: {e})"
+
+
+def find_gregor_bin():
+    env = os.environ.get("GREGOR_BIN")
+    if env:
+        return env
+    for p in (REPO_DIR / "target" / "release" / "gregor", REPO_DIR / "target" / "debug" / "gregor"):
+        if p.is_file() and os.access(p, os.X_OK):
+            return str(p)
+    return None
+
+
+class ExternalBroker:
+    """A broker this suite did not start (COMPAT_BOOTSTRAP)."""
+
+    is_gregor = False
+    can_kill = False
+
+    def __init__(self, bootstrap):
+        self.bootstrap = bootstrap
+        self.log_path = os.environ.get("COMPAT_BROKER_LOG") or None
+        self.name = f"external broker {bootstrap}"
+
+    def kill9(self):
+        pytest.skip("broker is external (COMPAT_BOOTSTRAP): cannot kill it")
+
+    def restart(self):
+        pytest.skip("broker is external (COMPAT_BOOTSTRAP): cannot restart it")
+
+    def stop(self):
+        pass
+
+
+class GregorBroker:
+    """A gregor process owned by the test session: start / kill9 / restart on the same port and dir."""
+
+    is_gregor = True
+    can_kill = True
+
+    def __init__(self, binary, workdir, port=None):
+        self.binary = binary
+        self.workdir = Path(workdir)
+        self.data_dir = self.workdir / "data"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.log_path = str(self.workdir / "gregor.log")
+        self.name = f"gregor {self.bootstrap}"
+        self.proc = None
+        self.starts = 0
+
+    def command(self):
+        listener = f"PLAINTEXT://127.0.0.1:{self.port}"
+        return [
+            self.binary,
+            "--override", f"listeners={listener}",
+            "--override", f"advertised.listeners={listener}",
+            "--override", f"log.dirs={self.data_dir}",
+            "--override", "metrics.listener=",
+        ]
+
+    def start(self, timeout=10):
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        self.starts += 1
+        log = open(self.log_path, "ab")
+        log.write(f"\n===== start #{self.starts}: {' '.join(self.command())}\n".encode())
+        log.flush()
+        self.proc = subprocess.Popen(
+            self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        wait_port(self.port, timeout, self.proc, self.log_path)
+
+    def kill9(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def restart(self, timeout=10):
+        if self.proc is not None and self.proc.poll() is None:
+            self.kill9()
+        self.start(timeout=timeout)
+
+    def stop(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+class ReferenceKafkaBroker:
+    """Apache Kafka via bin/kafka-reference-broker.sh, with the same start/kill9/restart interface.
+    Only used to validate the durability tests themselves (COMPAT_DURABILITY_REFERENCE=1)."""
+
+    is_gregor = False
+    can_kill = True
+
+    def __init__(self, workdir, port=None):
+        self.workdir = Path(workdir)
+        self.port = port or free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.log_path = str(self.workdir / "server.log")
+        self.name = f"reference kafka {self.bootstrap}"
+
+    def _script(self, *args, timeout=120):
+        subprocess.run([str(BIN_DIR / "kafka-reference-broker.sh"), *args], check=True, timeout=timeout,
+                       stdout=subprocess.DEVNULL)
+
+    def start(self, timeout=90):
+        self._script("start", str(self.workdir), str(self.port), timeout=timeout + 30)
+
+    def kill9(self):
+        pid_file = self.workdir / "kafka.pid"
+        if pid_file.exists():
+            pid = int(pid_file.read_text().strip())
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            for _ in range(100):
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.1)
+            pid_file.unlink()
+
+    def restart(self, timeout=90):
+        self.kill9()
+        self.start(timeout=timeout)
+
+    def stop(self):
+        self._script("stop", str(self.workdir))
+
+
+def _require_gregor_bin():
+    binary = find_gregor_bin()
+    if binary is None:
+        pytest.fail(
+            "no gregor binary: set GREGOR_BIN or build target/release/gregor "
+            "(or set COMPAT_BOOTSTRAP=host:port to test an already running broker)",
+            pytrace=False,
+        )
+    return binary
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory):
+    bootstrap = os.environ.get("COMPAT_BOOTSTRAP")
+    if bootstrap:
+        b = ExternalBroker(bootstrap)
+        _ACTIVE_BROKERS.append(b)
+        yield b
+        _ACTIVE_BROKERS.remove(b)
+        return
+    binary = _require_gregor_bin()
+    b = GregorBroker(binary, tmp_path_factory.mktemp("gregor"))
+    b.start()
+    _ACTIVE_BROKERS.append(b)
+    try:
+        yield b
+    finally:
+        _ACTIVE_BROKERS.remove(b)
+        b.stop()
+
+
+@pytest.fixture
+def own_broker(tmp_path_factory):
+    """Factory: a private, killable broker with a fresh data dir (gregor only, unless
+    COMPAT_DURABILITY_REFERENCE=1 selects the reference Apache Kafka)."""
+    started = []
+
+    def make():
+        if os.environ.get("COMPAT_DURABILITY_REFERENCE") == "1":
+            b = ReferenceKafkaBroker(tmp_path_factory.mktemp("refkafka"))
+        else:
+            if os.environ.get("COMPAT_BOOTSTRAP"):
+                pytest.skip("gregor-only test (kills the broker); COMPAT_BOOTSTRAP targets an external broker")
+            b = GregorBroker(_require_gregor_bin(), tmp_path_factory.mktemp("gregor-own"))
+        started.append(b)
+        _ACTIVE_BROKERS.append(b)
+        b.start()
+        return b
+
+    yield make
+    for b in started:
+        _ACTIVE_BROKERS.remove(b)
+        try:
+            b.stop()
+        except Exception as e:  # noqa: BLE001 - teardown must not mask the test result
+            print(f"stopping {b.name} failed: {e}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed:
+        for b in list(_ACTIVE_BROKERS):
+            if b.log_path:
+                rep.sections.append((f"log tail of {b.name} ({b.log_path})", tail(b.log_path)))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "gregor_only: needs a broker the suite can kill and restart")

@@ -1,0 +1,35 @@
+"""The record set every produce/consume round-trip test writes and expects back."""
+
+import os
+import time
+
+# Fixed base timestamp (ms) in the past so it is clearly the producer's CreateTime, not the broker's clock.
+BASE_TS = 1_700_000_000_000
+
+
+def sample_records(n_extra=40):
+    """List of dicts: key (bytes|None), value (bytes|None), headers (list of (str, bytes|None)), ts (ms)."""
+    recs = [
+        {"key": b"k0", "value": b"hello", "headers": [("h1", b"v1"), ("h2", b"v2")]},
+        {"key": None, "value": b"keyless value", "headers": [("only", b"x")]},
+        {"key": b"tomb", "value": None, "headers": []},  # tombstone-style null value
+        {"key": b"", "value": b"", "headers": []},  # empty (not null) key and value
+        # duplicate header keys, order must be preserved; empty header value
+        {"key": b"dup", "value": b"dup-headers", "headers": [("a", b"1"), ("b", b"2"), ("a", b"3"), ("e", b"")]},
+        {"key": bytes(range(256)), "value": bytes(range(255, -1, -1)), "headers": [("bin", bytes(range(32)))]},
+        {"key": "ünïcødé".encode(), "value": "värde ✓".encode(), "headers": [("ключ", "значение".encode())]},
+        # compressible large value and an incompressible one
+        {"key": b"big", "value": b"abcdefghij" * 10_000, "headers": []},
+        {"key": b"rand", "value": os.urandom(20_000), "headers": [("r", os.urandom(16))]},
+    ]
+    for i in range(n_extra):
+        recs.append({"key": f"key-{i}".encode() if i % 3 else None,
+                     "value": f"value-{i}-".encode() * (i + 1),
+                     "headers": [("i", str(i).encode())] if i % 2 else []})
+    for i, r in enumerate(recs):
+        r["ts"] = BASE_TS + i * 7
+    return recs
+
+
+def wait_small():
+    time.sleep(0.1)

@@ -1,0 +1,591 @@
+//! Broker configuration: Kafka's config names, types and defaults, read from a Kafka-style
+//! `server.properties` file plus `--override key=value` pairs.
+//!
+//! Every key Gregor understands is declared once in [`KEYS`] with its Kafka default. A key that
+//! Kafka knows but Gregor does not use yet is accepted (so existing files keep working); a key
+//! nobody knows is a warning; a value of the wrong type is a startup error naming both.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use thiserror::Error;
+
+/// A configuration problem that stops the broker from starting.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// A value does not parse as the key's type or is out of range.
+    #[error("Invalid value '{value}' for configuration {key}: {reason}")]
+    InvalidValue {
+        /// Config key.
+        key: String,
+        /// Offending value.
+        value: String,
+        /// Why.
+        reason: String,
+    },
+    /// The properties file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// File path.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// An `--override` is not `key=value`.
+    #[error("--override expects key=value, got '{0}'")]
+    BadOverride(String),
+}
+
+/// The type of a config value (as Kafka's ConfigDef types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Free text.
+    Str,
+    /// Comma-separated list.
+    List,
+    /// 32-bit integer.
+    Int,
+    /// 64-bit integer.
+    Long,
+    /// true/false.
+    Bool,
+    /// Floating point.
+    Double,
+}
+
+/// A config key Gregor knows: name, type, Kafka default (`None`: null), and whether Gregor
+/// acts on it (`false`: accepted for compatibility, no effect yet).
+#[derive(Debug, Clone, Copy)]
+pub struct Key {
+    /// Kafka name.
+    pub name: &'static str,
+    /// Type.
+    pub kind: Kind,
+    /// Default (as Kafka documents it, except where Gregor's single-node defaults differ).
+    pub default: Option<&'static str>,
+    /// Whether Gregor uses it.
+    pub used: bool,
+    /// One line of documentation.
+    pub doc: &'static str,
+}
+
+const fn k(name: &'static str, kind: Kind, default: Option<&'static str>, used: bool, doc: &'static str) -> Key {
+    Key { name, kind, default, used, doc }
+}
+
+use Kind::*;
+
+/// Every key Gregor understands.
+pub const KEYS: &[Key] = &[
+    k("listeners", List, Some("PLAINTEXT://0.0.0.0:9092"), true, "Listener URIs to bind: NAME://host:port, comma separated."),
+    k("advertised.listeners", List, Some("PLAINTEXT://localhost:9092"), true, "Listener URIs returned to clients in Metadata."),
+    k("listener.security.protocol.map", List, Some("PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"), true, "Listener name to security protocol."),
+    k("controller.listener.names", List, None, true, "Controller listeners (not bound by a single-node Gregor)."),
+    k("inter.broker.listener.name", Str, None, false, "Accepted for compatibility."),
+    k("process.roles", List, Some("broker,controller"), false, "Accepted for compatibility: Gregor is always combined mode."),
+    k("controller.quorum.voters", List, None, false, "Accepted for compatibility."),
+    k("controller.quorum.bootstrap.servers", List, None, false, "Accepted for compatibility."),
+    k("node.id", Int, Some("1"), true, "This broker's id."),
+    k("broker.id", Int, None, true, "Alias of node.id."),
+    k("broker.rack", Str, None, true, "Rack of this broker."),
+    k("log.dirs", List, Some("./gregor-data"), true, "Directories holding the logs (the first one is used)."),
+    k("log.dir", Str, None, true, "Used when log.dirs is not set."),
+    k("auto.create.topics.enable", Bool, Some("true"), true, "Create topics on Metadata requests that allow it."),
+    k("num.partitions", Int, Some("1"), true, "Default partition count of new topics."),
+    k("default.replication.factor", Int, Some("1"), true, "Default replication factor of new topics."),
+    k("delete.topic.enable", Bool, Some("true"), true, "Allow DeleteTopics."),
+    k("message.max.bytes", Int, Some("1048588"), true, "Largest record batch accepted (topic: max.message.bytes)."),
+    k("socket.request.max.bytes", Int, Some("104857600"), true, "Largest request frame; larger ones close the connection."),
+    k("connections.max.idle.ms", Long, Some("600000"), true, "Idle connections are closed after this long."),
+    k("log.segment.bytes", Int, Some("1073741824"), true, "Segment size before rolling."),
+    k("log.index.interval.bytes", Int, Some("4096"), true, "Bytes of log between offset-index entries."),
+    k("log.index.size.max.bytes", Int, Some("10485760"), true, "Largest offset index before rolling."),
+    k("log.flush.interval.messages", Long, Some("9223372036854775807"), true, "fsync after this many records."),
+    k("log.flush.interval.ms", Long, None, true, "fsync logs at least this often (null: rely on the page cache)."),
+    k("log.flush.scheduler.interval.ms", Long, Some("9223372036854775807"), true, "How often to check log.flush.interval.ms."),
+    k("metrics.listener", Str, Some("http://0.0.0.0:9644"), false, "Prometheus /metrics listener (empty disables it)."),
+    k("cluster.id", Str, None, false, "Accepted; the cluster id lives in meta.properties."),
+    k("num.network.threads", Int, Some("3"), false, "Accepted for compatibility."),
+    k("num.io.threads", Int, Some("8"), false, "Accepted for compatibility."),
+    k("num.recovery.threads.per.data.dir", Int, Some("2"), false, "Accepted for compatibility."),
+    k("socket.send.buffer.bytes", Int, Some("102400"), false, "Accepted for compatibility."),
+    k("socket.receive.buffer.bytes", Int, Some("102400"), false, "Accepted for compatibility."),
+    k("queued.max.requests", Int, Some("500"), false, "Accepted for compatibility."),
+    k("offsets.topic.num.partitions", Int, Some("50"), false, "Partitions of __consumer_offsets."),
+    k("offsets.topic.replication.factor", Int, Some("3"), false, "Accepted for compatibility."),
+    k("transaction.state.log.replication.factor", Int, Some("3"), false, "Accepted for compatibility."),
+    k("transaction.state.log.min.isr", Int, Some("2"), false, "Accepted for compatibility."),
+    k("transaction.max.timeout.ms", Int, Some("900000"), false, "Largest transaction timeout."),
+    k("group.initial.rebalance.delay.ms", Int, Some("3000"), false, "Delay of a new group's first rebalance."),
+    k("group.min.session.timeout.ms", Int, Some("6000"), false, "Smallest session timeout."),
+    k("group.max.session.timeout.ms", Int, Some("1800000"), false, "Largest session timeout."),
+    k("log.retention.hours", Int, Some("168"), false, "Retention time (hours)."),
+    k("log.retention.minutes", Int, None, false, "Retention time (minutes)."),
+    k("log.retention.ms", Long, None, false, "Retention time (ms)."),
+    k("log.retention.bytes", Long, Some("-1"), false, "Retention size per partition."),
+    k("log.retention.check.interval.ms", Long, Some("300000"), false, "How often retention runs."),
+    k("log.cleanup.policy", List, Some("delete"), false, "Default cleanup.policy."),
+    k("log.cleaner.enable", Bool, Some("true"), false, "Accepted for compatibility."),
+    k("min.insync.replicas", Int, Some("1"), false, "Default min.insync.replicas."),
+    k("compression.type", Str, Some("producer"), false, "Default compression.type."),
+    k("unclean.leader.election.enable", Bool, Some("false"), false, "Accepted for compatibility."),
+    k("zookeeper.connect", Str, None, false, "Ignored: Gregor never uses ZooKeeper."),
+];
+
+/// Looks up a known key.
+pub fn key(name: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|k| k.name == name)
+}
+
+/// A listener to bind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    /// Listener name (`PLAINTEXT`, `INTERNAL`, ...).
+    pub name: String,
+    /// Host to bind (empty: all interfaces).
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+impl Listener {
+    /// The socket address to bind.
+    pub fn bind_addr(&self) -> Result<SocketAddr, String> {
+        let host = if self.host.is_empty() { "0.0.0.0" } else { self.host.as_str() };
+        let text = if host.contains(':') {
+            format!("[{host}]:{}", self.port)
+        } else {
+            format!("{host}:{}", self.port)
+        };
+        use std::net::ToSocketAddrs;
+        text.to_socket_addrs()
+            .map_err(|e| e.to_string())?
+            .next()
+            .ok_or_else(|| format!("{text} resolves to no address"))
+    }
+}
+
+/// Parses `NAME://host:port` (host may be empty or a bracketed IPv6 address).
+pub fn parse_listener(s: &str) -> Result<Listener, String> {
+    let (name, rest) = s
+        .split_once("://")
+        .ok_or_else(|| format!("'{s}' is not of the form NAME://host:port"))?;
+    let (host, port) = rest
+        .rsplit_once(':')
+        .ok_or_else(|| format!("'{s}' has no port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("'{port}' is not a valid port in '{s}'"))?;
+    if name.is_empty() {
+        return Err(format!("'{s}' has an empty listener name"));
+    }
+    Ok(Listener {
+        name: name.to_ascii_uppercase(),
+        host: host.to_string(),
+        port,
+    })
+}
+
+/// The typed broker configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// All effective values by key (defaults included), as strings.
+    pub values: BTreeMap<String, String>,
+    /// Keys set explicitly (file or override).
+    pub explicit: BTreeMap<String, String>,
+    /// Listeners to bind (controller listeners excluded).
+    pub listeners: Vec<Listener>,
+    /// Advertised endpoint per listener name.
+    pub advertised: BTreeMap<String, Listener>,
+    /// `node.id`.
+    pub node_id: i32,
+    /// `broker.rack`.
+    pub rack: Option<String>,
+    /// The log directory in use.
+    pub log_dir: PathBuf,
+    /// `auto.create.topics.enable`.
+    pub auto_create_topics: bool,
+    /// `num.partitions`.
+    pub num_partitions: i32,
+    /// `default.replication.factor`.
+    pub default_replication_factor: i16,
+    /// `delete.topic.enable`.
+    pub delete_topic_enable: bool,
+    /// `message.max.bytes`.
+    pub message_max_bytes: usize,
+    /// `socket.request.max.bytes`.
+    pub socket_request_max_bytes: usize,
+    /// `connections.max.idle.ms`.
+    pub connections_max_idle_ms: u64,
+    /// `log.segment.bytes`.
+    pub log_segment_bytes: u64,
+    /// `log.index.interval.bytes`.
+    pub log_index_interval_bytes: u64,
+    /// `log.index.size.max.bytes`.
+    pub log_index_size_max_bytes: u64,
+    /// `log.flush.interval.messages`.
+    pub log_flush_interval_messages: u64,
+    /// `log.flush.interval.ms`.
+    pub log_flush_interval_ms: Option<u64>,
+    /// `log.flush.scheduler.interval.ms`.
+    pub log_flush_scheduler_interval_ms: u64,
+    /// Unknown keys that were set (warned about at startup).
+    pub unknown: Vec<String>,
+}
+
+/// Parses Java `.properties` text: `key=value`, `key: value` or `key value`; `#`/`!` comments;
+/// trailing-backslash continuation lines; `\t \n \\ \uXXXX` escapes.
+pub fn parse_properties(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut logical = String::new();
+    for raw in text.lines() {
+        let line = if logical.is_empty() { raw.trim_start() } else { raw.trim_start() };
+        if logical.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!')) {
+            continue;
+        }
+        let trailing = line.chars().rev().take_while(|&c| c == '\\').count();
+        if trailing % 2 == 1 {
+            logical.push_str(&line[..line.len() - 1]);
+            continue;
+        }
+        logical.push_str(line);
+        let entry = std::mem::take(&mut logical);
+        let mut key = String::new();
+        let mut chars = entry.chars().peekable();
+        let mut escaped = false;
+        while let Some(&c) = chars.peek() {
+            if escaped {
+                key.push(c);
+                escaped = false;
+                chars.next();
+                continue;
+            }
+            if c == '\\' {
+                escaped = true;
+                chars.next();
+                continue;
+            }
+            if c == '=' || c == ':' || c.is_whitespace() {
+                break;
+            }
+            key.push(c);
+            chars.next();
+        }
+        let rest: String = chars.collect();
+        let rest = rest.trim_start();
+        let rest = rest
+            .strip_prefix('=')
+            .or_else(|| rest.strip_prefix(':'))
+            .unwrap_or(rest)
+            .trim_start();
+        out.push((key, unescape(rest)));
+    }
+    out
+}
+
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('f') => out.push('\u{c}'),
+            Some('u') => {
+                let hex: String = chars.by_ref().take(4).collect();
+                if let Some(ch) = u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
+                    out.push(ch);
+                }
+            }
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    out
+}
+
+fn check_kind(key: &Key, value: &str) -> Result<(), ConfigError> {
+    let bad = |reason: &str| ConfigError::InvalidValue {
+        key: key.name.to_string(),
+        value: value.to_string(),
+        reason: reason.to_string(),
+    };
+    let v = value.trim();
+    match key.kind {
+        Str | List => Ok(()),
+        Int => v.parse::<i32>().map(|_| ()).map_err(|_| bad("expected a 32-bit integer")),
+        Long => v.parse::<i64>().map(|_| ()).map_err(|_| bad("expected a 64-bit integer")),
+        Double => v.parse::<f64>().map(|_| ()).map_err(|_| bad("expected a number")),
+        Bool => {
+            if v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false") {
+                Ok(())
+            } else {
+                Err(bad("expected true or false"))
+            }
+        }
+    }
+}
+
+impl Config {
+    /// Builds the configuration from `(key, value)` pairs, later pairs winning.
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+        let mut explicit = BTreeMap::new();
+        let mut unknown = Vec::new();
+        for (key, value) in pairs {
+            match self::key(&key) {
+                Some(k) => check_kind(k, &value)?,
+                None => unknown.push(key.clone()),
+            }
+            explicit.insert(key, value);
+        }
+        let mut values: BTreeMap<String, String> = KEYS
+            .iter()
+            .filter_map(|k| k.default.map(|d| (k.name.to_string(), d.to_string())))
+            .collect();
+        for (k, v) in &explicit {
+            values.insert(k.clone(), v.clone());
+        }
+        let get = |k: &str| values.get(k).map(|s| s.trim().to_string());
+        let invalid = |k: &str, v: &str, reason: String| ConfigError::InvalidValue {
+            key: k.to_string(),
+            value: v.to_string(),
+            reason,
+        };
+        let int = |k: &str| -> i64 { get(k).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0) };
+        let positive = |name: &str| -> Result<i64, ConfigError> {
+            let v = int(name);
+            if v <= 0 {
+                Err(invalid(name, &v.to_string(), "must be positive".into()))
+            } else {
+                Ok(v)
+            }
+        };
+
+        let controller_names: Vec<String> = get("controller.listener.names")
+            .map(|s| split_list(&s).into_iter().map(|n| n.to_ascii_uppercase()).collect())
+            .unwrap_or_default();
+        let protocol_map: BTreeMap<String, String> = get("listener.security.protocol.map")
+            .map(|s| {
+                split_list(&s)
+                    .into_iter()
+                    .filter_map(|e| {
+                        e.split_once(':')
+                            .map(|(a, b)| (a.trim().to_ascii_uppercase(), b.trim().to_ascii_uppercase()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let listeners_raw = get("listeners").unwrap_or_default();
+        let mut listeners = Vec::new();
+        for item in split_list(&listeners_raw) {
+            let l = parse_listener(&item).map_err(|e| invalid("listeners", &listeners_raw, e))?;
+            if controller_names.contains(&l.name) {
+                continue;
+            }
+            let protocol = protocol_map.get(&l.name).cloned().unwrap_or_else(|| l.name.clone());
+            if protocol != "PLAINTEXT" {
+                return Err(invalid(
+                    "listeners",
+                    &listeners_raw,
+                    format!(
+                        "listener {} uses security protocol {protocol}; only PLAINTEXT is supported so far",
+                        l.name
+                    ),
+                ));
+            }
+            if listeners.iter().any(|o: &Listener| o.name == l.name) {
+                return Err(invalid("listeners", &listeners_raw, format!("listener name {} is used twice", l.name)));
+            }
+            listeners.push(l);
+        }
+        if listeners.is_empty() {
+            return Err(invalid("listeners", &listeners_raw, "no client listener to bind".into()));
+        }
+        let mut advertised = BTreeMap::new();
+        // Kafka's default for advertised.listeners is listeners; Gregor's documented single-node
+        // default advertises localhost:9092, so an explicit `listeners` without explicit
+        // `advertised.listeners` advertises the listeners themselves.
+        let adv_raw = if explicit.contains_key("advertised.listeners") || !explicit.contains_key("listeners") {
+            get("advertised.listeners").unwrap_or_default()
+        } else {
+            String::new()
+        };
+        for item in split_list(&adv_raw) {
+            let l = parse_listener(&item).map_err(|e| invalid("advertised.listeners", &adv_raw, e))?;
+            advertised.insert(l.name.clone(), l);
+        }
+        for l in &listeners {
+            advertised.entry(l.name.clone()).or_insert_with(|| Listener {
+                name: l.name.clone(),
+                host: if l.host.is_empty() || l.host == "0.0.0.0" || l.host == "::" {
+                    "localhost".into()
+                } else {
+                    l.host.clone()
+                },
+                port: l.port,
+            });
+        }
+        let node_id = if explicit.contains_key("node.id") || !explicit.contains_key("broker.id") {
+            int("node.id")
+        } else {
+            int("broker.id")
+        };
+        if node_id < 0 {
+            return Err(invalid("node.id", &node_id.to_string(), "must be >= 0".into()));
+        }
+        let log_dir = if explicit.contains_key("log.dirs") || !explicit.contains_key("log.dir") {
+            get("log.dirs").unwrap_or_default()
+        } else {
+            get("log.dir").unwrap_or_default()
+        };
+        let dirs = split_list(&log_dir);
+        let Some(first_dir) = dirs.first() else {
+            return Err(invalid("log.dirs", &log_dir, "no directory given".into()));
+        };
+        let bool_of = |k: &str| get(k).map(|v| v.eq_ignore_ascii_case("true")).unwrap_or(false);
+        let replication = int("default.replication.factor");
+        let flush_interval_ms = get("log.flush.interval.ms").and_then(|v| v.parse::<i64>().ok());
+        Ok(Config {
+            listeners,
+            advertised,
+            node_id: node_id as i32,
+            rack: get("broker.rack").filter(|s| !s.is_empty()),
+            log_dir: PathBuf::from(first_dir),
+            auto_create_topics: bool_of("auto.create.topics.enable"),
+            num_partitions: positive("num.partitions")? as i32,
+            default_replication_factor: if replication <= 0 || replication > i16::MAX as i64 {
+                return Err(invalid("default.replication.factor", &replication.to_string(), "must be positive".into()));
+            } else {
+                replication as i16
+            },
+            delete_topic_enable: bool_of("delete.topic.enable"),
+            message_max_bytes: positive("message.max.bytes")? as usize,
+            socket_request_max_bytes: positive("socket.request.max.bytes")? as usize,
+            connections_max_idle_ms: int("connections.max.idle.ms").max(0) as u64,
+            log_segment_bytes: {
+                let v = positive("log.segment.bytes")?;
+                if v < 14 {
+                    return Err(invalid("log.segment.bytes", &v.to_string(), "Value must be at least 14".into()));
+                }
+                v as u64
+            },
+            log_index_interval_bytes: int("log.index.interval.bytes").max(0) as u64,
+            log_index_size_max_bytes: positive("log.index.size.max.bytes")? as u64,
+            log_flush_interval_messages: positive("log.flush.interval.messages")? as u64,
+            log_flush_interval_ms: flush_interval_ms.map(|v| v.max(0) as u64),
+            log_flush_scheduler_interval_ms: int("log.flush.scheduler.interval.ms").max(1) as u64,
+            values,
+            explicit,
+            unknown,
+        })
+    }
+
+    /// Reads an optional properties file, then applies overrides (`key=value`).
+    pub fn load(file: Option<&std::path::Path>, overrides: &[String]) -> Result<Config, ConfigError> {
+        let mut pairs = Vec::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            pairs.extend(parse_properties(&text));
+        }
+        for o in overrides {
+            let (k, v) = o
+                .split_once('=')
+                .ok_or_else(|| ConfigError::BadOverride(o.clone()))?;
+            pairs.push((k.trim().to_string(), v.to_string()));
+        }
+        Config::from_pairs(pairs)
+    }
+
+    /// The advertised endpoint for a listener name.
+    pub fn advertised_for(&self, listener: &str) -> &Listener {
+        self.advertised
+            .get(listener)
+            .or_else(|| self.advertised.values().next())
+            .expect("at least one listener")
+    }
+}
+
+fn split_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn defaults_are_the_documented_single_node_ones() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.listeners, vec![parse_listener("PLAINTEXT://0.0.0.0:9092").unwrap()]);
+        let adv = c.advertised_for("PLAINTEXT");
+        assert_eq!((adv.host.as_str(), adv.port), ("localhost", 9092));
+        assert_eq!(c.log_dir, PathBuf::from("./gregor-data"));
+        assert_eq!(c.node_id, 1);
+        assert!(c.auto_create_topics);
+        assert_eq!(c.num_partitions, 1);
+        assert_eq!(c.message_max_bytes, 1_048_588);
+        assert_eq!(c.socket_request_max_bytes, 104_857_600);
+        assert_eq!(c.connections_max_idle_ms, 600_000);
+        assert_eq!(c.log_segment_bytes, 1_073_741_824);
+    }
+
+    #[test]
+    fn bad_values_name_key_and_value() {
+        let e = cfg(&[("num.partitions", "three")]).unwrap_err().to_string();
+        assert!(e.contains("num.partitions") && e.contains("three"), "{e}");
+        let e = cfg(&[("auto.create.topics.enable", "yes")]).unwrap_err().to_string();
+        assert!(e.contains("auto.create.topics.enable"), "{e}");
+        assert!(cfg(&[("listeners", "PLAINTEXT://:notaport")]).is_err());
+        assert!(cfg(&[("listeners", "SSL://:9093")]).is_err());
+    }
+
+    #[test]
+    fn unknown_keys_are_collected_not_fatal() {
+        let c = cfg(&[("foo.bar", "1")]).unwrap();
+        assert_eq!(c.unknown, vec!["foo.bar".to_string()]);
+    }
+
+    #[test]
+    fn controller_listeners_are_not_bound_and_listeners_are_advertised() {
+        let c = cfg(&[
+            ("listeners", "PLAINTEXT://127.0.0.1:19092,CONTROLLER://:9093"),
+            ("controller.listener.names", "CONTROLLER"),
+            ("process.roles", "broker,controller"),
+        ])
+        .unwrap();
+        assert_eq!(c.listeners.len(), 1);
+        assert_eq!(c.advertised_for("PLAINTEXT").port, 19092);
+        assert_eq!(c.advertised_for("PLAINTEXT").host, "127.0.0.1");
+    }
+
+    #[test]
+    fn properties_syntax() {
+        let p = parse_properties("# c\n! c\na=1\nb : 2\nc 3\nd=x\\\n  y\ne=\\u0041\\tB\n\n");
+        assert_eq!(
+            p,
+            vec![
+                ("a".into(), "1".into()),
+                ("b".into(), "2".into()),
+                ("c".into(), "3".into()),
+                ("d".into(), "xy".into()),
+                ("e".into(), "A\tB".into()),
+            ]
+        );
+    }
+}

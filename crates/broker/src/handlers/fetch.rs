@@ -1,0 +1,213 @@
+//! Fetch (key 1), v4–v16 (topic ids from v13). Record data goes from the segment file to the
+//! socket with `sendfile`: the response is encoded by `gregor_protocol::fetch` around file
+//! regions. Long polls wait for appends (per-partition notifiers registered before reading, so
+//! no wake-up is lost) until `min_bytes` are available or `max_wait_ms` passes. Sessions
+//! (KIP-227) are not kept: every response carries session id 0, which tells clients to send
+//! full fetch requests.
+
+use super::{Ctx, Response};
+use crate::broker::{Partition, LEADER_EPOCH};
+use crate::errors::HandlerError;
+use bytes::Bytes;
+use gregor_protocol::fetch::{encode_fetch_response, FetchResponseData, PartitionData, TopicData};
+use gregor_protocol::messages::fetch_request::FetchRequest;
+use gregor_protocol::ErrorCode;
+use gregor_storage::{FileRegion, StorageError};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+/// Served versions.
+pub const VERSIONS: (i16, i16) = (
+    gregor_protocol::fetch::MIN_VERSION,
+    gregor_protocol::fetch::MAX_VERSION,
+);
+
+struct Want {
+    index: i32,
+    part: Result<Arc<Partition>, ErrorCode>,
+    fetch_offset: i64,
+    max_bytes: i32,
+    current_leader_epoch: i32,
+}
+
+struct WantTopic {
+    name: String,
+    id: Uuid,
+    partitions: Vec<Want>,
+}
+
+fn error_data(index: i32, code: ErrorCode) -> PartitionData<FileRegion> {
+    PartitionData {
+        partition_index: index,
+        error_code: code.code(),
+        high_watermark: -1,
+        last_stable_offset: -1,
+        log_start_offset: -1,
+        aborted_transactions: None,
+        preferred_read_replica: -1,
+        records: None,
+    }
+}
+
+fn read_one(w: &Want, limit: usize, min_one: bool) -> PartitionData<FileRegion> {
+    let part = match &w.part {
+        Ok(p) => p,
+        Err(code) => return error_data(w.index, *code),
+    };
+    if w.current_leader_epoch > LEADER_EPOCH {
+        return error_data(w.index, ErrorCode::UnknownLeaderEpoch);
+    }
+    if w.current_leader_epoch >= 0 && w.current_leader_epoch < LEADER_EPOCH {
+        return error_data(w.index, ErrorCode::FencedLeaderEpoch);
+    }
+    let guard = part.log.lock();
+    let Some(log) = guard.as_ref() else {
+        return error_data(w.index, ErrorCode::UnknownTopicOrPartition);
+    };
+    match log.read(w.fetch_offset, limit, min_one) {
+        Ok(r) => PartitionData {
+            partition_index: w.index,
+            error_code: 0,
+            high_watermark: r.high_watermark,
+            last_stable_offset: r.high_watermark,
+            log_start_offset: r.log_start_offset,
+            aborted_transactions: None,
+            preferred_read_replica: -1,
+            records: r.region.map(|region| {
+                let len = region.len;
+                (region, len)
+            }),
+        },
+        Err(StorageError::OffsetOutOfRange { .. }) => error_data(w.index, ErrorCode::OffsetOutOfRange),
+        Err(e) => {
+            tracing::error!(topic = %part.topic, partition = w.index, error = %e, "fetch read failed");
+            error_data(w.index, ErrorCode::KafkaStorageError)
+        }
+    }
+}
+
+/// Reads every wanted partition once. Returns the response topics, bytes of record data, and
+/// whether any partition has an error (which ends a long poll at once, as in Kafka).
+fn read_all(topics: &[WantTopic], max_bytes: i32) -> (Vec<TopicData<FileRegion>>, u64, bool) {
+    let mut remaining: u64 = if max_bytes <= 0 { i32::MAX as u64 } else { max_bytes as u64 };
+    let mut min_one = true;
+    let mut total = 0u64;
+    let mut any_error = false;
+    let mut out = Vec::with_capacity(topics.len());
+    for t in topics {
+        let mut parts = Vec::with_capacity(t.partitions.len());
+        for w in &t.partitions {
+            let limit = (w.max_bytes.max(0) as u64).min(remaining) as usize;
+            let data = read_one(w, limit, min_one);
+            if data.error_code != 0 {
+                any_error = true;
+            }
+            if let Some((_, len)) = &data.records {
+                total += len;
+                remaining = remaining.saturating_sub(*len);
+                min_one = false;
+            }
+            parts.push(data);
+        }
+        out.push(TopicData {
+            name: t.name.clone(),
+            topic_id: t.id,
+            partitions: parts,
+        });
+    }
+    (out, total, any_error)
+}
+
+/// Handles Fetch.
+pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
+    let req: FetchRequest = ctx.decode(body)?;
+    let broker = ctx.broker;
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in &req.topics {
+        let (name, id, missing) = if ctx.version >= 13 {
+            match broker.topic_name(&t.topic_id) {
+                Some(n) => (n, t.topic_id, None),
+                None => (String::new(), t.topic_id, Some(ErrorCode::UnknownTopicId)),
+            }
+        } else {
+            let n = t.topic.0.as_str().to_string();
+            let id = broker
+                .topic_meta(&n)
+                .map(|m| m.id)
+                .unwrap_or_else(Uuid::nil);
+            (n, id, None)
+        };
+        let partitions = t
+            .partitions
+            .iter()
+            .map(|p| Want {
+                index: p.partition,
+                part: match missing {
+                    Some(code) => Err(code),
+                    None => broker
+                        .partition(&name, p.partition)
+                        .ok_or(ErrorCode::UnknownTopicOrPartition),
+                },
+                fetch_offset: p.fetch_offset,
+                max_bytes: p.partition_max_bytes,
+                current_leader_epoch: p.current_leader_epoch,
+            })
+            .collect();
+        topics.push(WantTopic { name, id, partitions });
+    }
+    let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    let deadline = Instant::now() + max_wait;
+    let min_bytes = req.min_bytes.max(0) as u64;
+    let mut shutdown = ctx.shutdown.clone();
+    loop {
+        let can_wait = !max_wait.is_zero() && !*shutdown.borrow();
+        // Register for append notifications before reading so that an append between the
+        // read and the wait is not missed.
+        let mut waiters: Vec<Pin<Box<tokio::sync::futures::Notified<'_>>>> = Vec::new();
+        if can_wait {
+            for t in &topics {
+                for w in &t.partitions {
+                    if let Ok(p) = &w.part {
+                        let mut n = Box::pin(p.appended.notified());
+                        n.as_mut().enable();
+                        waiters.push(n);
+                    }
+                }
+            }
+        }
+        let (data, bytes, any_error) = read_all(&topics, req.max_bytes);
+        let done = !can_wait || bytes >= min_bytes.max(1) || any_error || Instant::now() >= deadline || waiters.is_empty();
+        if done {
+            let (chunks, total) = encode_fetch_response(
+                ctx.version,
+                ctx.header.correlation_id,
+                FetchResponseData {
+                    throttle_time_ms: 0,
+                    error_code: 0,
+                    session_id: 0,
+                    topics: data,
+                },
+            );
+            return Ok(Response::Chunks(chunks, total));
+        }
+        drop(data);
+        let any_append = std::future::poll_fn(|cx| {
+            for w in waiters.iter_mut() {
+                if w.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(());
+                }
+            }
+            Poll::Pending
+        });
+        tokio::select! {
+            _ = any_append => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}

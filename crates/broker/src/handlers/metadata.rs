@@ -1,0 +1,161 @@
+//! Metadata (key 3), v0–v13: brokers (this node, at the advertised address of the listener the
+//! client used), cluster id, controller id, topics with their stable topic ids and partitions
+//! (leader epoch 0, which never moves on a single node). Unknown topics are auto-created when
+//! the request allows it and `auto.create.topics.enable` is on — synchronously, so the topic is
+//! returned ready for use in the same response.
+
+use super::{Ctx, Response};
+use crate::broker::LEADER_EPOCH;
+use crate::errors::{controller_code, HandlerError};
+use bytes::Bytes;
+use gregor_controller::TopicMeta;
+use gregor_protocol::messages::metadata_request::MetadataRequest;
+use gregor_protocol::messages::metadata_response::{
+    MetadataResponse, MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use gregor_protocol::messages::{BrokerId, TopicName};
+use gregor_protocol::protocol::StrBytes;
+use gregor_protocol::ErrorCode;
+
+/// Served versions.
+pub const VERSIONS: (i16, i16) = (0, 13);
+
+/// `topic_authorized_operations` when not requested.
+const OPS_NOT_REQUESTED: i32 = i32::MIN;
+/// Topic operations allowed without an authorizer: READ, WRITE, CREATE, DELETE, ALTER,
+/// DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
+const TOPIC_OPS: i32 = (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+/// Cluster operations allowed without an authorizer.
+const CLUSTER_OPS: i32 = (1 << 4) | (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12) | (1 << 13);
+
+pub(crate) fn topic_entry(meta: &TopicMeta, node: i32, ops: i32, version: i16) -> MetadataResponseTopic {
+    let partitions = (0..meta.partitions)
+        .map(|p| {
+            MetadataResponsePartition::default()
+                .with_error_code(0)
+                .with_partition_index(p)
+                .with_leader_id(BrokerId(node))
+                .with_leader_epoch(if version >= 7 { LEADER_EPOCH } else { -1 })
+                .with_replica_nodes(vec![BrokerId(node)])
+                .with_isr_nodes(vec![BrokerId(node)])
+                .with_offline_replicas(vec![])
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_error_code(0)
+        .with_name(Some(TopicName(StrBytes::from_string(meta.name.clone()))))
+        .with_topic_id(meta.id)
+        .with_is_internal(meta.internal)
+        .with_partitions(partitions)
+        .with_topic_authorized_operations(ops)
+}
+
+fn error_entry(name: Option<String>, id: uuid::Uuid, code: ErrorCode) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_error_code(code.code())
+        .with_name(name.map(|n| TopicName(StrBytes::from_string(n))))
+        .with_topic_id(id)
+        .with_partitions(vec![])
+        .with_topic_authorized_operations(OPS_NOT_REQUESTED)
+}
+
+/// Handles Metadata.
+pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
+    let req: MetadataRequest = ctx.decode(body)?;
+    let broker = ctx.broker;
+    let node = broker.node_id();
+    let ops = if ctx.version >= 8 && req.include_topic_authorized_operations {
+        TOPIC_OPS
+    } else {
+        OPS_NOT_REQUESTED
+    };
+    // v0: an empty list means all topics; v1+: null means all, empty means none.
+    let all = match &req.topics {
+        None => true,
+        Some(t) => t.is_empty() && ctx.version == 0,
+    };
+    let allow_auto = if ctx.version >= 4 {
+        req.allow_auto_topic_creation
+    } else {
+        true
+    };
+    let mut topics = Vec::new();
+    if all {
+        for meta in broker.all_topics() {
+            topics.push(topic_entry(&meta, node, ops, ctx.version));
+        }
+    } else {
+        for t in req.topics.as_deref().unwrap_or_default() {
+            match &t.name {
+                Some(name) => {
+                    let name = name.0.as_str().to_string();
+                    match broker.topic_meta(&name) {
+                        Some(meta) => topics.push(topic_entry(&meta, node, ops, ctx.version)),
+                        None => {
+                            if allow_auto && broker.config.auto_create_topics {
+                                match gregor_controller::topic::validate_name(&name) {
+                                    Err(_) => topics.push(error_entry(
+                                        Some(name),
+                                        uuid::Uuid::nil(),
+                                        ErrorCode::InvalidTopicException,
+                                    )),
+                                    Ok(()) => match broker.auto_create_topic(&name) {
+                                        Ok(meta) => topics.push(topic_entry(&meta, node, ops, ctx.version)),
+                                        Err(gregor_controller::ControllerError::TopicAlreadyExists(_)) => {
+                                            match broker.topic_meta(&name) {
+                                                Some(meta) => topics.push(topic_entry(&meta, node, ops, ctx.version)),
+                                                None => topics.push(error_entry(
+                                                    Some(name),
+                                                    uuid::Uuid::nil(),
+                                                    ErrorCode::LeaderNotAvailable,
+                                                )),
+                                            }
+                                        }
+                                        Err(e) => {
+                                            topics.push(error_entry(Some(name), uuid::Uuid::nil(), controller_code(&e)))
+                                        }
+                                    },
+                                }
+                            } else {
+                                topics.push(error_entry(
+                                    Some(name),
+                                    uuid::Uuid::nil(),
+                                    ErrorCode::UnknownTopicOrPartition,
+                                ));
+                            }
+                        }
+                    }
+                }
+                None => {
+                    // Lookup by topic id (v10+).
+                    let meta = broker
+                        .topic_name(&t.topic_id)
+                        .and_then(|n| broker.topic_meta(&n));
+                    match meta {
+                        Some(meta) => topics.push(topic_entry(&meta, node, ops, ctx.version)),
+                        None => topics.push(error_entry(None, t.topic_id, ErrorCode::UnknownTopicId)),
+                    }
+                }
+            }
+        }
+    }
+    let adv = broker.config.advertised_for(&ctx.listener.name);
+    let resp = MetadataResponse::default()
+        .with_throttle_time_ms(0)
+        .with_brokers(vec![MetadataResponseBroker::default()
+            .with_node_id(BrokerId(node))
+            .with_host(StrBytes::from_string(adv.host.clone()))
+            .with_port(adv.port as i32)
+            .with_rack(broker.config.rack.clone().map(StrBytes::from_string))])
+        .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
+        .with_controller_id(BrokerId(node))
+        .with_topics(topics)
+        .with_cluster_authorized_operations(
+            if (8..=10).contains(&ctx.version) && req.include_cluster_authorized_operations {
+                CLUSTER_OPS
+            } else {
+                OPS_NOT_REQUESTED
+            },
+        );
+    ctx.respond(&resp)
+}

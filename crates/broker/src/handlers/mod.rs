@@ -1,0 +1,143 @@
+//! One module per Kafka API, each declaring the version range it serves (`VERSIONS`) and an
+//! async `handle`. [`dispatch`] checks the version against [`SUPPORTED`] (the table ApiVersions
+//! advertises), decodes the body and calls the handler.
+
+use crate::broker::Broker;
+use crate::config::Listener;
+use crate::errors::HandlerError;
+use bytes::{Bytes, BytesMut};
+use gregor_protocol::fetch::Chunk;
+use gregor_protocol::messages::{ApiKey, RequestHeader};
+use gregor_protocol::protocol::{Decodable, Encodable};
+use gregor_protocol::request::decode_as;
+use gregor_storage::FileRegion;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod fetch;
+pub mod init_producer_id;
+pub mod list_offsets;
+pub mod metadata;
+pub mod offset_for_leader_epoch;
+pub mod produce;
+
+/// An API and the version range Gregor serves (and advertises in ApiVersions).
+#[derive(Debug, Clone, Copy)]
+pub struct ApiSupport {
+    /// API.
+    pub key: ApiKey,
+    /// Lowest version advertised.
+    pub min: i16,
+    /// Highest version.
+    pub max: i16,
+}
+
+const fn api(key: ApiKey, v: (i16, i16)) -> ApiSupport {
+    ApiSupport {
+        key,
+        min: v.0,
+        max: v.1,
+    }
+}
+
+/// Every API Gregor implements, with its advertised versions.
+pub const SUPPORTED: &[ApiSupport] = &[
+    api(ApiKey::Produce, produce::VERSIONS),
+    api(ApiKey::Fetch, fetch::VERSIONS),
+    api(ApiKey::ListOffsets, list_offsets::VERSIONS),
+    api(ApiKey::Metadata, metadata::VERSIONS),
+    api(ApiKey::ApiVersions, api_versions::VERSIONS),
+    api(ApiKey::CreateTopics, create_topics::VERSIONS),
+    api(ApiKey::DeleteTopics, delete_topics::VERSIONS),
+    api(ApiKey::InitProducerId, init_producer_id::VERSIONS),
+    api(ApiKey::OffsetForLeaderEpoch, offset_for_leader_epoch::VERSIONS),
+    api(ApiKey::CreatePartitions, create_partitions::VERSIONS),
+];
+
+/// Looks up the supported range of an API.
+pub fn supported(key: ApiKey) -> Option<ApiSupport> {
+    SUPPORTED.iter().copied().find(|a| a.key == key)
+}
+
+/// What the connection sends back.
+#[derive(Debug)]
+pub enum Response {
+    /// A complete encoded frame.
+    Frame(BytesMut),
+    /// A Fetch response: protocol bytes and file regions to `sendfile`, with the total length.
+    Chunks(Vec<Chunk<FileRegion>>, u64),
+    /// No response (Produce with acks=0).
+    None,
+    /// Close the connection without answering (Produce acks=0 that failed, as Kafka does).
+    Close(String),
+}
+
+/// Everything a handler needs to know about the request it serves.
+#[derive(Debug)]
+pub struct Ctx<'a> {
+    /// Broker state.
+    pub broker: &'a Arc<Broker>,
+    /// The listener the connection arrived on.
+    pub listener: &'a Listener,
+    /// Request header.
+    pub header: &'a RequestHeader,
+    /// API.
+    pub api: ApiKey,
+    /// Request version.
+    pub version: i16,
+    /// Flips to true when the broker shuts down (long polls return early).
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl Ctx<'_> {
+    /// Encodes a response body for this request.
+    pub fn respond<R: Encodable>(&self, body: &R) -> Result<Response, HandlerError> {
+        let frame = gregor_protocol::response::encode_response(
+            self.api,
+            self.version,
+            self.header.correlation_id,
+            body,
+        )?;
+        Ok(Response::Frame(frame))
+    }
+
+    /// Decodes the body as `T`.
+    pub fn decode<T: Decodable>(&self, body: &mut Bytes) -> Result<T, HandlerError> {
+        Ok(decode_as::<T>(self.api, self.version, body)?)
+    }
+}
+
+/// Checks the version, decodes and handles one request.
+pub async fn dispatch(ctx: Ctx<'_>, mut body: Bytes) -> Result<Response, HandlerError> {
+    if ctx.api == ApiKey::ApiVersions {
+        return api_versions::handle(&ctx, body);
+    }
+    let Some(support) = supported(ctx.api) else {
+        return Err(HandlerError::Unsupported(format!(
+            "{:?} is not implemented",
+            ctx.api
+        )));
+    };
+    if ctx.version < support.min || ctx.version > support.max {
+        return Err(HandlerError::Unsupported(format!(
+            "{:?} v{} is outside the supported range v{}-v{}",
+            ctx.api, ctx.version, support.min, support.max
+        )));
+    }
+    match ctx.api {
+        ApiKey::Produce => produce::handle(&ctx, &mut body).await,
+        ApiKey::Fetch => fetch::handle(&ctx, &mut body).await,
+        ApiKey::ListOffsets => list_offsets::handle(&ctx, &mut body),
+        ApiKey::Metadata => metadata::handle(&ctx, &mut body),
+        ApiKey::CreateTopics => create_topics::handle(&ctx, &mut body),
+        ApiKey::DeleteTopics => delete_topics::handle(&ctx, &mut body),
+        ApiKey::InitProducerId => init_producer_id::handle(&ctx, &mut body),
+        ApiKey::OffsetForLeaderEpoch => offset_for_leader_epoch::handle(&ctx, &mut body),
+        ApiKey::CreatePartitions => create_partitions::handle(&ctx, &mut body),
+        other => Err(HandlerError::Unsupported(format!("{other:?} is not implemented"))),
+    }
+}

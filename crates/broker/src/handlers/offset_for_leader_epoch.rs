@@ -1,0 +1,59 @@
+//! OffsetForLeaderEpoch (key 23), v2–v4. A single node leads every partition in epoch 0 for
+//! its whole life, so epoch 0 ends at the log end offset and any other epoch is undefined.
+//! The Java consumer uses this to validate positions because Metadata reports epochs >= 0.
+
+use super::{Ctx, Response};
+use crate::broker::LEADER_EPOCH;
+use crate::errors::HandlerError;
+use bytes::Bytes;
+use gregor_protocol::messages::offset_for_leader_epoch_request::OffsetForLeaderEpochRequest;
+use gregor_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderEpochResponse, OffsetForLeaderTopicResult,
+};
+use gregor_protocol::ErrorCode;
+
+/// Served versions.
+pub const VERSIONS: (i16, i16) = (2, 4);
+
+/// Handles OffsetForLeaderEpoch.
+pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
+    let req: OffsetForLeaderEpochRequest = ctx.decode(body)?;
+    let mut topics = Vec::new();
+    for t in &req.topics {
+        let name = t.topic.0.as_str();
+        let mut partitions = Vec::new();
+        for p in &t.partitions {
+            let mut r = EpochEndOffset::default()
+                .with_partition(p.partition)
+                .with_leader_epoch(-1)
+                .with_end_offset(-1);
+            let part = ctx.broker.partition(name, p.partition);
+            let leo = part
+                .as_ref()
+                .and_then(|part| part.log.lock().as_ref().map(|l| l.log_end_offset()));
+            match leo {
+                None => r.error_code = ErrorCode::UnknownTopicOrPartition.code(),
+                Some(_) if p.current_leader_epoch > LEADER_EPOCH => {
+                    r.error_code = ErrorCode::UnknownLeaderEpoch.code()
+                }
+                Some(_) if p.current_leader_epoch >= 0 && p.current_leader_epoch < LEADER_EPOCH => {
+                    r.error_code = ErrorCode::FencedLeaderEpoch.code()
+                }
+                Some(leo) => {
+                    r.error_code = 0;
+                    if p.leader_epoch == LEADER_EPOCH {
+                        r.leader_epoch = LEADER_EPOCH;
+                        r.end_offset = leo;
+                    }
+                }
+            }
+            partitions.push(r);
+        }
+        topics.push(
+            OffsetForLeaderTopicResult::default()
+                .with_topic(t.topic.clone())
+                .with_partitions(partitions),
+        );
+    }
+    ctx.respond(&OffsetForLeaderEpochResponse::default().with_throttle_time_ms(0).with_topics(topics))
+}

@@ -1,0 +1,170 @@
+//! Produce (key 0). Advertised v0–v12 (librdkafka turns compression off when the minimum is
+//! above 0), served v3–v12: v0–v2 carry message formats v0/v1, which Kafka 4 no longer accepts,
+//! and close the connection. Each partition gets exactly one RecordBatch v2, validated (CRC,
+//! record framing, offset deltas; compressed batches are decompressed with a cap) and appended
+//! as sent — only the base offset and leader epoch are patched, the payload is never
+//! re-encoded. acks=0 sends no response (and closes the connection on error, as Kafka does).
+
+use super::{Ctx, Response};
+use crate::broker::{Partition, LEADER_EPOCH};
+use crate::errors::{storage_code, HandlerError};
+use bytes::Bytes;
+use gregor_protocol::messages::produce_request::ProduceRequest;
+use gregor_protocol::messages::produce_response::{
+    PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
+};
+use gregor_protocol::protocol::StrBytes;
+use gregor_protocol::{ErrorCode, RecordBatch};
+use std::sync::Arc;
+
+/// Advertised versions (v0–v2 are rejected at request time).
+pub const VERSIONS: (i16, i16) = (0, 12);
+/// Lowest version actually served.
+pub const MIN_SERVED: i16 = 3;
+/// Cap on the decompressed size of one batch during validation.
+pub const MAX_DECOMPRESSED_BATCH: usize = 128 * 1024 * 1024;
+
+struct Outcome {
+    error: ErrorCode,
+    message: Option<String>,
+    base_offset: i64,
+    log_start_offset: i64,
+}
+
+impl Outcome {
+    fn err(error: ErrorCode, message: impl Into<String>) -> Outcome {
+        Outcome {
+            error,
+            message: Some(message.into()),
+            base_offset: -1,
+            log_start_offset: -1,
+        }
+    }
+}
+
+fn append(part: &Arc<Partition>, records: Option<Bytes>, max_message_bytes: usize) -> Outcome {
+    let Some(records) = records.filter(|r| !r.is_empty()) else {
+        return Outcome::err(ErrorCode::InvalidRecord, "Produce request contains no record batch");
+    };
+    let batches = match RecordBatch::split(records) {
+        Ok(b) => b,
+        Err(e) => return Outcome::err(e.error_code(), e.to_string()),
+    };
+    if batches.len() != 1 {
+        return Outcome::err(
+            ErrorCode::InvalidRecord,
+            "Produce requests with version 3 or later are only allowed to contain exactly one record batch per partition",
+        );
+    }
+    let batch = &batches[0];
+    if batch.as_bytes().len() > max_message_bytes {
+        return Outcome::err(
+            ErrorCode::MessageTooLarge,
+            format!(
+                "The record batch of {} bytes is larger than the max message size the server will accept ({max_message_bytes} bytes)",
+                batch.as_bytes().len()
+            ),
+        );
+    }
+    if batch.is_control() {
+        return Outcome::err(ErrorCode::InvalidRecord, "Control records are not allowed from clients");
+    }
+    if batch.is_transactional() {
+        return Outcome::err(
+            ErrorCode::InvalidTxnState,
+            "Transactional batches need the transaction coordinator, which this broker does not run yet",
+        );
+    }
+    if let Err(e) = batch.validate(MAX_DECOMPRESSED_BATCH) {
+        return Outcome::err(e.error_code(), e.to_string());
+    }
+    let mut owned = batch.as_bytes().to_vec();
+    let result = {
+        let mut guard = part.log.lock();
+        match guard.as_mut() {
+            None => return Outcome::err(ErrorCode::UnknownTopicOrPartition, "This partition was deleted"),
+            Some(log) => log.append(&mut owned, LEADER_EPOCH),
+        }
+    };
+    match result {
+        Ok(info) => {
+            if !info.duplicate {
+                part.appended.notify_waiters();
+            }
+            Outcome {
+                error: ErrorCode::None,
+                message: None,
+                base_offset: info.base_offset,
+                log_start_offset: info.log_start_offset,
+            }
+        }
+        Err(e) => {
+            let code = storage_code(&e);
+            if code == ErrorCode::KafkaStorageError {
+                tracing::error!(topic = %part.topic, partition = part.index, error = %e, "append failed");
+            }
+            Outcome::err(code, e.to_string())
+        }
+    }
+}
+
+/// Handles Produce.
+pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
+    if ctx.version < MIN_SERVED {
+        return Err(HandlerError::Unsupported(format!(
+            "Produce v{} (message format v0/v1) is not supported; Kafka 4 requires v3+",
+            ctx.version
+        )));
+    }
+    let req: ProduceRequest = ctx.decode(body)?;
+    let acks = req.acks;
+    let mut any_error = false;
+    let mut responses = Vec::with_capacity(req.topic_data.len());
+    for topic in req.topic_data {
+        let name = topic.name.0.as_str().to_string();
+        let mut partition_responses = Vec::with_capacity(topic.partition_data.len());
+        for pd in topic.partition_data {
+            let outcome = if !matches!(acks, -1..=1) {
+                Outcome::err(ErrorCode::InvalidRequiredAcks, "acks must be -1, 0 or 1")
+            } else {
+                match ctx.broker.partition(&name, pd.index) {
+                    None => Outcome::err(
+                        ErrorCode::UnknownTopicOrPartition,
+                        "This server does not host this topic-partition.",
+                    ),
+                    Some(part) => {
+                        let limit = ctx.broker.max_message_bytes(&name);
+                        append(&part, pd.records, limit)
+                    }
+                }
+            };
+            if outcome.error != ErrorCode::None {
+                any_error = true;
+                tracing::debug!(topic = %name, partition = pd.index, error = ?outcome.error, message = ?outcome.message, "produce rejected");
+            }
+            let mut r = PartitionProduceResponse::default()
+                .with_index(pd.index)
+                .with_error_code(outcome.error.code())
+                .with_base_offset(outcome.base_offset)
+                .with_log_append_time_ms(-1)
+                .with_log_start_offset(if ctx.version >= 5 { outcome.log_start_offset } else { -1 });
+            if ctx.version >= 8 {
+                r.error_message = outcome.message.map(StrBytes::from_string);
+            }
+            partition_responses.push(r);
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(topic.name)
+                .with_partition_responses(partition_responses),
+        );
+    }
+    if acks == 0 {
+        return Ok(if any_error {
+            Response::Close("acks=0 produce failed".into())
+        } else {
+            Response::None
+        });
+    }
+    ctx.respond(&ProduceResponse::default().with_responses(responses).with_throttle_time_ms(0))
+}

@@ -1,0 +1,71 @@
+//! The zero-copy writer: protocol bytes with `write_all`, record data straight from the page
+//! cache to the socket with `sendfile(2)` (rustix). The socket is corked while a response is
+//! written so the pieces leave as full segments.
+
+use bytes::Bytes;
+use gregor_protocol::fetch::Chunk;
+use gregor_storage::FileRegion;
+use std::io;
+use tokio::io::{AsyncWriteExt, Interest};
+use tokio::net::tcp::OwnedWriteHalf;
+
+/// Sends one file region with `sendfile`, waiting for socket writability as needed.
+pub async fn send_region(writer: &OwnedWriteHalf, region: &FileRegion) -> io::Result<()> {
+    let sock = writer.as_ref();
+    let end = region.position + region.len;
+    let mut offset = region.position;
+    while offset < end {
+        sock.writable().await?;
+        let result = sock.try_io(Interest::WRITABLE, || {
+            let mut off = offset;
+            let n = rustix::fs::sendfile(sock, &*region.file, Some(&mut off), (end - offset) as usize)
+                .map_err(io::Error::from)?;
+            Ok(n)
+        });
+        match result {
+            Ok(0) => {
+                // The file is shorter than the region promised: the frame cannot be completed.
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "segment file ended inside a fetch region",
+                ));
+            }
+            Ok(n) => offset += n as u64,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn cork(writer: &OwnedWriteHalf, on: bool) {
+    // Best effort: corking only batches segments.
+    let _ = rustix::net::sockopt::set_tcp_cork(writer.as_ref(), on);
+}
+
+/// Writes a response made of protocol bytes and file regions.
+pub async fn write_chunks(writer: &mut OwnedWriteHalf, chunks: Vec<Chunk<FileRegion>>) -> io::Result<()> {
+    let has_regions = chunks.iter().any(|c| matches!(c, Chunk::Records(_)));
+    if has_regions {
+        cork(writer, true);
+    }
+    let result = async {
+        for chunk in &chunks {
+            match chunk {
+                Chunk::Bytes(b) => writer.write_all(b).await?,
+                Chunk::Records(region) => send_region(writer, region).await?,
+            }
+        }
+        Ok::<(), io::Error>(())
+    }
+    .await;
+    if has_regions {
+        cork(writer, false);
+    }
+    result
+}
+
+/// Writes one encoded frame.
+pub async fn write_frame(writer: &mut OwnedWriteHalf, frame: Bytes) -> io::Result<()> {
+    writer.write_all(&frame).await
+}

@@ -1,0 +1,122 @@
+//! The listener: binds every configured listener, accepts connections (one task each), and
+//! shuts down cleanly — stop accepting, let in-flight requests finish (long polls return
+//! early), then flush and close every log and write the clean-shutdown marker.
+
+use crate::broker::Broker;
+use crate::config::{Config, Listener};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// A started broker.
+pub struct Server {
+    broker: Arc<Broker>,
+    listeners: Vec<(TcpListener, Arc<Listener>)>,
+}
+
+impl Server {
+    /// Opens the broker state and binds the listeners.
+    pub async fn bind(config: Config) -> anyhow::Result<Server> {
+        let started = Instant::now();
+        let listeners_cfg = config.listeners.clone();
+        let broker = tokio::task::spawn_blocking(move || Broker::open(config)).await??;
+        let mut listeners = Vec::new();
+        for l in listeners_cfg {
+            let addr = l
+                .bind_addr()
+                .map_err(|e| anyhow::anyhow!("listener {}: {e}", l.name))?;
+            let socket = TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot bind listener {} on {addr}: {e}", l.name))?;
+            tracing::info!(listener = %l.name, %addr, "listening");
+            listeners.push((socket, Arc::new(l)));
+        }
+        tracing::info!(
+            node_id = broker.node_id(),
+            cluster_id = %broker.cluster_id,
+            log_dir = %broker.config.log_dir.display(),
+            startup_ms = started.elapsed().as_millis() as u64,
+            "gregor started"
+        );
+        Ok(Server {
+            broker: Arc::new(broker),
+            listeners,
+        })
+    }
+
+    /// Local addresses of the bound listeners.
+    pub fn local_addrs(&self) -> Vec<std::net::SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|(l, _)| l.local_addr().ok())
+            .collect()
+    }
+
+    /// Serves until `shutdown` completes, then shuts down cleanly.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut connections = JoinSet::new();
+        let mut acceptors = JoinSet::new();
+        let (conn_tx, mut conn_rx) = tokio::sync::mpsc::channel(64);
+        for (socket, listener) in self.listeners {
+            let tx = conn_tx.clone();
+            acceptors.spawn(async move {
+                loop {
+                    match socket.accept().await {
+                        Ok((stream, peer)) => {
+                            if tx.send((stream, peer, listener.clone())).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                }
+            });
+        }
+        drop(conn_tx);
+        let flusher = self.broker.config.log_flush_interval_ms.map(|ms| {
+            let broker = self.broker.clone();
+            let every = Duration::from_millis(ms.min(self.broker.config.log_flush_scheduler_interval_ms).max(1));
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let b = broker.clone();
+                    let _ = tokio::task::spawn_blocking(move || b.flush_all()).await;
+                }
+            })
+        });
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                Some((stream, peer, listener)) = conn_rx.recv() => {
+                    tracing::debug!(%peer, listener = %listener.name, "accepted connection");
+                    connections.spawn(crate::connection::serve(stream, peer, self.broker.clone(), listener, stop_rx.clone()));
+                }
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                _ = &mut shutdown => break,
+            }
+        }
+        tracing::info!("shutting down: no longer accepting connections");
+        acceptors.abort_all();
+        if let Some(f) = flusher {
+            f.abort();
+        }
+        let _ = stop_tx.send(true);
+        let drain = async { while connections.join_next().await.is_some() {} };
+        if tokio::time::timeout(Duration::from_millis(700), drain).await.is_err() {
+            tracing::warn!("connections still busy after 700 ms; closing them");
+            connections.abort_all();
+        }
+        let broker = self.broker.clone();
+        tokio::task::spawn_blocking(move || broker.shutdown()).await?;
+        tracing::info!("gregor stopped cleanly");
+        Ok(())
+    }
+}

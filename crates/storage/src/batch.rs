@@ -1,0 +1,257 @@
+//! RecordBatch v2 header parsing (the storage crate cannot use the protocol crate).
+//!
+//! Layout (big-endian), offsets from the start of the batch:
+//!
+//! | field                | type | offset |
+//! |----------------------|------|--------|
+//! | baseOffset           | i64  | 0      |
+//! | batchLength          | i32  | 8      |
+//! | partitionLeaderEpoch | i32  | 12     |
+//! | magic                | i8   | 16     |
+//! | crc                  | u32  | 17     |
+//! | attributes           | i16  | 21     |
+//! | lastOffsetDelta      | i32  | 23     |
+//! | baseTimestamp        | i64  | 27     |
+//! | maxTimestamp         | i64  | 35     |
+//! | producerId           | i64  | 43     |
+//! | producerEpoch        | i16  | 51     |
+//! | baseSequence         | i32  | 53     |
+//! | recordsCount         | i32  | 57     |
+//! | records              | ...  | 61     |
+//!
+//! `batchLength` counts the bytes after the field itself, so the total size is
+//! `batchLength + 12`. The CRC-32C covers bytes `[21..end]`, so the base offset and the
+//! partition leader epoch can be patched without recomputing it.
+
+use crate::StorageError;
+
+/// Size of the fixed RecordBatch v2 header.
+pub const HEADER_LEN: usize = 61;
+/// Bytes before (and including) the `batchLength` field.
+pub const LOG_OVERHEAD: usize = 12;
+/// Smallest valid `batchLength` (a header with no records).
+pub const MIN_BATCH_LENGTH: i32 = (HEADER_LEN - LOG_OVERHEAD) as i32;
+/// The only supported magic value.
+pub const MAGIC_V2: i8 = 2;
+
+/// Offset of the `baseOffset` field.
+pub const BASE_OFFSET_POS: usize = 0;
+/// Offset of the `batchLength` field.
+pub const BATCH_LENGTH_POS: usize = 8;
+/// Offset of the `partitionLeaderEpoch` field.
+pub const LEADER_EPOCH_POS: usize = 12;
+/// Offset of the `magic` field.
+pub const MAGIC_POS: usize = 16;
+/// Offset of the `crc` field.
+pub const CRC_POS: usize = 17;
+/// Offset of the `attributes` field (start of the CRC-covered region).
+pub const ATTRIBUTES_POS: usize = 21;
+/// Offset of the `lastOffsetDelta` field.
+pub const LAST_OFFSET_DELTA_POS: usize = 23;
+/// Offset of the `baseTimestamp` field.
+pub const BASE_TIMESTAMP_POS: usize = 27;
+/// Offset of the `maxTimestamp` field.
+pub const MAX_TIMESTAMP_POS: usize = 35;
+/// Offset of the `producerId` field.
+pub const PRODUCER_ID_POS: usize = 43;
+/// Offset of the `producerEpoch` field.
+pub const PRODUCER_EPOCH_POS: usize = 51;
+/// Offset of the `baseSequence` field.
+pub const BASE_SEQUENCE_POS: usize = 53;
+/// Offset of the `recordsCount` field.
+pub const RECORDS_COUNT_POS: usize = 57;
+
+/// The parsed fixed header of a RecordBatch v2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchHeader {
+    /// First offset of the batch.
+    pub base_offset: i64,
+    /// Bytes after the `batchLength` field.
+    pub batch_length: i32,
+    /// Leader epoch stamped by the broker.
+    pub partition_leader_epoch: i32,
+    /// Always 2.
+    pub magic: i8,
+    /// CRC-32C of bytes `[21..end]`.
+    pub crc: u32,
+    /// Attribute bits: 0-2 compression, 3 timestamp type, 4 transactional, 5 control.
+    pub attributes: i16,
+    /// `lastOffset - baseOffset`.
+    pub last_offset_delta: i32,
+    /// Timestamp of the first record.
+    pub base_timestamp: i64,
+    /// Largest timestamp in the batch.
+    pub max_timestamp: i64,
+    /// Producer id, -1 if not idempotent.
+    pub producer_id: i64,
+    /// Producer epoch.
+    pub producer_epoch: i16,
+    /// Sequence number of the first record.
+    pub base_sequence: i32,
+    /// Number of records.
+    pub records_count: i32,
+}
+
+fn be_i64(b: &[u8], at: usize) -> i64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    i64::from_be_bytes(a)
+}
+fn be_i32(b: &[u8], at: usize) -> i32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[at..at + 4]);
+    i32::from_be_bytes(a)
+}
+fn be_i16(b: &[u8], at: usize) -> i16 {
+    i16::from_be_bytes([b[at], b[at + 1]])
+}
+
+impl BatchHeader {
+    /// Parses the fixed header. `buf` must hold at least [`HEADER_LEN`] bytes (it may hold
+    /// more, e.g. the whole batch). Checks the magic and that `batchLength` is at least
+    /// the header size; does not check the CRC nor that the whole batch is present.
+    pub fn parse(buf: &[u8]) -> Result<BatchHeader, StorageError> {
+        if buf.len() < HEADER_LEN {
+            return Err(StorageError::CorruptBatch(format!(
+                "batch of {} bytes is shorter than the {HEADER_LEN}-byte header",
+                buf.len()
+            )));
+        }
+        let magic = buf[MAGIC_POS] as i8;
+        if magic != MAGIC_V2 {
+            return Err(StorageError::CorruptBatch(format!(
+                "unsupported magic {magic} (expected {MAGIC_V2})"
+            )));
+        }
+        let batch_length = be_i32(buf, BATCH_LENGTH_POS);
+        if batch_length < MIN_BATCH_LENGTH {
+            return Err(StorageError::CorruptBatch(format!(
+                "batchLength {batch_length} is smaller than the minimum {MIN_BATCH_LENGTH}"
+            )));
+        }
+        Ok(BatchHeader {
+            base_offset: be_i64(buf, BASE_OFFSET_POS),
+            batch_length,
+            partition_leader_epoch: be_i32(buf, LEADER_EPOCH_POS),
+            magic,
+            crc: be_i32(buf, CRC_POS) as u32,
+            attributes: be_i16(buf, ATTRIBUTES_POS),
+            last_offset_delta: be_i32(buf, LAST_OFFSET_DELTA_POS),
+            base_timestamp: be_i64(buf, BASE_TIMESTAMP_POS),
+            max_timestamp: be_i64(buf, MAX_TIMESTAMP_POS),
+            producer_id: be_i64(buf, PRODUCER_ID_POS),
+            producer_epoch: be_i16(buf, PRODUCER_EPOCH_POS),
+            base_sequence: be_i32(buf, BASE_SEQUENCE_POS),
+            records_count: be_i32(buf, RECORDS_COUNT_POS),
+        })
+    }
+
+    /// Total size of the batch in bytes (`batchLength + 12`).
+    pub fn total_size(&self) -> usize {
+        // batch_length >= MIN_BATCH_LENGTH > 0 is guaranteed by `parse`.
+        self.batch_length.max(0) as usize + LOG_OVERHEAD
+    }
+
+    /// Offset of the last record (`baseOffset + lastOffsetDelta`).
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset
+            .saturating_add(i64::from(self.last_offset_delta))
+    }
+
+    /// Compression codec (attribute bits 0-2).
+    pub fn compression(&self) -> u8 {
+        (self.attributes & 0x07) as u8
+    }
+
+    /// Whether the batch is part of a transaction (attribute bit 4).
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & 0x10 != 0
+    }
+
+    /// Whether the batch is a control batch (attribute bit 5).
+    pub fn is_control(&self) -> bool {
+        self.attributes & 0x20 != 0
+    }
+
+    /// Sequence of the last record: `baseSequence + lastOffsetDelta`, wrapping past
+    /// `i32::MAX` to 0. `-1` when the batch has no sequence.
+    pub fn last_sequence(&self) -> i32 {
+        if self.base_sequence < 0 {
+            return self.base_sequence;
+        }
+        increment_sequence(self.base_sequence, self.last_offset_delta)
+    }
+}
+
+/// `seq + increment`, wrapping from `i32::MAX` to 0 (Kafka's `DefaultRecordBatch.incrementSequence`).
+pub fn increment_sequence(seq: i32, increment: i32) -> i32 {
+    if seq > i32::MAX - increment {
+        increment - (i32::MAX - seq) - 1
+    } else {
+        seq + increment
+    }
+}
+
+/// Computes the CRC-32C of the CRC-covered region (`[21..end]`).
+pub fn compute_crc(batch: &[u8]) -> u32 {
+    crc32c::crc32c(batch.get(ATTRIBUTES_POS..).unwrap_or(&[]))
+}
+
+/// Checks the stored CRC-32C against the batch bytes (`batch` must be the whole batch).
+pub fn verify_crc(batch: &[u8]) -> Result<(), StorageError> {
+    if batch.len() < HEADER_LEN {
+        return Err(StorageError::CorruptBatch(format!(
+            "batch of {} bytes is shorter than the header",
+            batch.len()
+        )));
+    }
+    let stored = be_i32(batch, CRC_POS) as u32;
+    let computed = compute_crc(batch);
+    if stored != computed {
+        return Err(StorageError::CorruptBatch(format!(
+            "CRC mismatch: stored {stored:#010x}, computed {computed:#010x}"
+        )));
+    }
+    Ok(())
+}
+
+/// Overwrites the base offset field (outside the CRC).
+pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
+    if let Some(dst) = batch.get_mut(BASE_OFFSET_POS..BASE_OFFSET_POS + 8) {
+        dst.copy_from_slice(&base_offset.to_be_bytes());
+    }
+}
+
+/// Overwrites the partition leader epoch field (outside the CRC).
+pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
+    if let Some(dst) = batch.get_mut(LEADER_EPOCH_POS..LEADER_EPOCH_POS + 4) {
+        dst.copy_from_slice(&epoch.to_be_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_wraps() {
+        assert_eq!(increment_sequence(5, 3), 8);
+        assert_eq!(increment_sequence(i32::MAX, 0), i32::MAX);
+        assert_eq!(increment_sequence(i32::MAX, 1), 0);
+        assert_eq!(increment_sequence(i32::MAX - 1, 3), 1);
+    }
+
+    #[test]
+    fn parse_rejects_short_and_bad_magic() {
+        assert!(BatchHeader::parse(&[0u8; 10]).is_err());
+        let mut b = vec![0u8; HEADER_LEN];
+        b[MAGIC_POS] = 1;
+        b[BATCH_LENGTH_POS..BATCH_LENGTH_POS + 4].copy_from_slice(&49i32.to_be_bytes());
+        assert!(BatchHeader::parse(&b).is_err());
+        b[MAGIC_POS] = 2;
+        let h = BatchHeader::parse(&b).expect("valid header");
+        assert_eq!(h.total_size(), HEADER_LEN);
+        b[BATCH_LENGTH_POS..BATCH_LENGTH_POS + 4].copy_from_slice(&48i32.to_be_bytes());
+        assert!(BatchHeader::parse(&b).is_err());
+    }
+}

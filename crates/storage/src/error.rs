@@ -1,0 +1,73 @@
+//! Error type of the storage crate.
+
+use std::path::{Path, PathBuf};
+
+/// Everything that can go wrong in the partition log.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// An I/O error on a specific file or directory.
+    #[error("I/O error on {}: {source}", path.display())]
+    Io {
+        /// The file or directory the operation was on.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The requested offset is outside `[log_start, log_end]`.
+    #[error("offset {requested} is out of range: log start {log_start}, log end {log_end}")]
+    OffsetOutOfRange {
+        /// The offset the caller asked for.
+        requested: i64,
+        /// The log start offset.
+        log_start: i64,
+        /// The log end offset.
+        log_end: i64,
+    },
+    /// A record batch (appended or read from disk) is malformed.
+    #[error("corrupt record batch: {0}")]
+    CorruptBatch(String),
+    /// An idempotent producer sent a batch whose sequence does not follow the previous one.
+    #[error("out of order sequence number for producer {producer_id}: expected {expected}, received {received}")]
+    OutOfOrderSequence {
+        /// The producer id.
+        producer_id: i64,
+        /// The sequence number that was expected.
+        expected: i32,
+        /// The base sequence of the rejected batch.
+        received: i32,
+    },
+    /// An idempotent producer sent a batch with an epoch older than the current one.
+    #[error(
+        "invalid producer epoch for producer {producer_id}: current {current}, received {received}"
+    )]
+    InvalidProducerEpoch {
+        /// The producer id.
+        producer_id: i64,
+        /// The producer's current epoch.
+        current: i16,
+        /// The epoch of the rejected batch.
+        received: i16,
+    },
+}
+
+impl StorageError {
+    /// Builds an [`StorageError::Io`] for `path`.
+    pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
+        StorageError::Io {
+            path: path.as_ref().to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// Attaches a path to `std::io::Result`s.
+pub(crate) trait IoContext<T> {
+    fn at(self, path: &Path) -> Result<T, StorageError>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, path: &Path) -> Result<T, StorageError> {
+        self.map_err(|source| StorageError::io(path, source))
+    }
+}
