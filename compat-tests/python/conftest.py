@@ -30,6 +30,10 @@ BIN_DIR = COMPAT_DIR / "bin"
 # Every broker process started by this session, so failures can print their log tails.
 _ACTIVE_BROKERS = []
 
+# Max seconds for gregor to accept TCP connections after (re)start. The contract is 10 s; the
+# kafka-as-gregor.sh validation aid needs more after a kill -9 (log recovery).
+START_TIMEOUT = float(os.environ.get("COMPAT_BROKER_START_TIMEOUT", "10"))
+
 
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -131,7 +135,8 @@ class GregorBroker:
             "--override", "metrics.listener=",
         ]
 
-    def start(self, timeout=10):
+    def start(self, timeout=None):
+        timeout = timeout or START_TIMEOUT
         assert self.proc is None or self.proc.poll() is not None, "already running"
         self.starts += 1
         log = open(self.log_path, "ab")
@@ -149,7 +154,7 @@ class GregorBroker:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=10)
 
-    def restart(self, timeout=10):
+    def restart(self, timeout=None):
         if self.proc is not None and self.proc.poll() is None:
             self.kill9()
         self.start(timeout=timeout)

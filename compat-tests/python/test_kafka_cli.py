@@ -13,8 +13,10 @@ import re
 import shutil
 
 import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import NewPartitions
 
-from helpers import admin_client, create_topic, run_tool, topic_exists, topic_partitions, unique, wait_for
+from helpers import admin_client, create_topic, flush_all, rdkafka_conf, run_tool, topic_exists, topic_partitions, unique, wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="java not installed")
 
@@ -67,23 +69,30 @@ def console_consume(bootstrap, topic, n, *extra, partition=0):
 
 def test_console_producer_consumer_and_get_offsets(broker):
     b = broker.bootstrap
-    topic = create_topic(b, unique("cli-console"), partitions=2)
+    topic = create_topic(b, unique("cli-console"), partitions=1)
     lines = [f"line {i} ✓" for i in range(7)]
+    # Values only (no key); one partition keeps the order checkable.
     run_tool("kafka-console-producer.sh", "--bootstrap-server", b, "--topic", topic,
-             "--producer-property", "partitioner.class=org.apache.kafka.clients.producer.RoundRobinPartitioner",
              input="".join(x + "\n" for x in lines))
-    # Values only (no key): RoundRobin spreads them over 2 partitions in order; read both partitions.
-    out0 = console_consume(b, topic, 4, "--property", "print.key=true", "--property", "print.offset=true",
-                           partition=0)
-    out1 = console_consume(b, topic, 3, "--property", "print.key=true", "--property", "print.offset=true",
-                           partition=1)
-    assert out0 == [f"Offset:{i}\tnull\t{lines[2 * i]}" for i in range(4)]
-    assert out1 == [f"Offset:{i}\tnull\t{lines[2 * i + 1]}" for i in range(3)]
+    # A second partition with 3 records from another client, so get-offsets has two partitions to report.
+    admin = admin_client(b)
+    admin.create_partitions([NewPartitions(topic, 2)], request_timeout=30)[topic].result(timeout=30)
+    wait_for(lambda: topic_partitions(admin, topic) == 2, what="2 partitions")
+    p = Producer(rdkafka_conf(b))
+    for i in range(3):
+        p.produce(topic, value=b"other", partition=1)
+    flush_all(p)
+
+    out = console_consume(b, topic, len(lines), "--property", "print.key=true", "--property", "print.offset=true")
+    assert out == [f"Offset:{i}\tnull\t{line}" for i, line in enumerate(lines)]
 
     out = run_tool("kafka-get-offsets.sh", "--bootstrap-server", b, "--topic", topic).stdout.split()
-    assert sorted(out) == [f"{topic}:0:4", f"{topic}:1:3"]
+    assert sorted(out) == [f"{topic}:0:{len(lines)}", f"{topic}:1:3"]
     out = run_tool("kafka-get-offsets.sh", "--bootstrap-server", b, "--topic", topic, "--time", "-2").stdout.split()
     assert sorted(out) == [f"{topic}:0:0", f"{topic}:1:0"]
+    out = run_tool("kafka-get-offsets.sh", "--bootstrap-server", b, "--topic", topic, "--partitions", "1",
+                   "--time", "-1").stdout.split()
+    assert out == [f"{topic}:1:3"]
 
 
 def test_console_producer_with_keys(broker):

@@ -16,6 +16,20 @@ use uuid::Uuid;
 /// The leader epoch of every partition: a single node is always the leader, in epoch 0.
 pub const LEADER_EPOCH: i32 = 0;
 
+/// Checks a client's `current_leader_epoch` (-1: not given) against the partition's epoch, as
+/// Kafka does: newer than ours is UNKNOWN_LEADER_EPOCH, older is FENCED_LEADER_EPOCH.
+pub fn check_leader_epoch(current: i32) -> Result<(), gregor_protocol::ErrorCode> {
+    use std::cmp::Ordering::*;
+    if current < 0 {
+        return Ok(());
+    }
+    match current.cmp(&LEADER_EPOCH) {
+        Equal => Ok(()),
+        Greater => Err(gregor_protocol::ErrorCode::UnknownLeaderEpoch),
+        Less => Err(gregor_protocol::ErrorCode::FencedLeaderEpoch),
+    }
+}
+
 /// One partition's log and its append notifier (wakes long-polling fetches).
 #[derive(Debug)]
 pub struct Partition {
@@ -102,7 +116,8 @@ fn ensure_meta_properties(dir: &Path, node_id: i32) -> Result<String, StartError
     let path = dir.join("meta.properties");
     match std::fs::read_to_string(&path) {
         Ok(text) => {
-            let props: BTreeMap<String, String> = crate::config::parse_properties(&text).into_iter().collect();
+            let props: BTreeMap<String, String> =
+                crate::config::parse_properties(&text).into_iter().collect();
             if let Some(stored) = props.get("node.id").and_then(|v| v.parse::<i32>().ok()) {
                 if stored != node_id {
                     return Err(StartError::Meta(format!(
@@ -117,8 +132,10 @@ fn ensure_meta_properties(dir: &Path, node_id: i32) -> Result<String, StartError
                 .ok_or_else(|| StartError::Meta(format!("{} has no cluster.id", path.display())))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let cluster_id = gregor_controller::uuid_to_base64(gregor_controller::random_kafka_uuid());
-            let directory_id = gregor_controller::uuid_to_base64(gregor_controller::random_kafka_uuid());
+            let cluster_id =
+                gregor_controller::uuid_to_base64(gregor_controller::random_kafka_uuid());
+            let directory_id =
+                gregor_controller::uuid_to_base64(gregor_controller::random_kafka_uuid());
             let text = format!(
                 "#\n#Written by gregor\nnode.id={node_id}\ndirectory.id={directory_id}\nversion=1\ncluster.id={cluster_id}\n"
             );
@@ -187,7 +204,12 @@ impl Broker {
             .next()
             .cloned()
             .expect("config has a listener");
-        controller.register_broker(config.node_id, &adv.host, adv.port as i32, config.rack.clone())?;
+        controller.register_broker(
+            config.node_id,
+            &adv.host,
+            adv.port as i32,
+            config.rack.clone(),
+        )?;
         let broker = Broker {
             config,
             cluster_id,
@@ -238,10 +260,13 @@ impl Broker {
         for index in existing as i32..meta.partitions {
             let dir = self.partition_dir(&meta.name, index);
             check_partition_metadata(&dir, meta.id)?;
-            let (log, report) = Log::open(&dir, self.log_config(), self.clean_start).map_err(|source| StartError::Log {
-                path: dir.clone(),
-                source,
-            })?;
+            let (log, report) =
+                Log::open(&dir, self.log_config(), self.clean_start).map_err(|source| {
+                    StartError::Log {
+                        path: dir.clone(),
+                        source,
+                    }
+                })?;
             if report.truncated_bytes > 0 || report.rebuilt_indexes > 0 {
                 tracing::warn!(
                     partition = %format!("{}-{index}", meta.name),
@@ -266,11 +291,13 @@ impl Broker {
             .get("max.message.bytes")
             .and_then(|v| v.parse::<usize>().ok())
             .unwrap_or(self.config.message_max_bytes);
-        let entry = topics.entry(meta.name.clone()).or_insert_with(|| TopicPartitions {
-            id: meta.id,
-            partitions: Vec::new(),
-            max_message_bytes,
-        });
+        let entry = topics
+            .entry(meta.name.clone())
+            .or_insert_with(|| TopicPartitions {
+                id: meta.id,
+                partitions: Vec::new(),
+                max_message_bytes,
+            });
         entry.partitions.extend(new_parts);
         self.by_id.write().insert(meta.id, meta.name.clone());
         Ok(())

@@ -69,8 +69,20 @@ pub struct Key {
     pub doc: &'static str,
 }
 
-const fn k(name: &'static str, kind: Kind, default: Option<&'static str>, used: bool, doc: &'static str) -> Key {
-    Key { name, kind, default, used, doc }
+const fn k(
+    name: &'static str,
+    kind: Kind,
+    default: Option<&'static str>,
+    used: bool,
+    doc: &'static str,
+) -> Key {
+    Key {
+        name,
+        kind,
+        default,
+        used,
+        doc,
+    }
 }
 
 use Kind::*;
@@ -151,7 +163,11 @@ pub struct Listener {
 impl Listener {
     /// The socket address to bind.
     pub fn bind_addr(&self) -> Result<SocketAddr, String> {
-        let host = if self.host.is_empty() { "0.0.0.0" } else { self.host.as_str() };
+        let host = if self.host.is_empty() {
+            "0.0.0.0"
+        } else {
+            self.host.as_str()
+        };
         let text = if host.contains(':') {
             format!("[{host}]:{}", self.port)
         } else {
@@ -240,8 +256,9 @@ pub fn parse_properties(text: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut logical = String::new();
     for raw in text.lines() {
-        let line = if logical.is_empty() { raw.trim_start() } else { raw.trim_start() };
-        if logical.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!')) {
+        let line = raw.trim_start();
+        if logical.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!'))
+        {
             continue;
         }
         let trailing = line.chars().rev().take_while(|&c| c == '\\').count();
@@ -319,9 +336,18 @@ fn check_kind(key: &Key, value: &str) -> Result<(), ConfigError> {
     let v = value.trim();
     match key.kind {
         Str | List => Ok(()),
-        Int => v.parse::<i32>().map(|_| ()).map_err(|_| bad("expected a 32-bit integer")),
-        Long => v.parse::<i64>().map(|_| ()).map_err(|_| bad("expected a 64-bit integer")),
-        Double => v.parse::<f64>().map(|_| ()).map_err(|_| bad("expected a number")),
+        Int => v
+            .parse::<i32>()
+            .map(|_| ())
+            .map_err(|_| bad("expected a 32-bit integer")),
+        Long => v
+            .parse::<i64>()
+            .map(|_| ())
+            .map_err(|_| bad("expected a 64-bit integer")),
+        Double => v
+            .parse::<f64>()
+            .map(|_| ())
+            .map_err(|_| bad("expected a number")),
         Bool => {
             if v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false") {
                 Ok(())
@@ -334,7 +360,9 @@ fn check_kind(key: &Key, value: &str) -> Result<(), ConfigError> {
 
 impl Config {
     /// Builds the configuration from `(key, value)` pairs, later pairs winning.
-    pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+    pub fn from_pairs(
+        pairs: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
         let mut explicit = BTreeMap::new();
         let mut unknown = Vec::new();
         for (key, value) in pairs {
@@ -368,15 +396,21 @@ impl Config {
         };
 
         let controller_names: Vec<String> = get("controller.listener.names")
-            .map(|s| split_list(&s).into_iter().map(|n| n.to_ascii_uppercase()).collect())
+            .map(|s| {
+                split_list(&s)
+                    .into_iter()
+                    .map(|n| n.to_ascii_uppercase())
+                    .collect()
+            })
             .unwrap_or_default();
         let protocol_map: BTreeMap<String, String> = get("listener.security.protocol.map")
             .map(|s| {
                 split_list(&s)
                     .into_iter()
                     .filter_map(|e| {
-                        e.split_once(':')
-                            .map(|(a, b)| (a.trim().to_ascii_uppercase(), b.trim().to_ascii_uppercase()))
+                        e.split_once(':').map(|(a, b)| {
+                            (a.trim().to_ascii_uppercase(), b.trim().to_ascii_uppercase())
+                        })
                     })
                     .collect()
             })
@@ -388,7 +422,10 @@ impl Config {
             if controller_names.contains(&l.name) {
                 continue;
             }
-            let protocol = protocol_map.get(&l.name).cloned().unwrap_or_else(|| l.name.clone());
+            let protocol = protocol_map
+                .get(&l.name)
+                .cloned()
+                .unwrap_or_else(|| l.name.clone());
             if protocol != "PLAINTEXT" {
                 return Err(invalid(
                     "listeners",
@@ -400,36 +437,49 @@ impl Config {
                 ));
             }
             if listeners.iter().any(|o: &Listener| o.name == l.name) {
-                return Err(invalid("listeners", &listeners_raw, format!("listener name {} is used twice", l.name)));
+                return Err(invalid(
+                    "listeners",
+                    &listeners_raw,
+                    format!("listener name {} is used twice", l.name),
+                ));
             }
             listeners.push(l);
         }
         if listeners.is_empty() {
-            return Err(invalid("listeners", &listeners_raw, "no client listener to bind".into()));
+            return Err(invalid(
+                "listeners",
+                &listeners_raw,
+                "no client listener to bind".into(),
+            ));
         }
         let mut advertised = BTreeMap::new();
         // Kafka's default for advertised.listeners is listeners; Gregor's documented single-node
         // default advertises localhost:9092, so an explicit `listeners` without explicit
         // `advertised.listeners` advertises the listeners themselves.
-        let adv_raw = if explicit.contains_key("advertised.listeners") || !explicit.contains_key("listeners") {
+        let adv_raw = if explicit.contains_key("advertised.listeners")
+            || !explicit.contains_key("listeners")
+        {
             get("advertised.listeners").unwrap_or_default()
         } else {
             String::new()
         };
         for item in split_list(&adv_raw) {
-            let l = parse_listener(&item).map_err(|e| invalid("advertised.listeners", &adv_raw, e))?;
+            let l =
+                parse_listener(&item).map_err(|e| invalid("advertised.listeners", &adv_raw, e))?;
             advertised.insert(l.name.clone(), l);
         }
         for l in &listeners {
-            advertised.entry(l.name.clone()).or_insert_with(|| Listener {
-                name: l.name.clone(),
-                host: if l.host.is_empty() || l.host == "0.0.0.0" || l.host == "::" {
-                    "localhost".into()
-                } else {
-                    l.host.clone()
-                },
-                port: l.port,
-            });
+            advertised
+                .entry(l.name.clone())
+                .or_insert_with(|| Listener {
+                    name: l.name.clone(),
+                    host: if l.host.is_empty() || l.host == "0.0.0.0" || l.host == "::" {
+                        "localhost".into()
+                    } else {
+                        l.host.clone()
+                    },
+                    port: l.port,
+                });
         }
         let node_id = if explicit.contains_key("node.id") || !explicit.contains_key("broker.id") {
             int("node.id")
@@ -437,7 +487,11 @@ impl Config {
             int("broker.id")
         };
         if node_id < 0 {
-            return Err(invalid("node.id", &node_id.to_string(), "must be >= 0".into()));
+            return Err(invalid(
+                "node.id",
+                &node_id.to_string(),
+                "must be >= 0".into(),
+            ));
         }
         let log_dir = if explicit.contains_key("log.dirs") || !explicit.contains_key("log.dir") {
             get("log.dirs").unwrap_or_default()
@@ -448,7 +502,11 @@ impl Config {
         let Some(first_dir) = dirs.first() else {
             return Err(invalid("log.dirs", &log_dir, "no directory given".into()));
         };
-        let bool_of = |k: &str| get(k).map(|v| v.eq_ignore_ascii_case("true")).unwrap_or(false);
+        let bool_of = |k: &str| {
+            get(k)
+                .map(|v| v.eq_ignore_ascii_case("true"))
+                .unwrap_or(false)
+        };
         let replication = int("default.replication.factor");
         let flush_interval_ms = get("log.flush.interval.ms").and_then(|v| v.parse::<i64>().ok());
         Ok(Config {
@@ -460,7 +518,11 @@ impl Config {
             auto_create_topics: bool_of("auto.create.topics.enable"),
             num_partitions: positive("num.partitions")? as i32,
             default_replication_factor: if replication <= 0 || replication > i16::MAX as i64 {
-                return Err(invalid("default.replication.factor", &replication.to_string(), "must be positive".into()));
+                return Err(invalid(
+                    "default.replication.factor",
+                    &replication.to_string(),
+                    "must be positive".into(),
+                ));
             } else {
                 replication as i16
             },
@@ -471,7 +533,11 @@ impl Config {
             log_segment_bytes: {
                 let v = positive("log.segment.bytes")?;
                 if v < 14 {
-                    return Err(invalid("log.segment.bytes", &v.to_string(), "Value must be at least 14".into()));
+                    return Err(invalid(
+                        "log.segment.bytes",
+                        &v.to_string(),
+                        "Value must be at least 14".into(),
+                    ));
                 }
                 v as u64
             },
@@ -487,7 +553,10 @@ impl Config {
     }
 
     /// Reads an optional properties file, then applies overrides (`key=value`).
-    pub fn load(file: Option<&std::path::Path>, overrides: &[String]) -> Result<Config, ConfigError> {
+    pub fn load(
+        file: Option<&std::path::Path>,
+        overrides: &[String],
+    ) -> Result<Config, ConfigError> {
         let mut pairs = Vec::new();
         if let Some(path) = file {
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -532,7 +601,10 @@ mod tests {
     #[test]
     fn defaults_are_the_documented_single_node_ones() {
         let c = cfg(&[]).unwrap();
-        assert_eq!(c.listeners, vec![parse_listener("PLAINTEXT://0.0.0.0:9092").unwrap()]);
+        assert_eq!(
+            c.listeners,
+            vec![parse_listener("PLAINTEXT://0.0.0.0:9092").unwrap()]
+        );
         let adv = c.advertised_for("PLAINTEXT");
         assert_eq!((adv.host.as_str(), adv.port), ("localhost", 9092));
         assert_eq!(c.log_dir, PathBuf::from("./gregor-data"));
@@ -549,7 +621,9 @@ mod tests {
     fn bad_values_name_key_and_value() {
         let e = cfg(&[("num.partitions", "three")]).unwrap_err().to_string();
         assert!(e.contains("num.partitions") && e.contains("three"), "{e}");
-        let e = cfg(&[("auto.create.topics.enable", "yes")]).unwrap_err().to_string();
+        let e = cfg(&[("auto.create.topics.enable", "yes")])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("auto.create.topics.enable"), "{e}");
         assert!(cfg(&[("listeners", "PLAINTEXT://:notaport")]).is_err());
         assert!(cfg(&[("listeners", "SSL://:9093")]).is_err());
@@ -564,7 +638,10 @@ mod tests {
     #[test]
     fn controller_listeners_are_not_bound_and_listeners_are_advertised() {
         let c = cfg(&[
-            ("listeners", "PLAINTEXT://127.0.0.1:19092,CONTROLLER://:9093"),
+            (
+                "listeners",
+                "PLAINTEXT://127.0.0.1:19092,CONTROLLER://:9093",
+            ),
             ("controller.listener.names", "CONTROLLER"),
             ("process.roles", "broker,controller"),
         ])

@@ -115,9 +115,14 @@ async fn run(
             version: header.request_api_version,
             shutdown: shutdown.clone(),
         };
-        let response = match handlers::dispatch(ctx, request).instrument(span.clone()).await {
+        let response = match handlers::dispatch(ctx, request)
+            .instrument(span.clone())
+            .await
+        {
             Ok(r) => r,
-            Err(e) => return End::Protocol(format!("{:?} v{}: {e}", api, header.request_api_version)),
+            Err(e) => {
+                return End::Protocol(format!("{:?} v{}: {e}", api, header.request_api_version))
+            }
         };
         let written = match response {
             Response::Frame(frame) => sendfile::write_frame(&mut writer, frame.freeze()).await,

@@ -28,7 +28,9 @@ the logs, and exit 0.
 ";
 
 fn usage_keys() -> String {
-    let mut s = String::from("\nCONFIG KEYS (Kafka names; * = accepted for compatibility, no effect yet):\n");
+    let mut s = String::from(
+        "\nCONFIG KEYS (Kafka names; * = accepted for compatibility, no effect yet):\n",
+    );
     for k in KEYS {
         s.push_str(&format!(
             "    {}{:<40} default: {}\n        {}\n",
@@ -59,7 +61,9 @@ fn parse_args() -> anyhow::Result<Option<(Option<PathBuf>, Vec<String>)>> {
                 let kv = args.next().context("--override needs key=value")?;
                 overrides.push(kv);
             }
-            s if s.starts_with("--override=") => overrides.push(s["--override=".len()..].to_string()),
+            s if s.starts_with("--override=") => {
+                overrides.push(s["--override=".len()..].to_string())
+            }
             s if s.starts_with('-') => anyhow::bail!("unknown option {s} (see --help)"),
             s => {
                 if file.is_some() {

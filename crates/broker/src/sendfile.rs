@@ -18,8 +18,9 @@ pub async fn send_region(writer: &OwnedWriteHalf, region: &FileRegion) -> io::Re
         sock.writable().await?;
         let result = sock.try_io(Interest::WRITABLE, || {
             let mut off = offset;
-            let n = rustix::fs::sendfile(sock, &*region.file, Some(&mut off), (end - offset) as usize)
-                .map_err(io::Error::from)?;
+            let n =
+                rustix::fs::sendfile(sock, &*region.file, Some(&mut off), (end - offset) as usize)
+                    .map_err(io::Error::from)?;
             Ok(n)
         });
         match result {
@@ -44,7 +45,10 @@ fn cork(writer: &OwnedWriteHalf, on: bool) {
 }
 
 /// Writes a response made of protocol bytes and file regions.
-pub async fn write_chunks(writer: &mut OwnedWriteHalf, chunks: Vec<Chunk<FileRegion>>) -> io::Result<()> {
+pub async fn write_chunks(
+    writer: &mut OwnedWriteHalf,
+    chunks: Vec<Chunk<FileRegion>>,
+) -> io::Result<()> {
     let has_regions = chunks.iter().any(|c| matches!(c, Chunk::Records(_)));
     if has_regions {
         cork(writer, true);

@@ -81,7 +81,10 @@ impl Server {
         drop(conn_tx);
         let flusher = self.broker.config.log_flush_interval_ms.map(|ms| {
             let broker = self.broker.clone();
-            let every = Duration::from_millis(ms.min(self.broker.config.log_flush_scheduler_interval_ms).max(1));
+            let every = Duration::from_millis(
+                ms.min(self.broker.config.log_flush_scheduler_interval_ms)
+                    .max(1),
+            );
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(every);
                 tick.tick().await;
@@ -110,7 +113,10 @@ impl Server {
         }
         let _ = stop_tx.send(true);
         let drain = async { while connections.join_next().await.is_some() {} };
-        if tokio::time::timeout(Duration::from_millis(700), drain).await.is_err() {
+        if tokio::time::timeout(Duration::from_millis(700), drain)
+            .await
+            .is_err()
+        {
             tracing::warn!("connections still busy after 700 ms; closing them");
             connections.abort_all();
         }

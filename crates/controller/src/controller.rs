@@ -97,12 +97,20 @@ impl Controller {
     }
 
     /// Validates growing a topic without applying it.
-    pub fn validate_create_partitions(&self, name: &str, count: i32) -> Result<(), ControllerError> {
+    pub fn validate_create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+    ) -> Result<(), ControllerError> {
         self.state.create_partitions(name, count).map(|_| ())
     }
 
     /// Grows a topic to `count` partitions.
-    pub fn create_partitions(&mut self, name: &str, count: i32) -> Result<TopicMeta, ControllerError> {
+    pub fn create_partitions(
+        &mut self,
+        name: &str,
+        count: i32,
+    ) -> Result<TopicMeta, ControllerError> {
         let records = self.state.create_partitions(name, count)?;
         self.commit(records)?;
         Ok(self.state.topic(name).cloned().expect("topic exists"))
@@ -110,11 +118,10 @@ impl Controller {
 
     /// Deletes a topic.
     pub fn delete_topic(&mut self, id: &Uuid) -> Result<TopicMeta, ControllerError> {
-        let meta = self
-            .state
-            .topic_by_id(id)
-            .cloned()
-            .ok_or_else(|| ControllerError::UnknownTopicId("Topic id does not exist.".into()))?;
+        let meta =
+            self.state.topic_by_id(id).cloned().ok_or_else(|| {
+                ControllerError::UnknownTopicId("Topic id does not exist.".into())
+            })?;
         let records = self.state.delete_topic(id)?;
         self.commit(records)?;
         Ok(meta)
@@ -161,7 +168,10 @@ mod tests {
         let t = c.state().topic("orders").unwrap();
         assert_eq!(t.id, id);
         assert_eq!(t.partitions, 4);
-        assert_eq!(t.configs.get("retention.ms").map(String::as_str), Some("1000"));
+        assert_eq!(
+            t.configs.get("retention.ms").map(String::as_str),
+            Some("1000")
+        );
         assert!(c.next_producer_id().unwrap() > pid);
     }
 }

@@ -33,7 +33,8 @@ pub fn uuid_to_base64(id: uuid::Uuid) -> String {
     let mut out = String::with_capacity(22);
     let mut i = 0;
     while i + 3 <= bytes.len() {
-        let n = (u32::from(bytes[i]) << 16) | (u32::from(bytes[i + 1]) << 8) | u32::from(bytes[i + 2]);
+        let n =
+            (u32::from(bytes[i]) << 16) | (u32::from(bytes[i + 1]) << 8) | u32::from(bytes[i + 2]);
         for shift in [18, 12, 6, 0] {
             out.push(ALPHABET[((n >> shift) & 63) as usize] as char);
         }
@@ -62,8 +63,14 @@ mod tests {
     #[test]
     fn base64_matches_kafka() {
         // Kafka's Uuid.METADATA_TOPIC_ID = new Uuid(0L, 1L) prints as AAAAAAAAAAAAAAAAAAAAAQ.
-        assert_eq!(super::uuid_to_base64(uuid::Uuid::from_u128(1)), "AAAAAAAAAAAAAAAAAAAAAQ");
-        assert_eq!(super::uuid_to_base64(uuid::Uuid::from_u128(0)), "AAAAAAAAAAAAAAAAAAAAAA");
+        assert_eq!(
+            super::uuid_to_base64(uuid::Uuid::from_u128(1)),
+            "AAAAAAAAAAAAAAAAAAAAAQ"
+        );
+        assert_eq!(
+            super::uuid_to_base64(uuid::Uuid::from_u128(0)),
+            "AAAAAAAAAAAAAAAAAAAAAA"
+        );
         let id = super::random_kafka_uuid();
         assert_eq!(super::uuid_to_base64(id).len(), 22);
     }

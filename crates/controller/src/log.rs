@@ -46,7 +46,8 @@ impl MetadataLog {
             }
             let len = u32::from_be_bytes([data[pos], data[pos + 1], data[pos + 2], data[pos + 3]])
                 as usize;
-            let crc = u32::from_be_bytes([data[pos + 4], data[pos + 5], data[pos + 6], data[pos + 7]]);
+            let crc =
+                u32::from_be_bytes([data[pos + 4], data[pos + 5], data[pos + 6], data[pos + 7]]);
             if len > MAX_FRAME || data.len() - pos - 8 < len {
                 break pos;
             }

@@ -284,7 +284,11 @@ impl ClusterState {
         let replication_factor = if req.assignments.is_empty() {
             req.replication_factor
         } else {
-            req.assignments.values().next().map(|r| r.len()).unwrap_or(1) as i16
+            req.assignments
+                .values()
+                .next()
+                .map(|r| r.len())
+                .unwrap_or(1) as i16
         };
         Ok(vec![
             MetadataRecord::Topic {

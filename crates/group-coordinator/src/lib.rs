@@ -60,7 +60,10 @@ mod tests {
 
     #[test]
     fn state_names_match_kafka() {
-        assert_eq!(GroupState::CompletingRebalance.as_str(), "CompletingRebalance");
+        assert_eq!(
+            GroupState::CompletingRebalance.as_str(),
+            "CompletingRebalance"
+        );
         assert_eq!(GroupState::Empty.as_str(), "Empty");
     }
 }

@@ -31,7 +31,10 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
         let name = t.name.0.as_str().to_string();
         let mut r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
         let outcome: Result<(), (ErrorCode, String)> = if dups.contains(&name) {
-            Err((ErrorCode::InvalidRequest, "Duplicate topic in request.".into()))
+            Err((
+                ErrorCode::InvalidRequest,
+                "Duplicate topic in request.".into(),
+            ))
         } else if let Some(assignments) = &t.assignments {
             let current = broker.topic_meta(&name).map(|m| m.partitions).unwrap_or(0);
             let node = broker.node_id();
@@ -50,7 +53,8 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
             {
                 Err((
                     ErrorCode::InvalidReplicaAssignment,
-                    "The manual partition assignment includes a broker that is not registered.".into(),
+                    "The manual partition assignment includes a broker that is not registered."
+                        .into(),
                 ))
             } else {
                 Ok(())
@@ -60,7 +64,9 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
         };
         let outcome = outcome.and_then(|()| {
             let res = if req.validate_only {
-                broker.controller().validate_create_partitions(&name, t.count)
+                broker
+                    .controller()
+                    .validate_create_partitions(&name, t.count)
             } else {
                 broker.create_partitions(&name, t.count).map(|_| ())
             };
@@ -75,5 +81,9 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
         }
         results.push(r);
     }
-    ctx.respond(&CreatePartitionsResponse::default().with_throttle_time_ms(0).with_results(results))
+    ctx.respond(
+        &CreatePartitionsResponse::default()
+            .with_throttle_time_ms(0)
+            .with_results(results),
+    )
 }

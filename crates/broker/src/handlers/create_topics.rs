@@ -67,7 +67,10 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
                     configs.insert(c.name.as_str().to_string(), v.as_str().to_string());
                 }
                 None => {
-                    bad_config = Some(format!("Null value not supported for topic configs: {}", c.name.as_str()));
+                    bad_config = Some(format!(
+                        "Null value not supported for topic configs: {}",
+                        c.name.as_str()
+                    ));
                 }
             }
         }
@@ -90,7 +93,12 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
             assignments: t
                 .assignments
                 .iter()
-                .map(|a| (a.partition_index, a.broker_ids.iter().map(|b| b.0).collect()))
+                .map(|a| {
+                    (
+                        a.partition_index,
+                        a.broker_ids.iter().map(|b| b.0).collect(),
+                    )
+                })
                 .collect(),
             configs: configs.clone(),
         };
@@ -98,7 +106,13 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
             broker
                 .controller()
                 .validate_create_topic(&create)
-                .map(|()| (uuid::Uuid::nil(), create.partitions, create.replication_factor))
+                .map(|()| {
+                    (
+                        uuid::Uuid::nil(),
+                        create.partitions,
+                        create.replication_factor,
+                    )
+                })
         } else {
             broker
                 .create_topic(&create)
@@ -143,5 +157,9 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
             }
         }
     }
-    ctx.respond(&CreateTopicsResponse::default().with_throttle_time_ms(0).with_topics(results))
+    ctx.respond(
+        &CreateTopicsResponse::default()
+            .with_throttle_time_ms(0)
+            .with_topics(results),
+    )
 }

@@ -4,7 +4,9 @@ use super::{Ctx, Response};
 use crate::errors::{controller_code, HandlerError};
 use bytes::Bytes;
 use gregor_protocol::messages::delete_topics_request::DeleteTopicsRequest;
-use gregor_protocol::messages::delete_topics_response::{DeletableTopicResult, DeleteTopicsResponse};
+use gregor_protocol::messages::delete_topics_response::{
+    DeletableTopicResult, DeleteTopicsResponse,
+};
 use gregor_protocol::messages::TopicName;
 use gregor_protocol::protocol::StrBytes;
 use gregor_protocol::ErrorCode;
@@ -20,7 +22,12 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
     let targets: Vec<(Option<String>, Uuid)> = if ctx.version >= 6 {
         req.topics
             .iter()
-            .map(|t| (t.name.as_ref().map(|n| n.0.as_str().to_string()), t.topic_id))
+            .map(|t| {
+                (
+                    t.name.as_ref().map(|n| n.0.as_str().to_string()),
+                    t.topic_id,
+                )
+            })
             .collect()
     } else {
         req.topic_names
@@ -34,7 +41,9 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
             .with_name(name.clone().map(|n| TopicName(StrBytes::from_string(n))))
             .with_topic_id(id);
         let resolved = match (&name, id.is_nil()) {
-            (Some(n), _) => broker.topic_meta(n).ok_or(ErrorCode::UnknownTopicOrPartition),
+            (Some(n), _) => broker
+                .topic_meta(n)
+                .ok_or(ErrorCode::UnknownTopicOrPartition),
             (None, false) => broker
                 .topic_name(&id)
                 .and_then(|n| broker.topic_meta(&n))
@@ -44,11 +53,12 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
         match resolved {
             Err(code) => {
                 r.error_code = code.code();
-                r.error_message = (ctx.version >= 5).then_some(StrBytes::from_static_str(match code {
-                    ErrorCode::UnknownTopicId => "This server does not host this topic ID.",
-                    ErrorCode::InvalidRequest => "Neither topic name nor id were specified.",
-                    _ => "This server does not host this topic-partition.",
-                }));
+                r.error_message =
+                    (ctx.version >= 5).then_some(StrBytes::from_static_str(match code {
+                        ErrorCode::UnknownTopicId => "This server does not host this topic ID.",
+                        ErrorCode::InvalidRequest => "Neither topic name nor id were specified.",
+                        _ => "This server does not host this topic-partition.",
+                    }));
             }
             Ok(meta) => {
                 r.name = Some(TopicName(StrBytes::from_string(meta.name.clone())));
@@ -70,5 +80,9 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
         }
         responses.push(r);
     }
-    ctx.respond(&DeleteTopicsResponse::default().with_throttle_time_ms(0).with_responses(responses))
+    ctx.respond(
+        &DeleteTopicsResponse::default()
+            .with_throttle_time_ms(0)
+            .with_responses(responses),
+    )
 }

@@ -6,7 +6,7 @@
 //! full fetch requests.
 
 use super::{Ctx, Response};
-use crate::broker::{Partition, LEADER_EPOCH};
+use crate::broker::{check_leader_epoch, Partition};
 use crate::errors::HandlerError;
 use bytes::Bytes;
 use gregor_protocol::fetch::{encode_fetch_response, FetchResponseData, PartitionData, TopicData};
@@ -59,11 +59,8 @@ fn read_one(w: &Want, limit: usize, min_one: bool) -> PartitionData<FileRegion> 
         Ok(p) => p,
         Err(code) => return error_data(w.index, *code),
     };
-    if w.current_leader_epoch > LEADER_EPOCH {
-        return error_data(w.index, ErrorCode::UnknownLeaderEpoch);
-    }
-    if w.current_leader_epoch >= 0 && w.current_leader_epoch < LEADER_EPOCH {
-        return error_data(w.index, ErrorCode::FencedLeaderEpoch);
+    if let Err(code) = check_leader_epoch(w.current_leader_epoch) {
+        return error_data(w.index, code);
     }
     let guard = part.log.lock();
     let Some(log) = guard.as_ref() else {
@@ -83,7 +80,9 @@ fn read_one(w: &Want, limit: usize, min_one: bool) -> PartitionData<FileRegion> 
                 (region, len)
             }),
         },
-        Err(StorageError::OffsetOutOfRange { .. }) => error_data(w.index, ErrorCode::OffsetOutOfRange),
+        Err(StorageError::OffsetOutOfRange { .. }) => {
+            error_data(w.index, ErrorCode::OffsetOutOfRange)
+        }
         Err(e) => {
             tracing::error!(topic = %part.topic, partition = w.index, error = %e, "fetch read failed");
             error_data(w.index, ErrorCode::KafkaStorageError)
@@ -94,7 +93,11 @@ fn read_one(w: &Want, limit: usize, min_one: bool) -> PartitionData<FileRegion> 
 /// Reads every wanted partition once. Returns the response topics, bytes of record data, and
 /// whether any partition has an error (which ends a long poll at once, as in Kafka).
 fn read_all(topics: &[WantTopic], max_bytes: i32) -> (Vec<TopicData<FileRegion>>, u64, bool) {
-    let mut remaining: u64 = if max_bytes <= 0 { i32::MAX as u64 } else { max_bytes as u64 };
+    let mut remaining: u64 = if max_bytes <= 0 {
+        i32::MAX as u64
+    } else {
+        max_bytes as u64
+    };
     let mut min_one = true;
     let mut total = 0u64;
     let mut any_error = false;
@@ -158,7 +161,11 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
                 current_leader_epoch: p.current_leader_epoch,
             })
             .collect();
-        topics.push(WantTopic { name, id, partitions });
+        topics.push(WantTopic {
+            name,
+            id,
+            partitions,
+        });
     }
     let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let deadline = Instant::now() + max_wait;
@@ -181,7 +188,11 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
             }
         }
         let (data, bytes, any_error) = read_all(&topics, req.max_bytes);
-        let done = !can_wait || bytes >= min_bytes.max(1) || any_error || Instant::now() >= deadline || waiters.is_empty();
+        let done = !can_wait
+            || bytes >= min_bytes.max(1)
+            || any_error
+            || Instant::now() >= deadline
+            || waiters.is_empty();
         if done {
             let (chunks, total) = encode_fetch_response(
                 ctx.version,

@@ -3,7 +3,7 @@
 //! timestamps via the time index — the exact record is found inside the batch storage returns.
 
 use super::{Ctx, Response};
-use crate::broker::LEADER_EPOCH;
+use crate::broker::{check_leader_epoch, LEADER_EPOCH};
 use crate::errors::HandlerError;
 use bytes::Bytes;
 use gregor_protocol::messages::list_offsets_request::ListOffsetsRequest;
@@ -82,14 +82,13 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
                 .with_leader_epoch(-1);
             let result = match ctx.broker.partition(name, p.partition_index) {
                 None => Err(ErrorCode::UnknownTopicOrPartition),
-                Some(_) if p.current_leader_epoch > LEADER_EPOCH => Err(ErrorCode::UnknownLeaderEpoch),
-                Some(part) => {
+                Some(part) => check_leader_epoch(p.current_leader_epoch).and_then(|()| {
                     let guard = part.log.lock();
                     match guard.as_ref() {
                         None => Err(ErrorCode::UnknownTopicOrPartition),
                         Some(log) => lookup(log, p.timestamp),
                     }
-                }
+                }),
             };
             match result {
                 Ok((ts, offset)) => {
@@ -110,5 +109,9 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
                 .with_partitions(partitions),
         );
     }
-    ctx.respond(&ListOffsetsResponse::default().with_throttle_time_ms(0).with_topics(topics))
+    ctx.respond(
+        &ListOffsetsResponse::default()
+            .with_throttle_time_ms(0)
+            .with_topics(topics),
+    )
 }

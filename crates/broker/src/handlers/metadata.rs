@@ -24,11 +24,25 @@ pub const VERSIONS: (i16, i16) = (0, 13);
 const OPS_NOT_REQUESTED: i32 = i32::MIN;
 /// Topic operations allowed without an authorizer: READ, WRITE, CREATE, DELETE, ALTER,
 /// DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
-const TOPIC_OPS: i32 = (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+const TOPIC_OPS: i32 =
+    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
 /// Cluster operations allowed without an authorizer.
-const CLUSTER_OPS: i32 = (1 << 4) | (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12) | (1 << 13);
+const CLUSTER_OPS: i32 = (1 << 4)
+    | (1 << 5)
+    | (1 << 7)
+    | (1 << 8)
+    | (1 << 9)
+    | (1 << 10)
+    | (1 << 11)
+    | (1 << 12)
+    | (1 << 13);
 
-pub(crate) fn topic_entry(meta: &TopicMeta, node: i32, ops: i32, version: i16) -> MetadataResponseTopic {
+pub(crate) fn topic_entry(
+    meta: &TopicMeta,
+    node: i32,
+    ops: i32,
+    version: i16,
+) -> MetadataResponseTopic {
     let partitions = (0..meta.partitions)
         .map(|p| {
             MetadataResponsePartition::default()
@@ -100,20 +114,31 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
                                         ErrorCode::InvalidTopicException,
                                     )),
                                     Ok(()) => match broker.auto_create_topic(&name) {
-                                        Ok(meta) => topics.push(topic_entry(&meta, node, ops, ctx.version)),
-                                        Err(gregor_controller::ControllerError::TopicAlreadyExists(_)) => {
-                                            match broker.topic_meta(&name) {
-                                                Some(meta) => topics.push(topic_entry(&meta, node, ops, ctx.version)),
-                                                None => topics.push(error_entry(
-                                                    Some(name),
-                                                    uuid::Uuid::nil(),
-                                                    ErrorCode::LeaderNotAvailable,
-                                                )),
-                                            }
+                                        Ok(meta) => {
+                                            topics.push(topic_entry(&meta, node, ops, ctx.version))
                                         }
-                                        Err(e) => {
-                                            topics.push(error_entry(Some(name), uuid::Uuid::nil(), controller_code(&e)))
-                                        }
+                                        Err(
+                                            gregor_controller::ControllerError::TopicAlreadyExists(
+                                                _,
+                                            ),
+                                        ) => match broker.topic_meta(&name) {
+                                            Some(meta) => topics.push(topic_entry(
+                                                &meta,
+                                                node,
+                                                ops,
+                                                ctx.version,
+                                            )),
+                                            None => topics.push(error_entry(
+                                                Some(name),
+                                                uuid::Uuid::nil(),
+                                                ErrorCode::LeaderNotAvailable,
+                                            )),
+                                        },
+                                        Err(e) => topics.push(error_entry(
+                                            Some(name),
+                                            uuid::Uuid::nil(),
+                                            controller_code(&e),
+                                        )),
                                     },
                                 }
                             } else {
@@ -133,7 +158,9 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
                         .and_then(|n| broker.topic_meta(&n));
                     match meta {
                         Some(meta) => topics.push(topic_entry(&meta, node, ops, ctx.version)),
-                        None => topics.push(error_entry(None, t.topic_id, ErrorCode::UnknownTopicId)),
+                        None => {
+                            topics.push(error_entry(None, t.topic_id, ErrorCode::UnknownTopicId))
+                        }
                     }
                 }
             }

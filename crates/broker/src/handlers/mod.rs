@@ -18,6 +18,8 @@ pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
 pub mod fetch;
 pub mod init_producer_id;
 pub mod list_offsets;
@@ -54,8 +56,13 @@ pub const SUPPORTED: &[ApiSupport] = &[
     api(ApiKey::CreateTopics, create_topics::VERSIONS),
     api(ApiKey::DeleteTopics, delete_topics::VERSIONS),
     api(ApiKey::InitProducerId, init_producer_id::VERSIONS),
-    api(ApiKey::OffsetForLeaderEpoch, offset_for_leader_epoch::VERSIONS),
+    api(
+        ApiKey::OffsetForLeaderEpoch,
+        offset_for_leader_epoch::VERSIONS,
+    ),
     api(ApiKey::CreatePartitions, create_partitions::VERSIONS),
+    api(ApiKey::DescribeConfigs, describe_configs::VERSIONS),
+    api(ApiKey::DescribeCluster, describe_cluster::VERSIONS),
 ];
 
 /// Looks up the supported range of an API.
@@ -138,6 +145,10 @@ pub async fn dispatch(ctx: Ctx<'_>, mut body: Bytes) -> Result<Response, Handler
         ApiKey::InitProducerId => init_producer_id::handle(&ctx, &mut body),
         ApiKey::OffsetForLeaderEpoch => offset_for_leader_epoch::handle(&ctx, &mut body),
         ApiKey::CreatePartitions => create_partitions::handle(&ctx, &mut body),
-        other => Err(HandlerError::Unsupported(format!("{other:?} is not implemented"))),
+        ApiKey::DescribeConfigs => describe_configs::handle(&ctx, &mut body),
+        ApiKey::DescribeCluster => describe_cluster::handle(&ctx, &mut body),
+        other => Err(HandlerError::Unsupported(format!(
+            "{other:?} is not implemented"
+        ))),
     }
 }

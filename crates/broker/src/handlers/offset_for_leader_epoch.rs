@@ -3,7 +3,7 @@
 //! The Java consumer uses this to validate positions because Metadata reports epochs >= 0.
 
 use super::{Ctx, Response};
-use crate::broker::LEADER_EPOCH;
+use crate::broker::{check_leader_epoch, LEADER_EPOCH};
 use crate::errors::HandlerError;
 use bytes::Bytes;
 use gregor_protocol::messages::offset_for_leader_epoch_request::OffsetForLeaderEpochRequest;
@@ -31,15 +31,12 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
             let leo = part
                 .as_ref()
                 .and_then(|part| part.log.lock().as_ref().map(|l| l.log_end_offset()));
-            match leo {
-                None => r.error_code = ErrorCode::UnknownTopicOrPartition.code(),
-                Some(_) if p.current_leader_epoch > LEADER_EPOCH => {
-                    r.error_code = ErrorCode::UnknownLeaderEpoch.code()
-                }
-                Some(_) if p.current_leader_epoch >= 0 && p.current_leader_epoch < LEADER_EPOCH => {
-                    r.error_code = ErrorCode::FencedLeaderEpoch.code()
-                }
-                Some(leo) => {
+            let checked = leo
+                .ok_or(ErrorCode::UnknownTopicOrPartition)
+                .and_then(|leo| check_leader_epoch(p.current_leader_epoch).map(|()| leo));
+            match checked {
+                Err(code) => r.error_code = code.code(),
+                Ok(leo) => {
                     r.error_code = 0;
                     if p.leader_epoch == LEADER_EPOCH {
                         r.leader_epoch = LEADER_EPOCH;
@@ -55,5 +52,9 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
                 .with_partitions(partitions),
         );
     }
-    ctx.respond(&OffsetForLeaderEpochResponse::default().with_throttle_time_ms(0).with_topics(topics))
+    ctx.respond(
+        &OffsetForLeaderEpochResponse::default()
+            .with_throttle_time_ms(0)
+            .with_topics(topics),
+    )
 }

@@ -44,7 +44,10 @@ impl Outcome {
 
 fn append(part: &Arc<Partition>, records: Option<Bytes>, max_message_bytes: usize) -> Outcome {
     let Some(records) = records.filter(|r| !r.is_empty()) else {
-        return Outcome::err(ErrorCode::InvalidRecord, "Produce request contains no record batch");
+        return Outcome::err(
+            ErrorCode::InvalidRecord,
+            "Produce request contains no record batch",
+        );
     };
     let batches = match RecordBatch::split(records) {
         Ok(b) => b,
@@ -67,7 +70,10 @@ fn append(part: &Arc<Partition>, records: Option<Bytes>, max_message_bytes: usiz
         );
     }
     if batch.is_control() {
-        return Outcome::err(ErrorCode::InvalidRecord, "Control records are not allowed from clients");
+        return Outcome::err(
+            ErrorCode::InvalidRecord,
+            "Control records are not allowed from clients",
+        );
     }
     if batch.is_transactional() {
         return Outcome::err(
@@ -82,7 +88,12 @@ fn append(part: &Arc<Partition>, records: Option<Bytes>, max_message_bytes: usiz
     let result = {
         let mut guard = part.log.lock();
         match guard.as_mut() {
-            None => return Outcome::err(ErrorCode::UnknownTopicOrPartition, "This partition was deleted"),
+            None => {
+                return Outcome::err(
+                    ErrorCode::UnknownTopicOrPartition,
+                    "This partition was deleted",
+                )
+            }
             Some(log) => log.append(&mut owned, LEADER_EPOCH),
         }
     };
@@ -147,7 +158,11 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
                 .with_error_code(outcome.error.code())
                 .with_base_offset(outcome.base_offset)
                 .with_log_append_time_ms(-1)
-                .with_log_start_offset(if ctx.version >= 5 { outcome.log_start_offset } else { -1 });
+                .with_log_start_offset(if ctx.version >= 5 {
+                    outcome.log_start_offset
+                } else {
+                    -1
+                });
             if ctx.version >= 8 {
                 r.error_message = outcome.message.map(StrBytes::from_string);
             }
@@ -166,5 +181,9 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
             Response::None
         });
     }
-    ctx.respond(&ProduceResponse::default().with_responses(responses).with_throttle_time_ms(0))
+    ctx.respond(
+        &ProduceResponse::default()
+            .with_responses(responses)
+            .with_throttle_time_ms(0),
+    )
 }
