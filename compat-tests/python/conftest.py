@@ -5,8 +5,10 @@ Target selection:
                                     started by compat-tests/bin/kafka-reference-broker.sh). Tests that
                                     kill the broker are skipped. COMPAT_BROKER_LOG=path lets failures
                                     show that broker's log tail.
-  * otherwise                    -> start the gregor binary ($GREGOR_BIN, else target/release/gregor,
-                                    else target/debug/gregor) on a free port with a fresh data dir.
+  * otherwise                    -> start the gregor binary ($GREGOR_BIN, else
+                                    $CARGO_TARGET_DIR/{release,debug}/gregor if that env is set, else
+                                    <repo>/target/release/gregor, else <repo>/target/debug/gregor)
+                                    on a free port with a fresh data dir.
 
 Durability tests use the `own_broker` factory, which starts a private broker (gregor; or the
 reference Kafka when COMPAT_DURABILITY_REFERENCE=1, to validate the tests themselves).
@@ -80,7 +82,11 @@ def find_gregor_bin():
     env = os.environ.get("GREGOR_BIN")
     if env:
         return env
-    for p in (REPO_DIR / "target" / "release" / "gregor", REPO_DIR / "target" / "debug" / "gregor"):
+    targets = [REPO_DIR / "target"]
+    if os.environ.get("CARGO_TARGET_DIR"):
+        targets.insert(0, Path(os.environ["CARGO_TARGET_DIR"]))
+    candidates = [t / profile / "gregor" for profile in ("release", "debug") for t in targets]
+    for p in candidates:
         if p.is_file() and os.access(p, os.X_OK):
             return str(p)
     return None

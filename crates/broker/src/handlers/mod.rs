@@ -152,3 +152,40 @@ pub async fn dispatch(ctx: Ctx<'_>, mut body: Bytes) -> Result<Response, Handler
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::SUPPORTED;
+
+    /// docs/compatibility.md must list exactly the advertised APIs and versions.
+    #[test]
+    fn docs_table_matches_supported_apis() {
+        let doc = include_str!("../../../../docs/compatibility.md");
+        let mut documented = Vec::new();
+        for line in doc.lines() {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            if cells.len() < 5 {
+                continue;
+            }
+            let (Ok(key), Some((min, max))) = (cells[1].parse::<i16>(), cells[3].split_once('–'))
+            else {
+                continue;
+            };
+            documented.push((
+                key,
+                min.parse::<i16>().unwrap(),
+                max.parse::<i16>().unwrap(),
+            ));
+        }
+        let mut advertised: Vec<(i16, i16, i16)> = SUPPORTED
+            .iter()
+            .map(|a| (a.key as i16, a.min, a.max))
+            .collect();
+        advertised.sort();
+        documented.sort();
+        assert_eq!(
+            documented, advertised,
+            "docs/compatibility.md is out of date"
+        );
+    }
+}
