@@ -15,11 +15,9 @@ reference Kafka when COMPAT_DURABILITY_REFERENCE=1, to validate the tests themse
 """
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 

@@ -1,7 +1,6 @@
 """The record set every produce/consume round-trip test writes and expects back."""
 
 import os
-import time
 
 # Fixed base timestamp (ms) in the past so it is clearly the producer's CreateTime, not the broker's clock.
 BASE_TS = 1_700_000_000_000
@@ -30,6 +29,3 @@ def sample_records(n_extra=40):
         r["ts"] = BASE_TS + i * 7
     return recs
 
-
-def wait_small():
-    time.sleep(0.1)

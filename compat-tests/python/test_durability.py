@@ -59,7 +59,6 @@ def test_acked_records_survive_kill9(own_broker, idempotent):
 
     stop = threading.Event()
     sent = [0]
-    fatal = []
 
     def produce_loop():
         i = 0

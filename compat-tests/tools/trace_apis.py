@@ -7,7 +7,6 @@ appeared in the server log meanwhile.
 
   trace_apis.py /path/to/server.log -- COMMAND ARGS...
 """
-import json
 import re
 import subprocess
 import sys

@@ -1017,7 +1017,7 @@ fn random_corruption_never_panics() {
         index_interval_bytes: 150,
         ..LogConfig::default()
     };
-    for round in 0..40 {
+    for round in 0..20 {
         let dir = tempfile::tempdir().expect("tempdir");
         let (mut log, _) = open(dir.path(), config.clone(), true);
         for i in 0..30 {
@@ -1053,7 +1053,8 @@ fn random_corruption_never_panics() {
         let clean = next() % 2 == 0;
         if let Ok((mut log, _)) = Log::open(dir.path(), config.clone(), clean) {
             let end = log.log_end_offset();
-            for offset in log.log_start_offset()..=end {
+            let start = log.log_start_offset();
+            for offset in (start..=end).take(200).chain([end]) {
                 let _ = log.read(offset, 500, true);
             }
             let _ = log.find_batch_by_timestamp(10);
