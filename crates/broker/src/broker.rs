@@ -71,6 +71,8 @@ pub struct Broker {
     pub config: Config,
     /// Cluster id (from meta.properties).
     pub cluster_id: String,
+    /// The group coordinator and its I/O.
+    pub groups: Arc<crate::groups::Groups>,
     controller: Mutex<Controller>,
     topics: RwLock<HashMap<String, TopicPartitions>>,
     by_id: RwLock<HashMap<Uuid, String>>,
@@ -210,7 +212,12 @@ impl Broker {
             adv.port as i32,
             config.rack.clone(),
         )?;
+        let groups = Arc::new(crate::groups::Groups::new(
+            config.group.clone(),
+            config.offsets_topic_num_partitions,
+        ));
         let broker = Broker {
+            groups,
             config,
             cluster_id,
             controller: Mutex::new(controller),

@@ -123,14 +123,19 @@ pub const KEYS: &[Key] = &[
     k("socket.send.buffer.bytes", Int, Some("102400"), false, "Accepted for compatibility."),
     k("socket.receive.buffer.bytes", Int, Some("102400"), false, "Accepted for compatibility."),
     k("queued.max.requests", Int, Some("500"), false, "Accepted for compatibility."),
-    k("offsets.topic.num.partitions", Int, Some("50"), false, "Partitions of __consumer_offsets."),
+    k("offsets.topic.num.partitions", Int, Some("50"), true, "Partitions of __consumer_offsets."),
     k("offsets.topic.replication.factor", Int, Some("3"), false, "Accepted for compatibility."),
     k("transaction.state.log.replication.factor", Int, Some("3"), false, "Accepted for compatibility."),
     k("transaction.state.log.min.isr", Int, Some("2"), false, "Accepted for compatibility."),
     k("transaction.max.timeout.ms", Int, Some("900000"), false, "Largest transaction timeout."),
-    k("group.initial.rebalance.delay.ms", Int, Some("3000"), false, "Delay of a new group's first rebalance."),
-    k("group.min.session.timeout.ms", Int, Some("6000"), false, "Smallest session timeout."),
-    k("group.max.session.timeout.ms", Int, Some("1800000"), false, "Largest session timeout."),
+    k("group.initial.rebalance.delay.ms", Int, Some("3000"), true, "Delay of a new group's first rebalance."),
+    k("group.min.session.timeout.ms", Int, Some("6000"), true, "Smallest session timeout."),
+    k("group.max.session.timeout.ms", Int, Some("1800000"), true, "Largest session timeout."),
+    k("offsets.retention.minutes", Int, Some("10080"), true, "Offsets of an empty group expire after this long."),
+    k("group.max.size", Int, Some("2147483647"), true, "Largest number of members in a classic group."),
+    k("group.consumer.heartbeat.interval.ms", Int, Some("5000"), true, "KIP-848 heartbeat interval."),
+    k("group.consumer.session.timeout.ms", Int, Some("45000"), true, "KIP-848 session timeout."),
+    k("group.consumer.assignors", List, Some("uniform,range"), true, "KIP-848 server-side assignors; the first is the default."),
     k("log.retention.hours", Int, Some("168"), false, "Retention time (hours)."),
     k("log.retention.minutes", Int, None, false, "Retention time (minutes)."),
     k("log.retention.ms", Long, None, false, "Retention time (ms)."),
@@ -246,6 +251,10 @@ pub struct Config {
     pub log_flush_interval_ms: Option<u64>,
     /// `log.flush.scheduler.interval.ms`.
     pub log_flush_scheduler_interval_ms: u64,
+    /// `offsets.topic.num.partitions`.
+    pub offsets_topic_num_partitions: i32,
+    /// Group coordinator settings (`group.*`, `offsets.retention.minutes`).
+    pub group: gregor_group_coordinator::GroupConfig,
     /// Unknown keys that were set (warned about at startup).
     pub unknown: Vec<String>,
 }
@@ -509,7 +518,32 @@ impl Config {
         };
         let replication = int("default.replication.factor");
         let flush_interval_ms = get("log.flush.interval.ms").and_then(|v| v.parse::<i64>().ok());
+        let min_session = int("group.min.session.timeout.ms");
+        let max_session = int("group.max.session.timeout.ms");
+        if min_session > max_session {
+            return Err(invalid(
+                "group.min.session.timeout.ms",
+                &min_session.to_string(),
+                format!("must not exceed group.max.session.timeout.ms ({max_session})"),
+            ));
+        }
+        let group = gregor_group_coordinator::GroupConfig {
+            initial_rebalance_delay_ms: int("group.initial.rebalance.delay.ms").max(0),
+            min_session_timeout_ms: min_session as i32,
+            max_session_timeout_ms: max_session as i32,
+            max_group_size: positive("group.max.size")? as i32,
+            offsets_retention_ms: positive("offsets.retention.minutes")? * 60_000,
+            consumer_heartbeat_interval_ms: positive("group.consumer.heartbeat.interval.ms")?
+                as i32,
+            consumer_session_timeout_ms: positive("group.consumer.session.timeout.ms")? as i32,
+            consumer_default_assignor: get("group.consumer.assignors")
+                .map(|s| split_list(&s))
+                .and_then(|l| l.into_iter().next())
+                .unwrap_or_else(|| "uniform".into()),
+        };
         Ok(Config {
+            offsets_topic_num_partitions: positive("offsets.topic.num.partitions")? as i32,
+            group,
             listeners,
             advertised,
             node_id: node_id as i32,

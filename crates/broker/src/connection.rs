@@ -39,7 +39,7 @@ pub async fn serve(
     shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let end = run(stream, &broker, &listener, shutdown).await;
+    let end = run(stream, peer, &broker, &listener, shutdown).await;
     match end {
         End::Closed | End::Shutdown => tracing::debug!(%peer, "connection closed"),
         End::Idle => tracing::debug!(%peer, "closing idle connection (connections.max.idle.ms)"),
@@ -50,6 +50,7 @@ pub async fn serve(
 
 async fn run(
     stream: TcpStream,
+    peer: SocketAddr,
     broker: &Arc<Broker>,
     listener: &Arc<Listener>,
     mut shutdown: watch::Receiver<bool>,
@@ -110,6 +111,7 @@ async fn run(
         let ctx = Ctx {
             broker,
             listener,
+            peer,
             header: &header,
             api,
             version: header.request_api_version,
@@ -120,6 +122,7 @@ async fn run(
             .await
         {
             Ok(r) => r,
+            Err(crate::errors::HandlerError::ShuttingDown) => return End::Shutdown,
             Err(e) => {
                 return End::Protocol(format!("{:?} v{}: {e}", api, header.request_api_version))
             }

@@ -15,6 +15,12 @@ pub enum HandlerError {
     /// The API or version is not served.
     #[error("unsupported request: {0}")]
     Unsupported(String),
+    /// The broker is shutting down; the request is dropped with the connection.
+    #[error("shutting down")]
+    ShuttingDown,
+    /// A broker-internal inconsistency (a bug).
+    #[error("internal error: {0}")]
+    Internal(String),
     /// The response could not be encoded (a bug).
     #[error(transparent)]
     Encode(#[from] gregor_protocol::response::EncodeError),

@@ -9,6 +9,7 @@
 //! - [`handlers`]: one module per Kafka API with its declared version range; the table that
 //!   ApiVersions advertises.
 //! - [`broker`]: shared state — the controller, the open partition logs, start-up recovery.
+//! - [`groups`]: the group coordinator's I/O: `__consumer_offsets`, deferred responses, timers.
 //! - [`sendfile`]: the zero-copy Fetch writer.
 //! - [`errors`]: the one mapping from storage/controller errors to Kafka error codes.
 
@@ -16,6 +17,7 @@ pub mod broker;
 pub mod config;
 pub mod connection;
 pub mod errors;
+pub mod groups;
 pub mod handlers;
 pub mod sendfile;
 pub mod server;

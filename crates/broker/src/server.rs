@@ -95,6 +95,15 @@ impl Server {
                 }
             })
         });
+        if let Err(e) = self.broker.groups.load_if_present(&self.broker).await {
+            tracing::error!(error = %e, "cannot load __consumer_offsets");
+        }
+        let timers = tokio::spawn(
+            self.broker
+                .groups
+                .clone()
+                .run_timers(self.broker.clone(), stop_rx.clone()),
+        );
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -112,6 +121,7 @@ impl Server {
             f.abort();
         }
         let _ = stop_tx.send(true);
+        timers.abort();
         let drain = async { while connections.join_next().await.is_some() {} };
         if tokio::time::timeout(Duration::from_millis(700), drain)
             .await

@@ -15,17 +15,30 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 pub mod api_versions;
+pub mod consumer_group_describe;
+pub mod consumer_group_heartbeat;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sync_group;
 
 /// An API and the version range Gregor serves (and advertises in ApiVersions).
 #[derive(Debug, Clone, Copy)]
@@ -63,6 +76,25 @@ pub const SUPPORTED: &[ApiSupport] = &[
     api(ApiKey::CreatePartitions, create_partitions::VERSIONS),
     api(ApiKey::DescribeConfigs, describe_configs::VERSIONS),
     api(ApiKey::DescribeCluster, describe_cluster::VERSIONS),
+    api(ApiKey::FindCoordinator, find_coordinator::VERSIONS),
+    api(ApiKey::JoinGroup, join_group::VERSIONS),
+    api(ApiKey::SyncGroup, sync_group::VERSIONS),
+    api(ApiKey::Heartbeat, heartbeat::VERSIONS),
+    api(ApiKey::LeaveGroup, leave_group::VERSIONS),
+    api(ApiKey::OffsetCommit, offset_commit::VERSIONS),
+    api(ApiKey::OffsetFetch, offset_fetch::VERSIONS),
+    api(ApiKey::DescribeGroups, describe_groups::VERSIONS),
+    api(ApiKey::ListGroups, list_groups::VERSIONS),
+    api(ApiKey::DeleteGroups, delete_groups::VERSIONS),
+    api(ApiKey::OffsetDelete, offset_delete::VERSIONS),
+    api(
+        ApiKey::ConsumerGroupHeartbeat,
+        consumer_group_heartbeat::VERSIONS,
+    ),
+    api(
+        ApiKey::ConsumerGroupDescribe,
+        consumer_group_describe::VERSIONS,
+    ),
 ];
 
 /// Looks up the supported range of an API.
@@ -90,6 +122,8 @@ pub struct Ctx<'a> {
     pub broker: &'a Arc<Broker>,
     /// The listener the connection arrived on.
     pub listener: &'a Listener,
+    /// The client's address.
+    pub peer: std::net::SocketAddr,
     /// Request header.
     pub header: &'a RequestHeader,
     /// API.
@@ -147,6 +181,19 @@ pub async fn dispatch(ctx: Ctx<'_>, mut body: Bytes) -> Result<Response, Handler
         ApiKey::CreatePartitions => create_partitions::handle(&ctx, &mut body),
         ApiKey::DescribeConfigs => describe_configs::handle(&ctx, &mut body),
         ApiKey::DescribeCluster => describe_cluster::handle(&ctx, &mut body),
+        ApiKey::FindCoordinator => find_coordinator::handle(&ctx, &mut body).await,
+        ApiKey::JoinGroup => join_group::handle(&ctx, &mut body).await,
+        ApiKey::SyncGroup => sync_group::handle(&ctx, &mut body).await,
+        ApiKey::Heartbeat => heartbeat::handle(&ctx, &mut body).await,
+        ApiKey::LeaveGroup => leave_group::handle(&ctx, &mut body).await,
+        ApiKey::OffsetCommit => offset_commit::handle(&ctx, &mut body).await,
+        ApiKey::OffsetFetch => offset_fetch::handle(&ctx, &mut body).await,
+        ApiKey::DescribeGroups => describe_groups::handle(&ctx, &mut body).await,
+        ApiKey::ListGroups => list_groups::handle(&ctx, &mut body).await,
+        ApiKey::DeleteGroups => delete_groups::handle(&ctx, &mut body).await,
+        ApiKey::OffsetDelete => offset_delete::handle(&ctx, &mut body).await,
+        ApiKey::ConsumerGroupHeartbeat => consumer_group_heartbeat::handle(&ctx, &mut body).await,
+        ApiKey::ConsumerGroupDescribe => consumer_group_describe::handle(&ctx, &mut body).await,
         other => Err(HandlerError::Unsupported(format!(
             "{other:?} is not implemented"
         ))),

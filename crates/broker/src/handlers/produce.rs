@@ -138,14 +138,21 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
             let outcome = if !matches!(acks, -1..=1) {
                 Outcome::err(ErrorCode::InvalidRequiredAcks, "acks must be -1, 0 or 1")
             } else {
-                match ctx.broker.partition(&name, pd.index) {
-                    None => Outcome::err(
-                        ErrorCode::UnknownTopicOrPartition,
-                        "This server does not host this topic-partition.",
-                    ),
-                    Some(part) => {
-                        let limit = ctx.broker.max_message_bytes(&name);
-                        append(&part, pd.records, limit)
+                if gregor_controller::topic::is_internal(&name) {
+                    Outcome::err(
+                        ErrorCode::InvalidTopicException,
+                        format!("Cannot append to internal topic {name}"),
+                    )
+                } else {
+                    match ctx.broker.partition(&name, pd.index) {
+                        None => Outcome::err(
+                            ErrorCode::UnknownTopicOrPartition,
+                            "This server does not host this topic-partition.",
+                        ),
+                        Some(part) => {
+                            let limit = ctx.broker.max_message_bytes(&name);
+                            append(&part, pd.records, limit)
+                        }
                     }
                 }
             };

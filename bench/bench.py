@@ -1,0 +1,1160 @@
+#!/usr/bin/env python3
+"""Gregor vs Apache Kafka 4.1: identical workloads, same client binaries, same machine, one run.
+
+Usually started by `make bench` (= bench/run.sh), which builds gregor, the Kafka jars and
+rdkafka_performance first. Direct use:
+
+  bench/bench.py --gregor-bin target/release/gregor --rdkafka-perf PATH [options]
+
+Targets: `kafka` (a real Apache Kafka 4.1.2 KRaft single node, started here from the Maven jars),
+`gregor` (started here, release binary, fresh log.dirs), and optionally `--bootstrap HOST:PORT`
+(any already running Kafka-compatible broker; `--bootstrap-pid` adds its CPU/RSS). Brokers run
+one at a time; every figure is reported beside Kafka's from the same run, as a ratio.
+
+Only the Python standard library plus confluent-kafka's AdminClient (compat-tests venv) are used.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+COMPAT_BIN = os.path.join(REPO, "compat-tests", "bin")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+KAFKA_VERSION = "4.1.2"
+
+# Kafka's own bin/kafka-{producer,consumer}-perf-test.sh JVM settings (the compat wrappers default to a
+# lean C1-only JVM for short CLI calls; a benchmark client gets Kafka's real defaults).
+JAVA_CLIENT_ENV = {
+    "KAFKA_HEAP_OPTS": "-Xmx512M",
+    "KAFKA_JVM_PERFORMANCE_OPTS": "-server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 "
+    "-XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent "
+    "-XX:MaxInlineLevel=15 -Djava.awt.headless=true",
+}
+
+MB = 1e6  # all sizes are decimal: 1 MB = 10^6 bytes, 1 GB = 10^9 bytes
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return [float(x) for x in f.read().split()[:3]]
+
+
+# ----------------------------------------------------------------------------------------------
+# /proc sampling of the broker process
+# ----------------------------------------------------------------------------------------------
+class Proc:
+    def __init__(self, pid):
+        self.pid = pid
+        self.peak_rss = 0
+        self._stop = threading.Event()
+        self._thread = None
+
+    def cpu_seconds(self):
+        """utime + stime of the whole process (all threads), from /proc/PID/stat."""
+        with open(f"/proc/{self.pid}/stat") as f:
+            data = f.read()
+        fields = data[data.rindex(")") + 2:].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+    def status(self, key):
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024  # kB -> bytes
+        return None
+
+    def rss(self):
+        return self.status("VmRSS")
+
+    def start_sampling(self, interval=0.2):
+        def run():
+            while not self._stop.wait(interval):
+                try:
+                    self.peak_rss = max(self.peak_rss, self.rss() or 0)
+                except OSError:
+                    return
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+
+    def stop_sampling(self):
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+
+
+# ----------------------------------------------------------------------------------------------
+# Brokers
+# ----------------------------------------------------------------------------------------------
+def api_versions_roundtrip(port, timeout=10.0):
+    """Send ApiVersions v0 on a fresh connection and wait for the answer."""
+    client_id = b"bench"
+    body = struct.pack(">hhih", 18, 0, 1, len(client_id)) + client_id
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(struct.pack(">i", len(body)) + body)
+        hdr = b""
+        while len(hdr) < 4:
+            chunk = s.recv(4 - len(hdr))
+            if not chunk:
+                raise OSError("connection closed before ApiVersions response")
+            hdr += chunk
+        (size,) = struct.unpack(">i", hdr)
+        got = 0
+        while got < size:
+            chunk = s.recv(size - got)
+            if not chunk:
+                raise OSError("short ApiVersions response")
+            got += len(chunk)
+
+
+def wait_first_accept(proc, port, deadline_s):
+    """Poll connect() in a tight loop from process spawn; returns seconds since `t0` of the
+    first accepted connection (caller subtracts its own t0)."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"broker exited during start-up (rc {proc.returncode})")
+        s = socket.socket()
+        try:
+            s.connect(("127.0.0.1", port))
+            return time.monotonic()
+        except OSError:
+            time.sleep(0.0002)
+        finally:
+            s.close()
+    raise RuntimeError(f"port {port} not accepting after {deadline_s}s")
+
+
+class Broker:
+    """A broker this harness starts and stops (kafka, gregor) or an external one."""
+    managed = True
+
+    def __init__(self, name, workdir):
+        self.name = name
+        self.workdir = workdir
+        self.port = None
+        self.proc = None
+        self.pid = None
+
+    @property
+    def bootstrap(self):
+        return f"127.0.0.1:{self.port}"
+
+    def _spawn(self):
+        raise NotImplementedError
+
+    def start(self, timeout):
+        """Fresh data dir, spawn, measure start-up. Returns dict of start-up figures (seconds)."""
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        os.makedirs(self.workdir)
+        self.port = free_port()
+        self.prepare()
+        t0 = time.monotonic()
+        self.proc = self._spawn()
+        self.pid = self.proc.pid
+        t_accept = wait_first_accept(self.proc, self.port, timeout)
+        # First answered request (ApiVersions), retried until the broker answers.
+        end = time.monotonic() + timeout
+        while True:
+            try:
+                api_versions_roundtrip(self.port)
+                break
+            except OSError:
+                if time.monotonic() > end or self.proc.poll() is not None:
+                    raise RuntimeError("broker never answered ApiVersions")
+                time.sleep(0.001)
+        t_api = time.monotonic()
+        return {"accept_s": t_accept - t0, "api_versions_s": t_api - t0}
+
+    def prepare(self):
+        pass
+
+    def stop(self):
+        if not self.proc or self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def log_tail(self, n=30):
+        path = os.path.join(self.workdir, "broker.log")
+        try:
+            with open(path, errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+
+class GregorBroker(Broker):
+    def __init__(self, workdir, binary):
+        super().__init__("gregor", workdir)
+        self.binary = binary
+
+    def _spawn(self):
+        listener = f"PLAINTEXT://127.0.0.1:{self.port}"
+        cmd = [self.binary,
+               "--override", f"listeners={listener}",
+               "--override", f"advertised.listeners={listener}",
+               "--override", f"log.dirs={self.workdir}/data",
+               "--override", "metrics.listener="]
+        out = open(os.path.join(self.workdir, "broker.log"), "ab")
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+
+
+class KafkaBroker(Broker):
+    """Apache Kafka 4.1.2 from the compat-tests Maven jars, KRaft combined broker+controller, one node,
+    the same server.properties as compat-tests/bin/kafka-reference-broker.sh, -Xmx1g -Xms1g, G1.
+    Spawned directly (not via the reference script) so start-up is timed from process spawn and the
+    PID is the java process itself (the wrapper scripts exec)."""
+
+    def __init__(self, workdir):
+        super().__init__("kafka", workdir)
+
+    def prepare(self):
+        cport = self.port + 1
+        while True:
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", cport))
+                    break
+                except OSError:
+                    cport += 1
+        props = os.path.join(self.workdir, "server.properties")
+        with open(props, "w") as f:
+            f.write(f"""process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:{cport}
+listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{cport}
+advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs={self.workdir}/data
+num.partitions=1
+default.replication.factor=1
+auto.create.topics.enable=true
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+""")
+        # Formatting the storage (kafka-storage.sh format) is a one-time install step: not timed.
+        cid = subprocess.run([os.path.join(COMPAT_BIN, "kafka-storage.sh"), "random-uuid"],
+                             capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+        r = subprocess.run([os.path.join(COMPAT_BIN, "kafka-storage.sh"), "format", "-t", cid, "-c", props],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError("kafka-storage format failed: " + r.stdout + r.stderr)
+
+    def _spawn(self):
+        env = dict(os.environ)
+        env["KAFKA_HEAP_OPTS"] = "-Xmx1g -Xms1g"
+        out = open(os.path.join(self.workdir, "broker.log"), "ab")
+        return subprocess.Popen([os.path.join(COMPAT_BIN, "kafka-server-start.sh"),
+                                 os.path.join(self.workdir, "server.properties")],
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=env, start_new_session=True)
+
+    def wait_ready(self, timeout=90):
+        end = time.monotonic() + timeout
+        path = os.path.join(self.workdir, "broker.log")
+        while time.monotonic() < end:
+            with open(path, errors="replace") as f:
+                if "Kafka Server started" in f.read():
+                    return
+            time.sleep(0.2)
+        raise RuntimeError("Kafka did not log 'Kafka Server started'")
+
+
+class ExternalBroker(Broker):
+    managed = False
+
+    def __init__(self, name, bootstrap, pid=None):
+        super().__init__(name, None)
+        self._bootstrap = bootstrap
+        self.pid = pid
+
+    @property
+    def bootstrap(self):
+        return self._bootstrap
+
+    def start(self, timeout):
+        return None
+
+    def stop(self):
+        pass
+
+
+# ----------------------------------------------------------------------------------------------
+# Admin (confluent-kafka AdminClient from the compat venv)
+# ----------------------------------------------------------------------------------------------
+def admin_for(bootstrap):
+    from confluent_kafka.admin import AdminClient
+    return AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 10000})
+
+
+def wait_metadata(bootstrap, timeout=60):
+    end = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < end:
+        try:
+            admin_for(bootstrap).list_topics(timeout=5)
+            return
+        except Exception as e:  # noqa: BLE001
+            last = e
+            time.sleep(0.2)
+    raise RuntimeError(f"no metadata from {bootstrap}: {last}")
+
+
+def create_topic(bootstrap, topic, partitions, timeout=60):
+    from confluent_kafka.admin import NewTopic
+    a = admin_for(bootstrap)
+    fut = a.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)],
+                          operation_timeout=30)[topic]
+    fut.result(timeout=timeout)
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        md = a.list_topics(topic, timeout=10).topics.get(topic)
+        if md is not None and md.error is None and len(md.partitions) == partitions and \
+                all(p.leader >= 0 for p in md.partitions.values()):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"topic {topic} has no leaders after {timeout}s")
+
+
+# ----------------------------------------------------------------------------------------------
+# Clients
+# ----------------------------------------------------------------------------------------------
+class ClientError(Exception):
+    pass
+
+
+def run_client(cmd, timeout, env=None, logfile=None):
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    t0 = time.monotonic()
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env,
+                           errors="replace")
+    except subprocess.TimeoutExpired as e:
+        def txt(x):
+            return (x or b"").decode(errors="replace") if isinstance(x, bytes) else (x or "")
+        out, err = txt(e.stdout), txt(e.stderr)
+        if logfile:
+            with open(logfile, "a") as f:
+                f.write(f"$ {' '.join(cmd)}\nTIMEOUT after {timeout}s\n{out[-3000:]}\n{err[-3000:]}\n")
+        hint = [l for l in err.splitlines() if l.strip() and "CONFWARN" not in l][-2:]
+        raise ClientError(f"timeout after {timeout:.0f}s, no result" + (": " + " / ".join(hint) if hint else ""))
+    if logfile:
+        with open(logfile, "a") as f:
+            f.write(f"$ {' '.join(cmd)}\n# rc={r.returncode} wall={time.monotonic() - t0:.1f}s\n"
+                    f"{r.stdout[-6000:]}\n{r.stderr[-6000:]}\n")
+    return r
+
+
+class Clients:
+    def __init__(self, rdk_perf, logfile, timeout):
+        self.rdk = rdk_perf
+        self.logfile = logfile
+        self.timeout = timeout
+
+    # --- Java: org.apache.kafka.tools.ProducerPerformance / ConsumerPerformance ---
+    def java_produce(self, bootstrap, topic, n, size, props, throughput=-1):
+        props = dict(props)
+        props["bootstrap.servers"] = bootstrap
+        cmd = [os.path.join(COMPAT_BIN, "kafka-producer-perf-test.sh"), "--topic", topic,
+               "--num-records", str(n), "--record-size", str(size), "--throughput", str(throughput),
+               "--producer-props"] + [f"{k}={v}" for k, v in props.items()]
+        r = run_client(cmd, self.timeout, JAVA_CLIENT_ENV, self.logfile)
+        m = None
+        for line in r.stdout.splitlines():
+            mm = re.match(r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg "
+                          r"latency, ([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th, "
+                          r"(\d+) ms 99.9th", line.strip())
+            if mm:
+                m = mm
+        if r.returncode != 0 or not m:
+            raise ClientError(f"kafka-producer-perf-test rc={r.returncode}: " + _err_tail(r))
+        sent = int(m.group(1))
+        if sent != n:
+            raise ClientError(f"only {sent}/{n} records sent")
+        if "Exception" in r.stderr or "ERROR" in r.stderr:
+            raise ClientError("producer errors: " + _err_tail(r))
+        rps = float(m.group(2))
+        return {"records": sent, "records_per_s": rps, "mb_per_s": rps * size / MB,
+                "lat_avg_ms": float(m.group(4)), "lat_max_ms": float(m.group(5)),
+                "lat_p50_ms": float(m.group(6)), "lat_p95_ms": float(m.group(7)),
+                "lat_p99_ms": float(m.group(8)), "lat_p999_ms": float(m.group(9))}
+
+    def java_consume_group(self, bootstrap, topic, group, n, size):
+        cmd = [os.path.join(COMPAT_BIN, "kafka-consumer-perf-test.sh"), "--bootstrap-server", bootstrap,
+               "--topic", topic, "--messages", str(n), "--group", group, "--timeout", "30000"]
+        r = run_client(cmd, self.timeout, JAVA_CLIENT_ENV, self.logfile)
+        lines = [l for l in r.stdout.splitlines() if l.strip()]
+        hdr_i = next((i for i, l in enumerate(lines) if l.startswith("start.time")), None)
+        keys = [k.strip() for k in lines[hdr_i].split(",")] if hdr_i is not None else []
+        vals = next(([v.strip() for v in l.split(",")] for l in lines[(hdr_i or 0) + 1:]
+                     if re.match(r"\d{4}-\d\d-\d\d", l) and len(l.split(",")) == len(keys)), None)
+        if r.returncode != 0 or not keys or not vals:
+            raise ClientError(f"kafka-consumer-perf-test rc={r.returncode}: " + _err_tail(r))
+        d = dict(zip(keys, vals))
+        got = int(d["data.consumed.in.nMsg"])
+        if got < n:
+            warn = [l for l in lines if l.startswith("WARNING")]
+            raise ClientError(f"consumed only {got}/{n} records" + (": " + warn[0] if warn else ""))
+        fetch_s = float(d["fetch.time.ms"]) / 1000
+        # fetch.* excludes the group join (rebalance.time.ms), like rdkafka_performance's clock that
+        # starts at the first message.
+        return {"records": got, "records_per_s": got / fetch_s, "mb_per_s": got * size / MB / fetch_s,
+                "rebalance_ms": float(d["rebalance.time.ms"]), "fetch_s": fetch_s}
+
+    # --- librdkafka: examples/rdkafka_performance ---
+    def rdk_produce(self, bootstrap, topic, n, size, acks, conf=None, rate=None, latency_file=None):
+        cmd = [self.rdk, "-P", "-t", topic, "-b", bootstrap, "-s", str(size), "-c", str(n),
+               "-a", str(acks)]
+        # rdkafka_performance sets linger.ms=1000, which makes each run's last partial batches wait 1 s:
+        # use librdkafka's own default (5 ms) unless the workload says otherwise.
+        conf = dict({"linger.ms": "5"}, **(conf or {}))
+        for k, v in conf.items():
+            cmd += ["-X", f"{k}={v}"]
+        if rate:
+            cmd += ["-r", str(int(rate))]
+        if latency_file:
+            cmd += ["-l", "-A", latency_file]
+        r = run_client(cmd, self.timeout, None, self.logfile)
+        ms_ = re.findall(r"% (\d+) messages produced \((\d+) bytes\), (\d+) delivered \(offset -?\d+, "
+                         r"(\d+) failed\) in (\d+)ms: (\d+) msgs/s", r.stdout)
+        m = _Last(ms_[-1]) if ms_ else None
+        if r.returncode != 0 or not m:
+            raise ClientError(f"rdkafka_performance -P rc={r.returncode}: " + _err_tail(r))
+        delivered, failed, ms = int(m.group(3)), int(m.group(4)), int(m.group(5))
+        if delivered != n or failed:
+            raise ClientError(f"{delivered}/{n} delivered, {failed} failed: " + _err_tail(r))
+        rps = delivered / (max(ms, 1) / 1000)
+        return {"records": delivered, "records_per_s": rps, "mb_per_s": rps * size / MB,
+                "elapsed_s": ms / 1000}
+
+    def rdk_consume(self, bootstrap, topic, n, size, partitions=None, group=None, extra=None, timeout=None):
+        """partitions: list -> simple assigned consumer (-C); group: -G balanced consumer."""
+        cmd = [self.rdk, "-t", topic, "-b", bootstrap, "-c", str(n)]
+        if group:
+            cmd = [self.rdk, "-G", group, "-t", topic, "-b", bootstrap, "-c", str(n),
+                   "-X", "auto.offset.reset=earliest"]
+        else:
+            cmd += ["-C", "-o", "beginning"]
+            for p in partitions:
+                cmd += ["-p", str(p)]
+        cmd += extra or []
+        r = run_client(cmd, timeout or self.timeout, None, self.logfile)
+        ms_ = re.findall(r"% (\d+) messages \((\d+) bytes\) consumed in (\d+)ms", r.stdout)
+        m = _Last(ms_[-1]) if ms_ else None
+        if r.returncode != 0 or not m:
+            raise ClientError(f"rdkafka_performance rc={r.returncode}: " + _err_tail(r))
+        got, nbytes, ms = int(m.group(1)), int(m.group(2)), int(m.group(3))
+        if got < n:
+            raise ClientError(f"consumed only {got}/{n} records: " + _err_tail(r))
+        ms = max(ms, 1)
+        return {"records": got, "records_per_s": got / (ms / 1000), "mb_per_s": nbytes / MB / (ms / 1000),
+                "elapsed_s": ms / 1000}
+
+
+class _Last:
+    """re.Match-like view of one re.findall tuple (the last summary line printed)."""
+
+    def __init__(self, groups):
+        self.groups_ = groups
+
+    def group(self, i):
+        return self.groups_[i - 1]
+
+
+def _err_tail(r):
+    text = (r.stderr.strip() + "\n" + r.stdout.strip()).strip()
+    lines = [l for l in text.splitlines() if l.strip() and not l.startswith("|") and "CONFWARN" not in l]
+    return " / ".join(lines[-3:])[-400:] or "(no output)"
+
+
+def percentiles(values, ps=(50, 99, 99.9)):
+    v = sorted(values)
+    out = {}
+    for p in ps:
+        if not v:
+            out[p] = None
+            continue
+        k = min(len(v) - 1, max(0, int(round(p / 100 * len(v) + 0.5)) - 1))
+        out[p] = v[k]
+    return out
+
+
+def read_latency_file(path):
+    with open(path) as f:
+        return [int(x) for x in f.read().split() if x.strip()]
+
+
+# ----------------------------------------------------------------------------------------------
+# Workloads
+# ----------------------------------------------------------------------------------------------
+class Recorder:
+    """Collects figures for one target; each figure is either a number or {'error': str}."""
+
+    def __init__(self, broker, proc):
+        self.broker = broker
+        self.proc = proc
+        self.values = {}
+        self.details = {}
+        self.cpu = {}  # group -> [cpu_seconds, bytes]
+
+    def cpu_now(self):
+        if not self.proc:
+            return None
+        try:
+            return self.proc.cpu_seconds()
+        except OSError:
+            return None
+
+    def measure(self, key, fn, cpu_group=None, nbytes=0):
+        """Run fn() -> result dict; store result under key; add broker CPU to cpu_group."""
+        c0 = self.cpu_now()
+        try:
+            res = fn()
+        except (ClientError, RuntimeError, Exception) as e:  # noqa: BLE001
+            log(f"  {self.broker.name} {key}: n/a ({e})")
+            self.details[key] = {"error": str(e)}
+            return None
+        c1 = self.cpu_now()
+        if c0 is not None and c1 is not None:
+            res["broker_cpu_s"] = c1 - c0
+            if nbytes:
+                res["broker_cpu_s_per_gb"] = (c1 - c0) / (nbytes / 1e9)
+            if cpu_group:
+                g = self.cpu.setdefault(cpu_group, [0.0, 0])
+                g[0] += c1 - c0
+                g[1] += nbytes
+        self.details[key] = res
+        log(f"  {self.broker.name} {key}: " + ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in res.items()))
+        return res
+
+
+def produce_runs():
+    out = []
+    for client in ("rdkafka", "java"):
+        for parts in (1, 6):
+            for codec in ("none", "lz4"):
+                out.append((client, parts, codec))
+    return out
+
+
+def run_workloads(rec, clients, args, kafka_max):
+    b = rec.broker
+    bs = b.bootstrap
+    sc = args.scale
+    n_1k_java = max(2000, int(300_000 * sc))
+    n_1k_rdk = max(2000, int(500_000 * sc))
+    n_100b = max(5000, int(1_000_000 * sc))
+    n_fill = max(5000, int(1_000_000 * sc))  # 1 KiB records: ~1 GB at scale 1
+
+    # Warm-up (excluded): JIT for the JVM broker, page cache / allocator for both.
+    log(f"{b.name}: warm-up")
+    create_topic(bs, "warmup", 6)
+    for _ in range(2):
+        try:
+            clients.rdk_produce(bs, "warmup", max(2000, int(100_000 * sc)), 1024, 1)
+            clients.java_produce(bs, "warmup", max(2000, int(100_000 * sc)), 1024, {"acks": "1"})
+            clients.rdk_consume(bs, "warmup", max(2000, int(100_000 * sc)), 1024, partitions=list(range(6)))
+        except ClientError as e:
+            log(f"  warm-up error: {e}")
+
+    if rec.proc:
+        rec.proc.peak_rss = 0
+        rec.proc.start_sampling()
+
+    # W1: 1 KiB, acks=1, 1 and 6 partitions, none and lz4, both clients.
+    log(f"{b.name}: W1 produce 1 KiB acks=1")
+    for client, parts, codec in produce_runs():
+        topic = f"w1-{client}-p{parts}-{codec}"
+        key = f"w1.{client}.p{parts}.{codec}"
+        try:
+            create_topic(bs, topic, parts)
+        except Exception as e:  # noqa: BLE001
+            rec.details[key] = {"error": f"create topic: {e}"}
+            continue
+        if client == "java":
+            n = n_1k_java
+            fn = lambda: clients.java_produce(bs, topic, n, 1024, {"acks": "1", "compression.type": codec})
+        else:
+            n = n_1k_rdk
+            fn = lambda: clients.rdk_produce(bs, topic, n, 1024, 1, {"compression.codec": codec})
+        rec.measure(key, fn, cpu_group=f"ingest.1k.{codec}", nbytes=n * 1024)
+
+    # W2: 100 B, acks=all, idempotent.
+    log(f"{b.name}: W2 produce 100 B acks=all idempotent")
+    for client in ("rdkafka", "java"):
+        topic = f"w2-{client}"
+        key = f"w2.{client}"
+        try:
+            create_topic(bs, topic, 1)
+        except Exception as e:  # noqa: BLE001
+            rec.details[key] = {"error": f"create topic: {e}"}
+            continue
+        if client == "java":
+            fn = lambda: clients.java_produce(bs, topic, n_100b, 100,
+                                              {"acks": "all", "enable.idempotence": "true"})
+        else:
+            fn = lambda: clients.rdk_produce(bs, topic, n_100b, 100, -1, {"enable.idempotence": "true"})
+        rec.measure(key, fn, cpu_group="ingest.100b.idem", nbytes=n_100b * 100)
+
+    # W3: consume ~1 GB from the head of a 6-partition topic, page cache warm.
+    log(f"{b.name}: W3 fill {n_fill} x 1 KiB, then consume")
+    fill_ok = True
+    try:
+        create_topic(bs, "w3", 6)
+        fill = rec.measure("w3.fill", lambda: clients.rdk_produce(bs, "w3", n_fill, 1024, 1))
+        fill_ok = fill is not None
+        # warm the page cache (and the JIT) with one full pass; not reported
+        clients.rdk_consume(bs, "w3", n_fill, 1024, partitions=list(range(6)))
+    except Exception as e:  # noqa: BLE001
+        log(f"  W3 fill failed: {e}")
+        fill_ok = False
+    # a group that never gets its assignment must not stall the run: 60 s plus the read at >= 20 MB/s
+    group_timeout = min(args.client_timeout, 60 + n_fill * 1024 / 20e6)
+    for key, fn in (
+        ("w3.rdkafka.assign", lambda: clients.rdk_consume(bs, "w3", n_fill, 1024, partitions=list(range(6)))),
+        ("w3.rdkafka.group", lambda: clients.rdk_consume(bs, "w3", n_fill, 1024, group=f"bench-rdk-{time.time_ns()}",
+                                                            timeout=group_timeout)),
+        ("w3.java.group", lambda: clients.java_consume_group(bs, "w3", f"bench-java-{time.time_ns()}", n_fill, 1024)),
+    ):
+        if not fill_ok:
+            rec.details[key] = {"error": "fill failed"}
+            continue
+        rec.measure(key, fn, cpu_group="serve", nbytes=n_fill * 1024)
+
+    # W4: latency at a fixed load = 50% of Kafka's max for the same client (W1, 1 partition, none).
+    log(f"{b.name}: W4 latency at fixed load")
+    for client in ("rdkafka", "java"):
+        key = f"w4.{client}"
+        base = kafka_max.get(client)
+        src = "kafka"
+        if not base:
+            own = rec.details.get(f"w1.{client}.p1.none", {}).get("records_per_s")
+            base, src = own, "own (no Kafka figure)"
+        if args.latency_rate:
+            base, src = args.latency_rate * 2, "--latency-rate"
+        if not base:
+            rec.details[key] = {"error": "no max throughput to derive the rate from"}
+            continue
+        rate = int(base * 0.5)
+        n = max(1000, int(rate * args.latency_seconds * min(1.0, max(sc, 0.2))))
+        topic = f"w4-{client}"
+        try:
+            create_topic(bs, topic, 1)
+        except Exception as e:  # noqa: BLE001
+            rec.details[key] = {"error": f"create topic: {e}"}
+            continue
+        if client == "java":
+            fn = lambda: dict(clients.java_produce(bs, topic, n, 1024, {"acks": "1", "linger.ms": "0"},
+                                                   throughput=rate), rate=rate, rate_source=src)
+        else:
+            fn = lambda: latency_rdkafka(clients, bs, topic, n, rate, src, b.workdir or args.tmp)
+        rec.measure(key, fn, cpu_group=None)
+
+    if rec.proc:
+        rec.proc.stop_sampling()
+
+
+def latency_rdkafka(clients, bs, topic, n, rate, src, workdir):
+    """Producer at a fixed rate with per-message delivery latency; a concurrent consumer (tail of the
+    same partition) measures end-to-end latency from the timestamp in the payload."""
+    pfile = os.path.join(workdir, f"lat-prod-{topic}.txt")
+    cfile = os.path.join(workdir, f"lat-e2e-{topic}.txt")
+    for p in (pfile, cfile):
+        if os.path.exists(p):
+            os.remove(p)
+    ccmd = ["stdbuf", "-oL", clients.rdk, "-C", "-t", topic, "-p", "0", "-o", "end", "-b", bs, "-c", str(n), "-l", "-A", cfile,
+            "-X", "fetch.wait.max.ms=100", "-X", "fetch.error.backoff.ms=10"]
+    cons = subprocess.Popen(ccmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+    ready = threading.Event()
+    cons_out = []
+
+    def reader():
+        for line in cons.stdout:
+            cons_out.append(line)
+            if "reached end" in line:
+                ready.set()
+    th = threading.Thread(target=reader, daemon=True)
+    th.start()
+    if not ready.wait(60):
+        cons.kill()
+        raise ClientError("e2e consumer never reached the end of the partition: " + "".join(cons_out[-3:]))
+    try:
+        res = clients.rdk_produce(bs, topic, n, 1024, 1, {"linger.ms": "0"}, rate=rate, latency_file=pfile)
+    except ClientError:
+        cons.kill()
+        raise
+    try:
+        cons.wait(60)
+    except subprocess.TimeoutExpired:
+        cons.kill()
+    th.join(5)
+    prod = read_latency_file(pfile)
+    e2e = read_latency_file(cfile) if os.path.exists(cfile) else []
+    # warm-up excluded: the first second of samples (connection set-up, metadata), or 10% of short runs
+    skip = rate if len(prod) >= 3 * rate else len(prod) // 10
+    prod, e2e = prod[skip:], e2e[skip:]
+    n -= skip
+    pp = percentiles(prod)
+    ep = percentiles(e2e)
+    res.update({"rate": rate, "rate_source": src,
+                "lat_p50_ms": pp[50] / 1000, "lat_p99_ms": pp[99] / 1000, "lat_p999_ms": pp[99.9] / 1000,
+                "lat_avg_ms": statistics.mean(prod) / 1000, "lat_samples": len(prod),
+                "e2e_samples": len(e2e)})
+    if len(e2e) >= 0.9 * n:
+        res.update({"e2e_p50_ms": ep[50] / 1000, "e2e_p99_ms": ep[99] / 1000, "e2e_p999_ms": ep[99.9] / 1000})
+    else:
+        res["e2e_error"] = f"consumer saw {len(e2e)}/{n} records"
+    return res
+
+
+# ----------------------------------------------------------------------------------------------
+# Figures: (key, workload, label, unit, better, extractor)
+# ----------------------------------------------------------------------------------------------
+def figure_defs():
+    defs = []
+
+    def d(key, field):
+        def ex(det, cpu):
+            r = det.get(key)
+            if r is None:
+                return None
+            if "error" in r:
+                return {"error": r["error"]}
+            if field.startswith("e2e_") and field not in r and "e2e_error" in r:
+                return {"error": r["e2e_error"]}
+            return r.get(field)
+        return ex
+
+    for client, parts, codec in produce_runs():
+        cname = "librdkafka" if client == "rdkafka" else "Java"
+        defs.append((f"w1.{client}.p{parts}.{codec}", "1 produce 1 KiB acks=1",
+                     f"{parts} partition{'s' if parts > 1 else ''}, {codec}, {cname} client", "MB/s", "higher",
+                     d(f"w1.{client}.p{parts}.{codec}", "mb_per_s")))
+    for client in ("rdkafka", "java"):
+        cname = "librdkafka" if client == "rdkafka" else "Java"
+        defs.append((f"w2.{client}", "2 produce 100 B acks=all idempotent", f"1 partition, {cname} client",
+                     "records/s", "higher", d(f"w2.{client}", "records_per_s")))
+    for key, label in (("w3.rdkafka.assign", "assigned (6 partitions), librdkafka"),
+                       ("w3.rdkafka.group", "group (subscribe), librdkafka"),
+                       ("w3.java.group", "group (subscribe), Java")):
+        defs.append((key, "3 consume ~1 GB, cache warm", label, "MB/s", "higher", d(key, "mb_per_s")))
+    for client in ("rdkafka", "java"):
+        cname = "librdkafka" if client == "rdkafka" else "Java"
+        defs.append((f"w4.{client}.rate", "4 latency @ 50% of Kafka max", f"{cname}: offered load",
+                     "records/s", "same", d(f"w4.{client}", "rate")))
+        for p, f in (("p50", "lat_p50_ms"), ("p99", "lat_p99_ms"), ("p99.9", "lat_p999_ms")):
+            defs.append((f"w4.{client}.{p}", "4 latency @ 50% of Kafka max", f"{cname}: produce latency {p}",
+                         "ms", "lower", d(f"w4.{client}", f)))
+    for p, f in (("p50", "e2e_p50_ms"), ("p99", "e2e_p99_ms"), ("p99.9", "e2e_p999_ms")):
+        defs.append((f"w4.e2e.{p}", "4 latency @ 50% of Kafka max", f"librdkafka: end-to-end latency {p}",
+                     "ms", "lower", d("w4.rdkafka", f)))
+
+    def cpu(group):
+        def ex(det, cpus):
+            g = cpus.get(group)
+            return g[0] / (g[1] / 1e9) if g and g[1] else None
+        return ex
+
+    defs += [
+        ("w5.startup.accept", "5 resources", "start-up: spawn → first accepted TCP connection", "ms", "lower",
+         lambda det, c: (det.get("startup") or {}).get("accept_ms")),
+        ("w5.startup.api", "5 resources", "start-up: spawn → first ApiVersions response", "ms", "lower",
+         lambda det, c: (det.get("startup") or {}).get("api_versions_ms")),
+        ("w5.rss.idle", "5 resources", "idle RSS (after start-up, before any load)", "MB", "lower",
+         lambda det, c: (det.get("rss") or {}).get("idle_mb")),
+        ("w5.rss.load", "5 resources", "peak RSS under load (W1–W4)", "MB", "lower",
+         lambda det, c: (det.get("rss") or {}).get("peak_load_mb")),
+        ("w5.cpu.ingest.1k.none", "5 resources", "broker CPU per GB ingested (W1, 1 KiB, uncompressed)", "s/GB",
+         "lower", cpu("ingest.1k.none")),
+        ("w5.cpu.ingest.1k.lz4", "5 resources", "broker CPU per GB ingested (W1, 1 KiB, lz4)", "s/GB", "lower",
+         cpu("ingest.1k.lz4")),
+        ("w5.cpu.ingest.100b", "5 resources", "broker CPU per GB ingested (W2, 100 B, acks=all idempotent)",
+         "s/GB", "lower", cpu("ingest.100b.idem")),
+        ("w5.cpu.serve", "5 resources", "broker CPU per GB served (W3, all three consumers)", "s/GB", "lower",
+         cpu("serve")),
+    ]
+    return defs
+
+
+GOALS = [
+    # (description, check(values_by_target, ratio) -> (met: bool|None, evidence str))
+]
+
+
+def fmt(v):
+    if v is None:
+        return "n/a"
+    if isinstance(v, dict):
+        return "n/a (error: " + v.get("error", "?").replace("|", "/")[:160] + ")"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    if abs(v) >= 100:
+        return f"{v:.0f}"
+    if abs(v) >= 10:
+        return f"{v:.1f}"
+    if abs(v) >= 1:
+        return f"{v:.2f}"
+    return f"{v:.3g}"
+
+
+def build_table(results, targets):
+    rows = []
+    for key, wl, label, unit, better, ex in figure_defs():
+        vals = {}
+        for t in targets:
+            tr = results["targets"].get(t) or {}
+            try:
+                vals[t] = ex(tr.get("details", {}), tr.get("cpu", {}))
+            except Exception:  # noqa: BLE001
+                vals[t] = None
+        ratios = {}
+        k = vals.get("kafka")
+        for t in targets:
+            if t == "kafka":
+                continue
+            v = vals.get(t)
+            ratios[t] = (v / k) if isinstance(v, (int, float)) and isinstance(k, (int, float)) and k else None
+        rows.append({"key": key, "workload": wl, "figure": label, "unit": unit, "better": better,
+                     "values": vals, "ratio_vs_kafka": ratios})
+    return rows
+
+
+def goal_checks(rows, target="gregor"):
+    by = {r["key"]: r for r in rows}
+    out = []
+
+    def ratio(k):
+        return by[k]["ratio_vs_kafka"].get(target) if k in by else None
+
+    def val(k):
+        v = by[k]["values"].get(target) if k in by else None
+        return v if isinstance(v, (int, float)) else None
+
+    thr = [r["key"] for r in rows if r["key"].startswith(("w1.", "w2.", "w3."))]
+    rs = [(k, ratio(k)) for k in thr]
+    known = [x for x in rs if x[1] is not None]
+    below = [f"{by[k]['workload'][2:]} / {by[k]['figure']} ({r:.2f}×)" for k, r in known if r < 2.0]
+    out.append(("throughput ≥ 2× Kafka on workloads 1–3",
+                None if not known else not below and len(known) == len(rs),
+                f"{len(known) - len(below)}/{len(rs)} figures at ≥ 2×" +
+                (f"; missing: {len(rs) - len(known)}" if len(known) < len(rs) else "") +
+                (f"; below: " + "; ".join(below[:12]) if below else "")))
+    for c in ("rdkafka", "java"):
+        r = ratio(f"w4.{c}.p99")
+        out.append((f"p99 produce latency ≤ 1/5 of Kafka's (workload 4, {'librdkafka' if c == 'rdkafka' else 'Java'})",
+                    None if r is None else r <= 0.2, "n/a" if r is None else f"ratio {r:.2f}"))
+    v = val("w5.cpu.ingest.1k.none")
+    out.append(("broker CPU ≤ 0.3 s per GB ingested (1 KiB uncompressed)", None if v is None else v <= 0.3,
+                "n/a" if v is None else f"{v:.2f} s/GB"))
+    v = val("w5.startup.accept")
+    out.append(("start-up < 20 ms", None if v is None else v < 20, "n/a" if v is None else f"{v:.1f} ms"))
+    v = val("w5.rss.idle")
+    out.append(("idle RSS < 15 MB", None if v is None else v < 15, "n/a" if v is None else f"{v:.1f} MB"))
+    return out
+
+
+def render_markdown(results, rows, targets):
+    m = results["machine"]
+    L = []
+    L.append("# `make bench`: Gregor vs Apache Kafka " + KAFKA_VERSION)
+    L.append("")
+    L.append(f"Run {results['started_at']} → {results['finished_at']} ({results['duration_s'] / 60:.1f} min), "
+             f"scale {results['config']['scale']}.")
+    L.append("")
+    L.append(f"- Machine: {m['cpu_model']}, {m['cpus']} CPUs, {m['mem_gb']:.1f} GB RAM, {m['kernel']}, "
+             f"data dir on `{m['data_fs']}`")
+    L.append(f"- Load average (1/5/15 min): before {' / '.join(map(str, results['load']['before']))}, "
+             f"after {' / '.join(map(str, results['load']['after']))}"
+             + (f"; waited {results['load']['waited_s']:.0f} s for the 1-min load to drop below "
+                f"{results['config']['wait_load']}" if results['load'].get('waited_s') else ""))
+    L.append(f"- Gregor: `{results['versions'].get('gregor_bin')}` (git {results['versions'].get('gregor_git')}), "
+             f"fresh `log.dirs`")
+    L.append(f"- Apache Kafka {KAFKA_VERSION} (Maven Central jars), KRaft combined broker+controller, one node, "
+             f"`-Xmx1g -Xms1g` G1, fresh `log.dirs` on the same disk; {results['versions'].get('java')}")
+    L.append(f"- Clients (identical for every broker): Kafka {KAFKA_VERSION} `kafka-producer-perf-test` / "
+             f"`kafka-consumer-perf-test` (JVM `-Xmx512M` G1, as Kafka's scripts) and librdkafka "
+             f"{results['versions'].get('librdkafka')} `rdkafka_performance` (built from the `rdkafka-sys` crate)")
+    L.append("")
+    names = {"kafka": "Kafka", "gregor": "Gregor"}
+    cols = ["Workload", "Figure", "Unit", "Better"] + [names.get(t, t) for t in targets] + \
+        [f"{names.get(t, t)}/Kafka" for t in targets if t != "kafka"]
+    L.append("| " + " | ".join(cols) + " |")
+    L.append("|" + "---|" * len(cols))
+    for r in rows:
+        cells = [r["workload"], r["figure"], r["unit"], r["better"]]
+        cells += [fmt(r["values"].get(t)) for t in targets]
+        for t in targets:
+            if t == "kafka":
+                continue
+            rv = r["ratio_vs_kafka"].get(t)
+            cells.append("—" if rv is None else f"{rv:.2f}×")
+        L.append("| " + " | ".join(cells) + " |")
+    L.append("")
+    L.append("Ratio = other broker ÷ Kafka, same run. \"higher\" rows: a ratio above 1 means faster than Kafka; "
+             "\"lower\" rows: a ratio below 1 means less latency / CPU / memory / start-up time than Kafka. "
+             "1 MB = 10^6 bytes, 1 GB = 10^9 bytes (record payload bytes, uncompressed).")
+    L.append("")
+    if "gregor" in targets and "kafka" in targets:
+        L.append("## Goals (benchmark targets from the issue, not test assertions)")
+        L.append("")
+        L.append("| Goal | Met | Evidence |")
+        L.append("|---|---|---|")
+        for desc, met, ev in results.get("goals", []):
+            L.append(f"| {desc} | {'n/a' if met is None else ('yes' if met else 'no')} | {ev} |")
+        L.append("")
+    L.append("## Method")
+    L.append("")
+    L.append("""- Brokers run one at a time (Kafka first: workload 4's rate comes from Kafka's workload-1 maximum),
+  each from a fresh data directory under `bench/results/tmp/`; nothing else of the harness runs meanwhile.
+- Start-up: the broker is spawned and `connect()` is polled in a tight loop from the spawn (Kafka: the java
+  process, storage already formatted); then an ApiVersions request is retried until answered. Median of
+  the start-ups listed in the JSON. Kafka logs "Kafka Server started" later than its port opens.
+- Warm-up (excluded from every figure): two rounds of librdkafka + Java produce and one consume on a
+  separate topic.
+- CPU: utime+stime of the broker process from `/proc/PID/stat` before and after each workload (all threads,
+  for Kafka including JIT and GC). RSS: `VmRSS` from `/proc/PID/status`, idle after start-up, and the peak
+  of samples every 200 ms during workloads 1–4.
+- Workload 1: every run gets its own topic; Java: `acks=1 compression.type=…`, other producer settings at
+  their defaults (batch.size 16384, linger.ms 5); librdkafka: `rdkafka_performance -P -a 1 -s 1024`
+  (its defaults: linger.ms 1000, batch up to 10000 messages / 1 MB) with `compression.codec=…`. No keys:
+  records spread over the partitions by each client's default partitioner. Payloads: Java random A–Z
+  letters, librdkafka a repeated text pattern (so lz4 compresses librdkafka's records far better).
+- Workload 2: `acks=all enable.idempotence=true`, 100-byte records, 1 partition.
+- Workload 3: a 6-partition topic is filled with ~1 GB of 1 KiB records (librdkafka, not reported) and read
+  once to warm the cache; then measured reads from offset 0: librdkafka simple consumer assigned to all 6
+  partitions (`-C`), librdkafka group consumer (`-G`, subscribe) and Java `kafka-consumer-perf-test`
+  (group). Group figures exclude the join (Java `fetch.MB.sec`; librdkafka's clock starts at the first record).
+- Workload 4: 1 KiB, acks=1, 1 partition, `linger.ms=0`, offered load = 50% of Kafka's workload-1 maximum
+  for the same client (1 partition, uncompressed). Java: ProducerPerformance `--throughput` percentiles
+  (ms, integer). librdkafka: per-message delivery latency (`-l -A`), plus a concurrent librdkafka consumer
+  tailing the partition for end-to-end latency (send time in the payload → consumer receive).
+- A figure that could not be measured is shown as `n/a (error: …)`; client logs are in
+  `bench/results/tmp/clients-*.log` (not committed).""")
+    L.append("")
+    return "\n".join(L)
+
+
+# ----------------------------------------------------------------------------------------------
+# Main
+# ----------------------------------------------------------------------------------------------
+def machine_info(tmp):
+    info = {"cpus": os.cpu_count(), "kernel": platform.release(), "cpu_model": "?"}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu_model"] = line.split(":", 1)[1].strip()
+                    break
+        with open("/proc/meminfo") as f:
+            info["mem_gb"] = int(f.readline().split()[1]) * 1024 / 1e9
+    except OSError:
+        info.setdefault("mem_gb", 0)
+    try:
+        df = subprocess.run(["df", "-P", "-T", tmp], capture_output=True, text=True).stdout.splitlines()[1].split()
+        info["data_fs"] = f"{df[0]} ({df[1]})"
+    except Exception:  # noqa: BLE001
+        info["data_fs"] = "?"
+    return info
+
+
+def wait_for_load(threshold, max_wait):
+    t0 = time.monotonic()
+    while True:
+        la = loadavg()
+        if la[0] < threshold:
+            return time.monotonic() - t0
+        if time.monotonic() - t0 >= max_wait:
+            log(f"load still {la[0]} after {max_wait}s; running anyway")
+            return time.monotonic() - t0
+        log(f"1-min load {la[0]} >= {threshold}; waiting (checked every 60 s)")
+        time.sleep(60)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--gregor-bin", default=os.environ.get("GREGOR_BIN", os.path.join(REPO, "target/release/gregor")))
+    ap.add_argument("--rdkafka-perf", required=True, help="path of rdkafka_performance")
+    ap.add_argument("--targets", default="kafka,gregor", help="comma list of kafka,gregor (default both)")
+    ap.add_argument("--bootstrap", help="also benchmark an already running broker at HOST:PORT")
+    ap.add_argument("--bootstrap-name", default="other", help="column name for --bootstrap")
+    ap.add_argument("--bootstrap-pid", type=int, help="PID of the --bootstrap broker (for CPU/RSS)")
+    ap.add_argument("--scale", type=float, default=1.0, help="record-count multiplier (0.05 for a smoke run)")
+    ap.add_argument("--latency-seconds", type=float, default=10.0, help="duration of each workload-4 run")
+    ap.add_argument("--latency-rate", type=float, help="fixed workload-4 rate (records/s) instead of 50%% of Kafka's")
+    ap.add_argument("--startup-runs", type=int, default=3, help="start-ups per broker for the start-up median")
+    ap.add_argument("--client-timeout", type=float, default=240)
+    ap.add_argument("--wait-load", type=float, default=0.0,
+                    help="wait (up to --wait-max s) until the 1-min load average is below this")
+    ap.add_argument("--wait-max", type=float, default=1200)
+    ap.add_argument("--out", default=os.path.join(HERE, "results"), help="where latest.md/latest.json go")
+    ap.add_argument("--tmp", default=os.path.join(HERE, "results", "tmp"))
+    ap.add_argument("--keep-data", action="store_true")
+    args = ap.parse_args()
+
+    targets = [t for t in args.targets.split(",") if t]
+    os.makedirs(args.tmp, exist_ok=True)
+    os.makedirs(args.out, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    client_log = os.path.join(args.tmp, f"clients-{stamp}.log")
+    clients = Clients(args.rdkafka_perf, client_log,
+                      args.client_timeout)
+
+    waited = 0.0
+    if args.wait_load:
+        waited = wait_for_load(args.wait_load, args.wait_max)
+
+    versions = {"kafka": KAFKA_VERSION}
+    try:
+        versions["java"] = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()[0]
+    except Exception:  # noqa: BLE001
+        versions["java"] = "java ?"
+    try:
+        out = subprocess.run([args.rdkafka_perf, "-h"], capture_output=True, text=True).stderr
+        versions["librdkafka"] = re.search(r"librdkafka version ([^ ]+)", out).group(1)
+    except Exception:  # noqa: BLE001
+        versions["librdkafka"] = "?"
+    if "gregor" in targets:
+        versions["gregor_bin"] = os.path.relpath(args.gregor_bin, REPO) if args.gregor_bin.startswith(REPO) \
+            else args.gregor_bin
+        try:
+            rev = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True,
+                                 text=True).stdout.strip()
+            dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "crates", "vendor",
+                                    "Cargo.lock"], capture_output=True, text=True).stdout.strip()
+            versions["gregor_git"] = rev + ("+uncommitted changes" if dirty else "")
+        except Exception:  # noqa: BLE001
+            versions["gregor_git"] = "?"
+
+    results = {"started_at": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+               "machine": machine_info(args.tmp), "versions": versions,
+               "load": {"before": loadavg(), "waited_s": waited},
+               "config": {"scale": args.scale, "latency_seconds": args.latency_seconds,
+                          "wait_load": args.wait_load, "targets": targets, "bootstrap": args.bootstrap},
+               "targets": {}}
+    t_start = time.monotonic()
+
+    brokers = []
+    for t in targets:
+        if t == "kafka":
+            brokers.append(KafkaBroker(os.path.join(args.tmp, "kafka")))
+        elif t == "gregor":
+            if not os.access(args.gregor_bin, os.X_OK):
+                sys.exit(f"gregor binary not found: {args.gregor_bin} (build it or set GREGOR_BIN)")
+            brokers.append(GregorBroker(os.path.join(args.tmp, "gregor"), os.path.abspath(args.gregor_bin)))
+        else:
+            sys.exit(f"unknown target {t}")
+    if args.bootstrap:
+        brokers.append(ExternalBroker(args.bootstrap_name, args.bootstrap, args.bootstrap_pid))
+        targets.append(args.bootstrap_name)
+
+    kafka_max = {}
+    for b in brokers:
+        log(f"=== {b.name} ===")
+        tr = {"details": {}, "cpu": {}}
+        results["targets"][b.name] = tr
+        try:
+            if b.managed:
+                starts = []
+                for i in range(max(1, args.startup_runs)):
+                    if i:
+                        b.stop()
+                    s = b.start(timeout=120)
+                    log(f"  start-up {i + 1}: accept {s['accept_s'] * 1000:.1f} ms, "
+                        f"ApiVersions {s['api_versions_s'] * 1000:.1f} ms")
+                    starts.append(s)
+                tr["details"]["startup"] = {
+                    "accept_ms": statistics.median(s["accept_s"] for s in starts) * 1000,
+                    "api_versions_ms": statistics.median(s["api_versions_s"] for s in starts) * 1000,
+                    "runs": starts}
+                if isinstance(b, KafkaBroker):
+                    b.wait_ready()
+            wait_metadata(b.bootstrap)
+            proc = Proc(b.pid) if b.pid else None
+            if proc:
+                time.sleep(3)
+                tr["details"]["rss"] = {"idle_mb": proc.rss() / MB}
+            rec = Recorder(b, proc)
+            rec.details = tr["details"]
+            run_workloads(rec, clients, args, kafka_max)
+            tr["cpu"] = rec.cpu
+            if proc:
+                try:
+                    hwm = proc.status("VmHWM")
+                except OSError:
+                    hwm = None
+                tr["details"]["rss"].update({"peak_load_mb": proc.peak_rss / MB,
+                                             "vmhwm_mb": hwm / MB if hwm else None})
+            if b.name == "kafka":
+                for c in ("rdkafka", "java"):
+                    v = (tr["details"].get(f"w1.{c}.p1.none") or {}).get("records_per_s")
+                    if v:
+                        kafka_max[c] = v
+        except Exception as e:  # noqa: BLE001
+            import traceback
+            log(f"{b.name}: aborted: {e}\n{traceback.format_exc()}")
+            tr["error"] = str(e)
+            if b.managed:
+                tr["log_tail"] = b.log_tail()
+        finally:
+            b.stop()
+            if b.managed and not args.keep_data:
+                shutil.rmtree(os.path.join(b.workdir, "data"), ignore_errors=True)
+
+    results["finished_at"] = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    results["duration_s"] = time.monotonic() - t_start
+    results["load"]["after"] = loadavg()
+    rows = build_table(results, targets)
+    results["table"] = rows
+    if "gregor" in targets and "kafka" in targets:
+        results["goals"] = goal_checks(rows)
+    md = render_markdown(results, rows, targets)
+    with open(os.path.join(args.out, "latest.md"), "w") as f:
+        f.write(md)
+    with open(os.path.join(args.out, "latest.json"), "w") as f:
+        json.dump(results, f, indent=1, default=str)
+    print(md)
+    log(f"wrote {args.out}/latest.md and latest.json ({results['duration_s'] / 60:.1f} min); client log {client_log}")
+
+
+if __name__ == "__main__":
+    main()

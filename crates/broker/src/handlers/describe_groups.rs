@@ -1,0 +1,42 @@
+//! DescribeGroups (key 15), v0–v6: answered by the group coordinator.
+
+use super::{Ctx, Response};
+use crate::errors::HandlerError;
+#[allow(unused_imports)]
+use crate::groups::now_ms;
+use bytes::Bytes;
+use gregor_protocol::messages::describe_groups_request::DescribeGroupsRequest;
+use gregor_protocol::messages::describe_groups_response::DescribeGroupsResponse;
+use gregor_protocol::ErrorCode;
+
+/// Served versions.
+pub const VERSIONS: (i16, i16) = (0, 6);
+
+/// Handles DescribeGroups.
+pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
+    let req: DescribeGroupsRequest = ctx.decode(body)?;
+    let groups = &ctx.broker.groups;
+    if groups.ensure_loaded(ctx.broker).await.is_err() {
+        return ctx.respond(&unavailable(&req, ErrorCode::CoordinatorNotAvailable));
+    }
+    let version = ctx.version;
+    let result = groups.read(ctx.broker, |c, _| c.describe_groups(version, &req));
+    match result {
+        Ok(resp) => ctx.respond(&resp),
+        Err(_) => ctx.respond(&unavailable(&req, ErrorCode::CoordinatorNotAvailable)),
+    }
+}
+
+fn unavailable(req: &DescribeGroupsRequest, code: ErrorCode) -> DescribeGroupsResponse {
+    use gregor_protocol::messages::describe_groups_response::DescribedGroup;
+    DescribeGroupsResponse::default().with_groups(
+        req.groups
+            .iter()
+            .map(|g| {
+                DescribedGroup::default()
+                    .with_group_id(g.clone())
+                    .with_error_code(code.code())
+            })
+            .collect(),
+    )
+}

@@ -1,0 +1,55 @@
+//! OffsetCommit (key 8), v2–v9: answered by the group coordinator.
+
+use super::{Ctx, Response};
+use crate::errors::HandlerError;
+#[allow(unused_imports)]
+use crate::groups::now_ms;
+use bytes::Bytes;
+use gregor_protocol::messages::offset_commit_request::OffsetCommitRequest;
+use gregor_protocol::messages::offset_commit_response::OffsetCommitResponse;
+use gregor_protocol::ErrorCode;
+
+/// Served versions.
+pub const VERSIONS: (i16, i16) = (2, 9);
+
+/// Handles OffsetCommit.
+pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
+    let req: OffsetCommitRequest = ctx.decode(body)?;
+    let groups = &ctx.broker.groups;
+    if groups.ensure_loaded(ctx.broker).await.is_err() {
+        return ctx.respond(&unavailable(&req, ErrorCode::CoordinatorNotAvailable));
+    }
+    let version = ctx.version;
+    let result = groups.with(ctx.broker, |c, topics| {
+        c.offset_commit(now_ms(), version, req.clone(), topics)
+    });
+    match result {
+        Ok(resp) => ctx.respond(&resp),
+        Err(_) => ctx.respond(&unavailable(&req, ErrorCode::CoordinatorNotAvailable)),
+    }
+}
+
+fn unavailable(req: &OffsetCommitRequest, code: ErrorCode) -> OffsetCommitResponse {
+    use gregor_protocol::messages::offset_commit_response::{
+        OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+    };
+    OffsetCommitResponse::default().with_topics(
+        req.topics
+            .iter()
+            .map(|t| {
+                OffsetCommitResponseTopic::default()
+                    .with_name(t.name.clone())
+                    .with_partitions(
+                        t.partitions
+                            .iter()
+                            .map(|p| {
+                                OffsetCommitResponsePartition::default()
+                                    .with_partition_index(p.partition_index)
+                                    .with_error_code(code.code())
+                            })
+                            .collect(),
+                    )
+            })
+            .collect(),
+    )
+}
