@@ -10,7 +10,6 @@ use gregor_protocol::messages::create_partitions_response::{
 };
 use gregor_protocol::protocol::StrBytes;
 use gregor_protocol::ErrorCode;
-use std::collections::HashSet;
 
 /// Served versions.
 pub const VERSIONS: (i16, i16) = (0, 3);
@@ -19,13 +18,7 @@ pub const VERSIONS: (i16, i16) = (0, 3);
 pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: CreatePartitionsRequest = ctx.decode(body)?;
     let broker = ctx.broker;
-    let mut seen = HashSet::new();
-    let dups: HashSet<String> = req
-        .topics
-        .iter()
-        .filter(|t| !seen.insert(t.name.0.as_str().to_string()))
-        .map(|t| t.name.0.as_str().to_string())
-        .collect();
+    let dups = super::duplicate_names(req.topics.iter().map(|t| t.name.0.as_str()));
     let mut results = Vec::new();
     for t in &req.topics {
         let name = t.name.0.as_str().to_string();

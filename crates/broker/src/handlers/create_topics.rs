@@ -12,7 +12,7 @@ use gregor_protocol::messages::create_topics_response::{
 };
 use gregor_protocol::protocol::StrBytes;
 use gregor_protocol::ErrorCode;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 /// Served versions.
 pub const VERSIONS: (i16, i16) = (2, 7);
@@ -24,13 +24,7 @@ const SOURCE_TOPIC: i8 = 1;
 pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: CreateTopicsRequest = ctx.decode(body)?;
     let broker = ctx.broker;
-    let mut seen = HashSet::new();
-    let duplicates: HashSet<String> = req
-        .topics
-        .iter()
-        .filter(|t| !seen.insert(t.name.0.as_str().to_string()))
-        .map(|t| t.name.0.as_str().to_string())
-        .collect();
+    let duplicates = super::duplicate_names(req.topics.iter().map(|t| t.name.0.as_str()));
     let mut results = Vec::new();
     for t in &req.topics {
         let name = t.name.0.as_str().to_string();

@@ -27,15 +27,7 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
         .with_cluster_id(StrBytes::from_string(broker.cluster_id.clone()))
         .with_controller_id(BrokerId(broker.node_id()))
         .with_cluster_authorized_operations(if req.include_cluster_authorized_operations {
-            (1 << 4)
-                | (1 << 5)
-                | (1 << 7)
-                | (1 << 8)
-                | (1 << 9)
-                | (1 << 10)
-                | (1 << 11)
-                | (1 << 12)
-                | (1 << 13)
+            super::metadata::CLUSTER_OPS
         } else {
             i32::MIN
         });

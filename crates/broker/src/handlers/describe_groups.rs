@@ -20,7 +20,19 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
         return ctx.respond(&unavailable(&req, ErrorCode::CoordinatorNotAvailable));
     }
     let version = ctx.version;
-    let result = groups.read(ctx.broker, |c, _| c.describe_groups(version, &req));
+    let result = groups
+        .read(ctx.broker, |c, _| c.describe_groups(version, &req))
+        .map(|mut resp| {
+            if version >= 3 && req.include_authorized_operations {
+                // No authorizer: READ, DELETE and DESCRIBE on groups are allowed.
+                for g in &mut resp.groups {
+                    if g.error_code == 0 {
+                        g.authorized_operations = (1 << 3) | (1 << 6) | (1 << 8);
+                    }
+                }
+            }
+            resp
+        });
     match result {
         Ok(resp) => ctx.respond(&resp),
         Err(_) => ctx.respond(&unavailable(&req, ErrorCode::CoordinatorNotAvailable)),

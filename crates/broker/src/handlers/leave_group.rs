@@ -1,9 +1,8 @@
 //! LeaveGroup (key 13), v0–v5: handled by the group coordinator; the answer may wait for
 //! other members (or a timer), so the connection awaits it.
 
-use super::{Ctx, Response};
+use super::{deferred_group_call, Ctx, Response};
 use crate::errors::HandlerError;
-use crate::groups::{now_ms, GroupsError};
 use bytes::Bytes;
 use gregor_group_coordinator::Response as GroupResponse;
 use gregor_protocol::messages::leave_group_request::LeaveGroupRequest;
@@ -16,27 +15,15 @@ pub const VERSIONS: (i16, i16) = (0, 5);
 /// Handles LeaveGroup.
 pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: LeaveGroupRequest = ctx.decode(body)?;
-    let groups = &ctx.broker.groups;
-    let unavailable = |code: ErrorCode| LeaveGroupResponse::default().with_error_code(code.code());
-    if groups.ensure_loaded(ctx.broker).await.is_err() {
-        return ctx.respond(&unavailable(ErrorCode::CoordinatorNotAvailable));
-    }
-    let now = now_ms();
     let version = ctx.version;
-
-    let answer = groups
-        .call(ctx.broker, ctx.shutdown.clone(), |c, id, _| {
-            c.leave_group(now, id, version, req)
-        })
-        .await;
-    match answer {
-        Ok(GroupResponse::LeaveGroup(r)) => ctx.respond(&r),
-        Ok(other) => Err(HandlerError::Internal(format!(
-            "LeaveGroup answered with {other:?}"
-        ))),
-        Err(GroupsError::ShuttingDown) => Err(HandlerError::ShuttingDown),
-        Err(GroupsError::NotAvailable(_)) => {
-            ctx.respond(&unavailable(ErrorCode::CoordinatorNotAvailable))
-        }
-    }
+    deferred_group_call(
+        ctx,
+        || LeaveGroupResponse::default().with_error_code(ErrorCode::CoordinatorNotAvailable.code()),
+        |r| match r {
+            GroupResponse::LeaveGroup(r) => Some(r),
+            _ => None,
+        },
+        |c, id, now| c.leave_group(now, id, version, req),
+    )
+    .await
 }

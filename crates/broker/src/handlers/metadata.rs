@@ -27,7 +27,7 @@ const OPS_NOT_REQUESTED: i32 = i32::MIN;
 const TOPIC_OPS: i32 =
     (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
 /// Cluster operations allowed without an authorizer.
-const CLUSTER_OPS: i32 = (1 << 4)
+pub(crate) const CLUSTER_OPS: i32 = (1 << 4)
     | (1 << 5)
     | (1 << 7)
     | (1 << 8)

@@ -152,6 +152,55 @@ impl Ctx<'_> {
     }
 }
 
+/// Runs a group request whose answer may be deferred (JoinGroup, SyncGroup, Heartbeat,
+/// LeaveGroup): loads the coordinator if needed, waits for the answer and encodes it.
+/// `unavailable` builds the COORDINATOR_NOT_AVAILABLE answer; `pick` extracts this API's
+/// response from the coordinator's.
+pub(crate) async fn deferred_group_call<R: Encodable>(
+    ctx: &Ctx<'_>,
+    unavailable: impl Fn() -> R,
+    pick: impl FnOnce(gregor_group_coordinator::Response) -> Option<R>,
+    call: impl FnOnce(
+        &mut gregor_group_coordinator::GroupCoordinator,
+        gregor_group_coordinator::RequestId,
+        i64,
+    ) -> gregor_group_coordinator::Output,
+) -> Result<Response, HandlerError> {
+    use crate::groups::{now_ms, GroupsError};
+    let groups = &ctx.broker.groups;
+    if groups.ensure_loaded(ctx.broker).await.is_err() {
+        return ctx.respond(&unavailable());
+    }
+    let now = now_ms();
+    let answer = groups
+        .call(ctx.broker, ctx.shutdown.clone(), |c, id, _| {
+            call(c, id, now)
+        })
+        .await;
+    match answer {
+        Ok(r) => match pick(r) {
+            Some(r) => ctx.respond(&r),
+            None => Err(HandlerError::Internal(format!(
+                "{:?} answered with another API's response",
+                ctx.api
+            ))),
+        },
+        Err(GroupsError::ShuttingDown) => Err(HandlerError::ShuttingDown),
+        Err(GroupsError::NotAvailable(_)) => ctx.respond(&unavailable()),
+    }
+}
+
+/// Names that occur more than once (CreateTopics/CreatePartitions reject those entries).
+pub(crate) fn duplicate_names<'a>(
+    names: impl Iterator<Item = &'a str>,
+) -> std::collections::HashSet<String> {
+    let mut seen = std::collections::HashSet::new();
+    names
+        .filter(|n| !seen.insert(*n))
+        .map(str::to_string)
+        .collect()
+}
+
 /// Checks the version, decodes and handles one request.
 pub async fn dispatch(ctx: Ctx<'_>, mut body: Bytes) -> Result<Response, HandlerError> {
     if ctx.api == ApiKey::ApiVersions {
