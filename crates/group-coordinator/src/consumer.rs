@@ -1089,7 +1089,7 @@ impl ConsumerGroups {
                 };
                 let mut set = BTreeSet::new();
                 for (name, id, n) in &all {
-                    if !name.starts_with("__") && compiled.is_match(name) {
+                    if compiled.is_match(name) {
                         set.insert(name.clone());
                         cache.insert(name.clone(), (*id, *n));
                     }

@@ -353,10 +353,10 @@ fn regex_subscription_picks_up_new_topics() {
     let (records, r) = cg.heartbeat(0, 1, req, &topics);
     log.extend(records);
     assert_eq!(r.error_code, 0);
-    assert_eq!(
-        assignment_of(&r).unwrap(),
-        parts(&topics, "orders-eu", &[0, 1])
-    );
+    // Like Kafka, a regex is matched against every topic, internal-looking names included.
+    let mut expected = parts(&topics, "orders-eu", &[0, 1]);
+    expected.extend(parts(&topics, "__orders-internal", &[0]));
+    assert_eq!(assignment_of(&r).unwrap(), expected);
     // Full match: a topic that merely contains the pattern does not match.
     topics.set("my-orders-x", 2);
     let (_, r) = cg.heartbeat(1, 1, hb_req(G, "a", r.member_epoch, None), &topics);
@@ -369,13 +369,18 @@ fn regex_subscription_picks_up_new_topics() {
     assert_eq!(r.member_epoch, 2);
     let mut expect = parts(&topics, "orders-eu", &[0, 1]);
     expect.extend(parts(&topics, "orders-us", &[0, 1, 2]));
+    expect.extend(parts(&topics, "__orders-internal", &[0]));
     assert_eq!(assignment_of(&r).unwrap(), expect);
     assert_eq!(
         cg.subscribed_topics(G)
             .unwrap()
             .into_iter()
             .collect::<Vec<_>>(),
-        vec!["orders-eu".to_string(), "orders-us".to_string()]
+        vec![
+            "__orders-internal".to_string(),
+            "orders-eu".to_string(),
+            "orders-us".to_string()
+        ]
     );
     let d = describe(&cg, G, &topics);
     assert_eq!(
@@ -391,7 +396,7 @@ fn regex_subscription_picks_up_new_topics() {
     let (records, r) = cg.heartbeat(3, 1, hb_req(G, "a", 2, None), &topics);
     log.extend(records);
     assert_eq!(r.member_epoch, 3);
-    assert_eq!(count(&assignment_of(&r).unwrap()), 7);
+    assert_eq!(count(&assignment_of(&r).unwrap()), 8);
     // Replay keeps the metadata hash: no extra bump on the next heartbeat.
     let mut again = replayed(&log);
     let (_, r) = again.heartbeat(4, 1, hb_req(G, "a", 3, None), &topics);
