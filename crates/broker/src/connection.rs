@@ -117,6 +117,7 @@ async fn run(
             version: header.request_api_version,
             shutdown: shutdown.clone(),
         };
+        let started = std::time::Instant::now();
         let response = match handlers::dispatch(ctx, request)
             .instrument(span.clone())
             .await
@@ -127,6 +128,9 @@ async fn run(
                 return End::Protocol(format!("{:?} v{}: {e}", api, header.request_api_version))
             }
         };
+        span.in_scope(|| {
+            tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, "handled")
+        });
         let written = match response {
             Response::Frame(frame) => sendfile::write_frame(&mut writer, frame.freeze()).await,
             Response::Chunks(chunks, _) => sendfile::write_chunks(&mut writer, chunks).await,
