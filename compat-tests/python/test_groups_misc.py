@@ -19,7 +19,7 @@ def record_timing(key, seconds, broker):
     lines = []
     if TIMING_FILE.exists():
         lines = [ln for ln in TIMING_FILE.read_text().splitlines() if not ln.startswith(key + " ")]
-    lines.append(f"{key} {seconds:.3f}s broker={broker.name} at={time.strftime('%Y-%m-%dT%H:%M:%S')}")
+    lines.append(f"{key} {seconds:.3f}s broker={broker.name} bin={getattr(broker, 'binary', '-')} at={time.strftime('%Y-%m-%dT%H:%M:%S')}")
     TIMING_FILE.write_text("\n".join(lines) + "\n")
 
 

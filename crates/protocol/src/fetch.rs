@@ -3,7 +3,7 @@
 //! `kafka-protocol` wants the records of each partition as `Bytes`; Gregor instead sends them
 //! from the segment file with `sendfile`. [`encode_fetch_response`] therefore produces a list of
 //! [`Chunk`]s: encoded protocol bytes interleaved with opaque record regions (of known length)
-//! that the connection writer streams from disk. Supports Fetch v4–v16 (flexible from v12,
+//! that the connection writer streams from disk. Supports Fetch v4–v18 (flexible from v12,
 //! topic ids instead of names from v13). Tests check byte equality with `kafka-protocol`.
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -75,7 +75,7 @@ pub struct FetchResponseData<R> {
 /// Lowest Fetch version this encoder supports.
 pub const MIN_VERSION: i16 = 4;
 /// Highest Fetch version this encoder supports.
-pub const MAX_VERSION: i16 = 16;
+pub const MAX_VERSION: i16 = 18;
 
 struct Writer<R> {
     flexible: bool,

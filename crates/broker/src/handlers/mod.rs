@@ -14,6 +14,7 @@ use gregor_storage::FileRegion;
 use std::sync::Arc;
 use tokio::sync::watch;
 
+pub mod acls;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
@@ -24,6 +25,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_quorum;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -37,6 +39,7 @@ pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
+pub mod partition_reassignments;
 pub mod produce;
 pub mod sync_group;
 
@@ -95,6 +98,18 @@ pub const SUPPORTED: &[ApiSupport] = &[
         ApiKey::ConsumerGroupDescribe,
         consumer_group_describe::VERSIONS,
     ),
+    api(ApiKey::DescribeAcls, acls::VERSIONS),
+    api(ApiKey::CreateAcls, acls::VERSIONS),
+    api(ApiKey::DeleteAcls, acls::VERSIONS),
+    api(
+        ApiKey::AlterPartitionReassignments,
+        partition_reassignments::ALTER_VERSIONS,
+    ),
+    api(
+        ApiKey::ListPartitionReassignments,
+        partition_reassignments::LIST_VERSIONS,
+    ),
+    api(ApiKey::DescribeQuorum, describe_quorum::VERSIONS),
 ];
 
 /// Looks up the supported range of an API.
@@ -231,6 +246,12 @@ pub async fn dispatch(ctx: Ctx<'_>, mut body: Bytes) -> Result<Response, Handler
         ApiKey::DescribeConfigs => describe_configs::handle(&ctx, &mut body),
         ApiKey::DescribeCluster => describe_cluster::handle(&ctx, &mut body),
         ApiKey::FindCoordinator => find_coordinator::handle(&ctx, &mut body).await,
+        ApiKey::DescribeAcls => acls::describe(&ctx, &mut body),
+        ApiKey::DescribeQuorum => describe_quorum::handle(&ctx, &mut body),
+        ApiKey::CreateAcls => acls::create(&ctx, &mut body),
+        ApiKey::DeleteAcls => acls::delete(&ctx, &mut body),
+        ApiKey::AlterPartitionReassignments => partition_reassignments::alter(&ctx, &mut body),
+        ApiKey::ListPartitionReassignments => partition_reassignments::list(&ctx, &mut body),
         ApiKey::JoinGroup => join_group::handle(&ctx, &mut body).await,
         ApiKey::SyncGroup => sync_group::handle(&ctx, &mut body).await,
         ApiKey::Heartbeat => heartbeat::handle(&ctx, &mut body).await,

@@ -1,5 +1,5 @@
-//! Produce (key 0). Advertised v0–v12 (librdkafka turns compression off when the minimum is
-//! above 0), served v3–v12: v0–v2 carry message formats v0/v1, which Kafka 4 no longer accepts,
+//! Produce (key 0). Advertised v0–v13 (v13: topic ids) (librdkafka turns compression off when the minimum is
+//! above 0), served v3–v13: v0–v2 carry message formats v0/v1, which Kafka 4 no longer accepts,
 //! and close the connection. Each partition gets exactly one RecordBatch v2, validated (CRC,
 //! record framing, offset deltas; compressed batches are decompressed with a cap) and appended
 //! as sent — only the base offset and leader epoch are patched, the payload is never
@@ -18,7 +18,7 @@ use gregor_protocol::{ErrorCode, RecordBatch};
 use std::sync::Arc;
 
 /// Advertised versions (v0–v2 are rejected at request time).
-pub const VERSIONS: (i16, i16) = (0, 12);
+pub const VERSIONS: (i16, i16) = (0, 13);
 /// Lowest version actually served.
 pub const MIN_SERVED: i16 = 3;
 /// Cap on the decompressed size of one batch during validation.
@@ -132,11 +132,24 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
     let mut any_error = false;
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for topic in req.topic_data {
-        let name = topic.name.0.as_str().to_string();
+        // v13+ (KIP-516) names topics by id only.
+        let (name, unknown_id) = if ctx.version >= 13 {
+            match ctx.broker.topic_name(&topic.topic_id) {
+                Some(n) => (n, false),
+                None => (String::new(), true),
+            }
+        } else {
+            (topic.name.0.as_str().to_string(), false)
+        };
         let mut partition_responses = Vec::with_capacity(topic.partition_data.len());
         for pd in topic.partition_data {
             let outcome = if !matches!(acks, -1..=1) {
                 Outcome::err(ErrorCode::InvalidRequiredAcks, "acks must be -1, 0 or 1")
+            } else if unknown_id {
+                Outcome::err(
+                    ErrorCode::UnknownTopicId,
+                    "This server does not host this topic ID.",
+                )
             } else {
                 if gregor_controller::topic::is_internal(&name) {
                     Outcome::err(
@@ -175,11 +188,13 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
             }
             partition_responses.push(r);
         }
-        responses.push(
-            TopicProduceResponse::default()
-                .with_name(topic.name)
-                .with_partition_responses(partition_responses),
-        );
+        let mut t = TopicProduceResponse::default().with_partition_responses(partition_responses);
+        if ctx.version >= 13 {
+            t.topic_id = topic.topic_id;
+        } else {
+            t.name = topic.name;
+        }
+        responses.push(t);
     }
     if acks == 0 {
         return Ok(if any_error {
