@@ -2,7 +2,7 @@
 CARGO ?= cargo
 GREGOR_DEBUG := target/debug/gregor
 
-.PHONY: run build release test unit compat lint fmt clippy fuzz clean
+.PHONY: run build release test unit compat compat-full lint fmt clippy fuzz clean
 
 ## Start a single-node broker on localhost:9092 (data in ./gregor-data).
 run:
@@ -21,11 +21,17 @@ test: lint unit compat
 unit:
 	$(CARGO) test --workspace --all-targets
 
-## Unmodified third-party clients (confluent-kafka, kafka-python, kcat, Apache Kafka's CLI)
-## against a real gregor process. Installs its own venv, kcat and Kafka jars on first use.
+## Unmodified third-party clients against a real gregor process: our suite (confluent-kafka,
+## kafka-python, kcat, Apache Kafka's CLI) and the allow-listed tests of librdkafka's, franz-go's
+## and kafka-python's own suites; one summary line per suite. Installs what it needs on first use.
 compat:
 	$(CARGO) build -p gregor-broker --bin gregor
-	GREGOR_BIN=$(abspath $(GREGOR_DEBUG)) compat-tests/run.sh
+	GREGOR_BIN=$(abspath $(GREGOR_DEBUG)) compat-tests/run-all.sh
+
+## The full sweep of every suite (not only the allow-lists); slow.
+compat-full:
+	$(CARGO) build --release -p gregor-broker --bin gregor
+	GREGOR_BIN=$(abspath target/release/gregor) compat-tests/run-all.sh --all
 
 lint: fmt clippy
 
@@ -42,3 +48,10 @@ fuzz:
 clean:
 	$(CARGO) clean
 	rm -rf compat-tests/.venv compat-tests/.cache
+
+## Benchmarks: gregor (release) vs a real Apache Kafka 4.1 broker, same clients (Kafka perf tools,
+## librdkafka rdkafka_performance), one at a time on this machine -> bench/results/latest.{md,json}.
+## BENCH_ARGS e.g. "--scale 0.05" (smoke run), "--bootstrap HOST:PORT", "--wait-load 0.7".
+.PHONY: bench
+bench:
+	bench/run.sh $(BENCH_ARGS)

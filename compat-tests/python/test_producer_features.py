@@ -99,3 +99,34 @@ def test_auto_create_topic_kafka_python(broker):
     admin = admin_client(broker.bootstrap)
     wait_for(lambda: topic_partitions(admin, topic) == 1, what="auto-created topic with 1 partition")
     assert consume_confluent(broker.bootstrap, topic, 0, 1)[0].value() == b"hello"
+
+
+@pytest.mark.parametrize("codec", ["none", "zstd"])
+def test_log_append_time_topic_stamps_records(broker, codec):
+    """message.timestamp.type=LogAppendTime: the broker replaces the producer's timestamps with
+    its append time (Kafka's LogValidator), reports it in the produce response, and consumers read
+    timestamp type LOG_APPEND_TIME."""
+    import time
+    from confluent_kafka import TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME
+
+    topic = create_topic(broker.bootstrap, unique("lat"), partitions=1,
+                         config={"message.timestamp.type": "LogAppendTime"})
+    old = 1_000_000_000_000  # 2001: far outside "now"
+    p = Producer(rdkafka_conf(broker.bootstrap, **{"compression.type": codec, "linger.ms": 5}))
+    cb, results = delivery_collector()
+    before = int(time.time() * 1000)
+    for i in range(20):
+        p.produce(topic, value=f"v{i}".encode(), partition=0, timestamp=old + i, on_delivery=cb)
+    flush_all(p)
+    after = int(time.time() * 1000)
+    assert [e for e, _ in results if e is not None] == []
+    for _, m in results:
+        ts_type, ts = m.timestamp()
+        assert ts_type == TIMESTAMP_LOG_APPEND_TIME, (ts_type, ts)
+        assert before - 1000 <= ts <= after + 1000, (ts, before, after)
+    msgs = consume_confluent(broker.bootstrap, topic, 0, 20)
+    assert [m.value() for m in msgs] == [f"v{i}".encode() for i in range(20)]
+    for m in msgs:
+        ts_type, ts = m.timestamp()
+        assert ts_type == TIMESTAMP_LOG_APPEND_TIME and ts_type != TIMESTAMP_CREATE_TIME
+        assert before - 1000 <= ts <= after + 1000, (ts, before, after)

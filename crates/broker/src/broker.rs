@@ -62,6 +62,17 @@ pub struct TopicPartitions {
     pub partitions: Vec<Arc<Partition>>,
     /// Largest record batch accepted (`max.message.bytes`, else `message.max.bytes`).
     pub max_message_bytes: usize,
+    /// `message.timestamp.type=LogAppendTime`: the broker stamps batches on append.
+    pub log_append_time: bool,
+}
+
+/// What Produce needs to know about a topic's configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct ProduceSettings {
+    /// Largest record batch accepted.
+    pub max_message_bytes: usize,
+    /// Stamp batches with the append time.
+    pub log_append_time: bool,
 }
 
 /// Broker-wide state.
@@ -298,12 +309,20 @@ impl Broker {
             .get("max.message.bytes")
             .and_then(|v| v.parse::<usize>().ok())
             .unwrap_or(self.config.message_max_bytes);
+        let timestamp_type = meta
+            .configs
+            .get("message.timestamp.type")
+            .or_else(|| self.config.values.get("log.message.timestamp.type"))
+            .map(String::as_str)
+            .unwrap_or("CreateTime");
+        let log_append_time = timestamp_type.eq_ignore_ascii_case("LogAppendTime");
         let entry = topics
             .entry(meta.name.clone())
             .or_insert_with(|| TopicPartitions {
                 id: meta.id,
                 partitions: Vec::new(),
                 max_message_bytes,
+                log_append_time,
             });
         entry.partitions.extend(new_parts);
         self.by_id.write().insert(meta.id, meta.name.clone());
@@ -341,13 +360,19 @@ impl Broker {
             .and_then(|t| t.partitions.get(index as usize).cloned())
     }
 
-    /// Largest record batch a topic accepts.
-    pub fn max_message_bytes(&self, topic: &str) -> usize {
+    /// A topic's produce-time settings.
+    pub fn produce_settings(&self, topic: &str) -> ProduceSettings {
         self.topics
             .read()
             .get(topic)
-            .map(|t| t.max_message_bytes)
-            .unwrap_or(self.config.message_max_bytes)
+            .map(|t| ProduceSettings {
+                max_message_bytes: t.max_message_bytes,
+                log_append_time: t.log_append_time,
+            })
+            .unwrap_or(ProduceSettings {
+                max_message_bytes: self.config.message_max_bytes,
+                log_append_time: false,
+            })
     }
 
     /// Creates a topic: metadata first (durable), then its partition logs.

@@ -143,6 +143,7 @@ pub const KEYS: &[Key] = &[
     k("log.retention.check.interval.ms", Long, Some("300000"), false, "How often retention runs."),
     k("log.cleanup.policy", List, Some("delete"), false, "Default cleanup.policy."),
     k("log.cleaner.enable", Bool, Some("true"), false, "Accepted for compatibility."),
+    k("log.message.timestamp.type", Str, Some("CreateTime"), true, "Default message.timestamp.type: CreateTime or LogAppendTime."),
     k("min.insync.replicas", Int, Some("1"), false, "Default min.insync.replicas."),
     k("compression.type", Str, Some("producer"), false, "Default compression.type."),
     k("unclean.leader.election.enable", Bool, Some("false"), false, "Accepted for compatibility."),

@@ -350,13 +350,25 @@ impl RecordBatch {
         m[PARTITION_LEADER_EPOCH_OFFSET..PARTITION_LEADER_EPOCH_OFFSET + 4]
             .copy_from_slice(&partition_leader_epoch.to_be_bytes());
         if let Some(ts) = log_append_time {
-            let attrs = self.attributes() | TIMESTAMP_TYPE_MASK;
-            m[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attrs.to_be_bytes());
-            m[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8].copy_from_slice(&ts.to_be_bytes());
-            let crc = crc32c::crc32c(&m[ATTRIBUTES_OFFSET..]);
-            m[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+            Self::set_log_append_time(&mut m, ts);
         }
         RecordBatch { bytes: m.freeze() }
+    }
+
+    /// Rewrites the raw bytes of a (validated) batch in place to timestamp type LogAppendTime
+    /// with `maxTimestamp = ts`, recomputing the CRC, as Kafka's `LogValidator` does for topics
+    /// with `message.timestamp.type=LogAppendTime`. The (possibly compressed) records are not
+    /// touched: readers take every record's timestamp from `maxTimestamp`.
+    pub fn set_log_append_time(bytes: &mut [u8], ts: i64) {
+        if bytes.len() < Self::HEADER_LEN {
+            return;
+        }
+        let attrs = i16::from_be_bytes([bytes[ATTRIBUTES_OFFSET], bytes[ATTRIBUTES_OFFSET + 1]])
+            | TIMESTAMP_TYPE_MASK;
+        bytes[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attrs.to_be_bytes());
+        bytes[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8].copy_from_slice(&ts.to_be_bytes());
+        let crc = crc32c::crc32c(&bytes[ATTRIBUTES_OFFSET..]);
+        bytes[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
     }
 
     /// The uncompressed records section: a zero-copy slice for uncompressed batches, otherwise

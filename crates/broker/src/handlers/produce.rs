@@ -3,10 +3,11 @@
 //! and close the connection. Each partition gets exactly one RecordBatch v2, validated (CRC,
 //! record framing, offset deltas; compressed batches are decompressed with a cap) and appended
 //! as sent — only the base offset and leader epoch are patched, the payload is never
-//! re-encoded. acks=0 sends no response (and closes the connection on error, as Kafka does).
+//! re-encoded (topics with `message.timestamp.type=LogAppendTime` get the timestamp type and
+//! `maxTimestamp` rewritten, as Kafka does). acks=0 sends no response (and closes the connection on error, as Kafka does).
 
 use super::{Ctx, Response};
-use crate::broker::{Partition, LEADER_EPOCH};
+use crate::broker::{Partition, ProduceSettings, LEADER_EPOCH};
 use crate::errors::{storage_code, HandlerError};
 use bytes::Bytes;
 use gregor_protocol::messages::produce_request::ProduceRequest;
@@ -29,6 +30,7 @@ struct Outcome {
     message: Option<String>,
     base_offset: i64,
     log_start_offset: i64,
+    log_append_time: i64,
 }
 
 impl Outcome {
@@ -38,11 +40,13 @@ impl Outcome {
             message: Some(message.into()),
             base_offset: -1,
             log_start_offset: -1,
+            log_append_time: -1,
         }
     }
 }
 
-fn append(part: &Arc<Partition>, records: Option<Bytes>, max_message_bytes: usize) -> Outcome {
+fn append(part: &Arc<Partition>, records: Option<Bytes>, settings: ProduceSettings) -> Outcome {
+    let max_message_bytes = settings.max_message_bytes;
     let Some(records) = records.filter(|r| !r.is_empty()) else {
         return Outcome::err(
             ErrorCode::InvalidRecord,
@@ -85,6 +89,13 @@ fn append(part: &Arc<Partition>, records: Option<Bytes>, max_message_bytes: usiz
         return Outcome::err(e.error_code(), e.to_string());
     }
     let mut owned = batch.as_bytes().to_vec();
+    let append_time = if settings.log_append_time {
+        let now = crate::groups::now_ms();
+        RecordBatch::set_log_append_time(&mut owned, now);
+        now
+    } else {
+        -1
+    };
     let result = {
         let mut guard = part.log.lock();
         match guard.as_mut() {
@@ -107,6 +118,7 @@ fn append(part: &Arc<Partition>, records: Option<Bytes>, max_message_bytes: usiz
                 message: None,
                 base_offset: info.base_offset,
                 log_start_offset: info.log_start_offset,
+                log_append_time: append_time,
             }
         }
         Err(e) => {
@@ -162,10 +174,7 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
                             ErrorCode::UnknownTopicOrPartition,
                             "This server does not host this topic-partition.",
                         ),
-                        Some(part) => {
-                            let limit = ctx.broker.max_message_bytes(&name);
-                            append(&part, pd.records, limit)
-                        }
+                        Some(part) => append(&part, pd.records, ctx.broker.produce_settings(&name)),
                     }
                 }
             };
@@ -177,7 +186,7 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
                 .with_index(pd.index)
                 .with_error_code(outcome.error.code())
                 .with_base_offset(outcome.base_offset)
-                .with_log_append_time_ms(-1)
+                .with_log_append_time_ms(outcome.log_append_time)
                 .with_log_start_offset(if ctx.version >= 5 {
                     outcome.log_start_offset
                 } else {
