@@ -581,9 +581,9 @@ def run_workloads(rec, clients, args, kafka_max):
     b = rec.broker
     bs = b.bootstrap
     sc = args.scale
-    n_1k_java = max(2000, int(300_000 * sc))
-    n_1k_rdk = max(2000, int(500_000 * sc))
-    n_100b = max(5000, int(1_000_000 * sc))
+    n_1k_java = max(2000, int(600_000 * sc))
+    n_1k_rdk = max(2000, int(1_500_000 * sc))
+    n_100b = max(5000, int(2_000_000 * sc))
     n_fill = max(5000, int(1_000_000 * sc))  # 1 KiB records: ~1 GB at scale 1
 
     # Warm-up (excluded): JIT for the JVM broker, page cache / allocator for both.
@@ -659,7 +659,8 @@ def run_workloads(rec, clients, args, kafka_max):
         if not fill_ok:
             rec.details[key] = {"error": "fill failed"}
             continue
-        rec.measure(key, fn, cpu_group="serve", nbytes=n_fill * 1024)
+        rec.measure(key, lambda: median_of(fn, args.consume_runs), cpu_group="serve",
+                    nbytes=n_fill * 1024 * args.consume_runs)
 
     # W4: latency at a fixed load = 50% of Kafka's max for the same client (W1, 1 partition, none).
     log(f"{b.name}: W4 latency at fixed load")
@@ -667,6 +668,8 @@ def run_workloads(rec, clients, args, kafka_max):
         key = f"w4.{client}"
         base = kafka_max.get(client)
         src = "kafka"
+        if b.name == "kafka":
+            base = rec.details.get(f"w1.{client}.p1.none", {}).get("records_per_s")
         if not base:
             own = rec.details.get(f"w1.{client}.p1.none", {}).get("records_per_s")
             base, src = own, "own (no Kafka figure)"
@@ -692,6 +695,15 @@ def run_workloads(rec, clients, args, kafka_max):
 
     if rec.proc:
         rec.proc.stop_sampling()
+
+
+def median_of(fn, runs):
+    """Run fn `runs` times; the median run by MB/s, with every run's figure kept."""
+    res = [fn() for _ in range(max(1, runs))]
+    res.sort(key=lambda r: r["mb_per_s"])
+    out = dict(res[len(res) // 2])
+    out["runs_mb_per_s"] = [r["mb_per_s"] for r in res]
+    return out
 
 
 def latency_rdkafka(clients, bs, topic, n, rate, src, workdir):
@@ -780,8 +792,8 @@ def figure_defs():
         defs.append((key, "3 consume ~1 GB, cache warm", label, "MB/s", "higher", d(key, "mb_per_s")))
     for client in ("rdkafka", "java"):
         cname = "librdkafka" if client == "rdkafka" else "Java"
-        defs.append((f"w4.{client}.rate", "4 latency @ 50% of Kafka max", f"{cname}: offered load",
-                     "records/s", "same", d(f"w4.{client}", "rate")))
+        defs.append((f"w4.{client}.rate", "4 latency @ 50% of Kafka max", f"{cname}: achieved load (offered: JSON)",
+                     "records/s", "same", d(f"w4.{client}", "records_per_s")))
         for p, f in (("p50", "lat_p50_ms"), ("p99", "lat_p99_ms"), ("p99.9", "lat_p999_ms")):
             defs.append((f"w4.{client}.{p}", "4 latency @ 50% of Kafka max", f"{cname}: produce latency {p}",
                          "ms", "lower", d(f"w4.{client}", f)))
@@ -812,6 +824,9 @@ def figure_defs():
          "s/GB", "lower", cpu("ingest.100b.idem")),
         ("w5.cpu.serve", "5 resources", "broker CPU per GB served (W3, all three consumers)", "s/GB", "lower",
          cpu("serve")),
+        ("w5.cpu.floor", "5 resources", "reference, not a broker: kernel CPU to write 1 GB into the page cache "
+         "(measured just before this broker's turn)", "s/GB", "—",
+         lambda det, c: (det.get("page_cache_floor") or {}).get("cpu_s_per_gb")),
     ]
     return defs
 
@@ -853,7 +868,7 @@ def build_table(results, targets):
             if t == "kafka":
                 continue
             v = vals.get(t)
-            ratios[t] = (v / k) if isinstance(v, (int, float)) and isinstance(k, (int, float)) and k else None
+            ratios[t] = (v / k) if better != "—" and isinstance(v, (int, float)) and isinstance(k, (int, float)) and k else None
         rows.append({"key": key, "workload": wl, "figure": label, "unit": unit, "better": better,
                      "values": vals, "ratio_vs_kafka": ratios})
     return rows
@@ -906,7 +921,14 @@ def render_markdown(results, rows, targets):
     L.append(f"- Load average (1/5/15 min): before {' / '.join(map(str, results['load']['before']))}, "
              f"after {' / '.join(map(str, results['load']['after']))}"
              + (f"; waited {results['load']['waited_s']:.0f} s for the 1-min load to drop below "
-                f"{results['config']['wait_load']}" if results['load'].get('waited_s') else ""))
+                f"{results['config']['wait_load']}" if results['load'].get('waited_s') else "")
+             + " (\"after\" includes the benchmark's own broker and clients, which keep both cores busy)")
+    fc = [f"{t} {results['targets'][t]['foreign_cpu']['cores']:.2f} cores "
+          f"({results['targets'][t]['foreign_cpu']['cpu_s']:.0f} CPU s in {results['targets'][t]['foreign_cpu']['wall_s']:.0f} s)"
+          for t in targets if (results["targets"].get(t) or {}).get("foreign_cpu")]
+    if fc:
+        L.append("- CPU used by processes other than the broker, the clients and this harness, during each "
+                 "broker's turn (/proc/stat): " + "; ".join(fc) + " — near 0 means the run was not disturbed")
     L.append(f"- Gregor: `{results['versions'].get('gregor_bin')}` (git {results['versions'].get('gregor_git')}), "
              f"fresh `log.dirs`")
     L.append(f"- Apache Kafka {KAFKA_VERSION} (Maven Central jars), KRaft combined broker+controller, one node, "
@@ -961,13 +983,16 @@ def render_markdown(results, rows, targets):
   letters, librdkafka a repeated text pattern (so lz4 compresses librdkafka's records far better).
 - Workload 2: `acks=all enable.idempotence=true`, 100-byte records, 1 partition.
 - Workload 3: a 6-partition topic is filled with ~1 GB of 1 KiB records (librdkafka, not reported) and read
-  once to warm the cache; then measured reads from offset 0: librdkafka simple consumer assigned to all 6
+  once to warm the cache; then measured reads from offset 0 (median of 3 reads per consumer, all in the JSON): librdkafka simple consumer assigned to all 6
   partitions (`-C`), librdkafka group consumer (`-G`, subscribe) and Java `kafka-consumer-perf-test`
   (group). Group figures exclude the join (Java `fetch.MB.sec`; librdkafka's clock starts at the first record).
 - Workload 4: 1 KiB, acks=1, 1 partition, `linger.ms=0`, offered load = 50% of Kafka's workload-1 maximum
-  for the same client (1 partition, uncompressed). Java: ProducerPerformance `--throughput` percentiles
-  (ms, integer). librdkafka: per-message delivery latency (`-l -A`), plus a concurrent librdkafka consumer
-  tailing the partition for end-to-end latency (send time in the payload → consumer receive).
+  for the same client (1 partition, uncompressed), about 10 s per run. Java: ProducerPerformance
+  `--throughput` percentiles (ms, integer; includes the client's JVM warm-up). librdkafka: per-message
+  delivery latency (`-l -A`, first second dropped as warm-up), plus a concurrent librdkafka consumer tailing
+  the partition for end-to-end latency (send time in the payload → consumer receive). `rdkafka_performance
+  -r` paces per message with a busy poll loop (it occupies one of the two cores) and does not make up for
+  its own overhead, so the achieved load can be below the offered one: the table shows the achieved load.
 - A figure that could not be measured is shown as `n/a (error: …)`; client logs are in
   `bench/results/tmp/clients-*.log` (not committed).""")
     L.append("")
@@ -997,6 +1022,38 @@ def machine_info(tmp):
     return info
 
 
+def page_cache_write_floor(tmp, nbytes=10**9):
+    """CPU seconds per GB this machine's kernel spends just copying data into the page cache of the data
+    disk (1 MiB write(2) calls from this process, file deleted afterwards): a floor for any broker's
+    CPU per GB ingested, since every byte produced is written to the page cache once."""
+    import resource
+    path = os.path.join(tmp, "page-cache-floor.tmp")
+    buf = b"\x5a" * (1 << 20)
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        for _ in range(nbytes // len(buf)):
+            os.write(fd, buf)
+    finally:
+        os.close(fd)
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    os.remove(path)
+    cpu = (r1.ru_stime - r0.ru_stime) + (r1.ru_utime - r0.ru_utime)
+    return cpu / (nbytes // len(buf) * len(buf) / 1e9)
+
+
+def cpu_accounting():
+    """(busy CPU seconds of the whole machine from /proc/stat, CPU seconds of this harness and its
+    waited-for children: clients, and the broker once stopped)."""
+    import resource
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    busy = (sum(v[:8]) - v[3] - v[4]) / CLK_TCK  # all but idle and iowait (guest is inside user)
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    ch = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return busy, me.ru_utime + me.ru_stime + ch.ru_utime + ch.ru_stime
+
+
 def wait_for_load(threshold, max_wait):
     t0 = time.monotonic()
     while True:
@@ -1021,6 +1078,7 @@ def main():
     ap.add_argument("--scale", type=float, default=1.0, help="record-count multiplier (0.05 for a smoke run)")
     ap.add_argument("--latency-seconds", type=float, default=10.0, help="duration of each workload-4 run")
     ap.add_argument("--latency-rate", type=float, help="fixed workload-4 rate (records/s) instead of 50%% of Kafka's")
+    ap.add_argument("--consume-runs", type=int, default=3, help="workload-3 reads per consumer (median)")
     ap.add_argument("--startup-runs", type=int, default=3, help="start-ups per broker for the start-up median")
     ap.add_argument("--client-timeout", type=float, default=240)
     ap.add_argument("--wait-load", type=float, default=0.0,
@@ -1062,6 +1120,8 @@ def main():
             dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "crates", "vendor",
                                     "Cargo.lock"], capture_output=True, text=True).stdout.strip()
             versions["gregor_git"] = rev + ("+uncommitted changes" if dirty else "")
+            if not os.path.abspath(args.gregor_bin).startswith(REPO + os.sep):
+                versions["gregor_git"] += " (repo HEAD at run time; GREGOR_BIN is outside the repo)"
         except Exception:  # noqa: BLE001
             versions["gregor_git"] = "?"
 
@@ -1092,7 +1152,11 @@ def main():
         log(f"=== {b.name} ===")
         tr = {"details": {}, "cpu": {}}
         results["targets"][b.name] = tr
+        acct0 = cpu_accounting()
+        t_turn = time.monotonic()
         try:
+            tr["details"]["page_cache_floor"] = {"cpu_s_per_gb": page_cache_write_floor(args.tmp)}
+            log(f"  page-cache write floor: {tr['details']['page_cache_floor']['cpu_s_per_gb']:.2f} s/GB")
             if b.managed:
                 starts = []
                 for i in range(max(1, args.startup_runs)):
@@ -1139,6 +1203,13 @@ def main():
             b.stop()
             if b.managed and not args.keep_data:
                 shutil.rmtree(os.path.join(b.workdir, "data"), ignore_errors=True)
+            acct1 = cpu_accounting()
+            wall = time.monotonic() - t_turn
+            foreign = (acct1[0] - acct0[0]) - (acct1[1] - acct0[1])
+            tr["foreign_cpu"] = {"cpu_s": foreign, "wall_s": wall, "cores": foreign / wall if wall else None,
+                                 "load_after": loadavg()}
+            log(f"  CPU used by other processes during {b.name}'s turn: {foreign:.1f} s in {wall:.0f} s "
+                f"({foreign / wall:.2f} cores)")
 
     results["finished_at"] = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     results["duration_s"] = time.monotonic() - t_start

@@ -32,10 +32,11 @@ cp -r "$SRC" "$BUILD"
 cd "$BUILD"
 log "building librdkafka + examples/rdkafka_performance in $BUILD (a few minutes on 2 cores)"
 # Built-in LZ4 and snappy; no SSL/SASL/zstd/zlib/curl needed for the benchmark workloads.
+# (Logs go outside the source tree: mklove would load a file named configure.* there as a module.)
 ./configure --no-download --disable-gssapi --disable-ssl --disable-curl --disable-zstd \
-  --disable-lz4-ext --disable-zlib > configure.log 2>&1 || { tail -20 configure.log >&2; exit 1; }
-make -j"$(nproc)" -C src > make.log 2>&1 || { tail -30 make.log >&2; exit 1; }
-make -C examples rdkafka_performance >> make.log 2>&1 || { tail -30 make.log >&2; exit 1; }
+  --disable-lz4-ext --disable-zlib > "$CACHE/rdkafka-configure.log" 2>&1 || { tail -20 "$CACHE/rdkafka-configure.log" >&2; exit 1; }
+make -j"$(nproc)" -C src > "$CACHE/rdkafka-make.log" 2>&1 || { tail -30 "$CACHE/rdkafka-make.log" >&2; exit 1; }
+make -C examples rdkafka_performance >> "$CACHE/rdkafka-make.log" 2>&1 || { tail -30 "$CACHE/rdkafka-make.log" >&2; exit 1; }
 cp examples/rdkafka_performance "$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
 echo "$OUT"

@@ -142,6 +142,9 @@ struct Group {
     resolved_regex: BTreeMap<String, BTreeSet<String>>,
     /// Subscribed topic name → (id, partitions) at the last heartbeat.
     topic_cache: BTreeMap<String, (Uuid, i32)>,
+    /// Loaded from `__consumer_offsets` and not refreshed since: its members' regexes count as
+    /// already resolved (Kafka persists resolutions; Gregor re-resolves them at once).
+    loaded_from_log: bool,
 }
 
 impl Group {
@@ -211,6 +214,14 @@ impl Group {
                 }
             }
         }
+        // A regex nobody subscribes to any more is forgotten (Kafka deletes its resolution), so
+        // subscribing to it again is resolved afresh, after the heartbeat that brings it.
+        let still: BTreeSet<&String> = self
+            .members
+            .values()
+            .filter_map(|m| m.meta.subscribed_topic_regex.as_ref())
+            .collect();
+        self.resolved_regex.retain(|re, _| still.contains(re));
     }
 
     /// Topic names the group subscribes to (names and cached regex resolutions).
@@ -653,6 +664,9 @@ impl ConsumerGroups {
             Ok(None) => Ok(false),
             Ok(Some(rec)) => {
                 self.apply(&rec);
+                if let Some(g) = self.groups.get_mut(rec.group_id()) {
+                    g.loaded_from_log = true;
+                }
                 Ok(true)
             }
             Err(e) => Err(crate::ReplayError(e)),
@@ -1078,11 +1092,21 @@ impl ConsumerGroups {
             .filter_map(|m| m.meta.subscribed_topic_regex.clone())
             .filter(|r| !r.is_empty())
             .collect();
+        let loaded = g.loaded_from_log;
+        let known: BTreeSet<String> = g.resolved_regex.keys().cloned().collect();
         let mut resolved: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         let mut cache: BTreeMap<String, (Uuid, i32)> = BTreeMap::new();
         if !regexes.is_empty() {
             let all = topics.all_topics();
             for re in &regexes {
+                // Kafka resolves a regex new to the group asynchronously: the heartbeat that
+                // brings it is answered with the literal topics only, and the matched topics
+                // arrive (with a group epoch bump) at a later heartbeat. Clients rely on that
+                // (librdkafka 0045). A regex seen at the previous refresh is resolved now.
+                if !loaded && !known.contains(re) {
+                    resolved.insert(re.clone(), BTreeSet::new());
+                    continue;
+                }
                 let Ok(compiled) = self.compile_regex(re) else {
                     resolved.insert(re.clone(), BTreeSet::new());
                     continue;
@@ -1115,6 +1139,7 @@ impl ConsumerGroups {
         }
         g.resolved_regex = resolved;
         g.topic_cache = cache;
+        g.loaded_from_log = false;
     }
 
     /// Recomputes the target assignment at the group epoch.

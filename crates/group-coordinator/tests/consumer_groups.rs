@@ -353,20 +353,28 @@ fn regex_subscription_picks_up_new_topics() {
     let (records, r) = cg.heartbeat(0, 1, req, &topics);
     log.extend(records);
     assert_eq!(r.error_code, 0);
-    // Like Kafka, a regex is matched against every topic, internal-looking names included.
+    // As in Kafka, a regex new to the group is resolved after the heartbeat that brings it:
+    // this answer holds the literal topics only (none here).
+    assert_eq!(count(&assignment_of(&r).unwrap_or_default()), 0);
+    assert_eq!(r.member_epoch, 1);
+    // The next heartbeat sees the resolution (epoch bump). Like Kafka, a regex is matched
+    // against every topic, internal-looking names included.
+    let (records, r) = cg.heartbeat(1, 1, hb_req(G, "a", 1, None), &topics);
+    log.extend(records);
+    assert_eq!(r.member_epoch, 2);
     let mut expected = parts(&topics, "orders-eu", &[0, 1]);
     expected.extend(parts(&topics, "__orders-internal", &[0]));
     assert_eq!(assignment_of(&r).unwrap(), expected);
     // Full match: a topic that merely contains the pattern does not match.
     topics.set("my-orders-x", 2);
-    let (_, r) = cg.heartbeat(1, 1, hb_req(G, "a", r.member_epoch, None), &topics);
+    let (_, r) = cg.heartbeat(2, 1, hb_req(G, "a", r.member_epoch, None), &topics);
     assert!(r.assignment.is_none());
-    assert_eq!(r.member_epoch, 1);
+    assert_eq!(r.member_epoch, 2);
     // A new matching topic is assigned at the next heartbeat with a bumped epoch.
     topics.set("orders-us", 3);
-    let (records, r) = cg.heartbeat(2, 1, hb_req(G, "a", 1, None), &topics);
+    let (records, r) = cg.heartbeat(3, 1, hb_req(G, "a", 2, None), &topics);
     log.extend(records);
-    assert_eq!(r.member_epoch, 2);
+    assert_eq!(r.member_epoch, 3);
     let mut expect = parts(&topics, "orders-eu", &[0, 1]);
     expect.extend(parts(&topics, "orders-us", &[0, 1, 2]));
     expect.extend(parts(&topics, "__orders-internal", &[0]));
@@ -393,15 +401,15 @@ fn regex_subscription_picks_up_new_topics() {
     );
     // Partition count growth also bumps the epoch.
     topics.set("orders-eu", 4);
-    let (records, r) = cg.heartbeat(3, 1, hb_req(G, "a", 2, None), &topics);
+    let (records, r) = cg.heartbeat(4, 1, hb_req(G, "a", 3, None), &topics);
     log.extend(records);
-    assert_eq!(r.member_epoch, 3);
+    assert_eq!(r.member_epoch, 4);
     assert_eq!(count(&assignment_of(&r).unwrap()), 8);
-    // Replay keeps the metadata hash: no extra bump on the next heartbeat.
+    // Replay keeps the metadata hash and the regex resolution: no bump, no lost partitions.
     let mut again = replayed(&log);
-    let (_, r) = again.heartbeat(4, 1, hb_req(G, "a", 3, None), &topics);
-    assert_eq!((r.error_code, r.member_epoch), (0, 3));
-    assert_eq!(describe(&again, G, &topics).group_epoch, 3);
+    let (_, r) = again.heartbeat(5, 1, hb_req(G, "a", 4, None), &topics);
+    assert_eq!((r.error_code, r.member_epoch), (0, 4));
+    assert_eq!(describe(&again, G, &topics).group_epoch, 4);
 }
 
 #[test]
