@@ -32,6 +32,7 @@ pub mod heartbeat;
 pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
+pub mod list_config_resources;
 pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
@@ -110,6 +111,7 @@ pub const SUPPORTED: &[ApiSupport] = &[
         partition_reassignments::LIST_VERSIONS,
     ),
     api(ApiKey::DescribeQuorum, describe_quorum::VERSIONS),
+    api(ApiKey::ListConfigResources, list_config_resources::VERSIONS),
 ];
 
 /// Looks up the supported range of an API.
@@ -248,6 +250,7 @@ pub async fn dispatch(ctx: Ctx<'_>, mut body: Bytes) -> Result<Response, Handler
         ApiKey::FindCoordinator => find_coordinator::handle(&ctx, &mut body).await,
         ApiKey::DescribeAcls => acls::describe(&ctx, &mut body),
         ApiKey::DescribeQuorum => describe_quorum::handle(&ctx, &mut body),
+        ApiKey::ListConfigResources => list_config_resources::handle(&ctx, &mut body),
         ApiKey::CreateAcls => acls::create(&ctx, &mut body),
         ApiKey::DeleteAcls => acls::delete(&ctx, &mut body),
         ApiKey::AlterPartitionReassignments => partition_reassignments::alter(&ctx, &mut body),
