@@ -2,7 +2,6 @@
 
 use super::{Ctx, Response};
 use crate::errors::HandlerError;
-#[allow(unused_imports)]
 use crate::groups::now_ms;
 use bytes::Bytes;
 use gregor_protocol::messages::delete_groups_request::DeleteGroupsRequest;
@@ -15,16 +14,13 @@ pub const VERSIONS: (i16, i16) = (0, 2);
 /// Handles DeleteGroups.
 pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: DeleteGroupsRequest = ctx.decode(body)?;
-    let groups = &ctx.broker.groups;
-    if groups.ensure_loaded(ctx.broker).await.is_err() {
-        return ctx.respond(&unavailable(&req, ErrorCode::CoordinatorNotAvailable));
-    }
     let version = ctx.version;
-    let result = groups.with(ctx.broker, |c, _| c.delete_groups(now_ms(), version, &req));
-    match result {
-        Ok(resp) => ctx.respond(&resp),
-        Err(_) => ctx.respond(&unavailable(&req, ErrorCode::CoordinatorNotAvailable)),
-    }
+    super::group_call(
+        ctx,
+        || unavailable(&req, ErrorCode::CoordinatorNotAvailable),
+        |g| g.with(ctx.broker, |c, _| c.delete_groups(now_ms(), version, &req)),
+    )
+    .await
 }
 
 fn unavailable(req: &DeleteGroupsRequest, code: ErrorCode) -> DeleteGroupsResponse {

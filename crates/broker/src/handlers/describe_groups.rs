@@ -2,8 +2,6 @@
 
 use super::{Ctx, Response};
 use crate::errors::HandlerError;
-#[allow(unused_imports)]
-use crate::groups::now_ms;
 use bytes::Bytes;
 use gregor_protocol::messages::describe_groups_request::DescribeGroupsRequest;
 use gregor_protocol::messages::describe_groups_response::DescribeGroupsResponse;
@@ -15,28 +13,26 @@ pub const VERSIONS: (i16, i16) = (0, 6);
 /// Handles DescribeGroups.
 pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: DescribeGroupsRequest = ctx.decode(body)?;
-    let groups = &ctx.broker.groups;
-    if groups.ensure_loaded(ctx.broker).await.is_err() {
-        return ctx.respond(&unavailable(&req, ErrorCode::CoordinatorNotAvailable));
-    }
     let version = ctx.version;
-    let result = groups
-        .read(ctx.broker, |c, _| c.describe_groups(version, &req))
-        .map(|mut resp| {
-            if version >= 3 && req.include_authorized_operations {
-                // No authorizer: READ, DELETE and DESCRIBE on groups are allowed.
-                for g in &mut resp.groups {
-                    if g.error_code == 0 {
-                        g.authorized_operations = (1 << 3) | (1 << 6) | (1 << 8);
+    super::group_call(
+        ctx,
+        || unavailable(&req, ErrorCode::CoordinatorNotAvailable),
+        |g| {
+            g.read(ctx.broker, |c, _| c.describe_groups(version, &req))
+                .map(|mut resp| {
+                    if version >= 3 && req.include_authorized_operations {
+                        // No authorizer: READ, DELETE and DESCRIBE on groups are allowed.
+                        for g in &mut resp.groups {
+                            if g.error_code == 0 {
+                                g.authorized_operations = (1 << 3) | (1 << 6) | (1 << 8);
+                            }
+                        }
                     }
-                }
-            }
-            resp
-        });
-    match result {
-        Ok(resp) => ctx.respond(&resp),
-        Err(_) => ctx.respond(&unavailable(&req, ErrorCode::CoordinatorNotAvailable)),
-    }
+                    resp
+                })
+        },
+    )
+    .await
 }
 
 fn unavailable(req: &DescribeGroupsRequest, code: ErrorCode) -> DescribeGroupsResponse {

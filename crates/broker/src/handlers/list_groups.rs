@@ -2,8 +2,6 @@
 
 use super::{Ctx, Response};
 use crate::errors::HandlerError;
-#[allow(unused_imports)]
-use crate::groups::now_ms;
 use bytes::Bytes;
 use gregor_protocol::messages::list_groups_request::ListGroupsRequest;
 use gregor_protocol::messages::list_groups_response::ListGroupsResponse;
@@ -15,16 +13,13 @@ pub const VERSIONS: (i16, i16) = (0, 5);
 /// Handles ListGroups.
 pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: ListGroupsRequest = ctx.decode(body)?;
-    let groups = &ctx.broker.groups;
-    if groups.ensure_loaded(ctx.broker).await.is_err() {
-        return ctx.respond(&unavailable(&req, ErrorCode::CoordinatorNotAvailable));
-    }
     let version = ctx.version;
-    let result = groups.read(ctx.broker, |c, _| c.list_groups(version, &req));
-    match result {
-        Ok(resp) => ctx.respond(&resp),
-        Err(_) => ctx.respond(&unavailable(&req, ErrorCode::CoordinatorNotAvailable)),
-    }
+    super::group_call(
+        ctx,
+        || unavailable(&req, ErrorCode::CoordinatorNotAvailable),
+        |g| g.read(ctx.broker, |c, _| c.list_groups(version, &req)),
+    )
+    .await
 }
 
 fn unavailable(_req: &ListGroupsRequest, code: ErrorCode) -> ListGroupsResponse {

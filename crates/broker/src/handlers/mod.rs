@@ -207,6 +207,23 @@ pub(crate) async fn deferred_group_call<R: Encodable>(
     }
 }
 
+/// Runs a group request answered at once (commits, fetches, admin): loads the coordinator if
+/// needed, runs `call`, and encodes its answer; `unavailable` builds COORDINATOR_NOT_AVAILABLE.
+pub(crate) async fn group_call<R: Encodable>(
+    ctx: &Ctx<'_>,
+    unavailable: impl Fn() -> R,
+    call: impl FnOnce(&crate::groups::Groups) -> Result<R, crate::groups::GroupsError>,
+) -> Result<Response, HandlerError> {
+    let groups = &ctx.broker.groups;
+    if groups.ensure_loaded(ctx.broker).await.is_err() {
+        return ctx.respond(&unavailable());
+    }
+    match call(groups) {
+        Ok(resp) => ctx.respond(&resp),
+        Err(_) => ctx.respond(&unavailable()),
+    }
+}
+
 /// Names that occur more than once (CreateTopics/CreatePartitions reject those entries).
 pub(crate) fn duplicate_names<'a>(
     names: impl Iterator<Item = &'a str>,

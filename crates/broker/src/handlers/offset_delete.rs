@@ -2,7 +2,6 @@
 
 use super::{Ctx, Response};
 use crate::errors::HandlerError;
-#[allow(unused_imports)]
 use crate::groups::now_ms;
 use bytes::Bytes;
 use gregor_protocol::messages::offset_delete_request::OffsetDeleteRequest;
@@ -15,18 +14,17 @@ pub const VERSIONS: (i16, i16) = (0, 0);
 /// Handles OffsetDelete.
 pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: OffsetDeleteRequest = ctx.decode(body)?;
-    let groups = &ctx.broker.groups;
-    if groups.ensure_loaded(ctx.broker).await.is_err() {
-        return ctx.respond(&unavailable(&req, ErrorCode::CoordinatorNotAvailable));
-    }
     let version = ctx.version;
-    let result = groups.with(ctx.broker, |c, topics| {
-        c.offset_delete(now_ms(), version, req.clone(), topics)
-    });
-    match result {
-        Ok(resp) => ctx.respond(&resp),
-        Err(_) => ctx.respond(&unavailable(&req, ErrorCode::CoordinatorNotAvailable)),
-    }
+    super::group_call(
+        ctx,
+        || unavailable(&req, ErrorCode::CoordinatorNotAvailable),
+        |g| {
+            g.with(ctx.broker, |c, topics| {
+                c.offset_delete(now_ms(), version, req.clone(), topics)
+            })
+        },
+    )
+    .await
 }
 
 fn unavailable(_req: &OffsetDeleteRequest, code: ErrorCode) -> OffsetDeleteResponse {
