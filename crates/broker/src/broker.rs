@@ -2,8 +2,10 @@
 //! open partition logs — plus start-up (meta.properties, recovery) and clean shutdown.
 
 use crate::config::Config;
+use crate::configs::BrokerView;
 use gregor_controller::state::CreateTopic;
-use gregor_controller::{Controller, ControllerError, TopicMeta};
+use gregor_controller::{Controller, ControllerError, MetadataRecord, TopicMeta};
+use gregor_protocol::Compression;
 use gregor_storage::{Log, LogConfig};
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, HashMap};
@@ -60,19 +62,23 @@ pub struct TopicPartitions {
     pub id: Uuid,
     /// Partitions by index.
     pub partitions: Vec<Arc<Partition>>,
-    /// Largest record batch accepted (`max.message.bytes`, else `message.max.bytes`).
-    pub max_message_bytes: usize,
-    /// `message.timestamp.type=LogAppendTime`: the broker stamps batches on append.
-    pub log_append_time: bool,
+    /// Produce-time settings from the topic's configuration.
+    pub settings: ProduceSettings,
 }
 
 /// What Produce needs to know about a topic's configuration.
 #[derive(Debug, Clone, Copy)]
 pub struct ProduceSettings {
-    /// Largest record batch accepted.
+    /// Largest record batch accepted (`max.message.bytes`, else `message.max.bytes`).
     pub max_message_bytes: usize,
-    /// Stamp batches with the append time.
+    /// `message.timestamp.type=LogAppendTime`: the broker stamps batches on append.
     pub log_append_time: bool,
+    /// `cleanup.policy` includes `compact`: records must have keys.
+    pub compact: bool,
+    /// `compression.type` other than `producer`: batches are stored with this codec.
+    pub compression: Option<Compression>,
+    /// `min.insync.replicas` (acks=all needs this many in-sync replicas; we have one).
+    pub min_insync_replicas: i32,
 }
 
 /// Broker-wide state.
@@ -253,12 +259,110 @@ impl Broker {
         self.config.node_id
     }
 
-    fn log_config(&self) -> LogConfig {
+    /// A snapshot of the static and dynamic broker configs.
+    pub fn broker_view(&self) -> BrokerView {
+        let c = self.controller.lock();
+        let st = c.state();
+        BrokerView::new(
+            &self.config,
+            st.broker_configs(&self.config.node_id.to_string()),
+            st.broker_configs(""),
+        )
+    }
+
+    /// The log configuration of a topic with config `overrides`.
+    fn log_config(&self, view: &BrokerView, overrides: &BTreeMap<String, String>) -> LogConfig {
+        let long = |name: &str, default: i64| -> i64 {
+            view.topic_value(overrides, name)
+                .trim()
+                .parse::<i64>()
+                .unwrap_or(default)
+        };
+        let d = LogConfig::default();
+        let policy = view.topic_value(overrides, "cleanup.policy");
+        let flush_messages = long("flush.messages", i64::MAX);
         LogConfig {
-            segment_bytes: self.config.log_segment_bytes,
-            index_interval_bytes: self.config.log_index_interval_bytes,
-            max_index_bytes: self.config.log_index_size_max_bytes,
-            flush_interval_messages: self.config.log_flush_interval_messages,
+            segment_bytes: long("segment.bytes", self.config.log_segment_bytes as i64).max(1)
+                as u64,
+            index_interval_bytes: long("index.interval.bytes", 4096).max(0) as u64,
+            max_index_bytes: long("segment.index.bytes", 10 * 1024 * 1024).max(4) as u64,
+            flush_interval_messages: flush_messages.max(1) as u64,
+            segment_ms: long("segment.ms", d.segment_ms).max(1),
+            retention_ms: long("retention.ms", d.retention_ms),
+            retention_bytes: long("retention.bytes", d.retention_bytes),
+            cleanup_delete: policy.split(',').any(|p| p.trim() == "delete"),
+            cleanup_compact: policy.split(',').any(|p| p.trim() == "compact"),
+            min_compaction_lag_ms: long("min.compaction.lag.ms", 0).max(0),
+            max_compaction_lag_ms: long("max.compaction.lag.ms", i64::MAX).max(1),
+            delete_retention_ms: long("delete.retention.ms", d.delete_retention_ms).max(0),
+            min_cleanable_dirty_ratio: view
+                .topic_value(overrides, "min.cleanable.dirty.ratio")
+                .trim()
+                .parse::<f64>()
+                .unwrap_or(0.5),
+            file_delete_delay_ms: long("file.delete.delay.ms", d.file_delete_delay_ms).max(0),
+        }
+    }
+
+    /// Produce-time settings of a topic with config `overrides`.
+    fn topic_settings(
+        &self,
+        view: &BrokerView,
+        overrides: &BTreeMap<String, String>,
+    ) -> ProduceSettings {
+        let policy = view.topic_value(overrides, "cleanup.policy");
+        ProduceSettings {
+            max_message_bytes: view
+                .topic_value(overrides, "max.message.bytes")
+                .trim()
+                .parse::<usize>()
+                .unwrap_or(self.config.message_max_bytes),
+            log_append_time: view
+                .topic_value(overrides, "message.timestamp.type")
+                .eq_ignore_ascii_case("LogAppendTime"),
+            compact: policy.split(',').any(|p| p.trim() == "compact"),
+            compression: match view.topic_value(overrides, "compression.type").trim() {
+                "gzip" => Some(Compression::Gzip),
+                "snappy" => Some(Compression::Snappy),
+                "lz4" => Some(Compression::Lz4),
+                "zstd" => Some(Compression::Zstd),
+                "uncompressed" => Some(Compression::None),
+                _ => None,
+            },
+            min_insync_replicas: view
+                .topic_value(overrides, "min.insync.replicas")
+                .trim()
+                .parse::<i32>()
+                .unwrap_or(1),
+        }
+    }
+
+    /// Re-applies the configuration of `names` (every topic if `None`) to the open topics and
+    /// their logs, after a config change.
+    pub fn refresh_topic_configs(&self, names: Option<&[String]>) {
+        let view = self.broker_view();
+        let metas: Vec<TopicMeta> = match names {
+            Some(names) => names.iter().filter_map(|n| self.topic_meta(n)).collect(),
+            None => self.all_topics(),
+        };
+        for meta in metas {
+            let settings = self.topic_settings(&view, &meta.configs);
+            let log_config = self.log_config(&view, &meta.configs);
+            let parts = {
+                let mut topics = self.topics.write();
+                let Some(t) = topics.get_mut(&meta.name) else {
+                    continue;
+                };
+                t.settings = settings;
+                t.partitions.clone()
+            };
+            for p in parts {
+                if let Some(log) = p.log.lock().as_mut() {
+                    if log.config() != &log_config {
+                        log.set_config(log_config.clone());
+                    }
+                }
+            }
         }
     }
 
@@ -275,11 +379,13 @@ impl Broker {
             .map(|t| t.partitions.len())
             .unwrap_or(0);
         let mut new_parts = Vec::new();
+        let view = self.broker_view();
+        let log_config = self.log_config(&view, &meta.configs);
         for index in existing as i32..meta.partitions {
             let dir = self.partition_dir(&meta.name, index);
             check_partition_metadata(&dir, meta.id)?;
             let (log, report) =
-                Log::open(&dir, self.log_config(), self.clean_start).map_err(|source| {
+                Log::open(&dir, log_config.clone(), self.clean_start).map_err(|source| {
                     StartError::Log {
                         path: dir.clone(),
                         source,
@@ -303,26 +409,14 @@ impl Broker {
                 deleted: AtomicBool::new(false),
             }));
         }
+        let settings = self.topic_settings(&view, &meta.configs);
         let mut topics = self.topics.write();
-        let max_message_bytes = meta
-            .configs
-            .get("max.message.bytes")
-            .and_then(|v| v.parse::<usize>().ok())
-            .unwrap_or(self.config.message_max_bytes);
-        let timestamp_type = meta
-            .configs
-            .get("message.timestamp.type")
-            .or_else(|| self.config.values.get("log.message.timestamp.type"))
-            .map(String::as_str)
-            .unwrap_or("CreateTime");
-        let log_append_time = timestamp_type.eq_ignore_ascii_case("LogAppendTime");
         let entry = topics
             .entry(meta.name.clone())
             .or_insert_with(|| TopicPartitions {
                 id: meta.id,
                 partitions: Vec::new(),
-                max_message_bytes,
-                log_append_time,
+                settings,
             });
         entry.partitions.extend(new_parts);
         self.by_id.write().insert(meta.id, meta.name.clone());
@@ -365,14 +459,41 @@ impl Broker {
         self.topics
             .read()
             .get(topic)
-            .map(|t| ProduceSettings {
-                max_message_bytes: t.max_message_bytes,
-                log_append_time: t.log_append_time,
-            })
+            .map(|t| t.settings)
             .unwrap_or(ProduceSettings {
                 max_message_bytes: self.config.message_max_bytes,
                 log_append_time: false,
+                compact: false,
+                compression: None,
+                min_insync_replicas: 1,
             })
+    }
+
+    /// Changes a topic's config overrides (all or nothing) and applies them at once.
+    pub fn alter_topic_configs(
+        &self,
+        name: &str,
+        changes: &[(String, Option<String>)],
+    ) -> Result<TopicMeta, ControllerError> {
+        let meta = self.controller.lock().alter_topic_configs(name, changes)?;
+        self.refresh_topic_configs(Some(&[name.to_string()]));
+        tracing::info!(topic = %name, ?changes, "altered topic configs");
+        Ok(meta)
+    }
+
+    /// Commits metadata records (dynamic broker configs, quotas) and re-applies configs.
+    pub fn commit_config_records(
+        &self,
+        records: Vec<MetadataRecord>,
+    ) -> Result<(), ControllerError> {
+        let broker_configs = records
+            .iter()
+            .any(|r| matches!(r, MetadataRecord::BrokerConfig { .. }));
+        self.controller.lock().commit(records)?;
+        if broker_configs {
+            self.refresh_topic_configs(None);
+        }
+        Ok(())
     }
 
     /// Creates a topic: metadata first (durable), then its partition logs.

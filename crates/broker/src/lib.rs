@@ -15,6 +15,7 @@
 
 pub mod broker;
 pub mod config;
+pub mod configs;
 pub mod connection;
 pub mod errors;
 pub mod groups;

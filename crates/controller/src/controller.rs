@@ -127,6 +127,17 @@ impl Controller {
         Ok(meta)
     }
 
+    /// Changes a topic's config overrides (all or nothing); returns the updated topic.
+    pub fn alter_topic_configs(
+        &mut self,
+        name: &str,
+        changes: &[(String, Option<String>)],
+    ) -> Result<TopicMeta, ControllerError> {
+        let records = self.state.alter_topic_configs(name, changes)?;
+        self.commit(records)?;
+        Ok(self.state.topic(name).cloned().expect("topic exists"))
+    }
+
     /// Hands out the next producer id, allocating (and persisting) a new block when needed.
     pub fn next_producer_id(&mut self) -> Result<i64, ControllerError> {
         if self.producer_ids.is_empty() {

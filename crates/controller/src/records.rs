@@ -54,6 +54,27 @@ pub enum MetadataRecord {
         /// Topic id.
         topic_id: Uuid,
     },
+    /// A dynamic broker config was set (`Some`) or removed (`None`), as KRaft's
+    /// `ConfigRecord` for a BROKER resource: `resource_name` is a node id, or empty for the
+    /// cluster-wide default.
+    BrokerConfig {
+        /// Node id, or "" for the cluster default.
+        resource_name: String,
+        /// Config name.
+        key: String,
+        /// New value.
+        value: Option<String>,
+    },
+    /// A client quota was set (`Some`) or removed (`None`), as KRaft's `ClientQuotaRecord`.
+    /// The entity is a list of (entity type, name) pairs; a `None` name is the default entity.
+    ClientQuota {
+        /// Entity: (`user` / `client-id` / `ip`, name or default).
+        entity: Vec<(String, Option<String>)>,
+        /// Quota key (`producer_byte_rate`, ...).
+        key: String,
+        /// Value, as the text of a double (`None`: removed).
+        value: Option<String>,
+    },
     /// Producer ids below `next_block_start` have been handed out.
     ProducerIds {
         /// First producer id of the next block.

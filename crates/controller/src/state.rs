@@ -83,7 +83,14 @@ pub struct ClusterState {
     brokers: BTreeMap<i32, BrokerMeta>,
     next_producer_id_block: i64,
     records_applied: u64,
+    /// Dynamic broker configs by resource name ("" = cluster default, else node id).
+    broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Client quotas by entity.
+    quotas: BTreeMap<QuotaEntity, BTreeMap<String, f64>>,
 }
+
+/// A client-quota entity: sorted (entity type, name) pairs; `None` names the default entity.
+pub type QuotaEntity = Vec<(String, Option<String>)>;
 
 /// A request to create a topic, after defaults were applied by the caller.
 #[derive(Debug, Clone)]
@@ -168,6 +175,41 @@ impl ClusterState {
                     self.by_name.remove(&t.name);
                 }
             }
+            MetadataRecord::BrokerConfig {
+                resource_name,
+                key,
+                value,
+            } => {
+                let m = self
+                    .broker_configs
+                    .entry(resource_name.clone())
+                    .or_default();
+                match value {
+                    Some(v) => {
+                        m.insert(key.clone(), v.clone());
+                    }
+                    None => {
+                        m.remove(key);
+                    }
+                }
+            }
+            MetadataRecord::ClientQuota { entity, key, value } => {
+                let mut entity = entity.clone();
+                entity.sort();
+                let parsed = value.as_deref().and_then(|v| v.parse::<f64>().ok());
+                let m = self.quotas.entry(entity.clone()).or_default();
+                match parsed {
+                    Some(v) => {
+                        m.insert(key.clone(), v);
+                    }
+                    None => {
+                        m.remove(key);
+                    }
+                }
+                if m.is_empty() {
+                    self.quotas.remove(&entity);
+                }
+            }
             MetadataRecord::ProducerIds { next_block_start } => {
                 self.next_producer_id_block = self.next_producer_id_block.max(*next_block_start);
             }
@@ -197,6 +239,53 @@ impl ClusterState {
     /// Registered brokers.
     pub fn brokers(&self) -> impl Iterator<Item = &BrokerMeta> {
         self.brokers.values()
+    }
+
+    /// Dynamic broker configs of a resource ("" = cluster default, else a node id).
+    pub fn broker_configs(&self, resource_name: &str) -> Option<&BTreeMap<String, String>> {
+        self.broker_configs.get(resource_name)
+    }
+
+    /// Every client quota entity with its quotas.
+    pub fn quotas(&self) -> impl Iterator<Item = (&QuotaEntity, &BTreeMap<String, f64>)> {
+        self.quotas.iter()
+    }
+
+    /// Records that change a topic's config overrides (`None` removes one). Every value is
+    /// validated first; nothing is returned (so nothing applied) if any change is invalid.
+    pub fn alter_topic_configs(
+        &self,
+        name: &str,
+        changes: &[(String, Option<String>)],
+    ) -> Result<Vec<MetadataRecord>, ControllerError> {
+        let t = self.topic(name).ok_or_else(|| {
+            ControllerError::UnknownTopic(format!("Topic {name} does not exist."))
+        })?;
+        let mut records = Vec::with_capacity(changes.len());
+        for (key, value) in changes {
+            let value = match value {
+                Some(v) => {
+                    Some(topic::validate_value(key, v).map_err(ControllerError::InvalidConfig)?)
+                }
+                None => {
+                    if !topic::is_known_config(key) {
+                        return Err(ControllerError::InvalidConfig(format!(
+                            "Unknown topic config name: {key}"
+                        )));
+                    }
+                    None
+                }
+            };
+            if t.configs.get(key) == value.as_ref() {
+                continue;
+            }
+            records.push(MetadataRecord::TopicConfig {
+                topic_id: t.id,
+                key: key.clone(),
+                value,
+            });
+        }
+        Ok(records)
     }
 
     /// First producer id of the next unallocated block.
@@ -269,13 +358,8 @@ impl ClusterState {
                 }
             }
         }
-        for key in req.configs.keys() {
-            if !topic::is_known_config(key) {
-                return Err(ControllerError::InvalidConfig(format!(
-                    "Unknown topic config name: {key}"
-                )));
-            }
-        }
+        let configs =
+            topic::validate_configs(&req.configs).map_err(ControllerError::InvalidConfig)?;
         let partitions = if req.assignments.is_empty() {
             req.partitions
         } else {
@@ -296,7 +380,7 @@ impl ClusterState {
                 id,
                 internal: topic::is_internal(&req.name),
                 replication_factor,
-                configs: req.configs.clone(),
+                configs,
             },
             MetadataRecord::PartitionCount {
                 topic_id: id,

@@ -328,6 +328,175 @@ pub fn is_known_config(name: &str) -> bool {
     config_def(name).is_some()
 }
 
+/// Extra constraint on a topic config value, as Kafka's `LogConfig` declares it.
+#[derive(Debug, Clone, Copy)]
+enum Rule {
+    None,
+    AtLeast(f64),
+    Between(f64, f64),
+    OneOf(&'static [&'static str]),
+    ListOf(&'static [&'static str]),
+    /// `compression.gzip.level`: -1 or 1..=9.
+    GzipLevel,
+}
+
+fn rule(name: &str) -> Rule {
+    match name {
+        "cleanup.policy" => Rule::ListOf(&["compact", "delete"]),
+        "compression.type" => {
+            Rule::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"])
+        }
+        "compression.gzip.level" => Rule::GzipLevel,
+        "compression.lz4.level" => Rule::Between(1.0, 17.0),
+        "compression.zstd.level" => Rule::Between(-131072.0, 22.0),
+        "delete.retention.ms"
+        | "file.delete.delay.ms"
+        | "flush.ms"
+        | "index.interval.bytes"
+        | "max.message.bytes"
+        | "message.timestamp.after.max.ms"
+        | "message.timestamp.before.max.ms"
+        | "min.compaction.lag.ms"
+        | "segment.jitter.ms" => Rule::AtLeast(0.0),
+        "flush.messages" | "max.compaction.lag.ms" | "min.insync.replicas" | "segment.ms" => {
+            Rule::AtLeast(1.0)
+        }
+        "local.retention.bytes" | "local.retention.ms" => Rule::AtLeast(-2.0),
+        "retention.ms" => Rule::AtLeast(-1.0),
+        "segment.bytes" => Rule::AtLeast(MIN_SEGMENT_BYTES as f64),
+        "segment.index.bytes" => Rule::AtLeast(4.0),
+        "message.timestamp.type" => Rule::OneOf(&["CreateTime", "LogAppendTime"]),
+        "min.cleanable.dirty.ratio" => Rule::Between(0.0, 1.0),
+        _ => Rule::None,
+    }
+}
+
+/// Smallest `segment.bytes` Kafka 4.x accepts for a topic (1 MiB).
+pub const MIN_SEGMENT_BYTES: i64 = 1024 * 1024;
+
+fn fmt_bound(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e18 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Parses a value of `kind` as Kafka's `ConfigDef.parseType` does (trimmed; booleans are
+/// case-insensitive), returning the normalised text or the reason it is invalid.
+pub fn parse_typed(kind: ConfigType, value: &str) -> Result<String, String> {
+    let v = value.trim();
+    match kind {
+        ConfigType::Boolean => {
+            if v.eq_ignore_ascii_case("true") {
+                Ok("true".into())
+            } else if v.eq_ignore_ascii_case("false") {
+                Ok("false".into())
+            } else {
+                Err("Expected value to be either true or false".into())
+            }
+        }
+        ConfigType::Int => v
+            .parse::<i32>()
+            .map(|n| n.to_string())
+            .map_err(|_| "Not a number of type INT".into()),
+        ConfigType::Long => v
+            .parse::<i64>()
+            .map(|n| n.to_string())
+            .map_err(|_| "Not a number of type LONG".into()),
+        ConfigType::Double => match v.parse::<f64>() {
+            Ok(n) if n.is_finite() => Ok(v.to_string()),
+            _ => Err("Not a number of type DOUBLE".into()),
+        },
+        ConfigType::String => Ok(v.to_string()),
+        ConfigType::List => Ok(v
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(",")),
+    }
+}
+
+/// Validates one topic config value (type, then Kafka's range/choice rule). Returns the
+/// normalised value, or Kafka's message: `Invalid value X for configuration Y: reason`.
+pub fn validate_value(name: &str, value: &str) -> Result<String, String> {
+    let Some(d) = config_def(name) else {
+        return Err(format!("Unknown topic config name: {name}"));
+    };
+    let invalid =
+        |reason: String| format!("Invalid value {value} for configuration {name}: {reason}");
+    let norm = parse_typed(d.kind, value).map_err(invalid)?;
+    match rule(name) {
+        Rule::None => {}
+        Rule::AtLeast(min) => {
+            let n: f64 = norm.parse().unwrap_or(f64::NAN);
+            if n.is_nan() || n < min {
+                return Err(invalid(format!(
+                    "Value must be at least {}",
+                    fmt_bound(min)
+                )));
+            }
+        }
+        Rule::Between(min, max) => {
+            let n: f64 = norm.parse().unwrap_or(f64::NAN);
+            if n.is_nan() || n < min {
+                return Err(invalid(format!(
+                    "Value must be at least {}",
+                    fmt_bound(min)
+                )));
+            }
+            if n > max {
+                return Err(invalid(format!(
+                    "Value must be no more than {}",
+                    fmt_bound(max)
+                )));
+            }
+        }
+        Rule::GzipLevel => {
+            let n: i64 = norm.parse().unwrap_or(0);
+            if n != -1 && !(1..=9).contains(&n) {
+                return Err(invalid(
+                    "Value must be between 1 and 9 or equal to -1".into(),
+                ));
+            }
+        }
+        Rule::OneOf(choices) => {
+            if !choices.contains(&norm.as_str()) {
+                return Err(invalid(format!(
+                    "String must be one of: {}",
+                    choices.join(", ")
+                )));
+            }
+        }
+        Rule::ListOf(choices) => {
+            for item in norm.split(',').filter(|s| !s.is_empty()) {
+                if !choices.contains(&item) {
+                    return Err(invalid(format!(
+                        "String must be one of: {}",
+                        choices.join(", ")
+                    )));
+                }
+            }
+            if name == "cleanup.policy" && norm.is_empty() {
+                return Err(invalid("Empty list is not allowed".into()));
+            }
+        }
+    }
+    Ok(norm)
+}
+
+/// Validates a set of topic config overrides; the first problem wins.
+pub fn validate_configs(
+    configs: &std::collections::BTreeMap<String, String>,
+) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for (k, v) in configs {
+        out.insert(k.clone(), validate_value(k, v)?);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,5 +509,30 @@ mod tests {
         assert!(validate_name("a b").is_err());
         assert!(validate_name(&"x".repeat(250)).is_err());
         assert!(validate_name(&"x".repeat(249)).is_ok());
+    }
+
+    #[test]
+    fn values() {
+        assert_eq!(validate_value("retention.ms", " 1000 ").unwrap(), "1000");
+        assert_eq!(
+            validate_value("retention.ms", "abc").unwrap_err(),
+            "Invalid value abc for configuration retention.ms: Not a number of type LONG"
+        );
+        assert_eq!(
+            validate_value("retention.ms", "-2").unwrap_err(),
+            "Invalid value -2 for configuration retention.ms: Value must be at least -1"
+        );
+        assert!(validate_value("segment.bytes", "1000").is_err());
+        assert!(validate_value("cleanup.policy", "compact, delete").is_ok());
+        assert!(validate_value("cleanup.policy", "compact,nope").is_err());
+        assert!(validate_value("compression.type", "zstd").is_ok());
+        assert!(validate_value("compression.type", "brotli").is_err());
+        assert!(validate_value("min.cleanable.dirty.ratio", "1.5").is_err());
+        assert!(validate_value("min.cleanable.dirty.ratio", "0.01").is_ok());
+        assert!(validate_value("preallocate", "TRUE").is_ok());
+        assert!(validate_value("preallocate", "yes").is_err());
+        assert!(validate_value("no.such", "1").is_err());
+        assert!(validate_value("compression.gzip.level", "0").is_err());
+        assert!(validate_value("compression.gzip.level", "-1").is_ok());
     }
 }

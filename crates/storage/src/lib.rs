@@ -49,7 +49,7 @@ pub use crate::log::Log;
 pub use crate::producer::ProducerEntrySummary;
 
 /// Configuration of a partition log (Kafka's topic/broker log settings).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// `log.segment.bytes`: roll to a new segment when the active one would exceed this.
     pub segment_bytes: u64,
@@ -59,6 +59,26 @@ pub struct LogConfig {
     pub max_index_bytes: u64,
     /// `log.flush.interval.messages`: fsync after this many records since the last flush.
     pub flush_interval_messages: u64,
+    /// `segment.ms`.
+    pub segment_ms: i64,
+    /// `retention.ms` (-1: unlimited).
+    pub retention_ms: i64,
+    /// `retention.bytes` (-1: unlimited).
+    pub retention_bytes: i64,
+    /// `cleanup.policy` contains `delete`.
+    pub cleanup_delete: bool,
+    /// `cleanup.policy` contains `compact`.
+    pub cleanup_compact: bool,
+    /// `min.compaction.lag.ms`.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`.
+    pub max_compaction_lag_ms: i64,
+    /// `delete.retention.ms`.
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `file.delete.delay.ms`.
+    pub file_delete_delay_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -68,6 +88,16 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             max_index_bytes: 10 * 1024 * 1024,
             flush_interval_messages: u64::MAX,
+            segment_ms: 604_800_000,
+            retention_ms: 604_800_000,
+            retention_bytes: -1,
+            cleanup_delete: true,
+            cleanup_compact: false,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            delete_retention_ms: 86_400_000,
+            min_cleanable_dirty_ratio: 0.5,
+            file_delete_delay_ms: 60_000,
         }
     }
 }

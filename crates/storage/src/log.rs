@@ -142,6 +142,31 @@ impl Log {
         &self.config
     }
 
+    /// Replaces the configuration (applies at once).
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    /// Kafka DeleteRecords (placeholder until the retention work lands): -1 means the high
+    /// watermark.
+    pub fn delete_records(&mut self, offset: i64) -> Result<i64, StorageError> {
+        let offset = if offset == -1 {
+            self.high_watermark()
+        } else {
+            offset
+        };
+        if offset < 0 || offset > self.high_watermark() {
+            return Err(StorageError::OffsetOutOfRange {
+                requested: offset,
+                log_start: self.log_start_offset(),
+                log_end: self.log_end_offset(),
+            });
+        }
+        Ok(self
+            .log_start_offset()
+            .max(offset.min(self.log_start_offset())))
+    }
+
     /// First offset of the log.
     pub fn log_start_offset(&self) -> i64 {
         self.segments.first().map_or(0, |s| s.base_offset)

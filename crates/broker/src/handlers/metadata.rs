@@ -24,7 +24,7 @@ pub const VERSIONS: (i16, i16) = (0, 13);
 const OPS_NOT_REQUESTED: i32 = i32::MIN;
 /// Topic operations allowed without an authorizer: READ, WRITE, CREATE, DELETE, ALTER,
 /// DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
-const TOPIC_OPS: i32 =
+pub(crate) const TOPIC_OPS: i32 =
     (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
 /// Cluster operations allowed without an authorizer.
 pub(crate) const CLUSTER_OPS: i32 = (1 << 4)

@@ -15,17 +15,23 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 pub mod acls;
+pub mod alter_configs;
 pub mod api_versions;
+pub mod client_quotas;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
+pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_log_dirs;
 pub mod describe_quorum;
+pub mod describe_topic_partitions;
+pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -112,6 +118,20 @@ pub const SUPPORTED: &[ApiSupport] = &[
     ),
     api(ApiKey::DescribeQuorum, describe_quorum::VERSIONS),
     api(ApiKey::ListConfigResources, list_config_resources::VERSIONS),
+    api(ApiKey::AlterConfigs, alter_configs::VERSIONS),
+    api(
+        ApiKey::IncrementalAlterConfigs,
+        alter_configs::INCREMENTAL_VERSIONS,
+    ),
+    api(ApiKey::DeleteRecords, delete_records::VERSIONS),
+    api(ApiKey::DescribeLogDirs, describe_log_dirs::VERSIONS),
+    api(
+        ApiKey::DescribeTopicPartitions,
+        describe_topic_partitions::VERSIONS,
+    ),
+    api(ApiKey::ElectLeaders, elect_leaders::VERSIONS),
+    api(ApiKey::DescribeClientQuotas, client_quotas::VERSIONS),
+    api(ApiKey::AlterClientQuotas, client_quotas::VERSIONS),
 ];
 
 /// Looks up the supported range of an API.
@@ -269,6 +289,14 @@ pub async fn dispatch(ctx: Ctx<'_>, mut body: Bytes) -> Result<Response, Handler
         ApiKey::DescribeQuorum => describe_quorum::handle(&ctx, &mut body),
         ApiKey::ListConfigResources => list_config_resources::handle(&ctx, &mut body),
         ApiKey::CreateAcls => acls::create(&ctx, &mut body),
+        ApiKey::AlterConfigs => alter_configs::handle(&ctx, &mut body),
+        ApiKey::IncrementalAlterConfigs => alter_configs::handle_incremental(&ctx, &mut body),
+        ApiKey::DeleteRecords => delete_records::handle(&ctx, &mut body),
+        ApiKey::DescribeLogDirs => describe_log_dirs::handle(&ctx, &mut body),
+        ApiKey::DescribeTopicPartitions => describe_topic_partitions::handle(&ctx, &mut body),
+        ApiKey::ElectLeaders => elect_leaders::handle(&ctx, &mut body),
+        ApiKey::DescribeClientQuotas => client_quotas::describe(&ctx, &mut body),
+        ApiKey::AlterClientQuotas => client_quotas::alter(&ctx, &mut body),
         ApiKey::DeleteAcls => acls::delete(&ctx, &mut body),
         ApiKey::AlterPartitionReassignments => partition_reassignments::alter(&ctx, &mut body),
         ApiKey::ListPartitionReassignments => partition_reassignments::list(&ctx, &mut body),

@@ -4,7 +4,10 @@
 //! record framing, offset deltas; compressed batches are decompressed with a cap) and appended
 //! as sent — only the base offset and leader epoch are patched, the payload is never
 //! re-encoded (topics with `message.timestamp.type=LogAppendTime` get the timestamp type and
-//! `maxTimestamp` rewritten, as Kafka does). acks=0 sends no response (and closes the connection on error, as Kafka does).
+//! `maxTimestamp` rewritten, as Kafka does; topics whose `compression.type` names a codec get
+//! batches in another codec re-encoded with it). Compacted topics refuse keyless records
+//! (INVALID_RECORD) and acks=all fails with NOT_ENOUGH_REPLICAS when `min.insync.replicas`
+//! exceeds the one in-sync replica. acks=0 sends no response (and closes the connection on error, as Kafka does).
 
 use super::{Ctx, Response};
 use crate::broker::{Partition, ProduceSettings, LEADER_EPOCH};
@@ -15,7 +18,8 @@ use gregor_protocol::messages::produce_response::{
     PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
 };
 use gregor_protocol::protocol::StrBytes;
-use gregor_protocol::{ErrorCode, RecordBatch};
+use gregor_protocol::record_batch::BatchError;
+use gregor_protocol::{Compression, ErrorCode, RecordBatch, RecordBatchBuilder};
 use std::sync::Arc;
 
 /// Advertised versions (v0–v2 are rejected at request time).
@@ -45,7 +49,40 @@ impl Outcome {
     }
 }
 
-fn append(part: &Arc<Partition>, records: Option<Bytes>, settings: ProduceSettings) -> Outcome {
+/// Re-encodes `batch` with `codec` (topic `compression.type` other than `producer`), keeping
+/// offsets deltas, timestamps, headers and the producer fields.
+fn recompress(batch: &RecordBatch, codec: Compression) -> Result<Vec<u8>, BatchError> {
+    let records = batch.records(MAX_DECOMPRESSED_BATCH)?;
+    let base_ts = batch.base_timestamp();
+    let mut b = RecordBatchBuilder::new(codec, base_ts)
+        .producer(
+            batch.producer_id(),
+            batch.producer_epoch(),
+            batch.base_sequence(),
+        )
+        .transactional(batch.is_transactional());
+    for r in &records {
+        let headers: Vec<(&str, Option<&[u8]>)> = r
+            .headers
+            .iter()
+            .map(|h| (h.key.as_str(), h.value.as_deref()))
+            .collect();
+        b.push(
+            r.timestamp(base_ts),
+            r.key.as_deref(),
+            r.value.as_deref(),
+            &headers,
+        );
+    }
+    Ok(b.build()?.to_vec())
+}
+
+fn append(
+    part: &Arc<Partition>,
+    records: Option<Bytes>,
+    settings: ProduceSettings,
+    acks: i16,
+) -> Outcome {
     let max_message_bytes = settings.max_message_bytes;
     let Some(records) = records.filter(|r| !r.is_empty()) else {
         return Outcome::err(
@@ -85,10 +122,35 @@ fn append(part: &Arc<Partition>, records: Option<Bytes>, settings: ProduceSettin
             "Transactional batches need the transaction coordinator, which this broker does not run yet",
         );
     }
-    if let Err(e) = batch.validate(MAX_DECOMPRESSED_BATCH) {
-        return Outcome::err(e.error_code(), e.to_string());
+    let summary = match batch.validate(MAX_DECOMPRESSED_BATCH) {
+        Ok(s) => s,
+        Err(e) => return Outcome::err(e.error_code(), e.to_string()),
+    };
+    if settings.compact && summary.has_null_key {
+        return Outcome::err(
+            ErrorCode::InvalidRecord,
+            format!(
+                "Compacted topic cannot accept message without key in topic partition {}-{}.",
+                part.topic, part.index
+            ),
+        );
     }
-    let mut owned = batch.as_bytes().to_vec();
+    if acks == -1 && settings.min_insync_replicas > 1 {
+        return Outcome::err(
+            ErrorCode::NotEnoughReplicas,
+            format!(
+                "The size of the current ISR Set(1) is insufficient to satisfy the min.isr requirement of {} for partition {}-{}",
+                settings.min_insync_replicas, part.topic, part.index
+            ),
+        );
+    }
+    let mut owned = match settings.compression {
+        Some(codec) if batch.compression().ok() != Some(codec) => match recompress(batch, codec) {
+            Ok(b) => b,
+            Err(e) => return Outcome::err(e.error_code(), e.to_string()),
+        },
+        _ => batch.as_bytes().to_vec(),
+    };
     let append_time = if settings.log_append_time {
         let now = crate::groups::now_ms();
         RecordBatch::set_log_append_time(&mut owned, now);
@@ -174,7 +236,9 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
                             ErrorCode::UnknownTopicOrPartition,
                             "This server does not host this topic-partition.",
                         ),
-                        Some(part) => append(&part, pd.records, ctx.broker.produce_settings(&name)),
+                        Some(part) => {
+                            append(&part, pd.records, ctx.broker.produce_settings(&name), acks)
+                        }
                     }
                 }
             };

@@ -1,0 +1,371 @@
+//! Config resolution, as Kafka's `DescribeConfigs` reports it and as the log and Produce use
+//! it: a topic config comes from the topic override, else its broker synonym — dynamic
+//! per-broker config, dynamic cluster default, static `server.properties`/`--override` —
+//! else Kafka's default. A broker config comes from the dynamic per-broker value, the dynamic
+//! cluster default, the static value, else the default.
+//!
+//! Dynamic configs (AlterConfigs / IncrementalAlterConfigs on a BROKER resource) live in the
+//! controller's metadata log; [`BrokerView`] is a snapshot of them plus the static config.
+
+use crate::config::{Config, Kind, KEYS};
+use gregor_controller::topic::{self, ConfigType, TOPIC_CONFIGS};
+use std::collections::BTreeMap;
+
+/// Config sources as DescribeConfigs numbers them.
+pub mod source {
+    /// A topic-level override.
+    pub const TOPIC: i8 = 1;
+    /// A dynamic config of this broker.
+    pub const DYNAMIC_BROKER: i8 = 2;
+    /// A dynamic cluster-wide default broker config.
+    pub const DYNAMIC_DEFAULT_BROKER: i8 = 3;
+    /// A static broker config (server.properties / --override).
+    pub const STATIC_BROKER: i8 = 4;
+    /// Kafka's default.
+    pub const DEFAULT: i8 = 5;
+}
+
+/// Broker configs Kafka allows to change dynamically (`DynamicBrokerConfig`): the broker
+/// synonyms of topic configs (`DynamicLogConfig`) and the thread-pool / cleaner settings.
+pub fn is_dynamic_broker_config(name: &str) -> bool {
+    const OTHERS: &[&str] = &[
+        "log.retention.minutes",
+        "log.retention.hours",
+        "log.roll.hours",
+        "log.roll.jitter.hours",
+        "log.cleaner.threads",
+        "log.cleaner.io.max.bytes.per.second",
+        "log.cleaner.dedupe.buffer.size",
+        "log.cleaner.io.buffer.size",
+        "log.cleaner.io.buffer.load.factor",
+        "log.cleaner.backoff.ms",
+        "num.io.threads",
+        "num.network.threads",
+        "num.replica.fetchers",
+        "num.recovery.threads.per.data.dir",
+        "background.threads",
+        "max.connections",
+        "max.connections.per.ip",
+        "max.connection.creation.rate",
+    ];
+    OTHERS.contains(&name)
+        || TOPIC_CONFIGS
+            .iter()
+            .any(|d| d.broker_synonym == Some(name) && !name.starts_with("log.local."))
+}
+
+/// The broker-side config values a resolution needs: static values plus dynamic ones.
+#[derive(Debug, Clone, Default)]
+pub struct BrokerView {
+    /// Values set explicitly in server.properties / --override / environment.
+    pub explicit: BTreeMap<String, String>,
+    /// Dynamic configs of this broker.
+    pub dynamic_node: BTreeMap<String, String>,
+    /// Dynamic cluster-wide defaults.
+    pub dynamic_default: BTreeMap<String, String>,
+}
+
+/// One resolved config entry.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Name.
+    pub name: String,
+    /// Value.
+    pub value: Option<String>,
+    /// Source.
+    pub source: i8,
+    /// Read-only.
+    pub read_only: bool,
+    /// Type number (DescribeConfigs v3+).
+    pub config_type: i8,
+    /// Documentation.
+    pub doc: &'static str,
+    /// Synonyms, most specific first: (name, value, source).
+    pub synonyms: Vec<(String, Option<String>, i8)>,
+}
+
+/// Broker config names that feed a topic config, most specific first, with the factor that
+/// converts their unit to the topic config's (`log.retention.hours` → ms).
+fn synonym_names(synonym: &str) -> Vec<(&'static str, i64)> {
+    match synonym {
+        "log.retention.ms" => vec![
+            ("log.retention.ms", 1),
+            ("log.retention.minutes", 60_000),
+            ("log.retention.hours", 3_600_000),
+        ],
+        "log.roll.ms" => vec![("log.roll.ms", 1), ("log.roll.hours", 3_600_000)],
+        "log.roll.jitter.ms" => vec![
+            ("log.roll.jitter.ms", 1),
+            ("log.roll.jitter.hours", 3_600_000),
+        ],
+        other => TOPIC_CONFIGS
+            .iter()
+            .filter_map(|d| d.broker_synonym)
+            .find(|s| *s == other)
+            .map(|s| vec![(s, 1)])
+            .unwrap_or_default(),
+    }
+}
+
+/// Kafka's default for a broker synonym, as DescribeConfigs shows it.
+fn synonym_default(synonym: &str, topic_default: &str) -> (&'static str, String) {
+    match synonym {
+        "log.retention.ms" => ("log.retention.hours", "168".into()),
+        "log.roll.ms" => ("log.roll.hours", "168".into()),
+        _ => (
+            TOPIC_CONFIGS
+                .iter()
+                .filter_map(|d| d.broker_synonym)
+                .find(|s| *s == synonym)
+                .unwrap_or("unknown"),
+            topic_default.to_string(),
+        ),
+    }
+}
+
+fn convert(value: &str, factor: i64) -> String {
+    if factor == 1 {
+        return value.trim().to_string();
+    }
+    value
+        .trim()
+        .parse::<i64>()
+        .map(|v| v.saturating_mul(factor).to_string())
+        .unwrap_or_else(|_| value.to_string())
+}
+
+impl BrokerView {
+    /// A snapshot for `config` plus the dynamic configs from the controller.
+    pub fn new(
+        config: &Config,
+        dynamic_node: Option<&BTreeMap<String, String>>,
+        dynamic_default: Option<&BTreeMap<String, String>>,
+    ) -> BrokerView {
+        BrokerView {
+            explicit: config.explicit.clone(),
+            dynamic_node: dynamic_node.cloned().unwrap_or_default(),
+            dynamic_default: dynamic_default.cloned().unwrap_or_default(),
+        }
+    }
+
+    /// The explicitly set synonyms of a topic config's broker synonym, most specific first:
+    /// (name, raw value, value in the topic config's unit, source).
+    fn synonyms(&self, synonym: &str) -> Vec<(String, String, String, i8)> {
+        let names = synonym_names(synonym);
+        let mut out = Vec::new();
+        for (map, src) in [
+            (&self.dynamic_node, source::DYNAMIC_BROKER),
+            (&self.dynamic_default, source::DYNAMIC_DEFAULT_BROKER),
+            (&self.explicit, source::STATIC_BROKER),
+        ] {
+            for (name, factor) in &names {
+                if let Some(v) = map.get(*name) {
+                    out.push((name.to_string(), v.clone(), convert(v, *factor), src));
+                }
+            }
+        }
+        out
+    }
+
+    /// The effective broker-level value of a broker config, with its source.
+    pub fn broker_value(&self, name: &str) -> (Option<String>, i8) {
+        for (map, src) in [
+            (&self.dynamic_node, source::DYNAMIC_BROKER),
+            (&self.dynamic_default, source::DYNAMIC_DEFAULT_BROKER),
+            (&self.explicit, source::STATIC_BROKER),
+        ] {
+            if let Some(v) = map.get(name) {
+                return (Some(v.clone()), src);
+            }
+        }
+        (
+            crate::config::key(name).and_then(|k| k.default.map(str::to_string)),
+            source::DEFAULT,
+        )
+    }
+
+    /// Every topic config, resolved against the topic's `overrides`.
+    pub fn topic_entries(&self, overrides: &BTreeMap<String, String>) -> Vec<Entry> {
+        TOPIC_CONFIGS
+            .iter()
+            .map(|d| {
+                let mut synonyms = Vec::new();
+                let mut value = None;
+                if let Some(v) = overrides.get(d.name) {
+                    synonyms.push((d.name.to_string(), Some(v.clone()), source::TOPIC));
+                    value = Some((v.clone(), source::TOPIC));
+                }
+                if let Some(s) = d.broker_synonym {
+                    for (name, raw, converted, src) in self.synonyms(s) {
+                        if value.is_none() {
+                            value = Some((converted, src));
+                        }
+                        synonyms.push((name, Some(raw), src));
+                    }
+                    let (name, default) = synonym_default(s, d.default);
+                    synonyms.push((name.to_string(), Some(default), source::DEFAULT));
+                }
+                let (value, src) = value.unwrap_or((d.default.to_string(), source::DEFAULT));
+                Entry {
+                    name: d.name.to_string(),
+                    value: Some(value),
+                    source: src,
+                    read_only: false,
+                    config_type: d.kind as i8,
+                    doc: d.doc,
+                    synonyms,
+                }
+            })
+            .collect()
+    }
+
+    /// The effective value of one topic config.
+    pub fn topic_value(&self, overrides: &BTreeMap<String, String>, name: &str) -> String {
+        if let Some(v) = overrides.get(name) {
+            return v.clone();
+        }
+        let Some(d) = topic::config_def(name) else {
+            return String::new();
+        };
+        d.broker_synonym
+            .and_then(|s| self.synonyms(s).into_iter().next())
+            .map(|(_, _, v, _)| v)
+            .unwrap_or_else(|| d.default.to_string())
+    }
+
+    /// Every broker config Gregor knows, resolved (the per-broker resource).
+    pub fn broker_entries(&self) -> Vec<Entry> {
+        KEYS.iter()
+            .map(|k| {
+                let (value, src) = self.broker_value(k.name);
+                let mut synonyms = Vec::new();
+                for (map, s) in [
+                    (&self.dynamic_node, source::DYNAMIC_BROKER),
+                    (&self.dynamic_default, source::DYNAMIC_DEFAULT_BROKER),
+                    (&self.explicit, source::STATIC_BROKER),
+                ] {
+                    if let Some(v) = map.get(k.name) {
+                        synonyms.push((k.name.to_string(), Some(v.clone()), s));
+                    }
+                }
+                if let Some(d) = k.default {
+                    synonyms.push((k.name.to_string(), Some(d.to_string()), source::DEFAULT));
+                }
+                Entry {
+                    name: k.name.to_string(),
+                    value,
+                    source: src,
+                    read_only: !is_dynamic_broker_config(k.name),
+                    config_type: kind_type(k.kind) as i8,
+                    doc: k.doc,
+                    synonyms,
+                }
+            })
+            .collect()
+    }
+
+    /// The cluster-default resource (`--entity-default`): only the dynamic defaults set.
+    pub fn default_entries(&self) -> Vec<Entry> {
+        self.dynamic_default
+            .iter()
+            .map(|(name, v)| {
+                let k = crate::config::key(name);
+                Entry {
+                    name: name.clone(),
+                    value: Some(v.clone()),
+                    source: source::DYNAMIC_DEFAULT_BROKER,
+                    read_only: false,
+                    config_type: k.map_or(ConfigType::String, |k| kind_type(k.kind)) as i8,
+                    doc: k.map_or("", |k| k.doc),
+                    synonyms: vec![(
+                        name.clone(),
+                        Some(v.clone()),
+                        source::DYNAMIC_DEFAULT_BROKER,
+                    )],
+                }
+            })
+            .collect()
+    }
+}
+
+/// The DescribeConfigs type of a broker key kind.
+pub fn kind_type(kind: Kind) -> ConfigType {
+    match kind {
+        Kind::Bool => ConfigType::Boolean,
+        Kind::Str => ConfigType::String,
+        Kind::Int => ConfigType::Int,
+        Kind::Long => ConfigType::Long,
+        Kind::Double => ConfigType::Double,
+        Kind::List => ConfigType::List,
+    }
+}
+
+/// Validates a dynamic broker config change as Kafka does: the name must be a broker config
+/// that can be updated dynamically, and the value must parse as its type (and satisfy the
+/// topic config's rule when it is a topic config's synonym).
+pub fn validate_broker_config(name: &str, value: &str) -> Result<String, String> {
+    if !is_dynamic_broker_config(name) {
+        return Err(match crate::config::key(name) {
+            Some(_) => format!("Cannot update these configs dynamically: Set({name})"),
+            None => format!("Unknown broker config name: {name}"),
+        });
+    }
+    let kind = crate::config::key(name)
+        .map(|k| kind_type(k.kind))
+        .or_else(|| {
+            TOPIC_CONFIGS
+                .iter()
+                .find(|d| d.broker_synonym == Some(name))
+                .map(|d| d.kind)
+        });
+    let norm = match kind {
+        Some(kind) => topic::parse_typed(kind, value)
+            .map_err(|r| format!("Invalid value {value} for configuration {name}: {r}"))?,
+        None => value.trim().to_string(),
+    };
+    if let Some(d) = TOPIC_CONFIGS
+        .iter()
+        .find(|d| d.broker_synonym == Some(name) && synonym_names(name).len() <= 1)
+    {
+        topic::validate_value(d.name, &norm).map_err(|e| e.replace(d.name, name))?;
+    }
+    Ok(norm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_value_precedence() {
+        let mut v = BrokerView::default();
+        let none = BTreeMap::new();
+        assert_eq!(v.topic_value(&none, "retention.ms"), "604800000");
+        v.explicit.insert("log.retention.hours".into(), "1".into());
+        assert_eq!(v.topic_value(&none, "retention.ms"), "3600000");
+        v.dynamic_default
+            .insert("log.retention.minutes".into(), "2".into());
+        assert_eq!(v.topic_value(&none, "retention.ms"), "120000");
+        v.dynamic_node.insert("log.retention.ms".into(), "5".into());
+        assert_eq!(v.topic_value(&none, "retention.ms"), "5");
+        let o = BTreeMap::from([("retention.ms".to_string(), "7".to_string())]);
+        assert_eq!(v.topic_value(&o, "retention.ms"), "7");
+        let e = v
+            .topic_entries(&o)
+            .into_iter()
+            .find(|e| e.name == "retention.ms")
+            .unwrap();
+        assert_eq!(e.source, source::TOPIC);
+        let sources: Vec<i8> = e.synonyms.iter().map(|s| s.2).collect();
+        assert_eq!(sources, vec![1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn dynamic_broker_configs() {
+        assert!(validate_broker_config("log.retention.ms", "1000").is_ok());
+        assert!(validate_broker_config("log.cleaner.threads", "2").is_ok());
+        assert!(validate_broker_config("log.retention.ms", "x").is_err());
+        assert!(validate_broker_config("node.id", "3").is_err());
+        assert!(validate_broker_config("log.cleanup.policy", "nope").is_err());
+    }
+}

@@ -1,0 +1,64 @@
+//! DeleteRecords (key 21), v0–v2: moves a partition's log start offset (`-1`: the high
+//! watermark) so that older records are no longer readable; segments wholly below it are
+//! removed by the log manager. Answers the new low watermark per partition. An offset above
+//! the high watermark is OFFSET_OUT_OF_RANGE, as in Kafka.
+
+use super::{Ctx, Response};
+use crate::errors::{storage_code, HandlerError};
+use bytes::Bytes;
+use gregor_protocol::messages::delete_records_request::DeleteRecordsRequest;
+use gregor_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsResponse, DeleteRecordsTopicResult,
+};
+use gregor_protocol::ErrorCode;
+
+/// Served versions.
+pub const VERSIONS: (i16, i16) = (0, 2);
+
+/// Handles DeleteRecords.
+pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
+    let req: DeleteRecordsRequest = ctx.decode(body)?;
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in &req.topics {
+        let name = t.name.0.as_str();
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for p in &t.partitions {
+            let mut r = DeleteRecordsPartitionResult::default()
+                .with_partition_index(p.partition_index)
+                .with_low_watermark(-1);
+            let outcome = match ctx.broker.partition(name, p.partition_index) {
+                None => Err(ErrorCode::UnknownTopicOrPartition),
+                Some(part) => {
+                    let mut guard = part.log.lock();
+                    match guard.as_mut() {
+                        None => Err(ErrorCode::UnknownTopicOrPartition),
+                        Some(log) => log.delete_records(p.offset).map_err(|e| {
+                            if !matches!(e, gregor_storage::StorageError::OffsetOutOfRange { .. }) {
+                                tracing::error!(topic = %name, partition = p.partition_index, error = %e, "DeleteRecords failed");
+                            }
+                            storage_code(&e)
+                        }),
+                    }
+                }
+            };
+            match outcome {
+                Ok(low) => {
+                    r.low_watermark = low;
+                    tracing::info!(topic = %name, partition = p.partition_index, low_watermark = low, "deleted records");
+                }
+                Err(code) => r.error_code = code.code(),
+            }
+            partitions.push(r);
+        }
+        topics.push(
+            DeleteRecordsTopicResult::default()
+                .with_name(t.name.clone())
+                .with_partitions(partitions),
+        );
+    }
+    ctx.respond(
+        &DeleteRecordsResponse::default()
+            .with_throttle_time_ms(0)
+            .with_topics(topics),
+    )
+}
