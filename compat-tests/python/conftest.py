@@ -117,8 +117,10 @@ class GregorBroker:
     is_gregor = True
     can_kill = True
 
-    def __init__(self, binary, workdir, port=None):
+    def __init__(self, binary, workdir, port=None, extra_overrides=None):
         self.binary = binary
+        # Extra `key=value` overrides, applied after the defaults below (so they win).
+        self.extra_overrides = list(extra_overrides or [])
         self.workdir = Path(workdir)
         self.data_dir = self.workdir / "data"
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -131,13 +133,16 @@ class GregorBroker:
 
     def command(self):
         listener = f"PLAINTEXT://127.0.0.1:{self.port}"
-        return [
+        cmd = [
             self.binary,
             "--override", f"listeners={listener}",
             "--override", f"advertised.listeners={listener}",
             "--override", f"log.dirs={self.data_dir}",
             "--override", "metrics.listener=",
         ]
+        for kv in self.extra_overrides:
+            cmd += ["--override", kv]
+        return cmd
 
     def start(self, timeout=None):
         timeout = timeout or START_TIMEOUT
@@ -256,13 +261,15 @@ def own_broker(tmp_path_factory):
     COMPAT_DURABILITY_REFERENCE=1 selects the reference Apache Kafka)."""
     started = []
 
-    def make():
-        if os.environ.get("COMPAT_DURABILITY_REFERENCE") == "1":
+    def make(extra_overrides=None):
+        """extra_overrides: gregor `key=value` overrides (e.g. a metrics.listener); gregor only."""
+        if os.environ.get("COMPAT_DURABILITY_REFERENCE") == "1" and not extra_overrides:
             b = ReferenceKafkaBroker(tmp_path_factory.mktemp("refkafka"))
         else:
             if os.environ.get("COMPAT_BOOTSTRAP"):
                 pytest.skip("gregor-only test (kills the broker); COMPAT_BOOTSTRAP targets an external broker")
-            b = GregorBroker(_require_gregor_bin(), tmp_path_factory.mktemp("gregor-own"))
+            b = GregorBroker(_require_gregor_bin(), tmp_path_factory.mktemp("gregor-own"),
+                             extra_overrides=extra_overrides)
         started.append(b)
         _ACTIVE_BROKERS.append(b)
         b.start()

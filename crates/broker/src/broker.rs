@@ -90,6 +90,8 @@ pub struct Broker {
     pub cluster_id: String,
     /// The group coordinator and its I/O.
     pub groups: Arc<crate::groups::Groups>,
+    /// Prometheus metrics (`/metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
     controller: Mutex<Controller>,
     topics: RwLock<HashMap<String, TopicPartitions>>,
     by_id: RwLock<HashMap<Uuid, String>>,
@@ -235,6 +237,7 @@ impl Broker {
         ));
         let broker = Broker {
             groups,
+            metrics: Arc::new(crate::metrics::Metrics::new()),
             config,
             cluster_id,
             controller: Mutex::new(controller),

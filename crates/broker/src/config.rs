@@ -115,7 +115,8 @@ pub const KEYS: &[Key] = &[
     k("log.flush.interval.messages", Long, Some("9223372036854775807"), true, "fsync after this many records."),
     k("log.flush.interval.ms", Long, None, true, "fsync logs at least this often (null: rely on the page cache)."),
     k("log.flush.scheduler.interval.ms", Long, Some("9223372036854775807"), true, "How often to check log.flush.interval.ms."),
-    k("metrics.listener", Str, Some("http://0.0.0.0:9644"), false, "Prometheus /metrics listener (empty disables it)."),
+    k("metrics.listener", Str, Some("http://0.0.0.0:9644"), true, "Prometheus /metrics HTTP listener, http://host:port (empty disables it)."),
+    k("gregor.slow.request.ms", Long, Some("1000"), true, "Log a warning for requests that take longer (waits of Fetch long polls and group rebalances excluded); -1 disables."),
     k("cluster.id", Str, None, false, "Accepted; the cluster id lives in meta.properties."),
     k("num.network.threads", Int, Some("3"), false, "Accepted for compatibility."),
     k("num.io.threads", Int, Some("8"), false, "Accepted for compatibility."),
@@ -263,8 +264,31 @@ pub struct Config {
     pub offsets_topic_num_partitions: i32,
     /// Group coordinator settings (`group.*`, `offsets.retention.minutes`).
     pub group: gregor_group_coordinator::GroupConfig,
+    /// `metrics.listener`: where `/metrics` is served (`None`: disabled).
+    pub metrics_listener: Option<Listener>,
+    /// `gregor.slow.request.ms` (`None`: disabled).
+    pub slow_request: Option<std::time::Duration>,
     /// Unknown keys that were set (warned about at startup).
     pub unknown: Vec<String>,
+}
+
+/// Parses `metrics.listener`: `http://host:port` (or `host:port`); empty disables it.
+pub fn parse_metrics_listener(value: &str) -> Result<Option<Listener>, String> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    let rest = match v.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
+        Some((scheme, _)) => {
+            return Err(format!(
+                "scheme {scheme}:// is not supported; use http://host:port or an empty value to disable"
+            ))
+        }
+        None => v,
+    };
+    let rest = rest.trim_end_matches('/');
+    parse_listener(&format!("http://{rest}")).map(Some)
 }
 
 /// Parses Java `.properties` text: `key=value`, `key: value` or `key value`; `#`/`!` comments;
@@ -549,7 +573,15 @@ impl Config {
                 .and_then(|l| l.into_iter().next())
                 .unwrap_or_else(|| "uniform".into()),
         };
+        let metrics_raw = get("metrics.listener").unwrap_or_default();
+        let metrics_listener = parse_metrics_listener(&metrics_raw)
+            .map_err(|e| invalid("metrics.listener", &metrics_raw, e))?;
+        let slow_request = u64::try_from(int("gregor.slow.request.ms"))
+            .ok()
+            .map(std::time::Duration::from_millis);
         Ok(Config {
+            metrics_listener,
+            slow_request,
             offsets_topic_num_partitions: positive("offsets.topic.num.partitions")? as i32,
             group,
             listeners,
@@ -691,6 +723,33 @@ mod tests {
         assert_eq!(c.listeners.len(), 1);
         assert_eq!(c.advertised_for("PLAINTEXT").port, 19092);
         assert_eq!(c.advertised_for("PLAINTEXT").host, "127.0.0.1");
+    }
+
+    #[test]
+    fn metrics_listener_and_slow_request_threshold() {
+        let c = cfg(&[]).unwrap();
+        let l = c.metrics_listener.unwrap();
+        assert_eq!((l.host.as_str(), l.port), ("0.0.0.0", 9644));
+        assert_eq!(c.slow_request, Some(std::time::Duration::from_millis(1000)));
+        let c = cfg(&[("metrics.listener", ""), ("gregor.slow.request.ms", "-1")]).unwrap();
+        assert!(c.metrics_listener.is_none());
+        assert!(c.slow_request.is_none());
+        let l = cfg(&[("metrics.listener", "http://127.0.0.1:19644/")])
+            .unwrap()
+            .metrics_listener
+            .unwrap();
+        assert_eq!(l.bind_addr().unwrap().to_string(), "127.0.0.1:19644");
+        let l = cfg(&[("metrics.listener", "[::1]:9")])
+            .unwrap()
+            .metrics_listener
+            .unwrap();
+        assert_eq!(l.bind_addr().unwrap().to_string(), "[::1]:9");
+        let e = cfg(&[("metrics.listener", "https://0.0.0.0:9644")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("metrics.listener") && e.contains("https"), "{e}");
+        assert!(cfg(&[("metrics.listener", "http://0.0.0.0:notaport")]).is_err());
+        assert!(cfg(&[("gregor.slow.request.ms", "soon")]).is_err());
     }
 
     #[test]

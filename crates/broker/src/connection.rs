@@ -3,14 +3,22 @@
 //! order, one request at a time, as Kafka does (pipelined requests queue in the socket).
 //! Malformed or unsupported requests close the connection with a log line; other connections
 //! are unaffected. Idle connections close after `connections.max.idle.ms`.
+//!
+//! Every request runs in a `request` span (api, version, correlation id, client id), is counted
+//! in the request metrics (count, errors, total time; see [`crate::metrics`]) and, when its
+//! work — elapsed time minus long-poll/rebalance waits — exceeds `gregor.slow.request.ms`,
+//! logged as a slow request (warn).
 
 use crate::broker::Broker;
 use crate::config::Listener;
+use crate::errors::HandlerError;
 use crate::handlers::{self, Ctx, Response};
+use crate::metrics::WaitClock;
 use crate::sendfile;
 use bytes::BytesMut;
 use gregor_protocol::frame;
 use gregor_protocol::request::decode_header;
+use gregor_protocol::ErrorCode;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +26,17 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::Instrument;
+
+/// The error a request that gets no answer counts as in `kafka_network_requestmetrics_errors`.
+fn request_error_code(e: &HandlerError) -> ErrorCode {
+    match e {
+        HandlerError::Unsupported(_) => ErrorCode::UnsupportedVersion,
+        HandlerError::Decode(_) => ErrorCode::InvalidRequest,
+        HandlerError::ShuttingDown | HandlerError::Internal(_) | HandlerError::Encode(_) => {
+            ErrorCode::UnknownServerError
+        }
+    }
+}
 
 /// Why a connection ended.
 #[derive(Debug)]
@@ -39,6 +58,7 @@ pub async fn serve(
     shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
+    let _counted = broker.metrics.connection_opened(&listener.name);
     let end = run(stream, peer, &broker, &listener, shutdown).await;
     match end {
         End::Closed | End::Shutdown => tracing::debug!(%peer, "connection closed"),
@@ -59,6 +79,7 @@ async fn run(
     let max = broker.config.socket_request_max_bytes;
     let idle = Duration::from_millis(broker.config.connections_max_idle_ms.max(1));
     let mut buf = BytesMut::with_capacity(64 * 1024);
+    let wait_clock = WaitClock::default();
     loop {
         // Take every complete frame already buffered before reading more.
         let size = match frame::check(&buf, max) {
@@ -118,19 +139,46 @@ async fn run(
             shutdown: shutdown.clone(),
         };
         let started = std::time::Instant::now();
-        let response = match handlers::dispatch(ctx, request)
-            .instrument(span.clone())
-            .await
-        {
+        let result = wait_clock
+            .track(handlers::dispatch(ctx, request).instrument(span.clone()))
+            .await;
+        let elapsed = started.elapsed();
+        let metrics = &broker.metrics;
+        let version = header.request_api_version;
+        if !matches!(result, Err(HandlerError::ShuttingDown)) {
+            metrics.request(api, version, elapsed);
+        }
+        let response = match result {
             Ok(r) => r,
-            Err(crate::errors::HandlerError::ShuttingDown) => return End::Shutdown,
+            Err(HandlerError::ShuttingDown) => return End::Shutdown,
             Err(e) => {
-                return End::Protocol(format!("{:?} v{}: {e}", api, header.request_api_version))
+                metrics.errors(api, request_error_code(&e), 1);
+                return End::Protocol(format!("{:?} v{}: {e}", api, version));
             }
         };
+        let waited = wait_clock.waited();
+        let worked = elapsed.saturating_sub(waited);
         span.in_scope(|| {
-            tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, "handled")
+            tracing::debug!(
+                elapsed_us = elapsed.as_micros() as u64,
+                waited_us = waited.as_micros() as u64,
+                "handled"
+            )
         });
+        if broker.config.slow_request.is_some_and(|t| worked > t) {
+            tracing::warn!(
+                %peer,
+                api = ?api,
+                version,
+                correlation_id = header.correlation_id,
+                client_id = header.client_id.as_ref().map(|c| c.as_str()).unwrap_or(""),
+                elapsed_ms = elapsed.as_millis() as u64,
+                waited_ms = waited.as_millis() as u64,
+                "slow request: {} ms of work (gregor.slow.request.ms={})",
+                worked.as_millis(),
+                broker.config.slow_request.map_or(0, |t| t.as_millis()),
+            );
+        }
         let written = match response {
             Response::Frame(frame) => sendfile::write_frame(&mut writer, frame.freeze()).await,
             Response::Chunks(chunks, _) => sendfile::write_chunks(&mut writer, chunks).await,

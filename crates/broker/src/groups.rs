@@ -191,13 +191,17 @@ impl Groups {
             }
         };
         self.dispatch(responses);
-        tokio::select! {
-            r = rx => r.map_err(|_| GroupsError::NotAvailable("request dropped".into())),
-            _ = shutdown.changed() => {
-                self.pending.lock().remove(&id);
-                Err(GroupsError::ShuttingDown)
+        // A deferred answer (JoinGroup waiting for the rebalance) is waiting, not work.
+        crate::metrics::waiting(async {
+            tokio::select! {
+                r = rx => r.map_err(|_| GroupsError::NotAvailable("request dropped".into())),
+                _ = shutdown.changed() => {
+                    self.pending.lock().remove(&id);
+                    Err(GroupsError::ShuttingDown)
+                }
             }
-        }
+        })
+        .await
     }
 
     fn dispatch(&self, responses: Vec<(RequestId, Response)>) {

@@ -11,6 +11,8 @@
 //! - [`broker`]: shared state — the controller, the open partition logs, start-up recovery.
 //! - [`groups`]: the group coordinator's I/O: `__consumer_offsets`, deferred responses, timers.
 //! - [`sendfile`]: the zero-copy Fetch writer.
+//! - [`metrics`]: Prometheus `/metrics` (Kafka JMX-exporter names), per-request counters and
+//!   the slow-request clock.
 //! - [`errors`]: the one mapping from storage/controller errors to Kafka error codes.
 
 pub mod broker;
@@ -20,5 +22,6 @@ pub mod connection;
 pub mod errors;
 pub mod groups;
 pub mod handlers;
+pub mod metrics;
 pub mod sendfile;
 pub mod server;

@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 pub struct Server {
     broker: Arc<Broker>,
     listeners: Vec<(TcpListener, Arc<Listener>)>,
+    metrics: Option<TcpListener>,
 }
 
 impl Server {
@@ -21,6 +22,23 @@ impl Server {
     pub async fn bind(config: Config) -> anyhow::Result<Server> {
         let started = Instant::now();
         let listeners_cfg = config.listeners.clone();
+        // Bound before the logs are opened: a taken port fails start-up without touching them.
+        let metrics = match &config.metrics_listener {
+            Some(l) => {
+                let configured = config
+                    .values
+                    .get("metrics.listener")
+                    .cloned()
+                    .unwrap_or_default();
+                let addr = l
+                    .bind_addr()
+                    .map_err(|e| anyhow::anyhow!("metrics.listener={configured}: {e}"))?;
+                let socket = crate::metrics::http::bind(addr, &configured).await?;
+                tracing::info!(%addr, "serving Prometheus metrics on /metrics");
+                Some(socket)
+            }
+            None => None,
+        };
         let broker = tokio::task::spawn_blocking(move || Broker::open(config)).await??;
         let mut listeners = Vec::new();
         for l in listeners_cfg {
@@ -43,6 +61,7 @@ impl Server {
         Ok(Server {
             broker: Arc::new(broker),
             listeners,
+            metrics,
         })
     }
 
@@ -52,6 +71,11 @@ impl Server {
             .iter()
             .filter_map(|(l, _)| l.local_addr().ok())
             .collect()
+    }
+
+    /// Local address of the metrics listener, if enabled.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// Serves until `shutdown` completes, then shuts down cleanly.
@@ -104,6 +128,13 @@ impl Server {
                 .clone()
                 .run_timers(self.broker.clone(), stop_rx.clone()),
         );
+        let metrics_http = self.metrics.map(|socket| {
+            tokio::spawn(crate::metrics::http::serve(
+                socket,
+                self.broker.clone(),
+                stop_rx.clone(),
+            ))
+        });
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -122,6 +153,9 @@ impl Server {
         }
         let _ = stop_tx.send(true);
         timers.abort();
+        if let Some(h) = metrics_http {
+            let _ = h.await;
+        }
         let drain = async { while connections.join_next().await.is_some() {} };
         if tokio::time::timeout(Duration::from_millis(700), drain)
             .await

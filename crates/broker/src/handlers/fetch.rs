@@ -126,6 +126,30 @@ fn read_all(topics: &[WantTopic], max_bytes: i32) -> (Vec<TopicData<FileRegion>>
     (out, total, any_error)
 }
 
+/// Counts the answered partitions, their record bytes (per topic) and error codes.
+fn count(ctx: &Ctx<'_>, data: &[TopicData<FileRegion>]) {
+    let metrics = &ctx.broker.metrics;
+    for t in data {
+        let mut counters = None;
+        for p in &t.partitions {
+            let code = ErrorCode::from_code(p.error_code).unwrap_or(ErrorCode::UnknownServerError);
+            metrics.errors(ctx.api, code, 1);
+            if t.name.is_empty()
+                || matches!(
+                    code,
+                    ErrorCode::UnknownTopicOrPartition | ErrorCode::UnknownTopicId
+                )
+            {
+                continue;
+            }
+            let bytes = p.records.as_ref().map_or(0, |(_, len)| *len);
+            counters
+                .get_or_insert_with(|| metrics.topic(&t.name))
+                .fetched(bytes, code != ErrorCode::None);
+        }
+    }
+}
+
 /// Handles Fetch.
 pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: FetchRequest = ctx.decode(body)?;
@@ -194,6 +218,7 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
             || Instant::now() >= deadline
             || waiters.is_empty();
         if done {
+            count(ctx, &data);
             let (chunks, total) = encode_fetch_response(
                 ctx.version,
                 ctx.header.correlation_id,
@@ -215,10 +240,14 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
             }
             Poll::Pending
         });
-        tokio::select! {
-            _ = any_append => {}
-            _ = tokio::time::sleep_until(deadline) => {}
-            _ = shutdown.changed() => {}
-        }
+        // Long-poll time is waiting, not work (see `gregor.slow.request.ms`).
+        crate::metrics::waiting(async {
+            tokio::select! {
+                _ = any_append => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+                _ = shutdown.changed() => {}
+            }
+        })
+        .await;
     }
 }

@@ -35,6 +35,8 @@ struct Outcome {
     base_offset: i64,
     log_start_offset: i64,
     log_append_time: i64,
+    /// Records and bytes appended (for the metrics; 0 for errors and duplicates).
+    appended: (u64, u64),
 }
 
 impl Outcome {
@@ -45,6 +47,7 @@ impl Outcome {
             base_offset: -1,
             log_start_offset: -1,
             log_append_time: -1,
+            appended: (0, 0),
         }
     }
 }
@@ -181,6 +184,14 @@ fn append(
                 base_offset: info.base_offset,
                 log_start_offset: info.log_start_offset,
                 log_append_time: append_time,
+                appended: if info.duplicate {
+                    (0, 0)
+                } else {
+                    (
+                        (info.last_offset - info.base_offset + 1) as u64,
+                        owned.len() as u64,
+                    )
+                },
             }
         }
         Err(e) => {
@@ -216,6 +227,7 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
             (topic.name.0.as_str().to_string(), false)
         };
         let mut partition_responses = Vec::with_capacity(topic.partition_data.len());
+        let mut counters = None;
         for pd in topic.partition_data {
             let outcome = if !matches!(acks, -1..=1) {
                 Outcome::err(ErrorCode::InvalidRequiredAcks, "acks must be -1, 0 or 1")
@@ -245,6 +257,15 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
             if outcome.error != ErrorCode::None {
                 any_error = true;
                 tracing::debug!(topic = %name, partition = pd.index, error = ?outcome.error, message = ?outcome.message, "produce rejected");
+                ctx.broker.metrics.errors(ctx.api, outcome.error, 1);
+            }
+            if !matches!(
+                outcome.error,
+                ErrorCode::UnknownTopicOrPartition | ErrorCode::UnknownTopicId
+            ) {
+                let c = counters.get_or_insert_with(|| ctx.broker.metrics.topic(&name));
+                c.produce_request(outcome.error != ErrorCode::None);
+                c.appended(outcome.appended.0, outcome.appended.1);
             }
             let mut r = PartitionProduceResponse::default()
                 .with_index(pd.index)
