@@ -12,8 +12,10 @@
 //! - [`groups`]: the group coordinator's I/O: `__consumer_offsets`, deferred responses, timers.
 //! - [`sendfile`]: the zero-copy Fetch writer.
 //! - [`errors`]: the one mapping from storage/controller errors to Kafka error codes.
+//! - [`cli`]: `gregor topics|produce|consume|groups`, an rpk-like client for any Kafka broker.
 
 pub mod broker;
+pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod errors;

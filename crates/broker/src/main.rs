@@ -77,6 +77,10 @@ fn parse_args() -> anyhow::Result<Option<(Option<PathBuf>, Vec<String>)>> {
 }
 
 fn main() -> std::process::ExitCode {
+    // `gregor topics|produce|consume|groups ...`: the command line client, not the broker.
+    if let Some(code) = gregor_broker::cli::dispatch(std::env::args_os().collect()) {
+        return code;
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
