@@ -328,3 +328,42 @@ def test_cli_bad_input(gregor_bin, broker):
     assert r.returncode != 0 and f"127.0.0.1:{port}".encode() in r.stderr
     r = cli(gregor_bin, None, "topics", "list", env={"GREGOR_BROKERS": broker.bootstrap})
     assert [topic, "1", "1"] in table(r.stdout)
+
+
+def test_cli_groups_describe_kip848(gregor_bin, broker):
+    """A KIP-848 (group.protocol=consumer) group: DescribeGroups does not know it, the CLI falls back
+    to ConsumerGroupDescribe."""
+    topic = create_topic(broker.bootstrap, unique("cli-848"), partitions=2)
+    group = unique("cli-848-group")
+    p = Producer(rdkafka_conf(broker.bootstrap))
+    for i in range(5):
+        p.produce(topic, value=b"x", partition=0)
+    flush_all(p)
+    c = Consumer(rdkafka_conf(broker.bootstrap, **{
+        "group.id": group, "group.protocol": "consumer", "client.id": "new-protocol",
+        "enable.auto.commit": False, "auto.offset.reset": "earliest"}))
+    try:
+        c.subscribe([topic])
+
+        def assigned():
+            c.poll(0.2)
+            return len(c.assignment()) == 2
+
+        wait_for(assigned, timeout=30, what="assignment of both partitions")
+        c.commit(offsets=[TopicPartition(topic, 0, 1)], asynchronous=False)
+        d = json.loads(cli(gregor_bin, broker, "groups", "describe", group, "--json").stdout)
+        assert d["state"] == "Stable" and d["protocol_type"] == "consumer"
+        (m,) = d["members"]
+        assert m["assignment"] == [{"topic": topic, "partitions": [0, 1]}]
+        offsets = {o["partition"]: o for o in d["offsets"]}
+        assert (offsets[0]["committed_offset"], offsets[0]["log_end_offset"], offsets[0]["lag"]) == (1, 5, 4)
+        assert offsets[1]["committed_offset"] is None and offsets[1]["member_id"] == m["member_id"]
+        assert d["total_lag"] == 4
+        if m["client_id"] == "" and not os.environ.get("COMPAT_BOOTSTRAP"):
+            # Kafka fills these from the heartbeat's request header; gregor's KIP-848 coordinator
+            # does not record them yet (ConsumerGroupDescribe returns empty client id and host).
+            pytest.xfail("gregor: ConsumerGroupDescribe members have no client id/host")
+        assert m["client_id"] == "new-protocol"
+        assert m["host"]
+    finally:
+        c.close()

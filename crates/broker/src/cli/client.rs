@@ -130,9 +130,7 @@ impl Conn {
         };
         let mut frame = tokio::time::timeout(timeout, io)
             .await
-            .map_err(|_| {
-                Error::Timeout(format!("{api:?} request to {}", self.addr), timeout)
-            })?
+            .map_err(|_| Error::Timeout(format!("{api:?} request to {}", self.addr), timeout))?
             .map_err(|e| Error::Io(self.addr.clone(), e))?;
         self.dirty = false;
         let header = ResponseHeader::decode(&mut frame, api.response_header_version(version))
@@ -259,9 +257,8 @@ impl Client {
                         }
                     }
                     if self.any.is_none() {
-                        return Err(last.unwrap_or_else(|| {
-                            Error::Usage("no bootstrap brokers given".into())
-                        }));
+                        return Err(last
+                            .unwrap_or_else(|| Error::Usage("no bootstrap brokers given".into())));
                     }
                 }
                 Ok(self.any.as_mut().expect("connected above"))
@@ -567,10 +564,7 @@ impl Client {
         let mut out = HashMap::new();
         for (t, p, leader) in parts {
             if *leader < 0 {
-                out.insert(
-                    (t.clone(), *p),
-                    (ErrorCode::LeaderNotAvailable.code(), -1),
-                );
+                out.insert((t.clone(), *p), (ErrorCode::LeaderNotAvailable.code(), -1));
                 continue;
             }
             by_leader

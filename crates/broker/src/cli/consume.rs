@@ -288,8 +288,13 @@ pub async fn run(args: ConsumeArgs) -> Result<(), Error> {
     };
     let committed = match (&args.group, coordinator) {
         (Some(g), Some(c)) => {
-            committed_offsets(&mut client, c, g, Some(&[(topic.name.clone(), wanted.clone())]))
-                .await?
+            committed_offsets(
+                &mut client,
+                c,
+                g,
+                Some(&[(topic.name.clone(), wanted.clone())]),
+            )
+            .await?
         }
         _ => BTreeMap::new(),
     };
@@ -304,8 +309,12 @@ pub async fn run(args: ConsumeArgs) -> Result<(), Error> {
         let key = (topic.name.clone(), *p);
         let lookup = |m: &std::collections::HashMap<(String, i32), (i16, i64)>| {
             let (code, off) = m.get(&key).copied().unwrap_or((3, -1));
-            Error::check(&format!("listing offsets of {}[{p}]", topic.name), code, None)
-                .map(|_| off)
+            Error::check(
+                &format!("listing offsets of {}[{p}]", topic.name),
+                code,
+                None,
+            )
+            .map(|_| off)
         };
         let (lo, hi) = (lookup(&earliest)?, lookup(&latest)?);
         let position = match committed.get(&key) {
@@ -378,10 +387,7 @@ impl Consumer {
             let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
             for (p, s) in &self.state {
                 if !s.done {
-                    by_leader
-                        .entry(self.topic.leader(*p))
-                        .or_default()
-                        .push(*p);
+                    by_leader.entry(self.topic.leader(*p)).or_default().push(*p);
                 }
             }
             let got_any_leader = by_leader.keys().any(|l| *l >= 0);
@@ -630,7 +636,10 @@ mod tests {
     fn format_errors() {
         assert!(parse_format("%x").is_err());
         assert!(parse_format("%").is_err());
-        assert_eq!(parse_format("\\q").unwrap(), vec![Tok::Lit(b"\\q".to_vec())]);
+        assert_eq!(
+            parse_format("\\q").unwrap(),
+            vec![Tok::Lit(b"\\q".to_vec())]
+        );
     }
 
     #[test]

@@ -116,7 +116,12 @@ pub async fn committed_offsets(
             Error::check(&context, g.error_code, None)?;
             for t in g.topics {
                 for p in t.partitions {
-                    add(t.name.to_string(), p.partition_index, p.committed_offset, p.error_code)?;
+                    add(
+                        t.name.to_string(),
+                        p.partition_index,
+                        p.committed_offset,
+                        p.error_code,
+                    )?;
                 }
             }
         }
@@ -124,7 +129,12 @@ pub async fn committed_offsets(
         Error::check(&context, resp.error_code, None)?;
         for t in resp.topics {
             for p in t.partitions {
-                add(t.name.to_string(), p.partition_index, p.committed_offset, p.error_code)?;
+                add(
+                    t.name.to_string(),
+                    p.partition_index,
+                    p.committed_offset,
+                    p.error_code,
+                )?;
             }
         }
     }
@@ -186,7 +196,11 @@ async fn list(client: &mut Client, json: bool) -> Result<(), Error> {
         let (_, resp) = client
             .call(Target::Node(n), |_| ListGroupsRequest::default())
             .await?;
-        Error::check(&format!("listing groups on broker {n}"), resp.error_code, None)?;
+        Error::check(
+            &format!("listing groups on broker {n}"),
+            resp.error_code,
+            None,
+        )?;
         for g in resp.groups {
             groups.insert(
                 g.group_id.to_string(),
@@ -201,7 +215,13 @@ async fn list(client: &mut Client, json: bool) -> Result<(), Error> {
             .collect();
         return out_json(&serde_json::Value::Array(v));
     }
-    let dash = |s: &str| if s.is_empty() { "-".to_string() } else { s.to_string() };
+    let dash = |s: &str| {
+        if s.is_empty() {
+            "-".to_string()
+        } else {
+            s.to_string()
+        }
+    };
     let mut t = Table::new(&["GROUP", "STATE", "PROTOCOL-TYPE"]);
     for (g, (s, p)) in &groups {
         t.row(vec![g.clone(), dash(s), dash(p)]);
@@ -301,7 +321,11 @@ async fn describe_group(
             }
         }
     }
-    Error::check(&context, g.error_code, g.error_message.map(|m| m.to_string()))?;
+    Error::check(
+        &context,
+        g.error_code,
+        g.error_message.map(|m| m.to_string()),
+    )?;
     let consumer = g.protocol_type.as_str() == "consumer";
     Ok(Described {
         state: g.group_state.to_string(),
@@ -338,7 +362,7 @@ async fn describe(client: &mut Client, json: bool, group: &str) -> Result<(), Er
     }
     // Every partition that is committed or assigned, with its owner.
     let mut rows: BTreeMap<(String, i32), Option<usize>> = BTreeMap::new();
-    for (k, _) in &committed {
+    for k in committed.keys() {
         rows.insert(k.clone(), None);
     }
     for (i, m) in d.members.iter().enumerate() {
@@ -378,7 +402,14 @@ async fn describe(client: &mut Client, json: bool, group: &str) -> Result<(), Er
             _ => None,
         };
         total_lag += lag.unwrap_or(0);
-        offsets.push((t.clone(), *p, committed, end, lag, owner.map(|i| &d.members[i])));
+        offsets.push((
+            t.clone(),
+            *p,
+            committed,
+            end,
+            lag,
+            owner.map(|i| &d.members[i]),
+        ));
     }
     if json {
         let members: Vec<_> = d
@@ -412,7 +443,13 @@ async fn describe(client: &mut Client, json: bool, group: &str) -> Result<(), Er
             "total_lag": total_lag,
         }));
     }
-    let dash = |s: &str| if s.is_empty() { "-".to_string() } else { s.to_string() };
+    let dash = |s: &str| {
+        if s.is_empty() {
+            "-".to_string()
+        } else {
+            s.to_string()
+        }
+    };
     let opt = |v: Option<i64>| v.map_or("-".to_string(), |v| v.to_string());
     let mut s = String::new();
     let mut summary = Table::new(&["GROUP", group]);
@@ -425,7 +462,13 @@ async fn describe(client: &mut Client, json: bool, group: &str) -> Result<(), Er
     s.push_str(&summary.render());
     if !d.members.is_empty() {
         s.push('\n');
-        let mut mt = Table::new(&["MEMBER-ID", "INSTANCE-ID", "CLIENT-ID", "HOST", "ASSIGNMENT"]);
+        let mut mt = Table::new(&[
+            "MEMBER-ID",
+            "INSTANCE-ID",
+            "CLIENT-ID",
+            "HOST",
+            "ASSIGNMENT",
+        ]);
         for m in &d.members {
             let assignment: Vec<String> = m
                 .assignment

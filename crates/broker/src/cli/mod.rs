@@ -316,7 +316,11 @@ mod tests {
             e.to_string(),
             "describing topic x: UNKNOWN_TOPIC_OR_PARTITION: This server does not host this topic-partition."
         );
-        let e = Error::kafka("creating topic x", 36, Some("Topic 'x' already exists.".into()));
+        let e = Error::kafka(
+            "creating topic x",
+            36,
+            Some("Topic 'x' already exists.".into()),
+        );
         assert_eq!(
             e.to_string(),
             "creating topic x: TOPIC_ALREADY_EXISTS: Topic 'x' already exists."

@@ -137,7 +137,10 @@ pub async fn run(args: ProduceArgs) -> Result<(), Error> {
         .map_err(|e| relabel(e, &format!("producing to topic {}", args.topic)))?;
     let count = topic.partitions.len() as i32;
     if count == 0 {
-        return Err(Error::Usage(format!("topic {} has no partitions", args.topic)));
+        return Err(Error::Usage(format!(
+            "topic {} has no partitions",
+            args.topic
+        )));
     }
     if let Some(p) = args.partition {
         if !topic.partitions.iter().any(|m| m.partition == p) {
@@ -179,11 +182,15 @@ pub async fn run(args: ProduceArgs) -> Result<(), Error> {
                 (None, None) => sticky,
             };
             producer.pending_bytes += value.len() + key.as_ref().map_or(0, Vec::len) + 16;
-            producer.pending.entry(partition).or_default().push(Pending {
-                key,
-                value,
-                timestamp: now_ms(),
-            });
+            producer
+                .pending
+                .entry(partition)
+                .or_default()
+                .push(Pending {
+                    key,
+                    value,
+                    timestamp: now_ms(),
+                });
             if producer.pending_bytes >= MAX_BATCH_BYTES && producer.flush().await? {
                 sticky = (sticky + 1) % count;
             }
@@ -212,7 +219,7 @@ async fn read_line<R: AsyncRead + Unpin>(
     match tokio::time::timeout(linger, r.fill_buf()).await {
         Err(_) => return Ok(Line::Idle),
         Ok(Err(e)) => return Err(Error::Local(e)),
-        Ok(Ok(b)) if b.is_empty() => return Ok(Line::Eof),
+        Ok(Ok([])) => return Ok(Line::Eof),
         Ok(Ok(_)) => {}
     }
     let n = r.read_until(b'\n', &mut buf).await?;
@@ -295,7 +302,10 @@ impl Producer {
 
     /// One round: every batch to its leader. Successful batches are removed; returns whether a
     /// retriable error left some to retry.
-    async fn send(&mut self, batches: &mut BTreeMap<i32, (bytes::Bytes, u64)>) -> Result<bool, Error> {
+    async fn send(
+        &mut self,
+        batches: &mut BTreeMap<i32, (bytes::Bytes, u64)>,
+    ) -> Result<bool, Error> {
         let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
         let mut retry = false;
         for p in batches.keys() {
@@ -364,15 +374,12 @@ impl Producer {
                         retry = true;
                         continue;
                     }
-                    let msg = pr
-                        .error_message
-                        .map(|m| m.to_string())
-                        .or_else(|| {
-                            pr.record_errors
-                                .first()
-                                .and_then(|r| r.batch_index_error_message.as_ref())
-                                .map(|m| m.to_string())
-                        });
+                    let msg = pr.error_message.map(|m| m.to_string()).or_else(|| {
+                        pr.record_errors
+                            .first()
+                            .and_then(|r| r.batch_index_error_message.as_ref())
+                            .map(|m| m.to_string())
+                    });
                     return Err(Error::kafka(
                         &format!("producing to {}[{p}]", self.topic.name),
                         pr.error_code,
@@ -394,7 +401,9 @@ impl Producer {
                     json!({"partition": p, "records": s.records, "first_offset": s.first, "last_offset": s.last})
                 })
                 .collect();
-            return out_json(&json!({"topic": self.topic.name, "records": total, "partitions": parts}));
+            return out_json(
+                &json!({"topic": self.topic.name, "records": total, "partitions": parts}),
+            );
         }
         let mut s = format!(
             "produced {total} record{} to {}",
@@ -455,10 +464,22 @@ mod tests {
     #[test]
     fn lines_split_into_key_and_value() {
         let l = |s: &str| s.as_bytes().to_vec();
-        assert_eq!(split_line(l("k:v:w"), None, Some(":")), (Some(l("k")), l("v:w")));
-        assert_eq!(split_line(l("novalue"), None, Some(":")), (None, l("novalue")));
-        assert_eq!(split_line(l("a::b"), None, Some("::")), (Some(l("a")), l("b")));
-        assert_eq!(split_line(l("x"), Some("key"), None), (Some(l("key")), l("x")));
+        assert_eq!(
+            split_line(l("k:v:w"), None, Some(":")),
+            (Some(l("k")), l("v:w"))
+        );
+        assert_eq!(
+            split_line(l("novalue"), None, Some(":")),
+            (None, l("novalue"))
+        );
+        assert_eq!(
+            split_line(l("a::b"), None, Some("::")),
+            (Some(l("a")), l("b"))
+        );
+        assert_eq!(
+            split_line(l("x"), Some("key"), None),
+            (Some(l("key")), l("x"))
+        );
         assert_eq!(split_line(l(""), None, None), (None, l("")));
     }
 

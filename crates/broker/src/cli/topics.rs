@@ -1,6 +1,6 @@
 //! `gregor topics create|list|describe|delete`.
 
-use super::client::{topic_name, Client, TopicMeta, Target};
+use super::client::{topic_name, Client, Target, TopicMeta};
 use super::{error_text, out, out_json, Common, Error, Table};
 use clap::{Args, Subcommand};
 use gregor_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
@@ -87,8 +87,7 @@ fn report(json: bool, op: &str, results: Vec<(String, i16, Option<String>)>) -> 
             .map(|(t, code, msg)| {
                 let mut e = serde_json::Value::Null;
                 if *code != 0 {
-                    if let Error::Kafka { name, message, .. } =
-                        Error::kafka("", *code, msg.clone())
+                    if let Error::Kafka { name, message, .. } = Error::kafka("", *code, msg.clone())
                     {
                         e = json!({"code": code, "name": name, "message": message});
                     }
@@ -105,7 +104,9 @@ fn report(json: bool, op: &str, results: Vec<(String, i16, Option<String>)>) -> 
         t.print()?;
     }
     match results.into_iter().find(|r| r.1 != 0) {
-        Some((t, code, msg)) if failed == 1 => Err(Error::kafka(&format!("{op} topic {t}"), code, msg)),
+        Some((t, code, msg)) if failed == 1 => {
+            Err(Error::kafka(&format!("{op} topic {t}"), code, msg))
+        }
         Some((t, code, msg)) => Err(Error::kafka(
             &format!("{op} {failed} topics failed; topic {t}"),
             code,
@@ -142,9 +143,7 @@ async fn create(
                                         .map(|(k, v)| {
                                             CreatableTopicConfig::default()
                                                 .with_name(StrBytes::from_string(k.clone()))
-                                                .with_value(Some(StrBytes::from_string(
-                                                    v.clone(),
-                                                )))
+                                                .with_value(Some(StrBytes::from_string(v.clone())))
                                         })
                                         .collect(),
                                 )
@@ -333,7 +332,10 @@ async fn describe(client: &mut Client, json: bool, name: &str) -> Result<(), Err
     s.push_str("SUMMARY\n=======\n");
     let mut summary = Table::new(&["NAME", &topic.name]);
     summary.row(vec!["ID".into(), topic.id.to_string()]);
-    summary.row(vec!["PARTITIONS".into(), topic.partitions.len().to_string()]);
+    summary.row(vec![
+        "PARTITIONS".into(),
+        topic.partitions.len().to_string(),
+    ]);
     summary.row(vec!["REPLICAS".into(), replicas.to_string()]);
     summary.row(vec!["INTERNAL".into(), topic.internal.to_string()]);
     s.push_str(&summary.render());
