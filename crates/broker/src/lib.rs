@@ -14,8 +14,10 @@
 //! - [`metrics`]: Prometheus `/metrics` (Kafka JMX-exporter names), per-request counters and
 //!   the slow-request clock.
 //! - [`errors`]: the one mapping from storage/controller errors to Kafka error codes.
+//! - [`cli`]: `gregor topics|produce|consume|groups`, an rpk-like client for any Kafka broker.
 
 pub mod broker;
+pub mod cli;
 pub mod config;
 pub mod configs;
 pub mod connection;

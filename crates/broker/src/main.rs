@@ -10,6 +10,7 @@ gregor — a Kafka-wire-compatible event-streaming broker
 
 USAGE:
     gregor [server.properties] [--override key=value]...
+    gregor topics|produce|consume|groups ...      (a client: see CLIENT COMMANDS)
 
 With no arguments, starts a single-node broker for local development:
     listeners=PLAINTEXT://0.0.0.0:9092
@@ -21,6 +22,14 @@ ARGUMENTS:
     --override key=value     Set any config key; repeatable; wins over the file.
     --help                   Show this help and the supported config keys.
     --version                Print the version.
+
+CLIENT COMMANDS (talk to any Kafka-compatible broker over the wire; docs/cli.md):
+    gregor topics create|list|describe|delete    Manage topics.
+    gregor produce TOPIC                         One record per stdin line.
+    gregor consume TOPIC                         Records to stdout (-e: stop at the end).
+    gregor groups list|describe|delete           Consumer groups, with lag.
+    Common flags: -b/--brokers host:port[,...] (default $GREGOR_BROKERS, else localhost:9092),
+    --client-id, --timeout, --json. `gregor <command> --help` lists each command's flags.
 
 Logging goes to stderr; filter with RUST_LOG (e.g. RUST_LOG=info,gregor_broker=debug).
 SIGINT/SIGTERM stop accepting connections, finish in-flight requests, flush and close
@@ -77,6 +86,10 @@ fn parse_args() -> anyhow::Result<Option<(Option<PathBuf>, Vec<String>)>> {
 }
 
 fn main() -> std::process::ExitCode {
+    // `gregor topics|produce|consume|groups ...`: the command line client, not the broker.
+    if let Some(code) = gregor_broker::cli::dispatch(std::env::args_os().collect()) {
+        return code;
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()

@@ -3,12 +3,12 @@
 use std::fmt;
 
 macro_rules! define_error_codes {
-    ( $( $(#[$doc:meta])* ($variant:ident, $code:literal, $name:literal, $retriable:literal), )* ) => {
+    ( $( $(#[doc = $doc:literal])* ($variant:ident, $code:literal, $name:literal, $retriable:literal), )* ) => {
         /// A Kafka protocol error code, named as in Kafka's `Errors` enum (CamelCase).
         #[repr(i16)]
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum ErrorCode {
-            $( $(#[$doc])* $variant = $code, )*
+            $( $(#[doc = $doc])* $variant = $code, )*
         }
 
         impl ErrorCode {
@@ -33,6 +33,14 @@ macro_rules! define_error_codes {
             pub const fn name(self) -> &'static str {
                 match self {
                     $( ErrorCode::$variant => $name, )*
+                }
+            }
+
+            /// Kafka's message for the error (the exception's default message), e.g.
+            /// `"This server does not host this topic-partition."`.
+            pub fn message(self) -> &'static str {
+                match self {
+                    $( ErrorCode::$variant => concat!($($doc),*).trim(), )*
                 }
             }
 
