@@ -359,10 +359,6 @@ def test_cli_groups_describe_kip848(gregor_bin, broker):
         assert (offsets[0]["committed_offset"], offsets[0]["log_end_offset"], offsets[0]["lag"]) == (1, 5, 4)
         assert offsets[1]["committed_offset"] is None and offsets[1]["member_id"] == m["member_id"]
         assert d["total_lag"] == 4
-        if m["client_id"] == "" and not os.environ.get("COMPAT_BOOTSTRAP"):
-            # Kafka fills these from the heartbeat's request header; gregor's KIP-848 coordinator
-            # does not record them yet (ConsumerGroupDescribe returns empty client id and host).
-            pytest.xfail("gregor: ConsumerGroupDescribe members have no client id/host")
         assert m["client_id"] == "new-protocol"
         assert m["host"]
     finally:

@@ -941,6 +941,7 @@ impl ConsumerGroups {
         &mut self,
         now_ms: i64,
         version: i16,
+        client: &crate::ClientInfo,
         req: ConsumerGroupHeartbeatRequest,
         topics: &dyn crate::TopicView,
     ) -> (Vec<crate::Record>, ConsumerGroupHeartbeatResponse) {
@@ -951,7 +952,7 @@ impl ConsumerGroups {
         let result = if req.member_epoch < 0 {
             self.leave(&req, &mut out)
         } else {
-            self.regular_heartbeat(now_ms, req, topics, &mut out)
+            self.regular_heartbeat(now_ms, client, req, topics, &mut out)
         };
         let records = out.iter().map(GroupRecord::encode).collect();
         match result {
@@ -1202,6 +1203,7 @@ impl ConsumerGroups {
     fn regular_heartbeat(
         &mut self,
         now_ms: i64,
+        client: &crate::ClientInfo,
         req: ConsumerGroupHeartbeatRequest,
         topics: &dyn crate::TopicView,
         out: &mut Vec<GroupRecord>,
@@ -1419,6 +1421,8 @@ impl ConsumerGroups {
         if let Some(rack) = &req.rack_id {
             meta.rack_id = Some(rack.to_string());
         }
+        meta.client_id = client.client_id.clone();
+        meta.client_host = client.client_host.clone();
         if req.rebalance_timeout_ms != -1 {
             meta.rebalance_timeout_ms = req.rebalance_timeout_ms;
         }

@@ -587,6 +587,7 @@ impl GroupCoordinator {
         &mut self,
         now_ms: i64,
         version: i16,
+        client: &ClientInfo,
         req: ConsumerGroupHeartbeatRequest,
         topics: &dyn TopicView,
     ) -> (Vec<Record>, ConsumerGroupHeartbeatResponse) {
@@ -607,7 +608,9 @@ impl GroupCoordinator {
             self.classic.remove(&gid);
             records.push(classic::group_tombstone(&gid));
         }
-        let (more, resp) = self.consumer.heartbeat(now_ms, version, req, topics);
+        let (more, resp) = self
+            .consumer
+            .heartbeat(now_ms, version, client, req, topics);
         records.extend(more);
         (records, resp)
     }

@@ -174,7 +174,7 @@ fn run(seed: u64, steps: usize) {
                 } else {
                     req.member_epoch = (req.member_epoch - 1).max(0);
                 }
-                let (records, r) = cg.heartbeat(now, 1, req, &topics);
+                let (records, r) = cg.heartbeat(now, 1, &Default::default(), req, &topics);
                 log.extend(records);
                 c.apply(&r);
             }
@@ -183,7 +183,7 @@ fn run(seed: u64, steps: usize) {
                 let mut req = slot.client.request();
                 let temporary = slot.client.instance_id.is_some() && rng.chance(50);
                 req.member_epoch = if temporary { -2 } else { -1 };
-                let (records, r) = cg.heartbeat(now, 1, req, &topics);
+                let (records, r) = cg.heartbeat(now, 1, &Default::default(), req, &topics);
                 log.extend(records);
                 if r.error_code == 0 {
                     slot.active = false;
@@ -215,14 +215,14 @@ fn run(seed: u64, steps: usize) {
                     req.subscribed_topic_names =
                         Some(c.topics.iter().map(|t| TopicName(s(t))).collect());
                 }
-                let (records, r) = cg.heartbeat(now, 1, req, &topics);
+                let (records, r) = cg.heartbeat(now, 1, &Default::default(), req, &topics);
                 log.extend(records);
                 c.apply(&r);
             }
             9 => {
                 let req = garbage(&mut rng, &topics, &slots);
                 let version = rng.below(2) as i16;
-                let (records, _) = cg.heartbeat(now, version, req, &topics);
+                let (records, _) = cg.heartbeat(now, version, &Default::default(), req, &topics);
                 log.extend(records);
             }
             10 => {

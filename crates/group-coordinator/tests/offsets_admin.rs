@@ -691,7 +691,7 @@ fn cg_heartbeat(
         .with_rebalance_timeout_ms(30_000)
         .with_subscribed_topic_names(Some(vec![TopicName(s("t1"))]))
         .with_topic_partitions(Some(vec![]));
-    gc.consumer_group_heartbeat(now, 1, req, &Topics)
+    gc.consumer_group_heartbeat(now, 1, &Default::default(), req, &Topics)
 }
 
 #[test]

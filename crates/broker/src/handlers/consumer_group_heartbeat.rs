@@ -15,12 +15,21 @@ pub const VERSIONS: (i16, i16) = (0, 1);
 pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: ConsumerGroupHeartbeatRequest = ctx.decode(body)?;
     let version = ctx.version;
+    let client = gregor_group_coordinator::ClientInfo {
+        client_id: ctx
+            .header
+            .client_id
+            .as_ref()
+            .map(|c| c.as_str().to_string())
+            .unwrap_or_default(),
+        client_host: format!("/{}", ctx.peer.ip()),
+    };
     super::group_call(
         ctx,
         || unavailable(&req, ErrorCode::CoordinatorNotAvailable),
         |g| {
             g.with(ctx.broker, |c, topics| {
-                c.consumer_group_heartbeat(now_ms(), version, req.clone(), topics)
+                c.consumer_group_heartbeat(now_ms(), version, &client, req.clone(), topics)
             })
         },
     )

@@ -189,7 +189,7 @@ impl Client {
         topics: &Topics,
         log: &mut Vec<Record>,
     ) -> ConsumerGroupHeartbeatResponse {
-        let (records, resp) = cg.heartbeat(now, 1, self.request(), topics);
+        let (records, resp) = cg.heartbeat(now, 1, &Default::default(), self.request(), topics);
         log.extend(records);
         self.apply(&resp);
         resp
