@@ -33,7 +33,10 @@
 //! rebuilt when missing or inconsistent.
 
 pub mod batch;
+mod checkpoint;
 pub mod clean_shutdown;
+pub mod cleaner;
+pub mod epoch;
 pub mod error;
 mod index;
 pub mod log;
@@ -44,12 +47,13 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 pub use crate::batch::BatchHeader;
+pub use crate::cleaner::{CleanOutput, CleanPlan, CleanStats, RecordCodec, RecordMeta};
 pub use crate::error::StorageError;
 pub use crate::log::Log;
 pub use crate::producer::ProducerEntrySummary;
 
 /// Configuration of a partition log (Kafka's topic/broker log settings).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// `log.segment.bytes`: roll to a new segment when the active one would exceed this.
     pub segment_bytes: u64,
@@ -59,6 +63,26 @@ pub struct LogConfig {
     pub max_index_bytes: u64,
     /// `log.flush.interval.messages`: fsync after this many records since the last flush.
     pub flush_interval_messages: u64,
+    /// `segment.ms`: roll the active segment once its first batch is this old.
+    pub segment_ms: i64,
+    /// `retention.ms`: delete segments whose newest record is older (-1: unlimited).
+    pub retention_ms: i64,
+    /// `retention.bytes`: delete the oldest segments while the log is larger (-1: unlimited).
+    pub retention_bytes: i64,
+    /// `cleanup.policy` contains `delete`: retention by time and size applies.
+    pub cleanup_delete: bool,
+    /// `cleanup.policy` contains `compact`: the log cleaner compacts the log.
+    pub cleanup_compact: bool,
+    /// `min.compaction.lag.ms`: records younger than this are never compacted.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a dirty record older than this forces a compaction.
+    pub max_compaction_lag_ms: i64,
+    /// `delete.retention.ms`: how long tombstones survive after their batch was first cleaned.
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`: compact when dirty bytes / (clean + dirty) exceeds it.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `file.delete.delay.ms`: deleted segment files are removed from disk this much later.
+    pub file_delete_delay_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -68,6 +92,16 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             max_index_bytes: 10 * 1024 * 1024,
             flush_interval_messages: u64::MAX,
+            segment_ms: 604_800_000,
+            retention_ms: 604_800_000,
+            retention_bytes: -1,
+            cleanup_delete: true,
+            cleanup_compact: false,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            delete_retention_ms: 86_400_000,
+            min_cleanable_dirty_ratio: 0.5,
+            file_delete_delay_ms: 60_000,
         }
     }
 }
@@ -150,4 +184,23 @@ pub struct RecoveryReport {
     pub rebuilt_indexes: usize,
     /// Human-readable description of what was wrong.
     pub reason: Option<String>,
+}
+
+/// What [`Log::delete_old_segments`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionOutcome {
+    /// Segments deleted (renamed `.deleted`, removed after `file.delete.delay.ms`).
+    pub deleted_segments: usize,
+    /// Bytes of the deleted segments.
+    pub deleted_bytes: u64,
+    /// Segments deleted because they lay wholly below the log start offset.
+    pub by_log_start: usize,
+    /// Segments deleted because of `retention.ms`.
+    pub by_time: usize,
+    /// Segments deleted because of `retention.bytes`.
+    pub by_size: usize,
+    /// The log start offset afterwards.
+    pub log_start_offset: i64,
+    /// Base offsets of the deleted segments, oldest first.
+    pub deleted_base_offsets: Vec<i64>,
 }
