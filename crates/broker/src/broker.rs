@@ -259,6 +259,7 @@ impl Broker {
             index_interval_bytes: self.config.log_index_interval_bytes,
             max_index_bytes: self.config.log_index_size_max_bytes,
             flush_interval_messages: self.config.log_flush_interval_messages,
+            ..LogConfig::default()
         }
     }
 

@@ -12,12 +12,17 @@
 //! - [`groups`]: the group coordinator's I/O: `__consumer_offsets`, deferred responses, timers.
 //! - [`sendfile`]: the zero-copy Fetch writer.
 //! - [`errors`]: the one mapping from storage/controller errors to Kafka error codes.
+//! - [`log_manager`]: background retention (segment deletion, `segment.ms` rolls) and the
+//!   log cleaner (compaction), off the request path.
+//! - [`cleaner_codec`]: the record codec the log cleaner uses to read and rebuild batches.
 
 pub mod broker;
+pub mod cleaner_codec;
 pub mod config;
 pub mod connection;
 pub mod errors;
 pub mod groups;
 pub mod handlers;
+pub mod log_manager;
 pub mod sendfile;
 pub mod server;

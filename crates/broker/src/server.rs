@@ -104,6 +104,11 @@ impl Server {
                 .clone()
                 .run_timers(self.broker.clone(), stop_rx.clone()),
         );
+        let log_manager = tokio::spawn(crate::log_manager::run(
+            self.broker.clone(),
+            crate::log_manager::LogManagerSettings::from_config(&self.broker.config),
+            stop_rx.clone(),
+        ));
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -122,6 +127,7 @@ impl Server {
         }
         let _ = stop_tx.send(true);
         timers.abort();
+        log_manager.abort();
         let drain = async { while connections.join_next().await.is_some() {} };
         if tokio::time::timeout(Duration::from_millis(700), drain)
             .await

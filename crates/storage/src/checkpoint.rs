@@ -73,10 +73,12 @@ pub fn write_offset(dir: &Path, name: &str, offset: i64) -> Result<(), StorageEr
 
 /// Reads a single-offset checkpoint.
 pub fn read_offset(dir: &Path, name: &str) -> Result<Option<i64>, StorageError> {
-    Ok(read_lines(dir, name)?.and_then(|lines| match lines.as_slice() {
-        [one] => one.parse::<i64>().ok(),
-        _ => None,
-    }))
+    Ok(
+        read_lines(dir, name)?.and_then(|lines| match lines.as_slice() {
+            [one] => one.parse::<i64>().ok(),
+            _ => None,
+        }),
+    )
 }
 
 #[cfg(test)]

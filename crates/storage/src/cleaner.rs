@@ -311,9 +311,11 @@ impl CleanPlan {
                     let entry = pending
                         .entry(h.producer_id)
                         .or_insert_with(|| (h.base_offset, Vec::new()));
-                    entry
-                        .1
-                        .extend(records.into_iter().filter_map(|r| r.key.map(|k| (k, r.offset))));
+                    entry.1.extend(
+                        records
+                            .into_iter()
+                            .filter_map(|r| r.key.map(|k| (k, r.offset))),
+                    );
                 } else {
                     for r in records {
                         if let Some(k) = r.key {
@@ -359,7 +361,8 @@ impl CleanPlan {
         let result = (|| {
             for seg in segments {
                 let written = self.clean_segment(seg, codec, &map, throttle, &mut out)?;
-                out.segments.push((seg.base, Arc::clone(&seg.file), written));
+                out.segments
+                    .push((seg.base, Arc::clone(&seg.file), written));
             }
             Ok(())
         })();
@@ -384,7 +387,12 @@ impl CleanPlan {
         throttle: &mut dyn FnMut(u64),
         out: &mut CleanOutput,
     ) -> Result<bool, StorageError> {
-        let path = suffixed(&self.dir, seg.base, segment::LOG_SUFFIX, segment::CLEANED_SUFFIX);
+        let path = suffixed(
+            &self.dir,
+            seg.base,
+            segment::LOG_SUFFIX,
+            segment::CLEANED_SUFFIX,
+        );
         let file = OpenOptions::new()
             .write(true)
             .create(true)

@@ -50,9 +50,11 @@ impl LeaderEpochCache {
             let (Ok(epoch), Ok(start_offset)) = (e.parse::<i32>(), o.parse::<i64>()) else {
                 return Ok(None);
             };
-            if cache.entries.last().is_some_and(|l| {
-                l.epoch >= epoch || l.start_offset > start_offset
-            }) || epoch < 0
+            if cache
+                .entries
+                .last()
+                .is_some_and(|l| l.epoch >= epoch || l.start_offset > start_offset)
+                || epoch < 0
                 || start_offset < 0
             {
                 return Ok(None);
@@ -223,8 +225,7 @@ mod tests {
         assert_eq!(LeaderEpochCache::load(dir.path()).expect("load"), None);
         let c = cache(&[(0, 0), (2, 7)]);
         c.persist(dir.path()).expect("persist");
-        let text =
-            std::fs::read_to_string(dir.path().join(LEADER_EPOCH_CHECKPOINT)).expect("read");
+        let text = std::fs::read_to_string(dir.path().join(LEADER_EPOCH_CHECKPOINT)).expect("read");
         assert_eq!(text, "0\n2\n0 0\n2 7\n");
         assert_eq!(LeaderEpochCache::load(dir.path()).expect("load"), Some(c));
         std::fs::write(dir.path().join(LEADER_EPOCH_CHECKPOINT), "0\n2\n2 0\n1 7\n")

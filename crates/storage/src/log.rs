@@ -80,16 +80,9 @@ fn recover_interrupted_swaps(dir: &Path) -> Result<(), StorageError> {
         changed = true;
     }
     for name in &names {
-        let leftover = [
-            segment::CLEANED_SUFFIX,
-            segment::DELETED_SUFFIX,
-            "tmp",
-        ]
-        .iter()
-        .any(|suffix| {
-            name.strip_suffix(suffix)
-                .is_some_and(|n| n.ends_with('.'))
-        });
+        let leftover = [segment::CLEANED_SUFFIX, segment::DELETED_SUFFIX, "tmp"]
+            .iter()
+            .any(|suffix| name.strip_suffix(suffix).is_some_and(|n| n.ends_with('.')));
         if leftover {
             let path = dir.join(name);
             tracing::debug!(file = %path.display(), "removing leftover file");
@@ -177,7 +170,10 @@ impl Log {
         let first_base = segments.first().map_or(0, |s| s.base_offset);
         let log_end = segments.last().map_or(0, |s| s.next_offset);
         let stored_start = checkpoint::read_offset(&dir, checkpoint::LOG_START_OFFSET_FILE)?;
-        let log_start_offset = stored_start.unwrap_or(first_base).max(first_base).min(log_end);
+        let log_start_offset = stored_start
+            .unwrap_or(first_base)
+            .max(first_base)
+            .min(log_end);
         let cleaner_checkpoint = checkpoint::read_offset(&dir, checkpoint::CLEANER_OFFSET_FILE)?;
         let mut log = Log {
             dir,
@@ -344,10 +340,13 @@ impl Log {
             (self.config.segment_bytes, self.config.max_index_bytes);
         let segment_ms = self.config.segment_ms;
         let active = self.active()?;
-        let roll = active.should_roll(batch.len() as u64, last_offset, segment_bytes, max_index_bytes)
-            || (active.size > 0
-                && active.time_waited_for_roll(segment::now_ms(), header.max_timestamp)?
-                    > segment_ms);
+        let roll = active.should_roll(
+            batch.len() as u64,
+            last_offset,
+            segment_bytes,
+            max_index_bytes,
+        ) || (active.size > 0
+            && active.time_waited_for_roll(segment::now_ms(), header.max_timestamp)? > segment_ms);
         if roll {
             self.roll()?;
         }
@@ -537,8 +536,10 @@ impl Log {
         if self.config.cleanup_delete {
             if self.config.retention_ms >= 0 {
                 let limit = self.config.retention_ms;
-                let n = self.deletable(|seg, _| now_ms.saturating_sub(seg.largest_timestamp()) > limit);
-                outcome.by_time = self.delete_segments(n, DeletionReason::RetentionTime, now_ms, &mut outcome)?;
+                let n =
+                    self.deletable(|seg, _| now_ms.saturating_sub(seg.largest_timestamp()) > limit);
+                outcome.by_time =
+                    self.delete_segments(n, DeletionReason::RetentionTime, now_ms, &mut outcome)?;
             }
             if self.config.retention_bytes >= 0 {
                 let mut diff = self.size_bytes() as i64 - self.config.retention_bytes;
@@ -550,12 +551,14 @@ impl Log {
                         false
                     }
                 });
-                outcome.by_size = self.delete_segments(n, DeletionReason::RetentionSize, now_ms, &mut outcome)?;
+                outcome.by_size =
+                    self.delete_segments(n, DeletionReason::RetentionSize, now_ms, &mut outcome)?;
             }
         }
         let start = self.log_start_offset;
         let n = self.deletable(|_, next| next.is_some_and(|b| b <= start));
-        outcome.by_log_start = self.delete_segments(n, DeletionReason::LogStart, now_ms, &mut outcome)?;
+        outcome.by_log_start =
+            self.delete_segments(n, DeletionReason::LogStart, now_ms, &mut outcome)?;
         outcome.log_start_offset = self.log_start_offset;
         Ok(outcome)
     }
@@ -728,7 +731,9 @@ impl Log {
             }
         }
         let size = |r: std::ops::Range<usize>| -> u64 {
-            self.segments.get(r).map_or(0, |s| s.iter().map(|s| s.size).sum())
+            self.segments
+                .get(r)
+                .map_or(0, |s| s.iter().map(|s| s.size).sum())
         };
         let clean_bytes = size(start_idx..dirty_idx.min(uncleanable_idx));
         let dirty_bytes = if dirty_idx < uncleanable_idx {
@@ -761,7 +766,8 @@ impl Log {
         }
         let horizon_due = uncleanable_idx > start_idx
             && self.earliest_delete_horizon.is_some_and(|h| now_ms >= h);
-        let cleanable = (dirty_bytes > 0 && (need_now || ratio > self.config.min_cleanable_dirty_ratio))
+        let cleanable = (dirty_bytes > 0
+            && (need_now || ratio > self.config.min_cleanable_dirty_ratio))
             || horizon_due;
         if !cleanable || uncleanable_idx <= start_idx {
             return None;
