@@ -315,3 +315,166 @@ pub fn clean_partition(
     // No progress (e.g. an open transaction at the start of the dirty range): back off.
     Ok(stats.committed && stats.end_offset > stats.first_dirty_offset)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gregor_controller::state::CreateTopic;
+    use gregor_protocol::{Compression, RecordBatch, RecordBatchBuilder};
+    use gregor_storage::LogConfig;
+    use std::collections::BTreeMap;
+
+    fn broker(dir: &std::path::Path, extra: &[(&str, &str)]) -> Arc<Broker> {
+        let mut pairs = vec![
+            ("log.dirs".to_string(), dir.display().to_string()),
+            (
+                "listeners".to_string(),
+                "PLAINTEXT://127.0.0.1:0".to_string(),
+            ),
+        ];
+        pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let config = Config::from_pairs(pairs).expect("config");
+        let b = Broker::open(config).expect("open broker");
+        b.create_topic(&CreateTopic {
+            name: "t".into(),
+            partitions: 1,
+            replication_factor: 1,
+            assignments: BTreeMap::new(),
+            configs: BTreeMap::new(),
+        })
+        .expect("create topic");
+        Arc::new(b)
+    }
+
+    fn append(p: &Partition, ts: i64, key: &str, value: Option<&str>) {
+        let mut b = RecordBatchBuilder::new(Compression::Snappy, ts);
+        b.push(ts, Some(key.as_bytes()), value.map(str::as_bytes), &[]);
+        let mut bytes = b.build().expect("build").to_vec();
+        let mut guard = p.log.lock();
+        guard
+            .as_mut()
+            .expect("log")
+            .append(&mut bytes, 0)
+            .expect("append");
+    }
+
+    fn values(p: &Partition) -> Vec<(String, Option<String>)> {
+        let guard = p.log.lock();
+        let log = guard.as_ref().expect("log");
+        let mut out = Vec::new();
+        let mut offset = log.log_start_offset();
+        while offset < log.log_end_offset() {
+            let r = log.read(offset, usize::MAX, true).expect("read");
+            let Some(region) = r.region else { break };
+            let bytes = bytes::Bytes::from(region.read_to_vec().expect("bytes"));
+            for b in RecordBatch::split(bytes).expect("split") {
+                offset = b.next_offset();
+                for rec in b.records(usize::MAX).expect("records") {
+                    let s = |v: Option<bytes::Bytes>| {
+                        v.map(|v| String::from_utf8_lossy(&v).into_owned())
+                    };
+                    out.push((s(rec.key).unwrap_or_default(), s(rec.value)));
+                }
+            }
+        }
+        out
+    }
+
+    fn set_config(p: &Partition, f: impl FnOnce(&mut LogConfig)) {
+        let mut guard = p.log.lock();
+        let log = guard.as_mut().expect("log");
+        let mut c = log.config().clone();
+        f(&mut c);
+        log.set_config(c);
+    }
+
+    #[test]
+    fn settings_from_config() {
+        let c = Config::from_pairs([
+            (
+                "log.retention.check.interval.ms".to_string(),
+                "1234".to_string(),
+            ),
+            ("log.cleaner.enable".to_string(), "false".to_string()),
+            ("log.cleaner.backoff.ms".to_string(), "50".to_string()),
+            (
+                "log.cleaner.dedupe.buffer.size".to_string(),
+                "1000".to_string(),
+            ),
+        ])
+        .expect("config");
+        let s = LogManagerSettings::from_config(&c);
+        assert_eq!(s.retention_check_interval_ms, 1234);
+        assert!(!s.cleaner_enable);
+        assert_eq!(s.cleaner_backoff_ms, 50);
+        assert_eq!(s.cleaner_io_max_bytes_per_second, f64::MAX);
+        assert_eq!(s.cleaner_dedupe_buffer_size, 1000);
+    }
+
+    #[test]
+    fn retention_and_cleaning_passes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path(), &[("log.segment.bytes", "200")]);
+        let p = b.partition("t", 0).expect("partition");
+        let now = now_ms();
+        for i in 0..6 {
+            append(&p, now - 100_000 + i, "k", Some("old"));
+        }
+        append(&p, now, "k", Some("new"));
+        set_config(&p, |c| {
+            c.retention_ms = 10_000;
+            c.file_delete_delay_ms = 0;
+        });
+        assert!(retention_pass(&b, now) > 0);
+        assert_eq!(values(&p), vec![("k".to_string(), Some("new".to_string()))]);
+        // Compaction: several values per key, then clean.
+        set_config(&p, |c| {
+            c.retention_ms = -1;
+            c.cleanup_compact = true;
+            c.min_cleanable_dirty_ratio = 0.0;
+        });
+        for i in 0..20 {
+            append(&p, now, &format!("k{}", i % 3), Some(&format!("v{i}")));
+        }
+        let settings = LogManagerSettings {
+            retention_check_interval_ms: 1000,
+            cleaner_enable: true,
+            cleaner_backoff_ms: 10,
+            cleaner_io_max_bytes_per_second: 1e9,
+            cleaner_dedupe_buffer_size: 1 << 20,
+        };
+        let stopped = AtomicBool::new(false);
+        assert!(clean_partition(&p, &settings, &stopped, now).expect("clean"));
+        let vals = values(&p);
+        for k in ["k0", "k1", "k2"] {
+            let n = vals.iter().filter(|(key, _)| key == k).count();
+            assert!(n <= 2, "{k}: {vals:?}");
+        }
+        assert_eq!(
+            vals.last().map(|v| v.1.clone()),
+            Some(Some("v19".to_string()))
+        );
+        assert!(!clean_partition(&p, &settings, &stopped, now).expect("nothing dirty"));
+    }
+
+    #[tokio::test]
+    async fn run_stops_promptly() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path(), &[]);
+        let settings = LogManagerSettings {
+            retention_check_interval_ms: 10,
+            cleaner_enable: true,
+            cleaner_backoff_ms: 10,
+            cleaner_io_max_bytes_per_second: f64::MAX,
+            cleaner_dedupe_buffer_size: 1 << 20,
+        };
+        let (tx, rx) = watch::channel(false);
+        let task = tokio::spawn(run(b, settings, rx));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        tx.send(true).expect("send");
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("stops promptly")
+            .expect("no panic");
+    }
+}

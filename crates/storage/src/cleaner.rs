@@ -219,6 +219,10 @@ fn control_type(codec: &dyn RecordCodec, bytes: &[u8]) -> Result<Option<i16>, St
         .map(|t| i16::from_be_bytes([t[0], t[1]])))
 }
 
+/// A transaction seen in the dirty range, waiting for its marker: its first offset and its
+/// keyed records.
+type PendingTxn = (i64, Vec<(Vec<u8>, i64)>);
+
 /// The key → latest offset map.
 #[derive(Default)]
 struct OffsetMap {
@@ -278,7 +282,7 @@ impl CleanPlan {
     ) -> Result<(OffsetMap, usize), StorageError> {
         let mut map = OffsetMap::default();
         // Transactional records waiting for their marker, per producer id.
-        let mut pending: HashMap<i64, (i64, Vec<(Vec<u8>, i64)>)> = HashMap::new();
+        let mut pending: HashMap<i64, PendingTxn> = HashMap::new();
         let mut end = self.segments.len();
         let mut buf = Vec::new();
         for (i, seg) in self.segments.iter().enumerate().skip(self.dirty_from) {
