@@ -19,6 +19,15 @@
 //!   persisted as `.snapshot` files at every segment roll and at close.
 //! * [`batch`] — RecordBatch v2 header parsing, CRC-32C verification and patching of the
 //!   base offset / leader epoch (storage cannot depend on the protocol crate).
+//! * [`epoch`] — the leader-epoch cache and its `leader-epoch-checkpoint` file (Kafka's
+//!   format), answering OffsetForLeaderEpoch through [`Log::end_offset_for_epoch`].
+//! * [`cleaner`] — compaction (`cleanup.policy=compact`) in three phases so the broker holds
+//!   the partition lock only for the cheap ones: [`Log::prepare_clean`] (locked),
+//!   [`CleanPlan::execute`] (unlocked; reads records through a [`RecordCodec`] the broker
+//!   supplies), [`Log::commit_clean`] (locked, atomic swap of `.cleaned` segments).
+//! * `checkpoint` (internal) — the small durable files of a partition directory:
+//!   `log-start-offset-checkpoint` (DeleteRecords) and `cleaner-offset-checkpoint` (first
+//!   dirty offset), written atomically (temp file, fsync, rename, fsync of the directory).
 //! * [`clean_shutdown`] — the `.kafka_cleanshutdown` marker in the log directory.
 //! * [`error`] — [`StorageError`].
 //!
@@ -31,6 +40,18 @@
 //! verifies every batch (length, magic, CRC-32C, monotonic offsets), truncates the torn
 //! tail and rebuilds its indexes; indexes of the other segments are sanity-checked and
 //! rebuilt when missing or inconsistent.
+//!
+//! # Retention and the log start offset
+//!
+//! The log start offset is `max(first segment's base offset, log-start-offset-checkpoint)`.
+//! [`Log::delete_records`] moves it (durably) without touching segments;
+//! [`Log::delete_old_segments`] deletes whole segments from the oldest: those breaching
+//! `retention.ms` / `retention.bytes` (with `cleanup_delete`) and those wholly below the log
+//! start offset. As in Kafka, an expired non-empty active segment is rolled first so it can
+//! go too; the log always keeps an active segment. Deleted files are renamed `*.deleted` and
+//! removed by [`Log::purge_deleted`] after `file.delete.delay.ms`; leftovers (and any
+//! `.cleaned` file of an unfinished compaction) are removed by [`Log::open`], which also
+//! completes a compaction swap that was committed (`.log.swap`) before a crash.
 
 pub mod batch;
 mod checkpoint;
