@@ -141,9 +141,7 @@ pub const KEYS: &[Key] = &[
     k("log.retention.minutes", Int, None, true, "Retention time (minutes)."),
     k("log.retention.ms", Long, None, true, "Retention time (ms)."),
     k("log.retention.bytes", Long, Some("-1"), true, "Retention size per partition."),
-    k("log.retention.check.interval.ms", Long, Some("300000"), false, "How often retention runs."),
     k("log.cleanup.policy", List, Some("delete"), true, "Default cleanup.policy."),
-    k("log.cleaner.enable", Bool, Some("true"), false, "Accepted for compatibility."),
     k("log.roll.ms", Long, None, true, "Default segment.ms: roll the active segment after this long."),
     k("log.roll.hours", Int, Some("168"), true, "Default segment.ms (hours)."),
     k("log.segment.delete.delay.ms", Long, Some("60000"), true, "Default file.delete.delay.ms."),
@@ -156,6 +154,13 @@ pub const KEYS: &[Key] = &[
     k("compression.type", Str, Some("producer"), true, "Default compression.type: producer keeps batches as sent, a codec name re-encodes them."),
     k("unclean.leader.election.enable", Bool, Some("false"), false, "Accepted for compatibility."),
     k("zookeeper.connect", Str, None, false, "Ignored: Gregor never uses ZooKeeper."),
+    // Log manager: retention checks and the log cleaner (crates/broker/src/log_manager.rs).
+    k("log.retention.check.interval.ms", Long, Some("300000"), true, "How often segments are checked for deletion (retention, log start offset) and segment.ms rolls."),
+    k("log.cleaner.enable", Bool, Some("true"), true, "Run the log cleaner (compaction of cleanup.policy=compact topics)."),
+    k("log.cleaner.backoff.ms", Long, Some("15000"), true, "Sleep of the log cleaner when no log needs cleaning."),
+    k("log.cleaner.io.max.bytes.per.second", Double, Some("1.7976931348623157E308"), true, "I/O budget (read + write) of the log cleaner."),
+    k("log.cleaner.threads", Int, Some("1"), false, "Accepted for compatibility: Gregor runs one cleaner."),
+    k("log.cleaner.dedupe.buffer.size", Long, Some("134217728"), true, "Memory of the cleaner's key -> offset map; larger dirty ranges are cleaned in several passes."),
 ];
 
 /// Looks up a known key.
@@ -262,6 +267,16 @@ pub struct Config {
     pub log_flush_scheduler_interval_ms: u64,
     /// `offsets.topic.num.partitions`.
     pub offsets_topic_num_partitions: i32,
+    /// `log.retention.check.interval.ms`.
+    pub log_retention_check_interval_ms: u64,
+    /// `log.cleaner.enable`.
+    pub log_cleaner_enable: bool,
+    /// `log.cleaner.backoff.ms`.
+    pub log_cleaner_backoff_ms: u64,
+    /// `log.cleaner.io.max.bytes.per.second`.
+    pub log_cleaner_io_max_bytes_per_second: f64,
+    /// `log.cleaner.dedupe.buffer.size`.
+    pub log_cleaner_dedupe_buffer_size: u64,
     /// Group coordinator settings (`group.*`, `offsets.retention.minutes`).
     pub group: gregor_group_coordinator::GroupConfig,
     /// `metrics.listener`: where `/metrics` is served (`None`: disabled).
@@ -579,9 +594,24 @@ impl Config {
         let slow_request = u64::try_from(int("gregor.slow.request.ms"))
             .ok()
             .map(std::time::Duration::from_millis);
+        let cleaner_io = get("log.cleaner.io.max.bytes.per.second")
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::MAX);
+        if cleaner_io.is_nan() || cleaner_io <= 0.0 {
+            return Err(invalid(
+                "log.cleaner.io.max.bytes.per.second",
+                &cleaner_io.to_string(),
+                "must be positive".into(),
+            ));
+        }
         Ok(Config {
             metrics_listener,
             slow_request,
+            log_retention_check_interval_ms: positive("log.retention.check.interval.ms")? as u64,
+            log_cleaner_enable: bool_of("log.cleaner.enable"),
+            log_cleaner_backoff_ms: positive("log.cleaner.backoff.ms")? as u64,
+            log_cleaner_io_max_bytes_per_second: cleaner_io,
+            log_cleaner_dedupe_buffer_size: positive("log.cleaner.dedupe.buffer.size")? as u64,
             offsets_topic_num_partitions: positive("offsets.topic.num.partitions")? as i32,
             group,
             listeners,
@@ -689,6 +719,27 @@ mod tests {
         assert_eq!(c.socket_request_max_bytes, 104_857_600);
         assert_eq!(c.connections_max_idle_ms, 600_000);
         assert_eq!(c.log_segment_bytes, 1_073_741_824);
+        assert_eq!(c.log_retention_check_interval_ms, 300_000);
+        assert!(c.log_cleaner_enable);
+        assert_eq!(c.log_cleaner_backoff_ms, 15_000);
+        assert_eq!(c.log_cleaner_io_max_bytes_per_second, f64::MAX);
+        assert_eq!(c.log_cleaner_dedupe_buffer_size, 134_217_728);
+    }
+
+    #[test]
+    fn log_manager_keys() {
+        let c = cfg(&[
+            ("log.retention.check.interval.ms", "1000"),
+            ("log.cleaner.enable", "false"),
+            ("log.cleaner.io.max.bytes.per.second", "1048576.5"),
+        ])
+        .unwrap();
+        assert_eq!(c.log_retention_check_interval_ms, 1000);
+        assert!(!c.log_cleaner_enable);
+        assert_eq!(c.log_cleaner_io_max_bytes_per_second, 1_048_576.5);
+        assert!(cfg(&[("log.retention.check.interval.ms", "0")]).is_err());
+        assert!(cfg(&[("log.cleaner.io.max.bytes.per.second", "-1")]).is_err());
+        assert!(cfg(&[("log.cleaner.io.max.bytes.per.second", "fast")]).is_err());
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //!
 //! A tour of the modules:
 //! - [`config`]: Kafka config names, types and defaults; `server.properties` + `--override`.
+//! - [`configs`]: topic/broker config resolution (topic override, dynamic broker, dynamic
+//!   default, static, default) for DescribeConfigs, the log and Produce.
 //! - [`server`]: binds listeners, accepts connections, clean shutdown.
 //! - [`connection`]: one task per connection: framing, header decoding, in-order dispatch.
 //! - [`handlers`]: one module per Kafka API with its declared version range; the table that
@@ -15,8 +17,12 @@
 //!   the slow-request clock.
 //! - [`errors`]: the one mapping from storage/controller errors to Kafka error codes.
 //! - [`cli`]: `gregor topics|produce|consume|groups`, an rpk-like client for any Kafka broker.
+//! - [`log_manager`]: background retention (segment deletion, `segment.ms` rolls) and the
+//!   log cleaner (compaction), off the request path.
+//! - [`cleaner_codec`]: the record codec the log cleaner uses to read and rebuild batches.
 
 pub mod broker;
+pub mod cleaner_codec;
 pub mod cli;
 pub mod config;
 pub mod configs;
@@ -24,6 +30,7 @@ pub mod connection;
 pub mod errors;
 pub mod groups;
 pub mod handlers;
+pub mod log_manager;
 pub mod metrics;
 pub mod sendfile;
 pub mod server;

@@ -135,6 +135,11 @@ impl Server {
                 stop_rx.clone(),
             ))
         });
+        let log_manager = tokio::spawn(crate::log_manager::run(
+            self.broker.clone(),
+            crate::log_manager::LogManagerSettings::from_config(&self.broker.config),
+            stop_rx.clone(),
+        ));
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -156,6 +161,7 @@ impl Server {
         if let Some(h) = metrics_http {
             let _ = h.await;
         }
+        log_manager.abort();
         let drain = async { while connections.join_next().await.is_some() {} };
         if tokio::time::timeout(Duration::from_millis(700), drain)
             .await

@@ -173,6 +173,12 @@ impl BatchHeader {
         self.attributes & 0x20 != 0
     }
 
+    /// The delete horizon set by the log cleaner (KIP-534: attribute bit 6, stored in
+    /// `baseTimestamp`), if any.
+    pub fn delete_horizon_ms(&self) -> Option<i64> {
+        (self.attributes & DELETE_HORIZON_FLAG != 0).then_some(self.base_timestamp)
+    }
+
     /// Sequence of the last record: `baseSequence + lastOffsetDelta`, wrapping past
     /// `i32::MAX` to 0. `-1` when the batch has no sequence.
     pub fn last_sequence(&self) -> i32 {
@@ -181,6 +187,36 @@ impl BatchHeader {
         }
         increment_sequence(self.base_sequence, self.last_offset_delta)
     }
+}
+
+/// Attribute bits of the compression codec.
+pub const COMPRESSION_MASK: i16 = 0x07;
+/// Attribute bit: the batch carries a delete horizon in `baseTimestamp` (KIP-534).
+pub const DELETE_HORIZON_FLAG: i16 = 0x40;
+
+/// A batch with the header of `h` but no records (Kafka's `writeEmptyHeader`, used by the
+/// cleaner to keep a producer's last sequence when all its records were compacted away):
+/// uncompressed, no delete horizon, base and max timestamp = `h.max_timestamp`, same base
+/// offset, `lastOffsetDelta`, producer fields, leader epoch, transactional and control bits.
+pub fn empty_batch(h: &BatchHeader) -> Vec<u8> {
+    let mut b = Vec::with_capacity(HEADER_LEN);
+    b.extend_from_slice(&h.base_offset.to_be_bytes());
+    b.extend_from_slice(&MIN_BATCH_LENGTH.to_be_bytes());
+    b.extend_from_slice(&h.partition_leader_epoch.to_be_bytes());
+    b.push(MAGIC_V2 as u8);
+    b.extend_from_slice(&0u32.to_be_bytes());
+    let attributes = h.attributes & !(COMPRESSION_MASK | DELETE_HORIZON_FLAG);
+    b.extend_from_slice(&attributes.to_be_bytes());
+    b.extend_from_slice(&h.last_offset_delta.to_be_bytes());
+    b.extend_from_slice(&h.max_timestamp.to_be_bytes());
+    b.extend_from_slice(&h.max_timestamp.to_be_bytes());
+    b.extend_from_slice(&h.producer_id.to_be_bytes());
+    b.extend_from_slice(&h.producer_epoch.to_be_bytes());
+    b.extend_from_slice(&h.base_sequence.to_be_bytes());
+    b.extend_from_slice(&0i32.to_be_bytes());
+    let crc = compute_crc(&b);
+    b[CRC_POS..CRC_POS + 4].copy_from_slice(&crc.to_be_bytes());
+    b
 }
 
 /// `seq + increment`, wrapping from `i32::MAX` to 0 (Kafka's `DefaultRecordBatch.incrementSequence`).
@@ -239,6 +275,35 @@ mod tests {
         assert_eq!(increment_sequence(i32::MAX, 0), i32::MAX);
         assert_eq!(increment_sequence(i32::MAX, 1), 0);
         assert_eq!(increment_sequence(i32::MAX - 1, 3), 1);
+    }
+
+    #[test]
+    fn empty_batch_keeps_producer_fields() {
+        let h = BatchHeader {
+            base_offset: 40,
+            batch_length: 100,
+            partition_leader_epoch: 3,
+            magic: 2,
+            crc: 0,
+            attributes: 0x10 | 0x40 | 0x04,
+            last_offset_delta: 4,
+            base_timestamp: 5,
+            max_timestamp: 9,
+            producer_id: 7,
+            producer_epoch: 1,
+            base_sequence: 10,
+            records_count: 5,
+        };
+        let b = empty_batch(&h);
+        verify_crc(&b).expect("crc");
+        let e = BatchHeader::parse(&b).expect("parse");
+        assert_eq!(e.total_size(), HEADER_LEN);
+        assert_eq!(e.attributes, 0x10);
+        assert_eq!(e.last_offset(), 44);
+        assert_eq!(e.last_sequence(), 14);
+        assert_eq!((e.base_timestamp, e.max_timestamp), (9, 9));
+        assert_eq!((e.records_count, e.partition_leader_epoch), (0, 3));
+        assert_eq!(e.delete_horizon_ms(), None);
     }
 
     #[test]

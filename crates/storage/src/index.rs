@@ -218,6 +218,10 @@ impl OffsetIndex {
         self.entries.len()
     }
 
+    pub fn path(&self) -> &Path {
+        &self.file.path
+    }
+
     pub fn last(&self) -> Option<OffsetEntry> {
         self.entries.last().copied()
     }
@@ -373,6 +377,10 @@ impl TimeIndex {
 
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.file.path
     }
 
     pub fn last(&self) -> Option<TimeEntry> {

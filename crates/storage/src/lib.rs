@@ -19,6 +19,15 @@
 //!   persisted as `.snapshot` files at every segment roll and at close.
 //! * [`batch`] — RecordBatch v2 header parsing, CRC-32C verification and patching of the
 //!   base offset / leader epoch (storage cannot depend on the protocol crate).
+//! * [`epoch`] — the leader-epoch cache and its `leader-epoch-checkpoint` file (Kafka's
+//!   format), answering OffsetForLeaderEpoch through [`Log::end_offset_for_epoch`].
+//! * [`cleaner`] — compaction (`cleanup.policy=compact`) in three phases so the broker holds
+//!   the partition lock only for the cheap ones: [`Log::prepare_clean`] (locked),
+//!   [`CleanPlan::execute`] (unlocked; reads records through a [`RecordCodec`] the broker
+//!   supplies), [`Log::commit_clean`] (locked, atomic swap of `.cleaned` segments).
+//! * `checkpoint` (internal) — the small durable files of a partition directory:
+//!   `log-start-offset-checkpoint` (DeleteRecords) and `cleaner-offset-checkpoint` (first
+//!   dirty offset), written atomically (temp file, fsync, rename, fsync of the directory).
 //! * [`clean_shutdown`] — the `.kafka_cleanshutdown` marker in the log directory.
 //! * [`error`] — [`StorageError`].
 //!
@@ -31,9 +40,24 @@
 //! verifies every batch (length, magic, CRC-32C, monotonic offsets), truncates the torn
 //! tail and rebuilds its indexes; indexes of the other segments are sanity-checked and
 //! rebuilt when missing or inconsistent.
+//!
+//! # Retention and the log start offset
+//!
+//! The log start offset is `max(first segment's base offset, log-start-offset-checkpoint)`.
+//! [`Log::delete_records`] moves it (durably) without touching segments;
+//! [`Log::delete_old_segments`] deletes whole segments from the oldest: those breaching
+//! `retention.ms` / `retention.bytes` (with `cleanup_delete`) and those wholly below the log
+//! start offset. As in Kafka, an expired non-empty active segment is rolled first so it can
+//! go too; the log always keeps an active segment. Deleted files are renamed `*.deleted` and
+//! removed by [`Log::purge_deleted`] after `file.delete.delay.ms`; leftovers (and any
+//! `.cleaned` file of an unfinished compaction) are removed by [`Log::open`], which also
+//! completes a compaction swap that was committed (`.log.swap`) before a crash.
 
 pub mod batch;
+mod checkpoint;
 pub mod clean_shutdown;
+pub mod cleaner;
+pub mod epoch;
 pub mod error;
 mod index;
 pub mod log;
@@ -44,6 +68,7 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 pub use crate::batch::BatchHeader;
+pub use crate::cleaner::{CleanOutput, CleanPlan, CleanStats, RecordCodec, RecordMeta};
 pub use crate::error::StorageError;
 pub use crate::log::Log;
 pub use crate::producer::ProducerEntrySummary;
@@ -59,25 +84,25 @@ pub struct LogConfig {
     pub max_index_bytes: u64,
     /// `log.flush.interval.messages`: fsync after this many records since the last flush.
     pub flush_interval_messages: u64,
-    /// `segment.ms`.
+    /// `segment.ms`: roll the active segment once its first batch is this old.
     pub segment_ms: i64,
-    /// `retention.ms` (-1: unlimited).
+    /// `retention.ms`: delete segments whose newest record is older (-1: unlimited).
     pub retention_ms: i64,
-    /// `retention.bytes` (-1: unlimited).
+    /// `retention.bytes`: delete the oldest segments while the log is larger (-1: unlimited).
     pub retention_bytes: i64,
-    /// `cleanup.policy` contains `delete`.
+    /// `cleanup.policy` contains `delete`: retention by time and size applies.
     pub cleanup_delete: bool,
-    /// `cleanup.policy` contains `compact`.
+    /// `cleanup.policy` contains `compact`: the log cleaner compacts the log.
     pub cleanup_compact: bool,
-    /// `min.compaction.lag.ms`.
+    /// `min.compaction.lag.ms`: records younger than this are never compacted.
     pub min_compaction_lag_ms: i64,
-    /// `max.compaction.lag.ms`.
+    /// `max.compaction.lag.ms`: a dirty record older than this forces a compaction.
     pub max_compaction_lag_ms: i64,
-    /// `delete.retention.ms`.
+    /// `delete.retention.ms`: how long tombstones survive after their batch was first cleaned.
     pub delete_retention_ms: i64,
-    /// `min.cleanable.dirty.ratio`.
+    /// `min.cleanable.dirty.ratio`: compact when dirty bytes / (clean + dirty) exceeds it.
     pub min_cleanable_dirty_ratio: f64,
-    /// `file.delete.delay.ms`.
+    /// `file.delete.delay.ms`: deleted segment files are removed from disk this much later.
     pub file_delete_delay_ms: i64,
 }
 
@@ -180,4 +205,23 @@ pub struct RecoveryReport {
     pub rebuilt_indexes: usize,
     /// Human-readable description of what was wrong.
     pub reason: Option<String>,
+}
+
+/// What [`Log::delete_old_segments`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionOutcome {
+    /// Segments deleted (renamed `.deleted`, removed after `file.delete.delay.ms`).
+    pub deleted_segments: usize,
+    /// Bytes of the deleted segments.
+    pub deleted_bytes: u64,
+    /// Segments deleted because they lay wholly below the log start offset.
+    pub by_log_start: usize,
+    /// Segments deleted because of `retention.ms`.
+    pub by_time: usize,
+    /// Segments deleted because of `retention.bytes`.
+    pub by_size: usize,
+    /// The log start offset afterwards.
+    pub log_start_offset: i64,
+    /// Base offsets of the deleted segments, oldest first.
+    pub deleted_base_offsets: Vec<i64>,
 }

@@ -5,12 +5,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::batch::{self, BatchHeader};
+use crate::checkpoint;
+use crate::cleaner::{self, CleanOutput, CleanPlan, CleanStats, PlanSegment};
+use crate::epoch::LeaderEpochCache;
 use crate::error::IoContext;
 use crate::producer::{self, ProducerStateManager, SequenceCheck};
 use crate::segment::{self, Segment, SegmentRead};
 use crate::{
     AppendInfo, BatchBytes, FileRegion, LogConfig, ProducerEntrySummary, ReadResult,
-    RecoveryReport, StorageError,
+    RecoveryReport, RetentionOutcome, StorageError,
 };
 
 /// Number of producer state snapshots kept on disk.
@@ -25,6 +28,72 @@ pub struct Log {
     segments: Vec<Segment>,
     producers: ProducerStateManager,
     unflushed_messages: u64,
+    /// First offset visible to readers (>= the first segment's base offset).
+    log_start_offset: i64,
+    epochs: LeaderEpochCache,
+    /// The cleaner's first dirty offset (`cleaner-offset-checkpoint`), if any.
+    cleaner_checkpoint: Option<i64>,
+    /// Earliest delete horizon of a tombstone kept by the last cleaning.
+    earliest_delete_horizon: Option<i64>,
+    /// Files of deleted segments (renamed `.deleted`) and when to remove them.
+    pending_deletes: Vec<(i64, Vec<PathBuf>)>,
+}
+
+/// Why segments are deleted (for the log line).
+#[derive(Debug, Clone, Copy)]
+enum DeletionReason {
+    LogStart,
+    RetentionTime,
+    RetentionSize,
+}
+
+/// Finishes or rolls back compaction swaps interrupted by a crash and removes leftover
+/// `.cleaned`, `.deleted` and `.tmp` files.
+fn recover_interrupted_swaps(dir: &Path) -> Result<(), StorageError> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).at(dir)? {
+        let entry = entry.at(dir)?;
+        if let Some(name) = entry.file_name().to_str() {
+            names.push(name.to_string());
+        }
+    }
+    let mut changed = false;
+    // `<base>.log.swap`: the cleaned segment was committed; finish the swap. Its indexes
+    // (old ones, or new ones not yet renamed) are dropped and rebuilt by `Segment::open`.
+    for name in &names {
+        let Some(log_name) = name
+            .strip_suffix(segment::SWAP_SUFFIX)
+            .and_then(|n| n.strip_suffix('.'))
+        else {
+            continue;
+        };
+        let Some(base) = parse_offset_file_name(log_name, segment::LOG_SUFFIX) else {
+            continue;
+        };
+        tracing::info!(dir = %dir.display(), base_offset = base, "completing an interrupted compaction swap");
+        for ext in [segment::INDEX_SUFFIX, segment::TIME_INDEX_SUFFIX] {
+            cleaner::remove_if_exists(&dir.join(segment::file_name(base, ext)))?;
+        }
+        let swap = dir.join(name);
+        let target = dir.join(log_name);
+        std::fs::rename(&swap, &target).at(&target)?;
+        changed = true;
+    }
+    for name in &names {
+        let leftover = [segment::CLEANED_SUFFIX, segment::DELETED_SUFFIX, "tmp"]
+            .iter()
+            .any(|suffix| name.strip_suffix(suffix).is_some_and(|n| n.ends_with('.')));
+        if leftover {
+            let path = dir.join(name);
+            tracing::debug!(file = %path.display(), "removing leftover file");
+            cleaner::remove_if_exists(&path)?;
+            changed = true;
+        }
+    }
+    if changed {
+        sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 /// Parses `<20 digits>.<suffix>` into the offset.
@@ -51,6 +120,7 @@ impl Log {
     ) -> Result<(Log, RecoveryReport), StorageError> {
         let dir = dir.into();
         std::fs::create_dir_all(&dir).at(&dir)?;
+        recover_interrupted_swaps(&dir)?;
         let mut report = RecoveryReport::default();
 
         let mut bases = Vec::new();
@@ -59,10 +129,7 @@ impl Log {
             let entry = entry.at(&dir)?;
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
-            if name.ends_with(".tmp") {
-                let path = entry.path();
-                std::fs::remove_file(&path).at(&path)?;
-            } else if let Some(base) = parse_offset_file_name(name, segment::LOG_SUFFIX) {
+            if let Some(base) = parse_offset_file_name(name, segment::LOG_SUFFIX) {
                 bases.push(base);
             } else if let Some(base) = parse_offset_file_name(name, segment::INDEX_SUFFIX)
                 .or_else(|| parse_offset_file_name(name, segment::TIME_INDEX_SUFFIX))
@@ -100,18 +167,58 @@ impl Log {
             sync_dir(&dir)?;
         }
 
+        let first_base = segments.first().map_or(0, |s| s.base_offset);
+        let log_end = segments.last().map_or(0, |s| s.next_offset);
+        let stored_start = checkpoint::read_offset(&dir, checkpoint::LOG_START_OFFSET_FILE)?;
+        let log_start_offset = stored_start
+            .unwrap_or(first_base)
+            .max(first_base)
+            .min(log_end);
+        let cleaner_checkpoint = checkpoint::read_offset(&dir, checkpoint::CLEANER_OFFSET_FILE)?;
         let mut log = Log {
             dir,
             config,
             segments,
             producers: ProducerStateManager::default(),
             unflushed_messages: 0,
+            log_start_offset,
+            epochs: LeaderEpochCache::default(),
+            cleaner_checkpoint,
+            earliest_delete_horizon: None,
+            pending_deletes: Vec::new(),
         };
+        log.load_epochs()?;
         log.load_producer_state()?;
         if report != RecoveryReport::default() {
             tracing::info!(dir = %log.dir.display(), ?report, "log recovered");
         }
         Ok((log, report))
+    }
+
+    /// Loads the leader-epoch checkpoint (rebuilding it from the batch headers if missing or
+    /// malformed) and aligns it with the log's start and end.
+    fn load_epochs(&mut self) -> Result<(), StorageError> {
+        let mut dirty = false;
+        self.epochs = match LeaderEpochCache::load(&self.dir)? {
+            Some(c) => c,
+            None => {
+                let mut c = LeaderEpochCache::default();
+                for seg in &self.segments {
+                    let mut scanner = seg.scanner(0);
+                    while let Some(b) = scanner.next_batch()? {
+                        c.assign(b.header.partition_leader_epoch, b.header.base_offset);
+                    }
+                }
+                dirty = true;
+                c
+            }
+        };
+        dirty |= self.epochs.truncate_from_end(self.log_end_offset());
+        dirty |= self.epochs.truncate_from_start(self.log_start_offset);
+        if dirty {
+            self.epochs.persist(&self.dir)?;
+        }
+        Ok(())
     }
 
     /// Loads the newest usable snapshot and replays the batches after it.
@@ -142,34 +249,9 @@ impl Log {
         &self.config
     }
 
-    /// Replaces the configuration (applies at once).
-    pub fn set_config(&mut self, config: LogConfig) {
-        self.config = config;
-    }
-
-    /// Kafka DeleteRecords (placeholder until the retention work lands): -1 means the high
-    /// watermark.
-    pub fn delete_records(&mut self, offset: i64) -> Result<i64, StorageError> {
-        let offset = if offset == -1 {
-            self.high_watermark()
-        } else {
-            offset
-        };
-        if offset < 0 || offset > self.high_watermark() {
-            return Err(StorageError::OffsetOutOfRange {
-                requested: offset,
-                log_start: self.log_start_offset(),
-                log_end: self.log_end_offset(),
-            });
-        }
-        Ok(self
-            .log_start_offset()
-            .max(offset.min(self.log_start_offset())))
-    }
-
-    /// First offset of the log.
+    /// First offset of the log (moved by DeleteRecords and retention).
     pub fn log_start_offset(&self) -> i64 {
-        self.segments.first().map_or(0, |s| s.base_offset)
+        self.log_start_offset
     }
 
     /// The next offset to be assigned.
@@ -256,12 +338,15 @@ impl Log {
         let last_offset = base_offset + i64::from(header.last_offset_delta);
         let (segment_bytes, max_index_bytes) =
             (self.config.segment_bytes, self.config.max_index_bytes);
-        let roll = self.active()?.should_roll(
+        let segment_ms = self.config.segment_ms;
+        let active = self.active()?;
+        let roll = active.should_roll(
             batch.len() as u64,
             last_offset,
             segment_bytes,
             max_index_bytes,
-        );
+        ) || (active.size > 0
+            && active.time_waited_for_roll(segment::now_ms(), header.max_timestamp)? > segment_ms);
         if roll {
             self.roll()?;
         }
@@ -271,6 +356,9 @@ impl Log {
         header.partition_leader_epoch = leader_epoch;
         self.active()?.append(batch, &header)?;
         self.producers.update(&header, base_offset, last_offset);
+        if self.epochs.assign(leader_epoch, base_offset) {
+            self.epochs.persist(&self.dir)?;
+        }
 
         self.unflushed_messages = self
             .unflushed_messages
@@ -358,9 +446,15 @@ impl Log {
     }
 
     /// First batch (lowest offset) whose maxTimestamp is `>= ts`.
+    /// Batches wholly below the log start offset are skipped; the returned batch may begin
+    /// below it (it holds the log start offset).
     pub fn find_batch_by_timestamp(&self, ts: i64) -> Result<Option<BatchBytes>, StorageError> {
+        let log_start = self.log_start_offset;
         for seg in &self.segments {
-            if let Some(b) = seg.find_by_timestamp(ts)? {
+            if seg.next_offset <= log_start {
+                continue;
+            }
+            if let Some(b) = seg.find_by_timestamp_from(ts, log_start)? {
                 return seg.read_batch(&b).map(Some);
             }
         }
@@ -370,7 +464,11 @@ impl Log {
     /// The first batch holding the largest maxTimestamp of the log.
     pub fn max_timestamp_batch(&self) -> Result<Option<BatchBytes>, StorageError> {
         let mut best: Option<(i64, i64, &Segment)> = None;
-        for seg in &self.segments {
+        let first = self
+            .segments
+            .partition_point(|s| s.base_offset <= self.log_start_offset)
+            .saturating_sub(1);
+        for seg in &self.segments[first..] {
             if let Some((ts, offset)) = seg.max_timestamp {
                 if best.is_none_or(|(bt, _, _)| ts > bt) {
                     best = Some((ts, offset, seg));
@@ -384,6 +482,391 @@ impl Log {
             Some(b) => seg.read_batch(&b).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// Replaces the configuration; takes effect at once (new segments use the new index
+    /// interval, retention and compaction settings apply at their next run).
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    /// Kafka's DeleteRecords: moves the log start offset to `offset` (`-1`: the high
+    /// watermark). Fails with `OffsetOutOfRange` if `offset` is above the high watermark or
+    /// below `-1`; an offset at or below the current log start is a no-op. The new start is
+    /// fsynced before returning. Returns the new low watermark (the log start offset).
+    pub fn delete_records(&mut self, offset: i64) -> Result<i64, StorageError> {
+        let hw = self.high_watermark();
+        let target = if offset == -1 { hw } else { offset };
+        if offset < -1 || target > hw {
+            return Err(StorageError::OffsetOutOfRange {
+                requested: offset,
+                log_start: self.log_start_offset,
+                log_end: self.log_end_offset(),
+            });
+        }
+        if target <= self.log_start_offset {
+            return Ok(self.log_start_offset);
+        }
+        checkpoint::write_offset(&self.dir, checkpoint::LOG_START_OFFSET_FILE, target)?;
+        self.advance_log_start(target)?;
+        tracing::info!(dir = %self.dir.display(), log_start_offset = target, "incremented log start offset (DeleteRecords)");
+        Ok(target)
+    }
+
+    fn advance_log_start(&mut self, offset: i64) -> Result<(), StorageError> {
+        if offset <= self.log_start_offset {
+            return Ok(());
+        }
+        self.log_start_offset = offset;
+        if self.epochs.truncate_from_start(offset) {
+            self.epochs.persist(&self.dir)?;
+        }
+        Ok(())
+    }
+
+    /// Kafka's `deleteOldSegments`: deletes whole segments from the oldest, first those
+    /// breaching `retention.ms` (newest record older than `now_ms - retention_ms`) and
+    /// `retention.bytes` (while the log is larger) when `cleanup_delete`, then (always) those
+    /// wholly below the log start offset. As in Kafka, a non-empty active segment that must
+    /// go is rolled first, so the log always keeps an (empty) active segment. Deleted files
+    /// are renamed `.deleted` and removed by [`Log::purge_deleted`] after
+    /// `file_delete_delay_ms` (or at the next open).
+    pub fn delete_old_segments(&mut self, now_ms: i64) -> Result<RetentionOutcome, StorageError> {
+        let mut outcome = RetentionOutcome::default();
+        if self.config.cleanup_delete {
+            if self.config.retention_ms >= 0 {
+                let limit = self.config.retention_ms;
+                let n =
+                    self.deletable(|seg, _| now_ms.saturating_sub(seg.largest_timestamp()) > limit);
+                outcome.by_time =
+                    self.delete_segments(n, DeletionReason::RetentionTime, now_ms, &mut outcome)?;
+            }
+            if self.config.retention_bytes >= 0 {
+                let mut diff = self.size_bytes() as i64 - self.config.retention_bytes;
+                let n = self.deletable(|seg, _| {
+                    if diff - seg.size as i64 >= 0 {
+                        diff -= seg.size as i64;
+                        true
+                    } else {
+                        false
+                    }
+                });
+                outcome.by_size =
+                    self.delete_segments(n, DeletionReason::RetentionSize, now_ms, &mut outcome)?;
+            }
+        }
+        let start = self.log_start_offset;
+        let n = self.deletable(|_, next| next.is_some_and(|b| b <= start));
+        outcome.by_log_start =
+            self.delete_segments(n, DeletionReason::LogStart, now_ms, &mut outcome)?;
+        outcome.log_start_offset = self.log_start_offset;
+        Ok(outcome)
+    }
+
+    /// How many segments from the oldest satisfy `pred(segment, next segment's base)`, never
+    /// counting an empty active segment.
+    fn deletable(&self, mut pred: impl FnMut(&Segment, Option<i64>) -> bool) -> usize {
+        let n = self.segments.len();
+        let mut count = 0;
+        while count < n {
+            let seg = &self.segments[count];
+            let next = self.segments.get(count + 1).map(|s| s.base_offset);
+            if (next.is_none() && seg.size == 0) || !pred(seg, next) {
+                break;
+            }
+            count += 1;
+        }
+        count
+    }
+
+    /// Deletes the `count` oldest segments (rolling first if that is all of them).
+    fn delete_segments(
+        &mut self,
+        count: usize,
+        reason: DeletionReason,
+        now_ms: i64,
+        outcome: &mut RetentionOutcome,
+    ) -> Result<usize, StorageError> {
+        if count == 0 {
+            return Ok(0);
+        }
+        if count >= self.segments.len() {
+            self.roll()?;
+        }
+        let due = now_ms.saturating_add(self.config.file_delete_delay_ms.max(0));
+        let removed: Vec<Segment> = self.segments.drain(..count).collect();
+        let mut files = Vec::new();
+        for seg in &removed {
+            match reason {
+                DeletionReason::RetentionTime => tracing::info!(
+                    dir = %self.dir.display(),
+                    segment = %seg.log_path.display(),
+                    largest_timestamp = seg.largest_timestamp(),
+                    retention_ms = self.config.retention_ms,
+                    "Deleting segment due to retention time {}ms breach", self.config.retention_ms
+                ),
+                DeletionReason::RetentionSize => tracing::info!(
+                    dir = %self.dir.display(),
+                    segment = %seg.log_path.display(),
+                    size = seg.size,
+                    retention_bytes = self.config.retention_bytes,
+                    "Deleting segment due to retention size {} breach", self.config.retention_bytes
+                ),
+                DeletionReason::LogStart => tracing::info!(
+                    dir = %self.dir.display(),
+                    segment = %seg.log_path.display(),
+                    log_start_offset = self.log_start_offset,
+                    "Deleting segment due to log start offset {} breach", self.log_start_offset
+                ),
+            }
+            for path in seg.paths() {
+                let mut target = path.clone().into_os_string();
+                target.push(".");
+                target.push(segment::DELETED_SUFFIX);
+                let target = PathBuf::from(target);
+                match std::fs::rename(&path, &target) {
+                    Ok(()) => files.push(target),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(StorageError::io(&path, e)),
+                }
+            }
+            outcome.deleted_segments += 1;
+            outcome.deleted_bytes += seg.size;
+            outcome.deleted_base_offsets.push(seg.base_offset);
+        }
+        drop(removed);
+        sync_dir(&self.dir)?;
+        self.pending_deletes.push((due, files));
+        let first_base = self.segments.first().map_or(0, |s| s.base_offset);
+        self.advance_log_start(first_base)?;
+        Ok(count)
+    }
+
+    /// Physically removes the files of deleted segments whose `file.delete.delay.ms` has
+    /// passed. Returns how many files were removed.
+    pub fn purge_deleted(&mut self, now_ms: i64) -> Result<usize, StorageError> {
+        let mut removed = 0;
+        let mut keep = Vec::new();
+        for (due, files) in std::mem::take(&mut self.pending_deletes) {
+            if due > now_ms {
+                keep.push((due, files));
+                continue;
+            }
+            for f in files {
+                cleaner::remove_if_exists(&f)?;
+                removed += 1;
+            }
+        }
+        self.pending_deletes = keep;
+        Ok(removed)
+    }
+
+    /// Rolls a non-empty active segment whose first batch is older than `segment.ms`
+    /// (Kafka's time-based roll, checked periodically instead of only on append).
+    pub fn roll_if_due(&mut self, now_ms: i64) -> Result<bool, StorageError> {
+        let segment_ms = self.config.segment_ms;
+        let active = self.active()?;
+        if active.size == 0 || active.time_waited_for_roll(now_ms, now_ms)? <= segment_ms {
+            return Ok(false);
+        }
+        self.roll()?;
+        Ok(true)
+    }
+
+    /// Kafka's OffsetForLeaderEpoch answer from the leader-epoch cache: the largest epoch
+    /// `<= epoch` and its end offset (the next epoch's start offset, or the log end offset
+    /// for the latest epoch). `None` means `UNDEFINED_EPOCH`/`UNDEFINED_EPOCH_OFFSET`
+    /// (answer `-1, -1`): `epoch` is `< 0`, newer than the latest epoch, or no epoch is known.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+        self.epochs.end_offset_for(epoch, self.log_end_offset())
+    }
+
+    /// The leader-epoch cache (`(epoch, start offset)` entries).
+    pub fn leader_epochs(&self) -> &[crate::epoch::EpochEntry] {
+        self.epochs.entries()
+    }
+
+    /// The cleaner's first dirty offset, clamped to the log.
+    fn first_dirty_offset(&self) -> i64 {
+        let start = self.log_start_offset;
+        match self.cleaner_checkpoint {
+            Some(o) if o >= start && o <= self.log_end_offset() => o,
+            _ => start,
+        }
+    }
+
+    /// Phase 1 of compaction (cheap, under the partition lock): whether the log should be
+    /// cleaned now, and if so the plan. Cleanable when `cleanup_compact` and, over the sealed
+    /// segments older than `min_compaction_lag_ms`, the dirty ratio exceeds
+    /// `min_cleanable_dirty_ratio` or a dirty segment's first batch is older than
+    /// `max_compaction_lag_ms`, or a kept tombstone's delete horizon has passed.
+    pub fn prepare_clean(&mut self, now_ms: i64) -> Option<CleanPlan> {
+        if !self.config.cleanup_compact || self.segments.len() < 2 {
+            return None;
+        }
+        let n = self.segments.len();
+        let active_idx = n - 1;
+        let log_start = self.log_start_offset;
+        let first_dirty = self.first_dirty_offset();
+        let start_idx = self
+            .segments
+            .partition_point(|s| s.base_offset <= log_start)
+            .saturating_sub(1);
+        let dirty_idx = self
+            .segments
+            .partition_point(|s| s.base_offset <= first_dirty)
+            .saturating_sub(1)
+            .max(start_idx);
+        // The first segment that may not be cleaned: the active one, or the first one with
+        // records newer than min.compaction.lag.ms.
+        let mut uncleanable_idx = active_idx;
+        let min_lag = self.config.min_compaction_lag_ms;
+        if min_lag > 0 {
+            let until = now_ms.saturating_sub(min_lag);
+            if let Some(i) = (dirty_idx..active_idx).find(|&i| {
+                let ts = self.segments[i].largest_timestamp();
+                ts > until
+            }) {
+                uncleanable_idx = i;
+            }
+        }
+        let size = |r: std::ops::Range<usize>| -> u64 {
+            self.segments
+                .get(r)
+                .map_or(0, |s| s.iter().map(|s| s.size).sum())
+        };
+        let clean_bytes = size(start_idx..dirty_idx.min(uncleanable_idx));
+        let dirty_bytes = if dirty_idx < uncleanable_idx {
+            size(dirty_idx..uncleanable_idx)
+        } else {
+            0
+        };
+        let total = clean_bytes + dirty_bytes;
+        let ratio = if total == 0 {
+            0.0
+        } else {
+            dirty_bytes as f64 / total as f64
+        };
+        let max_lag = self.config.max_compaction_lag_ms.max(0);
+        let mut need_now = false;
+        if dirty_bytes > 0 && max_lag < i64::MAX {
+            let until = now_ms.saturating_sub(max_lag);
+            for i in dirty_idx..active_idx {
+                match self.segments[i].first_batch_timestamp() {
+                    Ok(Some(ts)) if ts > 0 && ts < until => {
+                        need_now = true;
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(dir = %self.dir.display(), error = %e, "cannot read first batch timestamp");
+                    }
+                }
+            }
+        }
+        let horizon_due = uncleanable_idx > start_idx
+            && self.earliest_delete_horizon.is_some_and(|h| now_ms >= h);
+        let cleanable = (dirty_bytes > 0
+            && (need_now || ratio > self.config.min_cleanable_dirty_ratio))
+            || horizon_due;
+        if !cleanable || uncleanable_idx <= start_idx {
+            return None;
+        }
+        let segments: Vec<PlanSegment> = (start_idx..uncleanable_idx)
+            .map(|i| {
+                let s = &self.segments[i];
+                PlanSegment {
+                    base: s.base_offset,
+                    next_base: self.segments[i + 1].base_offset,
+                    file: Arc::clone(&s.log),
+                    path: s.log_path.clone(),
+                    size: s.size,
+                }
+            })
+            .collect();
+        let producer_last_offsets = self.producers.last_data_offsets();
+        Some(CleanPlan {
+            dir: self.dir.clone(),
+            dirty_from: dirty_idx.saturating_sub(start_idx).min(segments.len()),
+            segments,
+            first_dirty_offset: first_dirty,
+            now_ms,
+            delete_retention_ms: self.config.delete_retention_ms,
+            index_interval_bytes: self.config.index_interval_bytes,
+            producer_last_offsets,
+            max_map_bytes: cleaner::DEFAULT_OFFSET_MAP_BYTES,
+            dirty_ratio: ratio,
+        })
+    }
+
+    /// Phase 3 of compaction (under the partition lock): swaps the cleaned segments in if
+    /// every segment of the plan is still part of the log; otherwise discards the output.
+    pub fn commit_clean(&mut self, out: CleanOutput) -> Result<CleanStats, StorageError> {
+        let mut stats = out.stats.clone();
+        let present = out.dir == self.dir
+            && out.segments.iter().all(|(base, file, _)| {
+                self.segments
+                    .iter()
+                    .any(|s| s.base_offset == *base && Arc::ptr_eq(&s.log, file))
+            });
+        if !present {
+            tracing::info!(dir = %self.dir.display(), "discarding compaction output: the log changed meanwhile");
+            out.discard()?;
+            stats.committed = false;
+            return Ok(stats);
+        }
+        for (base, _, written) in &out.segments {
+            if !*written {
+                continue;
+            }
+            self.swap_cleaned(*base)?;
+        }
+        sync_dir(&self.dir)?;
+        checkpoint::write_offset(&self.dir, checkpoint::CLEANER_OFFSET_FILE, out.end_offset)?;
+        self.cleaner_checkpoint = Some(out.end_offset);
+        self.earliest_delete_horizon = out.earliest_delete_horizon;
+        stats.committed = true;
+        Ok(stats)
+    }
+
+    /// Swaps `<base>.log.cleaned` (and its indexes) in place of segment `base`.
+    fn swap_cleaned(&mut self, base: i64) -> Result<(), StorageError> {
+        let idx = self
+            .segments
+            .iter()
+            .position(|s| s.base_offset == base)
+            .ok_or_else(|| StorageError::CorruptBatch(format!("segment {base} vanished")))?;
+        let next_base = self.segments.get(idx + 1).map(|s| s.base_offset);
+        let dir = self.dir.clone();
+        let log_path = dir.join(segment::file_name(base, segment::LOG_SUFFIX));
+        let cleaned = |ext: &str| cleaner::suffixed(&dir, base, ext, segment::CLEANED_SUFFIX);
+        let swap = cleaner::suffixed(&dir, base, segment::LOG_SUFFIX, segment::SWAP_SUFFIX);
+        // 1. Commit point: the cleaned log becomes `.swap` (open finishes the swap).
+        std::fs::rename(cleaned(segment::LOG_SUFFIX), &swap).at(&swap)?;
+        sync_dir(&dir)?;
+        // 2. Old indexes go; 3. the new log replaces the old one.
+        for ext in [segment::INDEX_SUFFIX, segment::TIME_INDEX_SUFFIX] {
+            cleaner::remove_if_exists(&dir.join(segment::file_name(base, ext)))?;
+        }
+        std::fs::rename(&swap, &log_path).at(&log_path)?;
+        sync_dir(&dir)?;
+        // 4. New indexes into place (missing ones would be rebuilt at open).
+        for ext in [segment::INDEX_SUFFIX, segment::TIME_INDEX_SUFFIX] {
+            let target = dir.join(segment::file_name(base, ext));
+            std::fs::rename(cleaned(ext), &target).at(&target)?;
+        }
+        let mut report = RecoveryReport::default();
+        let mut seg = Segment::open(
+            &dir,
+            base,
+            next_base,
+            false,
+            self.config.index_interval_bytes,
+            &mut report,
+        )?;
+        seg.seal();
+        self.segments[idx] = seg;
+        Ok(())
     }
 
     /// fsyncs the active segment's `.log` and indexes.

@@ -78,6 +78,14 @@ impl ProducerStateManager {
         })
     }
 
+    /// Producer id → offset of its last appended data record (the cleaner keeps that batch).
+    pub fn last_data_offsets(&self) -> HashMap<i64, i64> {
+        self.producers
+            .iter()
+            .filter_map(|(id, e)| e.batches.back().map(|b| (*id, b.last_offset)))
+            .collect()
+    }
+
     /// Validates the producer fields of a batch about to be appended.
     pub fn check(&self, h: &BatchHeader) -> Result<SequenceCheck, StorageError> {
         if h.producer_id < 0 {

@@ -153,7 +153,25 @@ pub(crate) struct Segment {
     index_interval_bytes: u64,
     /// Largest max timestamp of the segment and the base offset of the first batch with it.
     pub max_timestamp: Option<(i64, i64)>,
+    /// Max timestamp of the first batch (Kafka's `rollingBasedTimestamp`), once known.
+    first_batch_timestamp: Option<i64>,
+    /// Wall-clock time the segment was created or loaded (ms since the epoch).
+    pub created_ms: i64,
 }
+
+/// Wall-clock milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Suffix added to the files of a compacted segment while it is being written.
+pub const CLEANED_SUFFIX: &str = "cleaned";
+/// Suffix of a compacted `.log` whose swap into place has started.
+pub const SWAP_SUFFIX: &str = "swap";
+/// Suffix of the files of a segment deleted by retention, removed after a delay.
+pub const DELETED_SUFFIX: &str = "deleted";
 
 impl Segment {
     fn open_log_file(path: &Path, create: bool) -> Result<File, StorageError> {
@@ -191,7 +209,100 @@ impl Segment {
             bytes_since_last_index_entry: 0,
             index_interval_bytes,
             max_timestamp: None,
+            first_batch_timestamp: None,
+            created_ms: now_ms(),
         })
+    }
+
+    /// Opens a freshly written compacted `.log.cleaned` file of segment `base_offset`,
+    /// verifies every batch (CRC, offsets) and writes its indexes as `.index.cleaned` and
+    /// `.timeindex.cleaned`, all fsynced. Fails if the file is not entirely valid.
+    pub fn index_cleaned(
+        dir: &Path,
+        base_offset: i64,
+        next_base: Option<i64>,
+        index_interval_bytes: u64,
+    ) -> Result<(), StorageError> {
+        let cleaned = |suffix: &str| {
+            dir.join(format!(
+                "{}.{CLEANED_SUFFIX}",
+                file_name(base_offset, suffix)
+            ))
+        };
+        let log_path = cleaned(LOG_SUFFIX);
+        let log = Self::open_log_file(&log_path, false)?;
+        let size = log.metadata().at(&log_path)?.len();
+        let mut seg = Segment {
+            base_offset,
+            log_path: log_path.clone(),
+            log: Arc::new(log),
+            size,
+            next_offset: base_offset,
+            offset_index: OffsetIndex::empty(cleaned(INDEX_SUFFIX), base_offset),
+            time_index: TimeIndex::empty(cleaned(TIME_INDEX_SUFFIX), base_offset),
+            bytes_since_last_index_entry: 0,
+            index_interval_bytes,
+            max_timestamp: None,
+            first_batch_timestamp: None,
+            created_ms: now_ms(),
+        };
+        let mut report = RecoveryReport::default();
+        seg.rebuild(next_base, None, &mut report)?;
+        if report.truncated_bytes > 0 {
+            return Err(StorageError::CorruptBatch(format!(
+                "compacted segment {} is invalid: {}",
+                log_path.display(),
+                report.reason.unwrap_or_default()
+            )));
+        }
+        seg.log.sync_all().at(&log_path)
+    }
+
+    /// Max timestamp of the first batch (one read, then cached); `None` if empty.
+    pub fn first_batch_timestamp(&mut self) -> Result<Option<i64>, StorageError> {
+        if self.first_batch_timestamp.is_none() && self.size > 0 {
+            if let Some(b) = self.scanner(0).next_batch()? {
+                self.first_batch_timestamp = Some(b.header.max_timestamp);
+            }
+        }
+        Ok(self.first_batch_timestamp)
+    }
+
+    /// Kafka's `LogSegment.timeWaitedForRoll`: `timestamp - first batch max timestamp`, or
+    /// `now - creation time` when the first batch has no timestamp.
+    pub fn time_waited_for_roll(
+        &mut self,
+        now_ms: i64,
+        timestamp: i64,
+    ) -> Result<i64, StorageError> {
+        Ok(match self.first_batch_timestamp()? {
+            Some(ts) if ts >= 0 => timestamp.saturating_sub(ts),
+            _ => now_ms.saturating_sub(self.created_ms),
+        })
+    }
+
+    /// Kafka's `LogSegment.largestTimestamp`: the max timestamp of its batches, or the
+    /// file's modification time when it holds none.
+    pub fn largest_timestamp(&self) -> i64 {
+        match self.max_timestamp {
+            Some((ts, _)) if ts >= 0 => ts,
+            _ => self
+                .log
+                .metadata()
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        }
+    }
+
+    /// Paths of the `.log`, `.index` and `.timeindex` files.
+    pub fn paths(&self) -> [PathBuf; 3] {
+        [
+            self.log_path.clone(),
+            self.offset_index.path().to_path_buf(),
+            self.time_index.path().to_path_buf(),
+        ]
     }
 
     /// Opens an existing segment. With `recover`, the whole segment is scanned (CRC
@@ -221,6 +332,8 @@ impl Segment {
             bytes_since_last_index_entry: 0,
             index_interval_bytes,
             max_timestamp: None,
+            first_batch_timestamp: None,
+            created_ms: now_ms(),
         };
         if recover {
             seg.rebuild(next_base, None, report)?;
@@ -324,8 +437,9 @@ impl Segment {
                 report.reason = Some(reason.clone());
             }
         }
-        self.offset_index = OffsetIndex::empty(self.offset_index_path(), self.base_offset);
-        self.time_index = TimeIndex::empty(self.time_index_path(), self.base_offset);
+        self.offset_index =
+            OffsetIndex::empty(self.offset_index.path().to_path_buf(), self.base_offset);
+        self.time_index = TimeIndex::empty(self.time_index.path().to_path_buf(), self.base_offset);
         self.max_timestamp = None;
         self.bytes_since_last_index_entry = 0;
         self.next_offset = self.base_offset;
@@ -430,14 +544,6 @@ impl Segment {
         Ok(())
     }
 
-    fn offset_index_path(&self) -> PathBuf {
-        self.log_path.with_extension(INDEX_SUFFIX)
-    }
-
-    fn time_index_path(&self) -> PathBuf {
-        self.log_path.with_extension(TIME_INDEX_SUFFIX)
-    }
-
     /// Updates the max timestamp and index cadence for a batch at `position`; returns
     /// the index entries to add (Kafka's `LogSegment.append` logic).
     fn track_batch(
@@ -497,6 +603,9 @@ impl Segment {
     /// Appends a batch whose header (with the patched base offset) is `header`.
     pub fn append(&mut self, bytes: &[u8], header: &BatchHeader) -> Result<(), StorageError> {
         let position = self.size;
+        if position == 0 {
+            self.first_batch_timestamp = Some(header.max_timestamp);
+        }
         self.log.write_all_at(bytes, position).at(&self.log_path)?;
         let size = bytes.len() as u64;
         let (oe, te) = self.track_batch(position, header.base_offset, size, header.max_timestamp);
@@ -583,16 +692,20 @@ impl Segment {
         })
     }
 
-    /// First batch with `maxTimestamp >= ts`.
-    pub fn find_by_timestamp(&self, ts: i64) -> Result<Option<ScannedBatch>, StorageError> {
+    /// First batch with `maxTimestamp >= ts` and last offset `>= min_offset`.
+    pub fn find_by_timestamp_from(
+        &self,
+        ts: i64,
+        min_offset: i64,
+    ) -> Result<Option<ScannedBatch>, StorageError> {
         if self.max_timestamp.is_none_or(|(t, _)| t < ts) {
             return Ok(None);
         }
-        let start_offset = self.time_index.lookup_before(ts);
+        let start_offset = self.time_index.lookup_before(ts).max(min_offset);
         let (_, pos) = self.offset_index.lookup(start_offset);
         let mut scanner = self.scanner(pos);
         while let Some(b) = scanner.next_batch()? {
-            if b.header.max_timestamp >= ts {
+            if b.header.max_timestamp >= ts && b.header.last_offset() >= min_offset {
                 return Ok(Some(b));
             }
         }

@@ -914,11 +914,8 @@ fn flush_interval_messages() {
     log.flush().expect("flush");
     assert_eq!(log.unflushed_messages(), 0);
 
-    let (mut log, _) = open(
-        tempfile::tempdir().expect("tempdir").path(),
-        LogConfig::default(),
-        true,
-    );
+    let dir2 = tempfile::tempdir().expect("tempdir");
+    let (mut log, _) = open(dir2.path(), LogConfig::default(), true);
     fill(&mut log, 100, 5);
     assert_eq!(log.unflushed_messages(), 500);
 }

@@ -39,6 +39,28 @@ pub fn find_record(batch: &BatchBytes, pred: impl Fn(i64) -> bool) -> Option<(i6
     })
 }
 
+/// As [`find_record`], ignoring records below offset `from`.
+fn find_record_from(
+    batch: &BatchBytes,
+    from: i64,
+    pred: impl Fn(i64) -> bool,
+) -> Option<(i64, i64)> {
+    let parsed = RecordBatch::parse(Bytes::from(batch.bytes.clone())).ok()?;
+    if parsed.is_log_append_time() {
+        let ts = parsed.max_timestamp();
+        return pred(ts).then_some((batch.base_offset.max(from), ts));
+    }
+    let base_ts = parsed.base_timestamp();
+    let records = parsed
+        .records(super::produce::MAX_DECOMPRESSED_BATCH)
+        .ok()?;
+    records.iter().find_map(|r| {
+        let ts = base_ts + r.timestamp_delta;
+        let offset = batch.base_offset + r.offset_delta as i64;
+        (offset >= from && pred(ts)).then_some((offset, ts))
+    })
+}
+
 fn lookup(log: &Log, timestamp: i64) -> Result<(i64, i64), ErrorCode> {
     let storage = |e: gregor_storage::StorageError| {
         tracing::error!(error = %e, "ListOffsets read failed");
@@ -59,9 +81,13 @@ fn lookup(log: &Log, timestamp: i64) -> Result<(i64, i64), ErrorCode> {
         },
         ts if ts >= 0 => match log.find_batch_by_timestamp(ts).map_err(storage)? {
             None => (-1, -1),
-            Some(b) => find_record(&b, |t| t >= ts)
-                .map(|(o, t)| (t, o))
-                .unwrap_or((-1, -1)),
+            Some(b) => {
+                // The batch may start below the log start offset (DeleteRecords).
+                let start = log.log_start_offset();
+                find_record_from(&b, start, |t| t >= ts)
+                    .map(|(o, t)| (t, o))
+                    .unwrap_or((-1, -1))
+            }
         },
         _ => return Err(ErrorCode::InvalidRequest),
     })

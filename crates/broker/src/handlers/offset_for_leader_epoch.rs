@@ -1,5 +1,7 @@
-//! OffsetForLeaderEpoch (key 23), v2–v4. A single node leads every partition in epoch 0 for
-//! its whole life, so epoch 0 ends at the log end offset and any other epoch is undefined.
+//! OffsetForLeaderEpoch (key 23), v2–v4, answered from each partition's
+//! `leader-epoch-checkpoint` with Kafka's rule: the largest epoch <= the requested one and the
+//! offset where it ends (the next epoch's start, or the log end offset). A single node leads in
+//! epoch 0, so today that is epoch 0 ending at the log end offset.
 //! The Java consumer uses this to validate positions because Metadata reports epochs >= 0.
 
 use super::{Ctx, Response};
@@ -28,20 +30,27 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
                 .with_leader_epoch(-1)
                 .with_end_offset(-1);
             let part = ctx.broker.partition(name, p.partition);
-            let leo = part
-                .as_ref()
-                .and_then(|part| part.log.lock().as_ref().map(|l| l.log_end_offset()));
-            let checked = leo
+            let found = part.as_ref().and_then(|part| {
+                part.log.lock().as_ref().map(|l| {
+                    match l.end_offset_for_epoch(p.leader_epoch) {
+                        Some(found) => found,
+                        // Nothing appended yet: the current epoch ends at the log end.
+                        None if p.leader_epoch == LEADER_EPOCH => {
+                            (LEADER_EPOCH, l.log_end_offset())
+                        }
+                        None => (-1, -1),
+                    }
+                })
+            });
+            let checked = found
                 .ok_or(ErrorCode::UnknownTopicOrPartition)
-                .and_then(|leo| check_leader_epoch(p.current_leader_epoch).map(|()| leo));
+                .and_then(|f| check_leader_epoch(p.current_leader_epoch).map(|()| f));
             match checked {
                 Err(code) => r.error_code = code.code(),
-                Ok(leo) => {
+                Ok((epoch, end)) => {
                     r.error_code = 0;
-                    if p.leader_epoch == LEADER_EPOCH {
-                        r.leader_epoch = LEADER_EPOCH;
-                        r.end_offset = leo;
-                    }
+                    r.leader_epoch = epoch;
+                    r.end_offset = end;
                 }
             }
             partitions.push(r);
