@@ -55,12 +55,12 @@ fn single_member_gets_all_partitions() {
 fn v0_join_generates_member_id() {
     let topics = Topics::with(&[("t", 2)]);
     let mut cg = ConsumerGroups::new(&config());
-    let (_, r) = cg.heartbeat(0, 0, join_req(G, "", &["t"]), &topics);
+    let (_, r) = cg.heartbeat(0, 0, &Default::default(), join_req(G, "", &["t"]), &topics);
     assert_eq!(r.error_code, 0);
     let id = r.member_id.unwrap().to_string();
     assert_eq!(id.len(), 22);
     // v1 requires a client-generated member id.
-    let (records, r) = cg.heartbeat(0, 1, join_req(G, "", &["t"]), &topics);
+    let (records, r) = cg.heartbeat(0, 1, &Default::default(), join_req(G, "", &["t"]), &topics);
     assert_eq!(r.error_code, 42);
     assert!(records.is_empty());
 }
@@ -122,7 +122,7 @@ fn range_assignor_layout() {
     for c in clients.iter_mut() {
         let mut req = c.request();
         req.server_assignor = Some(s("range"));
-        let (records, r) = cg.heartbeat(0, 1, req, &topics);
+        let (records, r) = cg.heartbeat(0, 1, &Default::default(), req, &topics);
         log.extend(records);
         c.apply(&r);
     }
@@ -161,6 +161,7 @@ fn member_leave_gives_everything_to_the_rest() {
     let (records, r) = cg.heartbeat(
         5,
         1,
+        &Default::default(),
         hb_req(G, "b", clients[1].epoch, None).tap(|r| r.member_epoch = -1),
         &topics,
     );
@@ -184,7 +185,7 @@ fn member_leave_gives_everything_to_the_rest() {
     // Last member leaves: Empty, epochs aligned.
     let mut req = hb_req(G, "a", a.epoch, None);
     req.member_epoch = -1;
-    let (records, r) = cg.heartbeat(7, 1, req, &topics);
+    let (records, r) = cg.heartbeat(7, 1, &Default::default(), req, &topics);
     log.extend(records);
     assert_eq!(r.error_code, 0);
     let d = describe(&cg, G, &topics);
@@ -194,7 +195,12 @@ fn member_leave_gives_everything_to_the_rest() {
     // Leaving again: unknown member.
     let mut req = hb_req(G, "a", -1, None);
     req.member_epoch = -1;
-    assert_eq!(cg.heartbeat(8, 1, req, &topics).1.error_code, 25);
+    assert_eq!(
+        cg.heartbeat(8, 1, &Default::default(), req, &topics)
+            .1
+            .error_code,
+        25
+    );
 }
 
 trait Tap: Sized {
@@ -258,10 +264,22 @@ fn rebalance_timeout_fences_member_that_does_not_revoke() {
     b.heartbeat(&mut cg, 0, &topics, &mut log);
     // a is asked to revoke (rebalance timeout 30 s) but keeps reporting all partitions.
     let all = a.owned.clone();
-    let (_, r) = cg.heartbeat(1_000, 1, hb_req(G, "a", a.epoch, Some(&all)), &topics);
+    let (_, r) = cg.heartbeat(
+        1_000,
+        1,
+        &Default::default(),
+        hb_req(G, "a", a.epoch, Some(&all)),
+        &topics,
+    );
     assert_eq!(count(&assignment_of(&r).unwrap()), 2);
     for t in [5_000, 10_000, 20_000] {
-        let (_, r) = cg.heartbeat(t, 1, hb_req(G, "a", a.epoch, Some(&all)), &topics);
+        let (_, r) = cg.heartbeat(
+            t,
+            1,
+            &Default::default(),
+            hb_req(G, "a", a.epoch, Some(&all)),
+            &topics,
+        );
         assert_eq!(r.error_code, 0);
         b.heartbeat(&mut cg, t, &topics, &mut log);
     }
@@ -273,7 +291,13 @@ fn rebalance_timeout_fences_member_that_does_not_revoke() {
     assert_eq!(d.members.len(), 1);
     let r = b.heartbeat(&mut cg, 31_001, &topics, &mut log);
     assert_eq!(count(&assignment_of(&r).unwrap()), 4);
-    let (_, r) = cg.heartbeat(31_002, 1, hb_req(G, "a", a.epoch, Some(&all)), &topics);
+    let (_, r) = cg.heartbeat(
+        31_002,
+        1,
+        &Default::default(),
+        hb_req(G, "a", a.epoch, Some(&all)),
+        &topics,
+    );
     assert_eq!(r.error_code, 25);
 }
 
@@ -293,7 +317,7 @@ fn static_member_rejoin_keeps_assignment() {
     // Temporary leave with epoch -2.
     let mut req = clients[0].request();
     req.member_epoch = -2;
-    let (records, r) = cg.heartbeat(10, 1, req, &topics);
+    let (records, r) = cg.heartbeat(10, 1, &Default::default(), req, &topics);
     log.extend(records);
     assert_eq!((r.error_code, r.member_epoch), (0, -2));
     assert_eq!(describe(&cg, G, &topics).members.len(), 2);
@@ -301,15 +325,20 @@ fn static_member_rejoin_keeps_assignment() {
     // Another process may not take the instance id while it is held.
     let mut intruder = join_req(G, "b2", &["t"]);
     intruder.instance_id = Some(s("b-instance"));
-    let (_, r) = cg.heartbeat(11, 1, intruder, &topics);
+    let (_, r) = cg.heartbeat(11, 1, &Default::default(), intruder, &topics);
     assert_eq!(r.error_code, 0, "a new instance id joins");
     let mut steal = join_req(G, "x", &["t"]);
     steal.instance_id = Some(s("b-instance"));
-    assert_eq!(cg.heartbeat(12, 1, steal, &topics).1.error_code, 111);
+    assert_eq!(
+        cg.heartbeat(12, 1, &Default::default(), steal, &topics)
+            .1
+            .error_code,
+        111
+    );
     let mut leave = hb_req(G, "b2", 0, None);
     leave.member_epoch = -1;
     leave.instance_id = Some(s("b-instance"));
-    let (records, r) = cg.heartbeat(13, 1, leave, &topics);
+    let (records, r) = cg.heartbeat(13, 1, &Default::default(), leave, &topics);
     assert_eq!(r.error_code, 0);
     log.extend(records);
     clients[1].heartbeat(&mut cg, 14, &topics, &mut log);
@@ -337,9 +366,19 @@ fn static_member_rejoin_keeps_assignment() {
     // The old member id is fenced.
     let mut old = hb_req(G, "a1", 3, None);
     old.instance_id = Some(s("instance-a"));
-    assert_eq!(cg.heartbeat(21, 1, old, &topics).1.error_code, 82);
+    assert_eq!(
+        cg.heartbeat(21, 1, &Default::default(), old, &topics)
+            .1
+            .error_code,
+        82
+    );
     let old = hb_req(G, "a1", 3, None);
-    assert_eq!(cg.heartbeat(21, 1, old, &topics).1.error_code, 25);
+    assert_eq!(
+        cg.heartbeat(21, 1, &Default::default(), old, &topics)
+            .1
+            .error_code,
+        25
+    );
 }
 
 #[test]
@@ -350,7 +389,7 @@ fn regex_subscription_picks_up_new_topics() {
     let mut req = hb_req(G, "a", 0, Some(&Owned::new()));
     req.rebalance_timeout_ms = 1000;
     req.subscribed_topic_regex = Some(s("orders-.*|__orders.*"));
-    let (records, r) = cg.heartbeat(0, 1, req, &topics);
+    let (records, r) = cg.heartbeat(0, 1, &Default::default(), req, &topics);
     log.extend(records);
     assert_eq!(r.error_code, 0);
     // As in Kafka, a regex new to the group is resolved after the heartbeat that brings it:
@@ -359,7 +398,7 @@ fn regex_subscription_picks_up_new_topics() {
     assert_eq!(r.member_epoch, 1);
     // The next heartbeat sees the resolution (epoch bump). Like Kafka, a regex is matched
     // against every topic, internal-looking names included.
-    let (records, r) = cg.heartbeat(1, 1, hb_req(G, "a", 1, None), &topics);
+    let (records, r) = cg.heartbeat(1, 1, &Default::default(), hb_req(G, "a", 1, None), &topics);
     log.extend(records);
     assert_eq!(r.member_epoch, 2);
     let mut expected = parts(&topics, "orders-eu", &[0, 1]);
@@ -367,12 +406,18 @@ fn regex_subscription_picks_up_new_topics() {
     assert_eq!(assignment_of(&r).unwrap(), expected);
     // Full match: a topic that merely contains the pattern does not match.
     topics.set("my-orders-x", 2);
-    let (_, r) = cg.heartbeat(2, 1, hb_req(G, "a", r.member_epoch, None), &topics);
+    let (_, r) = cg.heartbeat(
+        2,
+        1,
+        &Default::default(),
+        hb_req(G, "a", r.member_epoch, None),
+        &topics,
+    );
     assert!(r.assignment.is_none());
     assert_eq!(r.member_epoch, 2);
     // A new matching topic is assigned at the next heartbeat with a bumped epoch.
     topics.set("orders-us", 3);
-    let (records, r) = cg.heartbeat(3, 1, hb_req(G, "a", 2, None), &topics);
+    let (records, r) = cg.heartbeat(3, 1, &Default::default(), hb_req(G, "a", 2, None), &topics);
     log.extend(records);
     assert_eq!(r.member_epoch, 3);
     let mut expect = parts(&topics, "orders-eu", &[0, 1]);
@@ -401,13 +446,13 @@ fn regex_subscription_picks_up_new_topics() {
     );
     // Partition count growth also bumps the epoch.
     topics.set("orders-eu", 4);
-    let (records, r) = cg.heartbeat(4, 1, hb_req(G, "a", 3, None), &topics);
+    let (records, r) = cg.heartbeat(4, 1, &Default::default(), hb_req(G, "a", 3, None), &topics);
     log.extend(records);
     assert_eq!(r.member_epoch, 4);
     assert_eq!(count(&assignment_of(&r).unwrap()), 8);
     // Replay keeps the metadata hash and the regex resolution: no bump, no lost partitions.
     let mut again = replayed(&log);
-    let (_, r) = again.heartbeat(5, 1, hb_req(G, "a", 4, None), &topics);
+    let (_, r) = again.heartbeat(5, 1, &Default::default(), hb_req(G, "a", 4, None), &topics);
     assert_eq!((r.error_code, r.member_epoch), (0, 4));
     assert_eq!(describe(&again, G, &topics).group_epoch, 4);
 }
@@ -418,7 +463,7 @@ fn request_errors() {
     let mut cg = ConsumerGroups::new(&config());
     let mut log = Vec::new();
     let check = |cg: &mut ConsumerGroups, req, code: i16| {
-        let (records, r) = cg.heartbeat(0, 1, req, &topics);
+        let (records, r) = cg.heartbeat(0, 1, &Default::default(), req, &topics);
         assert_eq!(r.error_code, code, "{:?}", r.error_message);
         assert!(records.is_empty());
         assert!(r.error_message.is_some());
@@ -484,14 +529,20 @@ fn request_errors() {
         .find(|m| m.member_id.as_str() == "a")
         .unwrap();
     assert_eq!(am.member_epoch, 2);
-    let (_, r) = cg.heartbeat(3, 1, hb_req(G, "a", 1, Some(&Owned::new())), &topics);
+    let (_, r) = cg.heartbeat(
+        3,
+        1,
+        &Default::default(),
+        hb_req(G, "a", 1, Some(&Owned::new())),
+        &topics,
+    );
     assert_eq!(r.error_code, 0, "previous epoch with a subset is accepted");
     check(&mut cg, hb_req(G, "a", 1, None), 110);
     // The group stays usable.
-    let (_, r) = cg.heartbeat(4, 1, hb_req(G, "a", 2, None), &topics);
+    let (_, r) = cg.heartbeat(4, 1, &Default::default(), hb_req(G, "a", 2, None), &topics);
     assert_eq!(r.error_code, 0);
     // A fenced member may rejoin with epoch 0 and the same id.
-    let (_, r) = cg.heartbeat(5, 1, join_req(G, "a", &["t"]), &topics);
+    let (_, r) = cg.heartbeat(5, 1, &Default::default(), join_req(G, "a", &["t"]), &topics);
     assert_eq!(r.error_code, 0);
     assert!(r.assignment.is_some());
     // Group size limit.
@@ -501,14 +552,14 @@ fn request_errors() {
     });
     assert_eq!(
         small
-            .heartbeat(0, 1, join_req(G, "a", &["t"]), &topics)
+            .heartbeat(0, 1, &Default::default(), join_req(G, "a", &["t"]), &topics)
             .1
             .error_code,
         0
     );
     assert_eq!(
         small
-            .heartbeat(0, 1, join_req(G, "b", &["t"]), &topics)
+            .heartbeat(0, 1, &Default::default(), join_req(G, "b", &["t"]), &topics)
             .1
             .error_code,
         81
@@ -537,7 +588,7 @@ fn offset_commit_and_fetch_validation() {
     assert_eq!(cg.validate_offset_fetch(G, None, -1), Ok(()));
     let mut req = hb_req(G, "a", 1, None);
     req.member_epoch = -1;
-    cg.heartbeat(1, 1, req, &topics);
+    cg.heartbeat(1, 1, &Default::default(), req, &topics);
     assert_eq!(cg.validate_offset_commit(G, "", -1), Ok(()));
     assert_eq!(cg.validate_offset_commit(G, "a", 1), Err(25));
 }
@@ -550,7 +601,7 @@ fn describe_groups() {
     let mut req = join_req(G, "a", &["t"]);
     req.rack_id = Some(s("rack-1"));
     req.instance_id = Some(s("i-a"));
-    let (records, _) = cg.heartbeat(0, 1, req, &topics);
+    let (records, _) = cg.heartbeat(0, 1, &Default::default(), req, &topics);
     log.extend(records);
     let mut dreq = ConsumerGroupDescribeRequest::default();
     dreq.group_ids = vec![GroupId(s(G)), GroupId(s("nope"))];
@@ -612,7 +663,7 @@ fn replay_roundtrip() {
     x.heartbeat(&mut cg, 3, &topics, &mut log);
     let mut req = hb_req("g2", "x", x.epoch, None);
     req.member_epoch = -1;
-    log.extend(cg.heartbeat(4, 1, req, &topics).0);
+    log.extend(cg.heartbeat(4, 1, &Default::default(), req, &topics).0);
 
     let groups = [G, "g2"];
     let again = replayed(&log);
@@ -658,7 +709,13 @@ fn replay_roundtrip() {
 fn record_bytes_match_kafka_schemas() {
     let topics = Topics::with(&[("t", 1)]);
     let mut cg = ConsumerGroups::new(&config());
-    let (records, _) = cg.heartbeat(0, 1, join_req("g", "m", &["t"]), &topics);
+    let (records, _) = cg.heartbeat(
+        0,
+        1,
+        &Default::default(),
+        join_req("g", "m", &["t"]),
+        &topics,
+    );
     // ConsumerGroupMemberMetadata: key type 5, "g", "m"; value v0 flexible.
     assert_eq!(records[0].key, vec![0, 5, 0, 1, b'g', 0, 1, b'm']);
     let v = records[0].value.as_ref().unwrap();
