@@ -1,6 +1,7 @@
 """Helpers for the topic-config / retention / compaction / admin tests (issue 6): config describe and
 alter through confluent-kafka's AdminClient, watermarks, and whole-partition reads."""
 
+import random
 import time
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaException, Producer, TopicPartition
@@ -129,15 +130,46 @@ def produce_sync(p, topic, key=None, value=None, partition=0, timestamp=None):
 
 
 def wait_config(admin, describe_fn, name, want, timeout=15):
-    """Poll a describe until config `name` has (value, source name) == want. Kafka applies broker
-    configs asynchronously (a metadata record the broker replays), so a describe right after an alter
-    may still show the old value."""
-    return wait_for(lambda: values(describe_fn(admin), name)[name] == want, timeout=timeout,
-                    what=f"{name} == {want}")
+    """Poll a describe until config `name` has (value, source name) == want. Kafka applies config
+    changes asynchronously (the controller writes a metadata record that the broker then replays), so a
+    describe right after a successful alter may still show the old value."""
+    return wait_values(admin, describe_fn, {name: want}, timeout=timeout)
+
+
+def wait_values(admin, describe_fn, want, timeout=15):
+    """Poll describe_fn(admin) until values(..., *want) == want; returns the last describe result."""
+    last = {}
+
+    def check():
+        entries = describe_fn(admin)
+        last["v"] = values(entries, *want)
+        return entries if last["v"] == want else None
+
+    try:
+        return wait_for(check, timeout=timeout, what=f"configs {want}")
+    except AssertionError as e:
+        raise AssertionError(f"{e}; last seen {last.get('v')}") from None
+
+
+def wait_topic(admin, topic, want, timeout=15):
+    return wait_values(admin, lambda a: describe_topic(a, topic), want, timeout=timeout)
+
+
+def config_barrier(bootstrap, admin, topic=None):
+    """Make sure every config change accepted before this call is visible to describes: set a unique
+    value on a private topic and wait until it shows (Kafka applies metadata changes in order). Needed
+    before asserting that a rejected alter changed nothing."""
+    from helpers import create_topic, unique
+
+    topic = topic or create_topic(bootstrap, unique("cfg-barrier"))
+    value = str(random.randrange(10**6, 10**12))
+    assert alter_topic(admin, topic, op("retention.ms", value, SET)) is None
+    wait_topic(admin, topic, {"retention.ms": (value, "DYNAMIC_TOPIC_CONFIG")})
+    return topic
 
 
 __all__ = [
     "APPEND", "DELETE", "FAST_LOG_TASKS", "SET", "SUBTRACT", "T", "admin_client", "alter_broker", "alter_topic",
     "broker_resource", "describe", "describe_broker", "describe_topic", "err_tuple", "incremental_alter", "op",
-    "produce_sync", "producer", "read_partition", "topic_resource", "values", "wait_config", "watermarks",
+    "produce_sync", "producer", "read_partition", "topic_resource", "values", "wait_config", "wait_topic", "wait_values", "watermarks", "config_barrier",
 ]
