@@ -12,6 +12,8 @@ Target selection:
 
 Durability tests use the `own_broker` factory, which starts a private broker (gregor; or the
 reference Kafka when COMPAT_DURABILITY_REFERENCE=1, to validate the tests themselves).
+`own_broker(overrides={"log.retention.check.interval.ms": "500"})` sets broker properties: gregor gets
+one `--override k=v` per entry, the reference Kafka gets them in its server.properties.
 """
 
 import os
@@ -117,8 +119,9 @@ class GregorBroker:
     is_gregor = True
     can_kill = True
 
-    def __init__(self, binary, workdir, port=None, extra_overrides=None):
+    def __init__(self, binary, workdir, port=None, overrides=None, extra_overrides=None):
         self.binary = binary
+        self.overrides = dict(overrides or {})
         # Extra `key=value` overrides, applied after the defaults below (so they win).
         self.extra_overrides = list(extra_overrides or [])
         self.workdir = Path(workdir)
@@ -139,6 +142,7 @@ class GregorBroker:
             "--override", f"advertised.listeners={listener}",
             "--override", f"log.dirs={self.data_dir}",
             "--override", "metrics.listener=",
+            *[arg for k, v in self.overrides.items() for arg in ("--override", f"{k}={v}")],
         ]
         for kv in self.extra_overrides:
             cmd += ["--override", kv]
@@ -186,16 +190,21 @@ class ReferenceKafkaBroker:
     is_gregor = False
     can_kill = True
 
-    def __init__(self, workdir, port=None):
+    def __init__(self, workdir, port=None, overrides=None):
         self.workdir = Path(workdir)
+        self.overrides = dict(overrides or {})
         self.port = port or free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"
         self.log_path = str(self.workdir / "server.log")
         self.name = f"reference kafka {self.bootstrap}"
 
     def _script(self, *args, timeout=120):
+        env = dict(os.environ)
+        if self.overrides:
+            # Appended to server.properties when the script writes it (first start); later lines win.
+            env["KAFKA_EXTRA_PROPS"] = "\n".join(f"{k}={v}" for k, v in self.overrides.items())
         subprocess.run([str(BIN_DIR / "kafka-reference-broker.sh"), *args], check=True, timeout=timeout,
-                       stdout=subprocess.DEVNULL)
+                       stdout=subprocess.DEVNULL, env=env)
 
     def start(self, timeout=90):
         self._script("start", str(self.workdir), str(self.port), timeout=timeout + 30)
@@ -258,18 +267,22 @@ def broker(tmp_path_factory):
 @pytest.fixture
 def own_broker(tmp_path_factory):
     """Factory: a private, killable broker with a fresh data dir (gregor only, unless
-    COMPAT_DURABILITY_REFERENCE=1 selects the reference Apache Kafka)."""
+    COMPAT_DURABILITY_REFERENCE=1 selects the reference Apache Kafka).
+
+    make(overrides={"key": "value"}) sets broker properties (Kafka names) for the private broker's
+    whole life, restarts included."""
     started = []
 
-    def make(extra_overrides=None):
-        """extra_overrides: gregor `key=value` overrides (e.g. a metrics.listener); gregor only."""
+    def make(overrides=None, extra_overrides=None):
+        """overrides: broker properties (Kafka names) for gregor and the reference Kafka;
+        extra_overrides: gregor-only `key=value` overrides (e.g. a metrics.listener)."""
         if os.environ.get("COMPAT_DURABILITY_REFERENCE") == "1" and not extra_overrides:
-            b = ReferenceKafkaBroker(tmp_path_factory.mktemp("refkafka"))
+            b = ReferenceKafkaBroker(tmp_path_factory.mktemp("refkafka"), overrides=overrides)
         else:
             if os.environ.get("COMPAT_BOOTSTRAP"):
                 pytest.skip("gregor-only test (kills the broker); COMPAT_BOOTSTRAP targets an external broker")
             b = GregorBroker(_require_gregor_bin(), tmp_path_factory.mktemp("gregor-own"),
-                             extra_overrides=extra_overrides)
+                             overrides=overrides, extra_overrides=extra_overrides)
         started.append(b)
         _ACTIVE_BROKERS.append(b)
         b.start()
