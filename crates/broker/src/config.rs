@@ -148,6 +148,9 @@ pub const KEYS: &[Key] = &[
     k("compression.type", Str, Some("producer"), false, "Default compression.type."),
     k("unclean.leader.election.enable", Bool, Some("false"), false, "Accepted for compatibility."),
     k("zookeeper.connect", Str, None, false, "Ignored: Gregor never uses ZooKeeper."),
+    // Set by apache/kafka docker-compose examples (KAFKA_* environment); accepted so they work.
+    k("share.coordinator.state.topic.replication.factor", Int, Some("3"), false, "Accepted for compatibility."),
+    k("share.coordinator.state.topic.min.isr", Int, Some("2"), false, "Accepted for compatibility."),
 ];
 
 /// Looks up a known key.
@@ -587,7 +590,8 @@ impl Config {
         })
     }
 
-    /// Reads an optional properties file, then applies overrides (`key=value`).
+    /// Reads an optional properties file, then the `KAFKA_*` environment (as the apache/kafka
+    /// Docker image maps it, see [`crate::env_config`]), then applies overrides (`key=value`).
     pub fn load(
         file: Option<&std::path::Path>,
         overrides: &[String],
@@ -600,6 +604,7 @@ impl Config {
             })?;
             pairs.extend(parse_properties(&text));
         }
+        pairs.extend(crate::env_config::from_process_env());
         for o in overrides {
             let (k, v) = o
                 .split_once('=')

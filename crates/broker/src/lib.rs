@@ -4,6 +4,8 @@
 //!
 //! A tour of the modules:
 //! - [`config`]: Kafka config names, types and defaults; `server.properties` + `--override`.
+//! - [`env_config`]: `KAFKA_*` environment variables mapped as the apache/kafka Docker image does.
+//! - [`healthcheck`]: `gregor healthcheck`, the container health check (ApiVersions).
 //! - [`server`]: binds listeners, accepts connections, clean shutdown.
 //! - [`connection`]: one task per connection: framing, header decoding, in-order dispatch.
 //! - [`handlers`]: one module per Kafka API with its declared version range; the table that
@@ -16,8 +18,10 @@
 pub mod broker;
 pub mod config;
 pub mod connection;
+pub mod env_config;
 pub mod errors;
 pub mod groups;
 pub mod handlers;
+pub mod healthcheck;
 pub mod sendfile;
 pub mod server;

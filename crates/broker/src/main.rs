@@ -10,6 +10,7 @@ gregor — a Kafka-wire-compatible event-streaming broker
 
 USAGE:
     gregor [server.properties] [--override key=value]...
+    gregor healthcheck [--bootstrap host:port] [--timeout-ms N]   (exit 0 if the broker answers)
 
 With no arguments, starts a single-node broker for local development:
     listeners=PLAINTEXT://0.0.0.0:9092
@@ -21,6 +22,11 @@ ARGUMENTS:
     --override key=value     Set any config key; repeatable; wins over the file.
     --help                   Show this help and the supported config keys.
     --version                Print the version.
+
+ENVIRONMENT:
+    KAFKA_*                  Config keys, mapped as the apache/kafka Docker image does
+                             (KAFKA_LOG_DIRS -> log.dirs, __ -> _, ___ -> -); wins over the
+                             file, loses to --override. See docs/docker.md.
 
 Logging goes to stderr; filter with RUST_LOG (e.g. RUST_LOG=info,gregor_broker=debug).
 SIGINT/SIGTERM stop accepting connections, finish in-flight requests, flush and close
@@ -77,6 +83,16 @@ fn parse_args() -> anyhow::Result<Option<(Option<PathBuf>, Vec<String>)>> {
 }
 
 fn main() -> std::process::ExitCode {
+    // `gregor healthcheck`: the container health check (no logging, exit 0/1).
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == "healthcheck")
+    {
+        let args = std::env::args_os()
+            .skip(2)
+            .map(|a| a.to_string_lossy().into_owned());
+        return gregor_broker::healthcheck::main(args).into();
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
