@@ -49,9 +49,8 @@ cleanup() {
   set +e
   if [ ${#COMPOSE[@]} -gt 0 ] && docker info >/dev/null 2>&1; then
     for p in "$P1" "$P2"; do
-      for f in "$WORK/compose-$p.yml"; do
-        [ -f "$f" ] && "${COMPOSE[@]}" -p "$p" -f "$f" down -v --remove-orphans >/dev/null 2>&1
-      done
+      [ -f "$WORK/compose-$p.yml" ] &&
+        "${COMPOSE[@]}" -p "$p" -f "$WORK/compose-$p.yml" down -v --remove-orphans >/dev/null 2>&1
     done
     docker rmi -f "$IMAGE" "$KCAT_IMAGE" >/dev/null 2>&1
   fi
@@ -156,8 +155,8 @@ for f in $(command -v kcat) $(ldd "$(command -v kcat)" | grep -o '/[^ ]*'); do
   mkdir -p "$WORK/kcat-ctx/rootfs$(dirname "$f")"
   cp -L "$f" "$WORK/kcat-ctx/rootfs$f"
 done
-echo 'hosts: files dns' >"$WORK/kcat-ctx/rootfs/etc/nsswitch.conf" 2>/dev/null ||
-  { mkdir -p "$WORK/kcat-ctx/rootfs/etc" && echo 'hosts: files dns' >"$WORK/kcat-ctx/rootfs/etc/nsswitch.conf"; }
+mkdir -p "$WORK/kcat-ctx/rootfs/etc"
+echo 'hosts: files dns' >"$WORK/kcat-ctx/rootfs/etc/nsswitch.conf"
 mkdir -p "$WORK/kcat-ctx/rootfs/tmp" && chmod 1777 "$WORK/kcat-ctx/rootfs/tmp"
 printf 'FROM scratch\nCOPY rootfs/ /\nENTRYPOINT ["%s"]\n' "$(command -v kcat)" >"$WORK/kcat-ctx/Dockerfile"
 check "kcat client image builds FROM scratch" docker build -q -t "$KCAT_IMAGE" "$WORK/kcat-ctx"
@@ -168,7 +167,7 @@ host_kcat() { local port=$1; shift; timeout 60 kcat -b "localhost:$port" "$@"; }
 net_kcat() { local net=$1 b=$2; shift 2; timeout 60 docker run --rm -i --network "$net" "$KCAT_IMAGE" -b "$b" "$@"; }
 
 wait_serving() { # wait_serving PORT: until the broker answers Metadata from the host
-  for _ in $(seq 1 120); do
+  for _ in $(seq 1 60); do
     host_kcat "$1" -L -m 2 >/dev/null 2>&1 && return 0
     sleep 0.5
   done
@@ -199,8 +198,8 @@ consume_net() { net_kcat "$1" "$2" -C -t "$3" -o beginning -e -q; }
 
 round_trip() { # round_trip LABEL PORT NETWORK BOOTSTRAP: each client reads what the other wrote
   local label=$1 port=$2 net=$3 b=$4 from_host from_net out
-  from_host=$(printf 'host-%s-%s\n' "$label" 1 2 3)
-  from_net=$(printf 'net-%s-%s\n' "$label" 1 2 3)
+  from_host=$(printf "host-$label-%s\n" 1 2 3)
+  from_net=$(printf "net-$label-%s\n" 1 2 3)
   check "$label: kcat on the host produces to localhost:$port" produce_host "$port" "from-host" "$from_host"
   check "$label: kcat in a container produces to $b" produce_net "$net" "$b" "from-net" "$from_net"
   out=$(consume_net "$net" "$b" "from-host" 2>&1)
@@ -209,64 +208,101 @@ round_trip() { # round_trip LABEL PORT NETWORK BOOTSTRAP: each client reads what
   check "$label: the host reads what the container wrote" same_lines "$from_net" "$out"
 }
 
+unhealthy() { # unhealthy CONTAINER ARGS...: `gregor healthcheck ARGS` exits 1 and says unhealthy
+  local c=$1 out code
+  shift
+  out=$(docker exec "$c" /usr/local/bin/gregor healthcheck "$@" 2>&1)
+  code=$?
+  [ "$code" = 1 ] && [[ "$out" == unhealthy:* ]] || { echo "exit $code: $out"; return 1; }
+}
+
 compose() { local p=$1; shift; "${COMPOSE[@]}" -p "$p" -f "$WORK/compose-$p.yml" "$@"; }
 
 # ---------------------------------------------------------------- docker-compose.yml
-PORT1=$(free_port)
-export GREGOR_IMAGE=$IMAGE GREGOR_HOST_PORT=$PORT1
-# The dev compose file, unchanged but copied next to the others (its build: context points at
-# the repository, which --no-build never uses).
-sed "s#context: \\.\\.#context: $ROOT#" docker/docker-compose.yml >"$WORK/compose-$P1.yml"
-NET1=${P1}_default
-if out=$(compose "$P1" up -d --no-build 2>&1); then
+show_logs() { compose "$1" logs --tail 30 2>&1 | sed 's/^/       /'; }
+
+test_dev_compose() {
+  local out c uid
+  # The dev compose file, unchanged but for the build context's path (the copy lives in the
+  # work dir; --no-build never builds anyway).
+  sed "s#context: \\.\\.#context: $ROOT#" docker/docker-compose.yml >"$WORK/compose-$P1.yml"
+  if ! out=$(compose "$P1" up -d --no-build 2>&1); then
+    not_ok "docker-compose.yml: up" "$out"
+    return
+  fi
   ok "docker-compose.yml: up"
-  C1=$(compose "$P1" ps -q gregor)
-  check "docker-compose.yml: broker serves on localhost:$PORT1" wait_serving "$PORT1"
+  c=$(compose "$P1" ps -q gregor)
+  if ! wait_serving "$PORT1"; then
+    not_ok "docker-compose.yml: broker serves on localhost:$PORT1"
+    return
+  fi
+  ok "docker-compose.yml: broker serves on localhost:$PORT1"
   round_trip "compose" "$PORT1" "$NET1" "gregor:29092"
-  check "the image's HEALTHCHECK (gregor healthcheck) reports healthy" wait_health "$C1"
-  check "gregor healthcheck via docker exec (no shell): exit 0" docker exec "$C1" /usr/local/bin/gregor healthcheck
+  check "the image's HEALTHCHECK (gregor healthcheck) reports healthy" wait_health "$c"
+  check "gregor healthcheck via docker exec (no shell): exit 0" \
+    docker exec "$c" /usr/local/bin/gregor healthcheck
   check "gregor healthcheck against a closed port: exit 1" \
-    bash -c "! docker exec '$C1' /usr/local/bin/gregor healthcheck --bootstrap 127.0.0.1:1 --timeout-ms 500"
-  uid=$(docker top "$C1" -eo uid 2>/dev/null | tail -n +2 | head -1 | tr -d ' ')
+    unhealthy "$c" --bootstrap 127.0.0.1:1 --timeout-ms 500
+  uid=$(docker top "$c" -o pid,uid 2>/dev/null | awk 'NR == 2 { print $2 }')
   check "the broker runs as uid 1000 (not root)" test "$uid" = 1000
   check "docker-compose.yml: down" compose "$P1" down
   check "docker-compose.yml: up again" compose "$P1" up -d --no-build
-  check "docker-compose.yml: serves again" wait_serving "$PORT1"
+  if ! wait_serving "$PORT1"; then
+    not_ok "docker-compose.yml: serves again after down/up"
+    return
+  fi
   out=$(consume_host "$PORT1" "from-host" 2>&1)
   check "data survives down/up (named volume): records from the host" \
     same_lines "$(printf 'host-compose-%s\n' 1 2 3)" "$out"
   out=$(consume_net "$NET1" "gregor:29092" "from-net" 2>&1)
   check "data survives down/up (named volume): records from the container" \
     same_lines "$(printf 'net-compose-%s\n' 1 2 3)" "$out"
-  if [ "$FAIL" -gt 0 ]; then compose "$P1" logs --tail 30 2>&1 | sed 's/^/       /'; fi
-  compose "$P1" down -v >/dev/null 2>&1
-else
-  not_ok "docker-compose.yml: up" "$out"
-fi
+}
 
 # ---------------------------------------------------------------- kafka-swap
-PORT2=$(free_port)
-# Only the host port changes (9092 may be taken on a shared machine): the published port and
-# the host listener's advertised port.
-sed -e "s#- '9092:9092'#- '$PORT2:9092'#" -e "s#PLAINTEXT_HOST://localhost:9092#PLAINTEXT_HOST://localhost:$PORT2#" \
-  docker/docker-compose.kafka-swap.yml >"$WORK/compose-$P2.yml"
-check "kafka-swap: host port remapped for the test" grep -q "localhost:$PORT2" "$WORK/compose-$P2.yml"
-NET2=${P2}_default
-FAIL_BEFORE=$FAIL
-if out=$(compose "$P2" up -d --no-build 2>&1); then
+test_kafka_swap() {
+  local out
+  # Only the host port changes (9092 may be taken on a shared machine): the published port and
+  # the host listener's advertised port.
+  sed -e "s#- '9092:9092'#- '$PORT2:9092'#" \
+    -e "s#PLAINTEXT_HOST://localhost:9092#PLAINTEXT_HOST://localhost:$PORT2#" \
+    docker/docker-compose.kafka-swap.yml >"$WORK/compose-$P2.yml"
+  if ! grep -q "'$PORT2:9092'" "$WORK/compose-$P2.yml" || ! grep -q "localhost:$PORT2" "$WORK/compose-$P2.yml"; then
+    not_ok "kafka-swap: remap the host port for the test (the sed no longer matches the file)"
+    return
+  fi
+  if ! out=$(compose "$P2" up -d --no-build 2>&1); then
+    not_ok "docker-compose.kafka-swap.yml: up" "$out"
+    return
+  fi
   ok "docker-compose.kafka-swap.yml: up"
-  check "kafka-swap: broker serves on localhost:$PORT2" wait_serving "$PORT2"
+  if ! wait_serving "$PORT2"; then
+    not_ok "kafka-swap: broker serves on localhost:$PORT2"
+    return
+  fi
+  ok "kafka-swap: broker serves on localhost:$PORT2"
   round_trip "kafka-swap" "$PORT2" "$NET2" "broker:19092"
   check "kafka-swap: KAFKA_NUM_PARTITIONS=3 applies to auto-created topics" \
     bash -c "timeout 30 kcat -b localhost:$PORT2 -L -t from-host | grep -q '3 partitions'"
   check "kafka-swap: the CONTROLLER listener (29093) is not bound" \
-    bash -c "! docker exec broker /usr/local/bin/gregor healthcheck --bootstrap broker:29093 --timeout-ms 500"
-  check "kafka-swap: healthcheck defaults to the first client listener" docker exec broker /usr/local/bin/gregor healthcheck
-  if [ "$FAIL" -gt "$FAIL_BEFORE" ]; then compose "$P2" logs --tail 30 2>&1 | sed 's/^/       /'; fi
-  compose "$P2" down -v >/dev/null 2>&1
-else
-  not_ok "docker-compose.kafka-swap.yml: up" "$out"
-fi
+    unhealthy broker --bootstrap broker:29093 --timeout-ms 500
+  check "kafka-swap: healthcheck defaults to the first client listener" \
+    docker exec broker /usr/local/bin/gregor healthcheck
+}
+
+PORT1=$(free_port)
+PORT2=$(free_port)
+NET1=${P1}_default
+NET2=${P2}_default
+export GREGOR_IMAGE=$IMAGE GREGOR_HOST_PORT=$PORT1
+FAIL_BEFORE=$FAIL
+test_dev_compose
+[ "$FAIL" -gt "$FAIL_BEFORE" ] && show_logs "$P1"
+compose "$P1" down -v >/dev/null 2>&1
+FAIL_BEFORE=$FAIL
+test_kafka_swap
+[ "$FAIL" -gt "$FAIL_BEFORE" ] && show_logs "$P2"
+compose "$P2" down -v >/dev/null 2>&1
 
 END=$(date +%s)
 log "build $((BUILT - START)) s, tests $((END - BUILT)) s"
