@@ -2,7 +2,7 @@
 CARGO ?= cargo
 GREGOR_DEBUG := target/debug/gregor
 
-.PHONY: run build release test unit compat compat-full lint fmt clippy fuzz clean
+.PHONY: run build release test unit compat compat-full lint fmt clippy fuzz clean docker-test
 
 ## Start a single-node broker on localhost:9092 (data in ./gregor-data).
 run:
@@ -32,6 +32,13 @@ compat:
 compat-full:
 	$(CARGO) build --release -p gregor-broker --bin gregor
 	GREGOR_BIN=$(abspath target/release/gregor) compat-tests/run-all.sh --all
+
+## The container image (docker/) under docker compose with real clients: kcat on the host and in
+## a container on the compose network, healthcheck, data kept across down/up, and an apache/kafka
+## compose file with the image swapped. Installs and starts docker if needed, cleans up after
+## itself, skips only if dockerd cannot run. See docs/docker.md.
+docker-test:
+	CARGO=$(CARGO) docker/test.sh
 
 lint: fmt clippy
 

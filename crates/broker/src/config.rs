@@ -161,6 +161,9 @@ pub const KEYS: &[Key] = &[
     k("log.cleaner.io.max.bytes.per.second", Double, Some("1.7976931348623157E308"), true, "I/O budget (read + write) of the log cleaner."),
     k("log.cleaner.threads", Int, Some("1"), false, "Accepted for compatibility: Gregor runs one cleaner."),
     k("log.cleaner.dedupe.buffer.size", Long, Some("134217728"), true, "Memory of the cleaner's key -> offset map; larger dirty ranges are cleaned in several passes."),
+    // Set by apache/kafka docker-compose examples (KAFKA_* environment); accepted so they work.
+    k("share.coordinator.state.topic.replication.factor", Int, Some("3"), false, "Accepted for compatibility."),
+    k("share.coordinator.state.topic.min.isr", Int, Some("2"), false, "Accepted for compatibility."),
 ];
 
 /// Looks up a known key.
@@ -656,7 +659,8 @@ impl Config {
         })
     }
 
-    /// Reads an optional properties file, then applies overrides (`key=value`).
+    /// Reads an optional properties file, then the `KAFKA_*` environment (as the apache/kafka
+    /// Docker image maps it, see [`crate::env_config`]), then applies overrides (`key=value`).
     pub fn load(
         file: Option<&std::path::Path>,
         overrides: &[String],
@@ -669,6 +673,7 @@ impl Config {
             })?;
             pairs.extend(parse_properties(&text));
         }
+        pairs.extend(crate::env_config::from_process_env());
         for o in overrides {
             let (k, v) = o
                 .split_once('=')

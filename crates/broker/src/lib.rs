@@ -6,6 +6,8 @@
 //! - [`config`]: Kafka config names, types and defaults; `server.properties` + `--override`.
 //! - [`configs`]: topic/broker config resolution (topic override, dynamic broker, dynamic
 //!   default, static, default) for DescribeConfigs, the log and Produce.
+//! - [`env_config`]: `KAFKA_*` environment variables mapped as the apache/kafka Docker image does.
+//! - [`healthcheck`]: `gregor healthcheck`, the container health check (ApiVersions).
 //! - [`server`]: binds listeners, accepts connections, clean shutdown.
 //! - [`connection`]: one task per connection: framing, header decoding, in-order dispatch.
 //! - [`handlers`]: one module per Kafka API with its declared version range; the table that
@@ -27,9 +29,11 @@ pub mod cli;
 pub mod config;
 pub mod configs;
 pub mod connection;
+pub mod env_config;
 pub mod errors;
 pub mod groups;
 pub mod handlers;
+pub mod healthcheck;
 pub mod log_manager;
 pub mod metrics;
 pub mod sendfile;

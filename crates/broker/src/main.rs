@@ -11,6 +11,7 @@ gregor — a Kafka-wire-compatible event-streaming broker
 USAGE:
     gregor [server.properties] [--override key=value]...
     gregor topics|produce|consume|groups ...      (a client: see CLIENT COMMANDS)
+    gregor healthcheck [--bootstrap host:port] [--timeout-ms N]   (exit 0 if the broker answers)
 
 With no arguments, starts a single-node broker for local development:
     listeners=PLAINTEXT://0.0.0.0:9092
@@ -30,6 +31,10 @@ CLIENT COMMANDS (talk to any Kafka-compatible broker over the wire; docs/cli.md)
     gregor groups list|describe|delete           Consumer groups, with lag.
     Common flags: -b/--brokers host:port[,...] (default $GREGOR_BROKERS, else localhost:9092),
     --client-id, --timeout, --json. `gregor <command> --help` lists each command's flags.
+ENVIRONMENT:
+    KAFKA_*                  Config keys, mapped as the apache/kafka Docker image does
+                             (KAFKA_LOG_DIRS -> log.dirs, __ -> _, ___ -> -); wins over the
+                             file, loses to --override. See docs/docker.md.
 
 Logging goes to stderr; filter with RUST_LOG (e.g. RUST_LOG=info,gregor_broker=debug).
 SIGINT/SIGTERM stop accepting connections, finish in-flight requests, flush and close
@@ -89,6 +94,16 @@ fn main() -> std::process::ExitCode {
     // `gregor topics|produce|consume|groups ...`: the command line client, not the broker.
     if let Some(code) = gregor_broker::cli::dispatch(std::env::args_os().collect()) {
         return code;
+    }
+    // `gregor healthcheck`: the container health check (no logging, exit 0/1).
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == "healthcheck")
+    {
+        let args = std::env::args_os()
+            .skip(2)
+            .map(|a| a.to_string_lossy().into_owned());
+        return gregor_broker::healthcheck::main(args).into();
     }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
