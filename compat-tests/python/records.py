@@ -1,9 +1,12 @@
 """The record set every produce/consume round-trip test writes and expects back."""
 
 import os
+import time
 
-# Fixed base timestamp (ms) in the past so it is clearly the producer's CreateTime, not the broker's clock.
-BASE_TS = 1_700_000_000_000
+# Base timestamp (ms) one hour in the past, so it is clearly the producer's CreateTime and not the
+# broker's clock, yet well inside the default 7-day retention.ms (older records would be deleted by
+# the retention check while a test runs, by Kafka as by gregor).
+BASE_TS = (int(time.time()) - 3600) * 1000
 
 
 def sample_records(n_extra=40):

@@ -28,6 +28,7 @@ Validated against Apache Kafka 4.1.2:
     COMPAT_BOOTSTRAP=127.0.0.1:19092 compat-tests/run.sh --no-setup -k test_admin_surface
 """
 
+import time
 import json
 import re
 import shutil
@@ -241,7 +242,7 @@ def _sizes(doc, topic):
 
 # -------------------------------------------------------------------------------------- kafka-get-offsets
 
-BASE = 1_700_000_000_000
+BASE = (int(time.time()) - 3600) * 1000  # recent: inside the 7-day retention
 TS_STEPS = [1, 5, 3, 2, 4]  # record i has timestamp BASE + TS_STEPS[i] * 1000: the max is offset 1
 
 

@@ -29,10 +29,6 @@ pub mod source {
 /// synonyms of topic configs (`DynamicLogConfig`) and the thread-pool / cleaner settings.
 pub fn is_dynamic_broker_config(name: &str) -> bool {
     const OTHERS: &[&str] = &[
-        "log.retention.minutes",
-        "log.retention.hours",
-        "log.roll.hours",
-        "log.roll.jitter.hours",
         "log.cleaner.threads",
         "log.cleaner.io.max.bytes.per.second",
         "log.cleaner.dedupe.buffer.size",
@@ -52,6 +48,28 @@ pub fn is_dynamic_broker_config(name: &str) -> bool {
         || TOPIC_CONFIGS
             .iter()
             .any(|d| d.broker_synonym == Some(name) && !name.starts_with("log.local."))
+}
+
+/// Configs whose values are secrets: described with a null value and `is_sensitive`.
+pub fn is_sensitive(name: &str) -> bool {
+    name.ends_with(".password") || name.ends_with(".jaas.config") || name.ends_with(".secret")
+}
+
+/// Lower bounds of numeric broker configs that can change dynamically (Kafka's validators).
+fn broker_min(name: &str) -> Option<i64> {
+    match name {
+        "log.cleaner.threads" | "log.cleaner.backoff.ms" | "max.connection.creation.rate" => {
+            Some(0)
+        }
+        "num.io.threads"
+        | "num.network.threads"
+        | "num.replica.fetchers"
+        | "background.threads"
+        | "num.recovery.threads.per.data.dir"
+        | "max.connections"
+        | "max.connections.per.ip" => Some(1),
+        _ => None,
+    }
 }
 
 /// The broker-side config values a resolution needs: static values plus dynamic ones.
@@ -76,6 +94,8 @@ pub struct Entry {
     pub source: i8,
     /// Read-only.
     pub read_only: bool,
+    /// A secret: the value is never returned.
+    pub sensitive: bool,
     /// Type number (DescribeConfigs v3+).
     pub config_type: i8,
     /// Documentation.
@@ -202,8 +222,14 @@ impl BrokerView {
                         }
                         synonyms.push((name, Some(raw), src));
                     }
-                    let (name, default) = synonym_default(s, d.default);
-                    synonyms.push((name.to_string(), Some(default), source::DEFAULT));
+                    // Kafka lists no DEFAULT_CONFIG synonym for the unit-converted ones
+                    // (retention.ms, segment.ms, segment.jitter.ms), whose ms keys default to
+                    // null, unless a broker-level synonym is set.
+                    if synonym_names(s).len() == 1 || synonyms.iter().any(|x| x.2 != source::TOPIC)
+                    {
+                        let (name, default) = synonym_default(s, d.default);
+                        synonyms.push((name.to_string(), Some(default), source::DEFAULT));
+                    }
                 }
                 let (value, src) = value.unwrap_or((d.default.to_string(), source::DEFAULT));
                 Entry {
@@ -211,6 +237,7 @@ impl BrokerView {
                     value: Some(value),
                     source: src,
                     read_only: false,
+                    sensitive: false,
                     config_type: d.kind as i8,
                     doc: d.doc,
                     synonyms,
@@ -233,29 +260,51 @@ impl BrokerView {
             .unwrap_or_else(|| d.default.to_string())
     }
 
-    /// Every broker config Gregor knows, resolved (the per-broker resource).
+    /// Every broker config Gregor knows, resolved (the per-broker resource). A key that is
+    /// the most specific of a unit-converted group (`log.retention.ms` < `.minutes` < `.hours`)
+    /// lists the less specific ones as synonyms, as Kafka does.
     pub fn broker_entries(&self) -> Vec<Entry> {
         KEYS.iter()
             .map(|k| {
-                let (value, src) = self.broker_value(k.name);
+                let group: Vec<&str> = {
+                    let names = synonym_names(k.name);
+                    match names.iter().position(|(n, _)| *n == k.name) {
+                        Some(i) if names.len() > 1 => names[i..].iter().map(|(n, _)| *n).collect(),
+                        _ => vec![k.name],
+                    }
+                };
                 let mut synonyms = Vec::new();
                 for (map, s) in [
                     (&self.dynamic_node, source::DYNAMIC_BROKER),
                     (&self.dynamic_default, source::DYNAMIC_DEFAULT_BROKER),
                     (&self.explicit, source::STATIC_BROKER),
                 ] {
-                    if let Some(v) = map.get(k.name) {
-                        synonyms.push((k.name.to_string(), Some(v.clone()), s));
+                    for name in &group {
+                        if let Some(v) = map.get(*name) {
+                            synonyms.push((name.to_string(), Some(v.clone()), s));
+                        }
                     }
                 }
-                if let Some(d) = k.default {
-                    synonyms.push((k.name.to_string(), Some(d.to_string()), source::DEFAULT));
+                for name in &group {
+                    if let Some(d) = crate::config::key(name).and_then(|k| k.default) {
+                        synonyms.push((name.to_string(), Some(d.to_string()), source::DEFAULT));
+                    }
+                }
+                // The key's own value: the first synonym of its own name, else its default.
+                let (mut value, src) = self.broker_value(k.name);
+                let sensitive = is_sensitive(k.name);
+                if sensitive {
+                    value = None;
+                    for s in &mut synonyms {
+                        s.1 = None;
+                    }
                 }
                 Entry {
                     name: k.name.to_string(),
                     value,
                     source: src,
                     read_only: !is_dynamic_broker_config(k.name),
+                    sensitive,
                     config_type: kind_type(k.kind) as i8,
                     doc: k.doc,
                     synonyms,
@@ -275,6 +324,7 @@ impl BrokerView {
                     value: Some(v.clone()),
                     source: source::DYNAMIC_DEFAULT_BROKER,
                     read_only: false,
+                    sensitive: is_sensitive(name),
                     config_type: k.map_or(ConfigType::String, |k| kind_type(k.kind)) as i8,
                     doc: k.map_or("", |k| k.doc),
                     synonyms: vec![(
@@ -323,6 +373,13 @@ pub fn validate_broker_config(name: &str, value: &str) -> Result<String, String>
             .map_err(|r| format!("Invalid value {value} for configuration {name}: {r}"))?,
         None => value.trim().to_string(),
     };
+    if let Some(min) = broker_min(name) {
+        if norm.parse::<f64>().is_ok_and(|v| v < min as f64) {
+            return Err(format!(
+                "Invalid value {value} for configuration {name}: Value must be at least {min}"
+            ));
+        }
+    }
     if let Some(d) = TOPIC_CONFIGS
         .iter()
         .find(|d| d.broker_synonym == Some(name) && synonym_names(name).len() <= 1)

@@ -259,7 +259,7 @@ impl ClusterState {
         changes: &[(String, Option<String>)],
     ) -> Result<Vec<MetadataRecord>, ControllerError> {
         let t = self.topic(name).ok_or_else(|| {
-            ControllerError::UnknownTopic(format!("Topic {name} does not exist."))
+            ControllerError::UnknownTopic(format!("The topic '{name}' does not exist."))
         })?;
         let mut records = Vec::with_capacity(changes.len());
         for (key, value) in changes {
@@ -349,7 +349,12 @@ impl ClusterState {
                         "Empty replica assignment for partition {p}."
                     )));
                 }
-                for b in replicas {
+                for (i, b) in replicas.iter().enumerate() {
+                    if replicas[..i].contains(b) {
+                        return Err(ControllerError::InvalidReplicaAssignment(format!(
+                            "The manual partition assignment includes the broker {b} more than once."
+                        )));
+                    }
                     if !self.brokers.contains_key(b) {
                         return Err(ControllerError::InvalidReplicaAssignment(format!(
                             "The manual partition assignment includes broker {b}, but no such broker is registered."

@@ -472,14 +472,11 @@ pub fn validate_value(name: &str, value: &str) -> Result<String, String> {
         Rule::ListOf(choices) => {
             for item in norm.split(',').filter(|s| !s.is_empty()) {
                 if !choices.contains(&item) {
-                    return Err(invalid(format!(
-                        "String must be one of: {}",
+                    return Err(format!(
+                        "Invalid value {item} for configuration {name}: String must be one of: {}",
                         choices.join(", ")
-                    )));
+                    ));
                 }
-            }
-            if name == "cleanup.policy" && norm.is_empty() {
-                return Err(invalid("Empty list is not allowed".into()));
             }
         }
     }

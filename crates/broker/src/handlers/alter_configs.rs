@@ -68,8 +68,8 @@ fn list_op(key: &str, op: &Op, is_list: bool, current: &str) -> Result<Option<St
         return Err((
             ErrorCode::InvalidConfig,
             format!(
-                "Config value {} is not allowed for config key: {key}",
-                if append { "append" } else { "subtract" }
+                "Can't {} to key {key} because its type is not LIST.",
+                if append { "APPEND" } else { "SUBTRACT" }
             ),
         ));
     }
@@ -114,10 +114,22 @@ fn alter(
     let broker = ctx.broker;
     match resource_type {
         RESOURCE_TOPIC => {
+            // Kafka's config validator words the illegal-character case its own way.
+            gregor_controller::topic::validate_name(name).map_err(|m| {
+                let illegal = !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+                let m = if illegal {
+                    format!("Topic name is invalid: '{name}' contains one or more characters other than ASCII alphanumerics, '.', '_' and '-'")
+                } else {
+                    m
+                };
+                (ErrorCode::InvalidTopicException, m)
+            })?;
             let meta = broker.topic_meta(name).ok_or_else(|| {
                 (
                     ErrorCode::UnknownTopicOrPartition,
-                    format!("Topic {name} does not exist."),
+                    format!("The topic '{name}' does not exist."),
                 )
             })?;
             let mut changes = Vec::new();
@@ -183,7 +195,7 @@ fn alter(
                 let value = match value {
                     Some(v) => Some(
                         validate_broker_config(key, &v)
-                            .map_err(|m| (ErrorCode::InvalidConfig, m))?,
+                            .map_err(|m| (ErrorCode::InvalidRequest, m))?,
                     ),
                     None => None,
                 };

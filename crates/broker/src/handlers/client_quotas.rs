@@ -187,13 +187,13 @@ pub fn alter(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> 
                         if !op.value.is_finite() || op.value <= 0.0 {
                             return Err((
                                 ErrorCode::InvalidRequest,
-                                format!("Invalid value {} for configuration key {key}: must be positive", op.value),
+                                format!("Quota {key} must be greater than 0"),
                             ));
                         }
                         if integral && op.value.fract() != 0.0 {
                             return Err((
                                 ErrorCode::InvalidRequest,
-                                format!("Integer value required for configuration key {key}"),
+                                format!("{key} cannot be a fractional value."),
                             ));
                         }
                         Some(op.value.to_string())

@@ -79,7 +79,7 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
                             .with_value(e.value.map(StrBytes::from_string))
                             .with_read_only(e.read_only)
                             .with_config_source(e.source)
-                            .with_is_sensitive(false);
+                            .with_is_sensitive(e.sensitive);
                         if req.include_synonyms {
                             r.synonyms = e
                                 .synonyms

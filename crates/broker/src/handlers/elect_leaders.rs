@@ -38,17 +38,21 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
                 let (code, msg) = match count {
                     Some(n) if p >= 0 && p < n => (
                         ErrorCode::ElectionNotNeeded,
-                        "Leader election not needed for topic partition.",
+                        "Leader election not needed for topic partition.".to_string(),
                     ),
-                    _ => (
+                    Some(_) => (
                         ErrorCode::UnknownTopicOrPartition,
-                        "The partition does not exist.",
+                        format!("No such partition as {name}-{p}"),
+                    ),
+                    None => (
+                        ErrorCode::UnknownTopicOrPartition,
+                        format!("No such topic as {name}"),
                     ),
                 };
                 PartitionResult::default()
                     .with_partition_id(p)
                     .with_error_code(code.code())
-                    .with_error_message(Some(StrBytes::from_static_str(msg)))
+                    .with_error_message(Some(StrBytes::from_string(msg)))
             })
             .collect();
         results.push(

@@ -26,16 +26,10 @@ const OPS_NOT_REQUESTED: i32 = i32::MIN;
 /// DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
 pub(crate) const TOPIC_OPS: i32 =
     (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
-/// Cluster operations allowed without an authorizer.
-pub(crate) const CLUSTER_OPS: i32 = (1 << 4)
-    | (1 << 5)
-    | (1 << 7)
-    | (1 << 8)
-    | (1 << 9)
-    | (1 << 10)
-    | (1 << 11)
-    | (1 << 12)
-    | (1 << 13);
+/// Cluster operations allowed without an authorizer, as Kafka reports them: CREATE, ALTER,
+/// DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE.
+pub(crate) const CLUSTER_OPS: i32 =
+    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
 
 pub(crate) fn topic_entry(
     meta: &TopicMeta,

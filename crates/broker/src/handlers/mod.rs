@@ -31,6 +31,7 @@ pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_quorum;
 pub mod describe_topic_partitions;
+pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
@@ -132,6 +133,10 @@ pub const SUPPORTED: &[ApiSupport] = &[
     api(ApiKey::ElectLeaders, elect_leaders::VERSIONS),
     api(ApiKey::DescribeClientQuotas, client_quotas::VERSIONS),
     api(ApiKey::AlterClientQuotas, client_quotas::VERSIONS),
+    api(
+        ApiKey::DescribeUserScramCredentials,
+        describe_user_scram_credentials::VERSIONS,
+    ),
 ];
 
 /// Looks up the supported range of an API.
@@ -297,6 +302,9 @@ pub async fn dispatch(ctx: Ctx<'_>, mut body: Bytes) -> Result<Response, Handler
         ApiKey::ElectLeaders => elect_leaders::handle(&ctx, &mut body),
         ApiKey::DescribeClientQuotas => client_quotas::describe(&ctx, &mut body),
         ApiKey::AlterClientQuotas => client_quotas::alter(&ctx, &mut body),
+        ApiKey::DescribeUserScramCredentials => {
+            describe_user_scram_credentials::handle(&ctx, &mut body)
+        }
         ApiKey::DeleteAcls => acls::delete(&ctx, &mut body),
         ApiKey::AlterPartitionReassignments => partition_reassignments::alter(&ctx, &mut body),
         ApiKey::ListPartitionReassignments => partition_reassignments::list(&ctx, &mut body),
