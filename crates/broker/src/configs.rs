@@ -426,3 +426,67 @@ mod tests {
         assert!(validate_broker_config("log.cleanup.policy", "nope").is_err());
     }
 }
+
+/// The configuration reference (`docs/config-reference.md`), generated from [`KEYS`] and the
+/// topic config table so that it cannot drift: a unit test compares it with the file.
+pub fn reference_markdown() -> String {
+    let mut out = String::from(
+        "# Configuration reference\n\n\
+         Generated from the code (`crates/broker/src/config.rs`, `crates/controller/src/topic.rs`);\n\
+         a unit test keeps it current (`GREGOR_UPDATE_DOCS=1 cargo test -p gregor-broker --lib \
+         reference` rewrites it).\n\n\
+         ## Broker configs\n\n\
+         *dynamic*: can be changed at run time with `kafka-configs.sh --alter --entity-type brokers` \
+         (per broker or `--entity-default`), as in Kafka. *effect*: `yes` if Gregor acts on it, `accepted` \
+         if it is only accepted so that existing files keep working.\n\n\
+         | key | type | default | dynamic | effect | meaning |\n|---|---|---|---|---|---|\n",
+    );
+    for k in KEYS {
+        out.push_str(&format!(
+            "| `{}` | {:?} | {} | {} | {} | {} |\n",
+            k.name,
+            kind_type(k.kind),
+            k.default.map_or("null".to_string(), |d| format!("`{d}`")),
+            if is_dynamic_broker_config(k.name) { "yes" } else { "no" },
+            if k.used { "yes" } else { "accepted" },
+            k.doc.replace('|', "\\|")
+        ));
+    }
+    out.push_str(
+        "\n## Topic configs\n\n\
+         Set with CreateTopics, `kafka-configs.sh --alter --entity-type topics` (AlterConfigs /\n\
+         IncrementalAlterConfigs) or `kafka-topics.sh --config`; every one is dynamic and applies\n\
+         without a restart. The broker config in the second column supplies the default.\n\n\
+         | topic config | broker default from | type | Kafka default | meaning |\n|---|---|---|---|---|\n",
+    );
+    for d in TOPIC_CONFIGS {
+        out.push_str(&format!(
+            "| `{}` | {} | {:?} | `{}` | {} |\n",
+            d.name,
+            d.broker_synonym.map_or("—".to_string(), |s| format!("`{s}`")),
+            d.kind,
+            d.default,
+            d.doc.replace('|', "\\|")
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod reference_tests {
+    /// docs/config-reference.md must match the key tables.
+    #[test]
+    fn config_reference_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/config-reference.md");
+        let want = super::reference_markdown();
+        if std::env::var_os("GREGOR_UPDATE_DOCS").is_some() {
+            std::fs::write(path, &want).expect("write docs/config-reference.md");
+            return;
+        }
+        let have = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            have == want,
+            "docs/config-reference.md is out of date: run GREGOR_UPDATE_DOCS=1 cargo test -p gregor-broker --lib reference"
+        );
+    }
+}
