@@ -447,7 +447,11 @@ pub fn reference_markdown() -> String {
             k.name,
             kind_type(k.kind),
             k.default.map_or("null".to_string(), |d| format!("`{d}`")),
-            if is_dynamic_broker_config(k.name) { "yes" } else { "no" },
+            if is_dynamic_broker_config(k.name) {
+                "yes"
+            } else {
+                "no"
+            },
             if k.used { "yes" } else { "accepted" },
             k.doc.replace('|', "\\|")
         ));
@@ -463,7 +467,8 @@ pub fn reference_markdown() -> String {
         out.push_str(&format!(
             "| `{}` | {} | {:?} | `{}` | {} |\n",
             d.name,
-            d.broker_synonym.map_or("—".to_string(), |s| format!("`{s}`")),
+            d.broker_synonym
+                .map_or("—".to_string(), |s| format!("`{s}`")),
             d.kind,
             d.default,
             d.doc.replace('|', "\\|")
@@ -477,7 +482,10 @@ mod reference_tests {
     /// docs/config-reference.md must match the key tables.
     #[test]
     fn config_reference_is_current() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/config-reference.md");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/config-reference.md"
+        );
         let want = super::reference_markdown();
         if std::env::var_os("GREGOR_UPDATE_DOCS").is_some() {
             std::fs::write(path, &want).expect("write docs/config-reference.md");

@@ -16,6 +16,7 @@ use tokio::sync::watch;
 
 pub mod acls;
 pub mod alter_configs;
+pub mod alter_replica_log_dirs;
 pub mod api_versions;
 pub mod client_quotas;
 pub mod consumer_group_describe;
@@ -126,6 +127,10 @@ pub const SUPPORTED: &[ApiSupport] = &[
     ),
     api(ApiKey::DeleteRecords, delete_records::VERSIONS),
     api(ApiKey::DescribeLogDirs, describe_log_dirs::VERSIONS),
+    api(
+        ApiKey::AlterReplicaLogDirs,
+        alter_replica_log_dirs::VERSIONS,
+    ),
     api(
         ApiKey::DescribeTopicPartitions,
         describe_topic_partitions::VERSIONS,
@@ -298,6 +303,7 @@ pub async fn dispatch(ctx: Ctx<'_>, mut body: Bytes) -> Result<Response, Handler
         ApiKey::IncrementalAlterConfigs => alter_configs::handle_incremental(&ctx, &mut body),
         ApiKey::DeleteRecords => delete_records::handle(&ctx, &mut body),
         ApiKey::DescribeLogDirs => describe_log_dirs::handle(&ctx, &mut body),
+        ApiKey::AlterReplicaLogDirs => alter_replica_log_dirs::handle(&ctx, &mut body),
         ApiKey::DescribeTopicPartitions => describe_topic_partitions::handle(&ctx, &mut body),
         ApiKey::ElectLeaders => elect_leaders::handle(&ctx, &mut body),
         ApiKey::DescribeClientQuotas => client_quotas::describe(&ctx, &mut body),

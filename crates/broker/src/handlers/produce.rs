@@ -15,7 +15,7 @@ use crate::errors::{storage_code, HandlerError};
 use bytes::Bytes;
 use gregor_protocol::messages::produce_request::ProduceRequest;
 use gregor_protocol::messages::produce_response::{
-    PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
 };
 use gregor_protocol::protocol::StrBytes;
 use gregor_protocol::record_batch::BatchError;
@@ -37,6 +37,8 @@ struct Outcome {
     log_append_time: i64,
     /// Records and bytes appended (for the metrics; 0 for errors and duplicates).
     appended: (u64, u64),
+    /// Per-record errors (KIP-467): (index in the batch, message).
+    record_errors: Vec<(i32, String)>,
 }
 
 impl Outcome {
@@ -48,6 +50,7 @@ impl Outcome {
             log_start_offset: -1,
             log_append_time: -1,
             appended: (0, 0),
+            record_errors: Vec::new(),
         }
     }
 }
@@ -130,13 +133,37 @@ fn append(
         Err(e) => return Outcome::err(e.error_code(), e.to_string()),
     };
     if settings.compact && summary.has_null_key {
-        return Outcome::err(
+        // KIP-467: name the offending records, so that clients fail only those.
+        let msg = format!(
+            "Compacted topic cannot accept message without key in topic partition {}-{}.",
+            part.topic, part.index
+        );
+        let record_errors: Vec<(i32, String)> = batch
+            .records(MAX_DECOMPRESSED_BATCH)
+            .map(|records| {
+                records
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.key.is_none())
+                    .map(|(i, _)| (i as i32, msg.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let shown: Vec<String> = record_errors
+            .iter()
+            .take(3)
+            .map(|(i, m)| format!("RecordError(batchIndex={i}, message='{m}')"))
+            .collect();
+        let mut out = Outcome::err(
             ErrorCode::InvalidRecord,
             format!(
-                "Compacted topic cannot accept message without key in topic partition {}-{}.",
-                part.topic, part.index
+                "One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]",
+                record_errors.len(),
+                shown.join(", ")
             ),
         );
+        out.record_errors = record_errors;
+        return out;
     }
     if acks == -1 && settings.min_insync_replicas > 1 {
         return Outcome::err(
@@ -192,6 +219,7 @@ fn append(
                         owned.len() as u64,
                     )
                 },
+                record_errors: Vec::new(),
             }
         }
         Err(e) => {
@@ -279,6 +307,15 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
                 });
             if ctx.version >= 8 {
                 r.error_message = outcome.message.map(StrBytes::from_string);
+                r.record_errors = outcome
+                    .record_errors
+                    .into_iter()
+                    .map(|(i, m)| {
+                        BatchIndexAndErrorMessage::default()
+                            .with_batch_index(i)
+                            .with_batch_index_error_message(Some(StrBytes::from_string(m)))
+                    })
+                    .collect();
             }
             partition_responses.push(r);
         }
