@@ -39,7 +39,7 @@ pub struct AbortedTxnEntry {
 
 impl AbortedTxnEntry {
     /// The 34-byte on-disk form.
-    pub fn to_bytes(&self) -> [u8; TXN_ENTRY_SIZE] {
+    pub fn to_bytes(self) -> [u8; TXN_ENTRY_SIZE] {
         let mut b = [0u8; TXN_ENTRY_SIZE];
         b[0..2].copy_from_slice(&TXN_ENTRY_VERSION.to_be_bytes());
         b[2..10].copy_from_slice(&self.producer_id.to_be_bytes());
