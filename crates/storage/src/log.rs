@@ -581,7 +581,7 @@ impl Log {
         }
         self.unflushed_messages = 0;
         self.producers.write_snapshot(&self.dir, new_base)?;
-        producer::retain_snapshots(&self.dir, SNAPSHOTS_TO_KEEP, i64::MAX)?;
+        producer::retain_snapshots(&self.dir, SNAPSHOTS_TO_KEEP, i64::MAX, None)?;
         let seg = Segment::create(&self.dir, new_base, self.config.index_interval_bytes)?;
         sync_dir(&self.dir)?;
         tracing::debug!(dir = %self.dir.display(), base_offset = new_base, "rolled new segment");
@@ -1107,8 +1107,9 @@ impl Log {
         self.active()?.trim()?;
         self.flush()?;
         let log_end = self.log_end_offset();
+        let active_base = self.active()?.base_offset;
         self.producers.write_snapshot(&self.dir, log_end)?;
-        producer::retain_snapshots(&self.dir, SNAPSHOTS_TO_KEEP, log_end)?;
+        producer::retain_snapshots(&self.dir, SNAPSHOTS_TO_KEEP, log_end, Some(active_base))?;
         sync_dir(&self.dir)
     }
 
