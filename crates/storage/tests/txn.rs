@@ -717,3 +717,47 @@ fn retention_and_delete_records_drop_txn_indexes() {
     assert!(files(dir.path(), ".txnindex").is_empty());
     assert_eq!(log.last_stable_offset(), hw);
 }
+
+#[test]
+fn ongoing_transactions_survive_a_clean_restart_through_the_snapshot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), LogConfig::default(), true);
+    plain(&mut log, 1);
+    let first = txn(&mut log, 4, 0, 2);
+    log.append_control(5, 1, true, 7, 0, NOW)
+        .expect("stray marker sets the coordinator epoch");
+    let leo = log.log_end_offset();
+    log.close().expect("close");
+    // The snapshot at the log end holds the ongoing transaction and the coordinator epoch:
+    // the reopened log replays nothing after it.
+    assert!(dir.path().join(format!("{leo:020}.snapshot")).exists());
+    let mut log = open(dir.path(), LogConfig::default(), true);
+    assert_eq!(log.ongoing_transactions(), vec![(first, 4)]);
+    assert_eq!(log.last_stable_offset(), first);
+    assert_eq!(log.producer_entry(5).map(|p| p.coordinator_epoch), Some(7));
+    assert!(matches!(
+        log.append_control(5, 1, true, 6, 0, NOW),
+        Err(StorageError::TransactionCoordinatorFenced { .. })
+    ));
+    // The sequence continues and the transaction is still the same one.
+    txn(&mut log, 4, 2, 1);
+    let abort = end(&mut log, 4, false);
+    assert_eq!(
+        log.aborted_transactions(0, abort + 1).expect("aborted"),
+        aborted(&[(4, first)])
+    );
+}
+
+#[test]
+fn first_unstable_offset_is_at_least_the_log_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), LogConfig::default(), true);
+    let first = txn(&mut log, 4, 0, 1);
+    plain(&mut log, 3);
+    assert_eq!(log.last_stable_offset(), first);
+    log.delete_records(2).expect("delete records");
+    assert_eq!(log.first_unstable_offset(), Some(2));
+    assert_eq!(log.last_stable_offset(), 2);
+    end(&mut log, 4, true);
+    assert_eq!(log.last_stable_offset(), log.high_watermark());
+}
