@@ -409,6 +409,11 @@ impl Log {
             };
             return self.append_marker(batch, header, commit, coordinator_epoch, leader_epoch);
         }
+        if header.is_transactional() && header.producer_id < 0 {
+            return Err(StorageError::CorruptBatch(
+                "transactional batch without a producer id".into(),
+            ));
+        }
         let log_start_offset = self.log_start_offset();
         if let SequenceCheck::Duplicate {
             first_offset,

@@ -537,6 +537,10 @@ fn epoch_fencing_and_transaction_state_checks() {
         aborted(&[(1, 2)])
     );
     assert!(log.append_control(-1, 0, true, 0, 0, NOW).is_err());
+    assert!(matches!(
+        log.append(&mut data(-1, -1, -1, 1, true), 0),
+        Err(StorageError::CorruptBatch(_))
+    ));
 }
 
 #[test]
