@@ -69,12 +69,12 @@
 //!   = 0, producerId i64, firstOffset i64, lastOffset i64 = the marker's offset,
 //!   lastStableOffset i64 = the LSO once the marker is written) to the `.txnindex` of the
 //!   segment that holds the marker — Kafka's format; the file is created lazily.
-//! * `read_committed` fetch: read with [`Log::read_up_to`]`(offset, max_bytes,
-//!   min_one_batch, Some(log.last_stable_offset()))` (whole batches below the LSO), then
-//!   [`Log::aborted_transactions`]`(offset, upper)` with `upper` the offset after the last
-//!   returned batch (the log end offset when nothing was returned) gives the
-//!   `AbortedTransactions` of the response, computed like Kafka's
-//!   `collectAbortedTransactions`.
+//! * `read_committed` fetch: [`Log::read_committed`] returns the batches below the LSO
+//!   and the `AbortedTransactions` of the response. It is [`Log::read_up_to`]`(offset,
+//!   max_bytes, min_one_batch, Some(log.last_stable_offset()))` followed by
+//!   [`Log::aborted_transactions`]`(offset, upper)`, `upper` being the fetch upper bound
+//!   (the offset of the batch after the region, else the next segment's base offset or the
+//!   log end offset), computed like Kafka's `collectAbortedTransactions`.
 //! * Durability: ongoing transactions and coordinator epochs are part of the producer
 //!   snapshots (format version 2; version 1 snapshots still load) and are rebuilt by
 //!   replaying batches and markers after a crash. A segment recovered after an unclean

@@ -660,6 +660,53 @@ impl Log {
         Ok(self.read_result(None))
     }
 
+    /// A `read_committed` fetch (Kafka's `FetchIsolation.TXN_COMMITTED`): whole batches
+    /// below the last stable offset ([`Log::read_up_to`]) and the aborted transactions the
+    /// consumer needs to filter them ([`Log::aborted_transactions`] from `offset` to the
+    /// fetch upper bound: the offset of the batch after the returned region, or the next
+    /// segment's base offset / the log end offset when the region ends its segment, as in
+    /// Kafka's `LocalLog.addAbortedTransactions`). No aborted transactions when nothing is
+    /// returned.
+    pub fn read_committed(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<(ReadResult, Vec<AbortedTxn>), StorageError> {
+        let result = self.read_up_to(
+            offset,
+            max_bytes,
+            min_one_batch,
+            Some(self.last_stable_offset()),
+        )?;
+        let Some(region) = &result.region else {
+            return Ok((result, Vec::new()));
+        };
+        let Some(idx) = self
+            .segments
+            .iter()
+            .position(|s| Arc::ptr_eq(&s.log, &region.file))
+        else {
+            return Err(StorageError::CorruptBatch(
+                "read region of an unknown segment".into(),
+            ));
+        };
+        let seg = &self.segments[idx];
+        let end = region.position + region.len;
+        let next = if end < seg.size {
+            seg.scanner(end).next_batch()?.map(|b| b.header.base_offset)
+        } else {
+            None
+        };
+        let upper = next.unwrap_or_else(|| {
+            self.segments
+                .get(idx + 1)
+                .map_or(self.log_end_offset(), |s| s.base_offset)
+        });
+        let aborted = self.aborted_transactions(offset, upper)?;
+        Ok((result, aborted))
+    }
+
     /// First batch (lowest offset) whose maxTimestamp is `>= ts`.
     /// Batches wholly below the log start offset are skipped; the returned batch may begin
     /// below it (it holds the log start offset).

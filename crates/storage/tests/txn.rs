@@ -765,3 +765,51 @@ fn first_unstable_offset_is_at_least_the_log_start() {
     end(&mut log, 4, true);
     assert_eq!(log.last_stable_offset(), log.high_watermark());
 }
+
+#[test]
+fn read_committed_returns_stable_batches_and_their_aborted_transactions() {
+    let (_dir, mut log) = range_layout(LogConfig::default());
+    // Producer 2 opens a transaction at 9; a plain batch follows.
+    assert_eq!(txn(&mut log, 2, 1, 1), 9);
+    assert_eq!(plain(&mut log, 1), 10);
+    assert_eq!(log.last_stable_offset(), 9);
+    let bases = |r: &gregor_storage::ReadResult| -> Vec<i64> {
+        r.region
+            .as_ref()
+            .map(|reg| {
+                RecordBatch::split(Bytes::from(reg.read_to_vec().expect("bytes")))
+                    .expect("split")
+                    .iter()
+                    .map(RecordBatch::base_offset)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (r, aborted_txns) = log.read_committed(0, usize::MAX, true).expect("read");
+    assert_eq!(bases(&r), (0..9).collect::<Vec<_>>());
+    assert_eq!(r.last_stable_offset, 9);
+    assert_eq!(aborted_txns, aborted(&[(1, 0), (3, 3), (1, 7)]));
+    // A read of batches 3..=4 only (upper bound 5): transaction C alone.
+    let one = log.read(3, usize::MAX, true).expect("read");
+    let sizes: Vec<usize> = RecordBatch::split(Bytes::from(
+        one.region.expect("region").read_to_vec().expect("bytes"),
+    ))
+    .expect("split")
+    .iter()
+    .map(RecordBatch::size_in_bytes)
+    .collect();
+    let (r, aborted_txns) = log
+        .read_committed(3, sizes[0] + sizes[1], false)
+        .expect("read");
+    assert_eq!(bases(&r), vec![3, 4]);
+    assert_eq!(aborted_txns, aborted(&[(3, 3)]));
+    // At the LSO: nothing, and no aborted transactions.
+    let (r, aborted_txns) = log.read_committed(9, usize::MAX, true).expect("read");
+    assert!(r.region.is_none());
+    assert!(aborted_txns.is_empty());
+    // read_uncommitted still sees everything.
+    assert_eq!(
+        bases(&log.read(0, usize::MAX, true).expect("read")),
+        (0..11).collect::<Vec<_>>()
+    );
+}
