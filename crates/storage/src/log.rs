@@ -452,7 +452,6 @@ impl Log {
     /// last marker's with `TransactionCoordinatorFenced`; a marker for a producer without
     /// an ongoing transaction is written all the same (it changes neither the LSO nor the
     /// index). A higher epoch becomes the producer's epoch (its sequence history is reset).
-    #[allow(clippy::too_many_arguments)]
     pub fn append_control(
         &mut self,
         producer_id: i64,
