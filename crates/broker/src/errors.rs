@@ -33,6 +33,10 @@ pub fn storage_code(e: &StorageError) -> ErrorCode {
         StorageError::CorruptBatch(_) => ErrorCode::CorruptMessage,
         StorageError::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequenceNumber,
         StorageError::InvalidProducerEpoch { .. } => ErrorCode::InvalidProducerEpoch,
+        StorageError::InvalidTxnState { .. } => ErrorCode::InvalidTxnState,
+        StorageError::TransactionCoordinatorFenced { .. } => {
+            ErrorCode::TransactionCoordinatorFenced
+        }
         _ => ErrorCode::KafkaStorageError,
     }
 }
