@@ -649,6 +649,7 @@ impl TxnCoordinator {
     /// EndTxn. `bump_epoch` is transaction version 2 (EndTxn v5+): the epoch is bumped at
     /// every transaction end and returned. `allocate` is used when that bump exhausts the
     /// epoch.
+    #[allow(clippy::too_many_arguments)]
     pub fn end_txn(
         &mut self,
         transactional_id: &str,
