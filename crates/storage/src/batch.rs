@@ -219,6 +219,148 @@ pub fn empty_batch(h: &BatchHeader) -> Vec<u8> {
     b
 }
 
+/// Attribute bit: the batch is part of a transaction.
+pub const TRANSACTIONAL_FLAG: i16 = 0x10;
+/// Attribute bit: the batch is a control batch (a transaction marker).
+pub const CONTROL_FLAG: i16 = 0x20;
+/// Control record type of an ABORT marker.
+pub const CONTROL_TYPE_ABORT: i16 = 0;
+/// Control record type of a COMMIT marker.
+pub const CONTROL_TYPE_COMMIT: i16 = 1;
+
+fn put_varint(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    loop {
+        let b = (z & 0x7f) as u8;
+        z >>= 7;
+        if z == 0 {
+            out.push(b);
+            break;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+/// Reads a zigzag varint (at most 10 bytes) at `*pos`.
+fn get_varint(b: &[u8], pos: &mut usize) -> Option<i64> {
+    let mut z: u64 = 0;
+    for i in 0..10 {
+        let byte = *b.get(*pos)?;
+        *pos += 1;
+        z |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some(((z >> 1) as i64) ^ -((z & 1) as i64));
+        }
+    }
+    None
+}
+
+/// Builds a transaction marker batch exactly as Kafka's
+/// `MemoryRecords.withEndTransactionMarker`: RecordBatch v2, uncompressed, CreateTime,
+/// attributes transactional + control, `baseSequence` -1, base and max timestamp
+/// `timestamp_ms`, one record at offset delta 0 whose key is
+/// `[version i16 = 0, type i16]` (0 ABORT, 1 COMMIT) and whose value is
+/// `[version i16 = 0, coordinatorEpoch i32]`. Base offset 0 and leader epoch -1, to be
+/// patched by the append.
+pub fn control_batch(
+    producer_id: i64,
+    producer_epoch: i16,
+    commit: bool,
+    coordinator_epoch: i32,
+    timestamp_ms: i64,
+) -> Vec<u8> {
+    let kind = if commit {
+        CONTROL_TYPE_COMMIT
+    } else {
+        CONTROL_TYPE_ABORT
+    };
+    let mut key = Vec::with_capacity(4);
+    key.extend_from_slice(&0i16.to_be_bytes());
+    key.extend_from_slice(&kind.to_be_bytes());
+    let mut value = Vec::with_capacity(6);
+    value.extend_from_slice(&0i16.to_be_bytes());
+    value.extend_from_slice(&coordinator_epoch.to_be_bytes());
+    let mut body = vec![0u8]; // record attributes
+    put_varint(&mut body, 0); // timestamp delta
+    put_varint(&mut body, 0); // offset delta
+    put_varint(&mut body, key.len() as i64);
+    body.extend_from_slice(&key);
+    put_varint(&mut body, value.len() as i64);
+    body.extend_from_slice(&value);
+    put_varint(&mut body, 0); // headers
+    let mut b = Vec::with_capacity(HEADER_LEN + body.len() + 2);
+    b.extend_from_slice(&0i64.to_be_bytes());
+    b.extend_from_slice(&0i32.to_be_bytes()); // batch length, patched below
+    b.extend_from_slice(&(-1i32).to_be_bytes());
+    b.push(MAGIC_V2 as u8);
+    b.extend_from_slice(&0u32.to_be_bytes()); // crc, patched below
+    b.extend_from_slice(&(TRANSACTIONAL_FLAG | CONTROL_FLAG).to_be_bytes());
+    b.extend_from_slice(&0i32.to_be_bytes()); // last offset delta
+    b.extend_from_slice(&timestamp_ms.to_be_bytes());
+    b.extend_from_slice(&timestamp_ms.to_be_bytes());
+    b.extend_from_slice(&producer_id.to_be_bytes());
+    b.extend_from_slice(&producer_epoch.to_be_bytes());
+    b.extend_from_slice(&(-1i32).to_be_bytes());
+    b.extend_from_slice(&1i32.to_be_bytes());
+    put_varint(&mut b, body.len() as i64);
+    b.extend_from_slice(&body);
+    let len = (b.len() - LOG_OVERHEAD) as i32;
+    b[BATCH_LENGTH_POS..BATCH_LENGTH_POS + 4].copy_from_slice(&len.to_be_bytes());
+    let crc = compute_crc(&b);
+    b[CRC_POS..CRC_POS + 4].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+/// The end-transaction marker of a whole control batch: `(control type, coordinator
+/// epoch)` read from its first record (Kafka's `EndTransactionMarker.deserialize`; the
+/// coordinator epoch is -1 if the value is shorter than 6 bytes). Control batches are never
+/// compressed; a compressed or malformed one is `CorruptBatch`.
+pub fn control_marker(batch: &[u8]) -> Result<(i16, i32), StorageError> {
+    let bad = |m: &str| StorageError::CorruptBatch(format!("invalid control batch: {m}"));
+    let h = BatchHeader::parse(batch)?;
+    if !h.is_control() {
+        return Err(bad("not a control batch"));
+    }
+    if h.total_size() != batch.len() {
+        return Err(bad("batch length does not match the bytes given"));
+    }
+    if h.compression() != 0 {
+        return Err(bad("compressed"));
+    }
+    if h.records_count < 1 {
+        return Err(bad("no record"));
+    }
+    let mut pos = HEADER_LEN;
+    let len = get_varint(batch, &mut pos).ok_or_else(|| bad("truncated record"))?;
+    let end = usize::try_from(len)
+        .ok()
+        .and_then(|l| pos.checked_add(l))
+        .filter(|&e| e <= batch.len())
+        .ok_or_else(|| bad("record length"))?;
+    let rec = &batch[..end];
+    pos += 1; // attributes
+    get_varint(rec, &mut pos).ok_or_else(|| bad("timestamp delta"))?;
+    get_varint(rec, &mut pos).ok_or_else(|| bad("offset delta"))?;
+    let key_len = get_varint(rec, &mut pos).ok_or_else(|| bad("key length"))?;
+    if key_len < 4 {
+        return Err(bad("control record key shorter than 4 bytes"));
+    }
+    let key = rec
+        .get(pos..pos + key_len as usize)
+        .ok_or_else(|| bad("truncated key"))?;
+    pos += key_len as usize;
+    let kind = i16::from_be_bytes([key[2], key[3]]);
+    let value_len = get_varint(rec, &mut pos).ok_or_else(|| bad("value length"))?;
+    let coordinator_epoch = if value_len >= 6 {
+        rec.get(pos + 2..pos + 6)
+            .map(|v| i32::from_be_bytes([v[0], v[1], v[2], v[3]]))
+            .ok_or_else(|| bad("truncated value"))?
+    } else {
+        -1
+    };
+    Ok((kind, coordinator_epoch))
+}
+
 /// `seq + increment`, wrapping from `i32::MAX` to 0 (Kafka's `DefaultRecordBatch.incrementSequence`).
 pub fn increment_sequence(seq: i32, increment: i32) -> i32 {
     if seq > i32::MAX - increment {
@@ -318,5 +460,29 @@ mod tests {
         assert_eq!(h.total_size(), HEADER_LEN);
         b[BATCH_LENGTH_POS..BATCH_LENGTH_POS + 4].copy_from_slice(&48i32.to_be_bytes());
         assert!(BatchHeader::parse(&b).is_err());
+    }
+
+    #[test]
+    fn control_batch_roundtrip() {
+        let b = control_batch(42, 3, false, 7, 1_000);
+        verify_crc(&b).expect("crc");
+        let h = BatchHeader::parse(&b).expect("parse");
+        assert_eq!(h.total_size(), b.len());
+        assert!(h.is_control() && h.is_transactional());
+        assert_eq!(
+            (h.producer_id, h.producer_epoch, h.base_sequence),
+            (42, 3, -1)
+        );
+        assert_eq!((h.records_count, h.last_offset_delta), (1, 0));
+        assert_eq!((h.base_timestamp, h.max_timestamp), (1_000, 1_000));
+        assert_eq!(control_marker(&b).expect("marker"), (CONTROL_TYPE_ABORT, 7));
+        let c = control_batch(42, 3, true, -5, 1_000);
+        assert_eq!(
+            control_marker(&c).expect("marker"),
+            (CONTROL_TYPE_COMMIT, -5)
+        );
+        for cut in HEADER_LEN..b.len() {
+            assert!(control_marker(&b[..cut]).is_err(), "cut at {cut}");
+        }
     }
 }

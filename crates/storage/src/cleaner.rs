@@ -35,7 +35,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::batch::{self, BatchHeader};
+use crate::batch::{self, BatchHeader, CONTROL_TYPE_ABORT, CONTROL_TYPE_COMMIT};
 use crate::error::IoContext;
 use crate::segment::{self, HeaderScanner, Segment};
 use crate::StorageError;
@@ -76,10 +76,6 @@ pub trait RecordCodec: Send + Sync {
 
 /// Default cap of the in-memory offset map (Kafka's `log.cleaner.dedupe.buffer.size`).
 pub const DEFAULT_OFFSET_MAP_BYTES: usize = 128 * 1024 * 1024;
-
-/// Control record type of an abort marker (first 4 key bytes: version i16, type i16).
-const CONTROL_TYPE_ABORT: i16 = 0;
-const CONTROL_TYPE_COMMIT: i16 = 1;
 
 #[derive(Debug, Clone)]
 pub(crate) struct PlanSegment {

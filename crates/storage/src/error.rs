@@ -49,6 +49,26 @@ pub enum StorageError {
         /// The epoch of the rejected batch.
         received: i16,
     },
+    /// A non-transactional batch from a producer with an ongoing transaction (Kafka's
+    /// `InvalidTxnStateException`, error `INVALID_TXN_STATE`).
+    #[error("Expected transactional write from producer {producer_id}: its transaction started at offset {first_offset} is still ongoing")]
+    InvalidTxnState {
+        /// The producer id.
+        producer_id: i64,
+        /// First offset of the ongoing transaction.
+        first_offset: i64,
+    },
+    /// A transaction marker with a coordinator epoch older than the last marker's (Kafka's
+    /// `TransactionCoordinatorFencedException`, error `TRANSACTION_COORDINATOR_FENCED`).
+    #[error("coordinator epoch {received} of the marker for producer {producer_id} is older than the current coordinator epoch {current}")]
+    TransactionCoordinatorFenced {
+        /// The producer id.
+        producer_id: i64,
+        /// Coordinator epoch of the last marker.
+        current: i32,
+        /// Coordinator epoch of the rejected marker.
+        received: i32,
+    },
 }
 
 impl StorageError {

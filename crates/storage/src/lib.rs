@@ -63,6 +63,7 @@ mod index;
 pub mod log;
 pub mod producer;
 mod segment;
+mod txn_index;
 
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
@@ -149,10 +150,22 @@ pub struct ReadResult {
     pub region: Option<FileRegion>,
     /// High watermark (== log end offset on a single node).
     pub high_watermark: i64,
+    /// Last stable offset ([`Log::last_stable_offset`]) at the time of the read.
+    pub last_stable_offset: i64,
     /// Log start offset.
     pub log_start_offset: i64,
     /// Log end offset.
     pub log_end_offset: i64,
+}
+
+/// An aborted transaction overlapping a `read_committed` fetch ([`Log::aborted_transactions`];
+/// the `AbortedTransactions` entries of a Fetch response).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTxn {
+    /// Producer id of the aborted transaction.
+    pub producer_id: i64,
+    /// First offset of the transaction.
+    pub first_offset: i64,
 }
 
 /// A byte range of a segment file, to be sent with `sendfile`. Holds the file open even

@@ -9,10 +9,11 @@ use crate::checkpoint;
 use crate::cleaner::{self, CleanOutput, CleanPlan, CleanStats, PlanSegment};
 use crate::epoch::LeaderEpochCache;
 use crate::error::IoContext;
-use crate::producer::{self, ProducerStateManager, SequenceCheck};
+use crate::producer::{self, CompletedTxn, ProducerStateManager, SequenceCheck};
 use crate::segment::{self, Segment, SegmentRead};
+use crate::txn_index::AbortedTxnEntry;
 use crate::{
-    AppendInfo, BatchBytes, FileRegion, LogConfig, ProducerEntrySummary, ReadResult,
+    AbortedTxn, AppendInfo, BatchBytes, FileRegion, LogConfig, ProducerEntrySummary, ReadResult,
     RecoveryReport, RetentionOutcome, StorageError,
 };
 
@@ -133,6 +134,7 @@ impl Log {
                 bases.push(base);
             } else if let Some(base) = parse_offset_file_name(name, segment::INDEX_SUFFIX)
                 .or_else(|| parse_offset_file_name(name, segment::TIME_INDEX_SUFFIX))
+                .or_else(|| parse_offset_file_name(name, segment::TXN_INDEX_SUFFIX))
             {
                 index_files.push((base, entry.path()));
             }
@@ -221,7 +223,9 @@ impl Log {
         Ok(())
     }
 
-    /// Loads the newest usable snapshot and replays the batches after it.
+    /// Loads the newest usable snapshot and replays the batches after it. If a segment's
+    /// `.txnindex` must be rebuilt (recovered segment, rebuilt or corrupt indexes), the
+    /// snapshot used is at or before that segment, and the replay recomputes its entries.
     fn load_producer_state(&mut self) -> Result<(), StorageError> {
         let log_end = self.log_end_offset();
         let log_start = self.log_start_offset();
@@ -232,11 +236,18 @@ impl Log {
                 std::fs::remove_file(&path).at(&path)?;
             }
         }
-        let from = match self.producers.load_latest(&self.dir, log_end)? {
+        let rebuild_from = self
+            .segments
+            .iter()
+            .filter(|s| s.txn_rebuild_pending)
+            .map(|s| s.base_offset)
+            .min();
+        let max_snapshot = rebuild_from.map_or(log_end, |b| b.min(log_end));
+        let from = match self.producers.load_latest(&self.dir, max_snapshot)? {
             Some(offset) => offset.max(log_start),
             None => log_start,
         };
-        replay(&self.segments, &mut self.producers, from)
+        replay(&mut self.segments, &mut self.producers, from)
     }
 
     /// The partition directory.
@@ -284,6 +295,67 @@ impl Log {
         self.producers.summary(producer_id)
     }
 
+    /// Kafka's `firstUnstableOffset`: the first offset of the earliest ongoing transaction
+    /// (at least the log start offset), `None` when no transaction is ongoing.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.producers
+            .first_unstable_offset()
+            .map(|o| o.max(self.log_start_offset))
+    }
+
+    /// Kafka's `lastStableOffset`: the first unstable offset, else the high watermark
+    /// (never above it). `read_committed` fetches read up to it.
+    pub fn last_stable_offset(&self) -> i64 {
+        let hw = self.high_watermark();
+        self.first_unstable_offset().map_or(hw, |o| o.min(hw))
+    }
+
+    /// Ongoing transactions as `(first offset, producer id)`, earliest first (Kafka's
+    /// `ProducerStateManager.ongoingTxns`, e.g. for DescribeProducers / ListTransactions).
+    pub fn ongoing_transactions(&self) -> Vec<(i64, i64)> {
+        self.producers.ongoing_transactions().collect()
+    }
+
+    /// Kafka's `collectAbortedTransactions` for a `read_committed` fetch: the transactions
+    /// aborted by a marker, with `lastOffset >= from` and `firstOffset < upper`, taken from
+    /// the `.txnindex` files from the segment holding `from` on, stopping after the first
+    /// segment with an entry whose last stable offset is `>= upper`. `upper` is the offset
+    /// after the last fetched batch (Kafka's fetch upper bound: the next batch's offset, or
+    /// the next segment's base offset / the log end offset when the read went to the end of
+    /// its segment). Entries are in marker order. `OffsetOutOfRange` if `from` is outside
+    /// `[log start, log end]`.
+    pub fn aborted_transactions(
+        &self,
+        from: i64,
+        upper: i64,
+    ) -> Result<Vec<AbortedTxn>, StorageError> {
+        let log_start = self.log_start_offset();
+        let log_end = self.log_end_offset();
+        if from < log_start || from > log_end {
+            return Err(StorageError::OffsetOutOfRange {
+                requested: from,
+                log_start,
+                log_end,
+            });
+        }
+        let first = self
+            .segments
+            .partition_point(|s| s.base_offset <= from)
+            .saturating_sub(1);
+        let mut out = Vec::new();
+        for seg in &self.segments[first..] {
+            let found = seg.txn_index.collect(from, upper);
+            out.extend(found.aborted.iter().map(|e| AbortedTxn {
+                producer_id: e.producer_id,
+                first_offset: e.first_offset,
+            }));
+            if found.complete {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     fn active(&mut self) -> Result<&mut Segment, StorageError> {
         self.segments
             .last_mut()
@@ -319,6 +391,24 @@ impl Log {
                 header.records_count, header.last_offset_delta
             )));
         }
+        if header.is_control() {
+            if header.producer_id < 0 {
+                return Err(StorageError::CorruptBatch(
+                    "control batch without a producer id".into(),
+                ));
+            }
+            let (kind, coordinator_epoch) = batch::control_marker(batch)?;
+            let commit = match kind {
+                batch::CONTROL_TYPE_COMMIT => true,
+                batch::CONTROL_TYPE_ABORT => false,
+                other => {
+                    return Err(StorageError::CorruptBatch(format!(
+                        "invalid record type for end transaction marker: {other}"
+                    )))
+                }
+            };
+            return self.append_marker(batch, header, commit, coordinator_epoch, leader_epoch);
+        }
         let log_start_offset = self.log_start_offset();
         if let SequenceCheck::Duplicate {
             first_offset,
@@ -334,6 +424,113 @@ impl Log {
             });
         }
 
+        let (base_offset, last_offset) = self.write_batch(batch, &mut header, leader_epoch)?;
+        self.producers.update(&header, base_offset, last_offset);
+        self.after_write(header.records_count)?;
+        Ok(AppendInfo {
+            base_offset,
+            last_offset,
+            max_timestamp: header.max_timestamp,
+            log_start_offset,
+            duplicate: false,
+        })
+    }
+
+    /// Kafka's `appendAsLeader` of an end-transaction marker (origin COORDINATOR): builds
+    /// and appends a control batch (RecordBatch v2, attributes transactional + control, one
+    /// record with key `[0 i16, type i16]` (0 ABORT, 1 COMMIT) and value
+    /// `[0 i16, coordinator_epoch i32]`, `baseSequence` -1) for `producer_id`, and ends that
+    /// producer's ongoing transaction. An ABORT of a non-empty transaction adds an entry
+    /// (producer id, first offset, marker offset, last stable offset after the marker) to
+    /// the active segment's `.txnindex`. A marker with an epoch older than the producer's is
+    /// rejected with `InvalidProducerEpoch`, one with an older coordinator epoch than the
+    /// last marker's with `TransactionCoordinatorFenced`; a marker for a producer without
+    /// an ongoing transaction is written all the same (it changes neither the LSO nor the
+    /// index). A higher epoch becomes the producer's epoch (its sequence history is reset).
+    #[allow(clippy::too_many_arguments)]
+    pub fn append_control(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+        leader_epoch: i32,
+        timestamp_ms: i64,
+    ) -> Result<AppendInfo, StorageError> {
+        if producer_id < 0 {
+            return Err(StorageError::CorruptBatch(format!(
+                "transaction marker for invalid producer id {producer_id}"
+            )));
+        }
+        let mut b = batch::control_batch(
+            producer_id,
+            producer_epoch,
+            commit,
+            coordinator_epoch,
+            timestamp_ms,
+        );
+        let header = BatchHeader::parse(&b)?;
+        self.append_marker(&mut b, header, commit, coordinator_epoch, leader_epoch)
+    }
+
+    fn append_marker(
+        &mut self,
+        batch: &mut [u8],
+        mut header: BatchHeader,
+        commit: bool,
+        coordinator_epoch: i32,
+        leader_epoch: i32,
+    ) -> Result<AppendInfo, StorageError> {
+        self.producers.check_marker(
+            header.producer_id,
+            header.producer_epoch,
+            coordinator_epoch,
+        )?;
+        let log_start_offset = self.log_start_offset();
+        let (offset, _) = self.write_batch(batch, &mut header, leader_epoch)?;
+        let completed = self.producers.complete_txn(
+            header.producer_id,
+            header.producer_epoch,
+            coordinator_epoch,
+            offset,
+            commit,
+        );
+        if let Some(txn) = completed {
+            self.index_completed(&txn)?;
+        }
+        self.after_write(header.records_count)?;
+        Ok(AppendInfo {
+            base_offset: offset,
+            last_offset: header.last_offset(),
+            max_timestamp: header.max_timestamp,
+            log_start_offset,
+            duplicate: false,
+        })
+    }
+
+    /// Adds an aborted transaction to the active segment's `.txnindex` (Kafka's
+    /// `LogSegment.updateTxnIndex`), with the LSO right after its marker.
+    fn index_completed(&mut self, txn: &CompletedTxn) -> Result<(), StorageError> {
+        if !txn.aborted {
+            return Ok(());
+        }
+        let entry = AbortedTxnEntry {
+            producer_id: txn.producer_id,
+            first_offset: txn.first_offset,
+            last_offset: txn.last_offset,
+            last_stable_offset: self.producers.last_stable_offset_after(txn),
+        };
+        self.active()?.txn_index.append(entry)
+    }
+
+    /// Rolls if needed and writes `batch` at the log end, patching its base offset and
+    /// leader epoch (in `batch` and `header`). Returns its first and last offsets.
+    fn write_batch(
+        &mut self,
+        batch: &mut [u8],
+        header: &mut BatchHeader,
+        leader_epoch: i32,
+    ) -> Result<(i64, i64), StorageError> {
         let base_offset = self.log_end_offset();
         let last_offset = base_offset + i64::from(header.last_offset_delta);
         let (segment_bytes, max_index_bytes) =
@@ -354,25 +551,22 @@ impl Log {
         batch::set_partition_leader_epoch(batch, leader_epoch);
         header.base_offset = base_offset;
         header.partition_leader_epoch = leader_epoch;
-        self.active()?.append(batch, &header)?;
-        self.producers.update(&header, base_offset, last_offset);
+        self.active()?.append(batch, header)?;
         if self.epochs.assign(leader_epoch, base_offset) {
             self.epochs.persist(&self.dir)?;
         }
+        Ok((base_offset, last_offset))
+    }
 
+    /// Counts unflushed records and fsyncs once `flush.interval.messages` is reached.
+    fn after_write(&mut self, records: i32) -> Result<(), StorageError> {
         self.unflushed_messages = self
             .unflushed_messages
-            .saturating_add(header.records_count as u64);
+            .saturating_add(records.max(0) as u64);
         if self.unflushed_messages >= self.config.flush_interval_messages {
             self.flush()?;
         }
-        Ok(AppendInfo {
-            base_offset,
-            last_offset,
-            max_timestamp: header.max_timestamp,
-            log_start_offset,
-            duplicate: false,
-        })
+        Ok(())
     }
 
     /// Seals the active segment (fsync, producer snapshot) and starts a new one at the
@@ -399,6 +593,7 @@ impl Log {
         ReadResult {
             region,
             high_watermark: self.high_watermark(),
+            last_stable_offset: self.last_stable_offset(),
             log_start_offset: self.log_start_offset(),
             log_end_offset: self.log_end_offset(),
         }
@@ -413,6 +608,21 @@ impl Log {
         max_bytes: usize,
         min_one_batch: bool,
     ) -> Result<ReadResult, StorageError> {
+        self.read_up_to(offset, max_bytes, min_one_batch, None)
+    }
+
+    /// [`Log::read`] capped at `max_offset` (for `read_committed`, the caller passes the
+    /// [`Log::last_stable_offset`]): only whole batches below it, except that a first
+    /// batch straddling it is returned (alone). Nothing (`region: None`) if `offset >=
+    /// max_offset` or the first batch at or after `offset` starts at or after it; as with
+    /// `read`, `offset` must lie in `[log start, log end]`.
+    pub fn read_up_to(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+        max_offset: Option<i64>,
+    ) -> Result<ReadResult, StorageError> {
         let log_start = self.log_start_offset();
         let log_end = self.log_end_offset();
         if offset < log_start || offset > log_end {
@@ -422,7 +632,7 @@ impl Log {
                 log_end,
             });
         }
-        if offset == log_end {
+        if offset == log_end || max_offset.is_some_and(|m| offset >= m) {
             return Ok(self.read_result(None));
         }
         let first = self
@@ -430,9 +640,9 @@ impl Log {
             .partition_point(|s| s.base_offset <= offset)
             .saturating_sub(1);
         for seg in &self.segments[first..] {
-            match seg.read(offset, max_bytes, min_one_batch)? {
+            match seg.read(offset, max_bytes, min_one_batch, max_offset)? {
                 SegmentRead::NotHere => continue,
-                SegmentRead::TooLarge => return Ok(self.read_result(None)),
+                SegmentRead::TooLarge | SegmentRead::Capped => return Ok(self.read_result(None)),
                 SegmentRead::Region { position, len } => {
                     return Ok(self.read_result(Some(FileRegion {
                         file: Arc::clone(&seg.log),
@@ -730,6 +940,15 @@ impl Log {
                 uncleanable_idx = i;
             }
         }
+        // Kafka's firstUncleanableDirtyOffset also stops at the first unstable offset: the
+        // segment holding the earliest ongoing transaction is not cleaned.
+        if let Some(unstable) = self.first_unstable_offset() {
+            let idx = self
+                .segments
+                .partition_point(|s| s.base_offset <= unstable)
+                .saturating_sub(1);
+            uncleanable_idx = uncleanable_idx.min(idx);
+        }
         let size = |r: std::ops::Range<usize>| -> u64 {
             self.segments
                 .get(r)
@@ -865,6 +1084,13 @@ impl Log {
             &mut report,
         )?;
         seg.seal();
+        // Markers are kept by compaction: the aborted transactions stay those of the old
+        // segment (its `.txnindex` file was not touched).
+        let old_txns = self.segments[idx].txn_index.entries().to_vec();
+        if seg.txn_rebuild_pending || seg.txn_index.entries() != old_txns.as_slice() {
+            seg.txn_index.reset(old_txns)?;
+            seg.txn_rebuild_pending = false;
+        }
         self.segments[idx] = seg;
         Ok(())
     }
@@ -910,20 +1136,44 @@ impl Log {
     }
 }
 
-/// Replays the producer fields of every batch with base offset `>= from`.
+/// Replays the producer fields of every batch with base offset `>= from`, markers
+/// included, and rewrites the `.txnindex` of the segments whose index must be rebuilt.
 fn replay(
-    segments: &[Segment],
+    segments: &mut [Segment],
     producers: &mut ProducerStateManager,
     from: i64,
 ) -> Result<(), StorageError> {
-    for seg in segments {
+    for seg in segments.iter_mut() {
         if seg.next_offset <= from {
+            if seg.txn_rebuild_pending {
+                seg.txn_index.reset(Vec::new())?;
+                seg.txn_rebuild_pending = false;
+            }
             continue;
         }
+        let rebuilt = replay_segment(seg, producers, from)?;
+        if seg.txn_rebuild_pending {
+            tracing::info!(segment = %seg.log_path.display(), entries = rebuilt.len(), "rebuilt the transaction index");
+            seg.txn_index.reset(rebuilt)?;
+            seg.txn_rebuild_pending = false;
+        }
+    }
+    Ok(())
+}
+
+/// Replays one segment; returns the aborted transactions whose markers it holds (from
+/// `from` on).
+fn replay_segment(
+    seg: &Segment,
+    producers: &mut ProducerStateManager,
+    from: i64,
+) -> Result<Vec<AbortedTxnEntry>, StorageError> {
+    let mut aborted = Vec::new();
+    {
         let start = if from > seg.base_offset {
             match seg.find_batch(from)? {
                 Some(b) => b.position,
-                None => continue,
+                None => return Ok(aborted),
             }
         } else {
             0
@@ -931,12 +1181,48 @@ fn replay(
         let mut scanner = seg.scanner(start);
         while let Some(b) = scanner.next_batch()? {
             let h = b.header;
-            if h.base_offset >= from && h.producer_id >= 0 {
+            if h.base_offset < from || h.producer_id < 0 {
+                continue;
+            }
+            if !h.is_control() {
                 producers.update(&h, h.base_offset, h.last_offset());
+                continue;
+            }
+            if h.records_count == 0 {
+                // A control batch emptied by compaction: nothing to replay.
+                continue;
+            }
+            let bytes = seg.read_batch(&b)?.bytes;
+            let (commit, coordinator_epoch) = match batch::control_marker(&bytes) {
+                Ok((batch::CONTROL_TYPE_COMMIT, e)) => (true, e),
+                Ok((batch::CONTROL_TYPE_ABORT, e)) => (false, e),
+                Ok((other, _)) => {
+                    tracing::warn!(segment = %seg.log_path.display(), offset = h.base_offset, control_type = other, "ignoring a control batch of unknown type");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(segment = %seg.log_path.display(), offset = h.base_offset, error = %e, "ignoring an unreadable control batch");
+                    continue;
+                }
+            };
+            let completed = producers.complete_txn(
+                h.producer_id,
+                h.producer_epoch,
+                coordinator_epoch,
+                h.base_offset,
+                commit,
+            );
+            if let Some(txn) = completed.filter(|t| t.aborted) {
+                aborted.push(AbortedTxnEntry {
+                    producer_id: txn.producer_id,
+                    first_offset: txn.first_offset,
+                    last_offset: txn.last_offset,
+                    last_stable_offset: producers.last_stable_offset_after(&txn),
+                });
             }
         }
     }
-    Ok(())
+    Ok(aborted)
 }
 
 #[cfg(test)]

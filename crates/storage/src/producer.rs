@@ -1,15 +1,22 @@
-//! Idempotent producer state (Kafka's `ProducerStateManager`): per producer id the epoch
-//! and the metadata of the last 5 appended batches, used to reject out-of-order
-//! sequences and to answer duplicates with the original offsets.
+//! Idempotent and transactional producer state (Kafka's `ProducerStateManager`): per
+//! producer id the epoch, the metadata of the last 5 appended batches (used to reject
+//! out-of-order sequences and to answer duplicates with the original offsets), the
+//! coordinator epoch of the last transaction marker and the first offset of the ongoing
+//! transaction, if any. The earliest ongoing transaction bounds the last stable offset.
 //!
 //! Snapshot files (`<20-digit offset>.snapshot`, valid at that log offset):
 //!
 //! ```text
-//! magic  b"GRPS" | version u16 (1) | crc u32 (CRC-32C of everything after it) | count u32
-//! count × { producer_id i64 | epoch i16 | n u8 | n × { first_seq i32 | last_seq i32 | first_offset i64 | last_offset i64 } }
+//! magic  b"GRPS" | version u16 (2) | crc u32 (CRC-32C of everything after it) | count u32
+//! count × { producer_id i64 | epoch i16 | coordinator_epoch i32 | txn_first_offset i64 (-1: none)
+//!           | n u8 | n × { first_seq i32 | last_seq i32 | first_offset i64 | last_offset i64 } }
 //! ```
+//!
+//! Version 1 snapshots (written before transactions were supported) lack
+//! `coordinator_epoch` and `txn_first_offset`; they are still read (no ongoing
+//! transaction, coordinator epoch -1).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -23,7 +30,8 @@ pub const NUM_BATCHES_TO_RETAIN: usize = 5;
 /// Extension of producer state snapshot files.
 pub const SNAPSHOT_SUFFIX: &str = "snapshot";
 const SNAPSHOT_MAGIC: &[u8; 4] = b"GRPS";
-const SNAPSHOT_VERSION: u16 = 1;
+const SNAPSHOT_VERSION: u16 = 2;
+const SNAPSHOT_VERSION_V1: u16 = 1;
 const SNAPSHOT_HEADER_LEN: usize = 4 + 2 + 4 + 4;
 
 /// Public view of a producer's state.
@@ -35,6 +43,20 @@ pub struct ProducerEntrySummary {
     pub last_sequence: i32,
     /// Offset of the last appended record (-1 if none in this epoch).
     pub last_offset: i64,
+    /// Coordinator epoch of the last transaction marker (-1 if none).
+    pub coordinator_epoch: i32,
+    /// First offset of the producer's ongoing transaction, if any.
+    pub current_txn_first_offset: Option<i64>,
+}
+
+/// A transaction ended by a marker (Kafka's `CompletedTxn`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CompletedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    /// Offset of the marker.
+    pub last_offset: i64,
+    pub aborted: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +71,19 @@ pub(crate) struct BatchMetadata {
 pub(crate) struct ProducerEntry {
     pub epoch: i16,
     pub batches: VecDeque<BatchMetadata>,
+    pub coordinator_epoch: i32,
+    pub current_txn_first_offset: Option<i64>,
+}
+
+impl ProducerEntry {
+    fn new(epoch: i16) -> Self {
+        ProducerEntry {
+            epoch,
+            batches: VecDeque::new(),
+            coordinator_epoch: -1,
+            current_txn_first_offset: None,
+        }
+    }
 }
 
 /// Result of validating a batch against the producer state.
@@ -64,6 +99,8 @@ pub(crate) enum SequenceCheck {
 #[derive(Debug, Default)]
 pub(crate) struct ProducerStateManager {
     producers: HashMap<i64, ProducerEntry>,
+    /// Ongoing transactions as (first offset, producer id), earliest first.
+    ongoing: BTreeSet<(i64, i64)>,
 }
 
 impl ProducerStateManager {
@@ -74,7 +111,87 @@ impl ProducerStateManager {
                 epoch: e.epoch,
                 last_sequence: last.map_or(-1, |b| b.last_seq),
                 last_offset: last.map_or(-1, |b| b.last_offset),
+                coordinator_epoch: e.coordinator_epoch,
+                current_txn_first_offset: e.current_txn_first_offset,
             }
+        })
+    }
+
+    /// First offset of the earliest ongoing transaction.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.ongoing.first().map(|(o, _)| *o)
+    }
+
+    /// Ongoing transactions as (first offset, producer id), earliest first.
+    pub fn ongoing_transactions(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.ongoing.iter().copied()
+    }
+
+    /// Kafka's `ProducerStateManager.lastStableOffset(completedTxn)`: the first offset of the
+    /// earliest ongoing transaction of another producer, else the marker offset + 1.
+    pub fn last_stable_offset_after(&self, txn: &CompletedTxn) -> i64 {
+        self.ongoing
+            .iter()
+            .find(|(_, pid)| *pid != txn.producer_id)
+            .map_or(txn.last_offset + 1, |(o, _)| *o)
+    }
+
+    /// Validates a transaction marker of `producer_id`: the epoch must not be older than the
+    /// producer's (`InvalidProducerEpoch`, Kafka's fencing check) nor the coordinator epoch
+    /// older than the last marker's (`TransactionCoordinatorFenced`).
+    pub fn check_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+    ) -> Result<(), StorageError> {
+        let Some(entry) = self.producers.get(&producer_id) else {
+            return Ok(());
+        };
+        if producer_epoch < entry.epoch {
+            return Err(StorageError::InvalidProducerEpoch {
+                producer_id,
+                current: entry.epoch,
+                received: producer_epoch,
+            });
+        }
+        if coordinator_epoch < entry.coordinator_epoch {
+            return Err(StorageError::TransactionCoordinatorFenced {
+                producer_id,
+                current: entry.coordinator_epoch,
+                received: coordinator_epoch,
+            });
+        }
+        Ok(())
+    }
+
+    /// Records a marker at `offset` (Kafka's `appendEndTxnMarker` + `completeTxn`): sets the
+    /// epoch and coordinator epoch and ends the ongoing transaction. Returns it, if there
+    /// was one (a marker without data changes neither the LSO nor the index).
+    pub fn complete_txn(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+        offset: i64,
+        commit: bool,
+    ) -> Option<CompletedTxn> {
+        let entry = self
+            .producers
+            .entry(producer_id)
+            .or_insert_with(|| ProducerEntry::new(producer_epoch));
+        if producer_epoch > entry.epoch {
+            entry.epoch = producer_epoch;
+            entry.batches.clear();
+        }
+        entry.coordinator_epoch = coordinator_epoch;
+        let first = entry.current_txn_first_offset.take()?;
+        self.ongoing.remove(&(first, producer_id));
+        Some(CompletedTxn {
+            producer_id,
+            first_offset: first,
+            last_offset: offset,
+            aborted: !commit,
         })
     }
 
@@ -104,6 +221,17 @@ impl ProducerStateManager {
         if h.is_control() {
             return Ok(SequenceCheck::Append);
         }
+        let mixed = !h.is_transactional() && entry.current_txn_first_offset.is_some();
+        let txn_state = |check: SequenceCheck| {
+            if mixed && check == SequenceCheck::Append {
+                // Kafka: "Expected transactional write from producer ..."
+                return Err(StorageError::InvalidTxnState {
+                    producer_id: h.producer_id,
+                    first_offset: entry.current_txn_first_offset.unwrap_or(-1),
+                });
+            }
+            Ok(check)
+        };
         let first_seq = h.base_sequence;
         let last_seq = h.last_sequence();
         if h.producer_epoch > entry.epoch {
@@ -114,7 +242,7 @@ impl ProducerStateManager {
                     received: first_seq,
                 });
             }
-            return Ok(SequenceCheck::Append);
+            return txn_state(SequenceCheck::Append);
         }
         if let Some(dup) = entry
             .batches
@@ -139,10 +267,12 @@ impl ProducerStateManager {
                 received: first_seq,
             });
         }
-        Ok(SequenceCheck::Append)
+        txn_state(SequenceCheck::Append)
     }
 
-    /// Records an appended (or replayed) batch occupying `[first_offset, last_offset]`.
+    /// Records an appended (or replayed) data batch occupying `[first_offset, last_offset]`;
+    /// a transactional one starts the producer's transaction if none is ongoing. (Markers go
+    /// through [`ProducerStateManager::complete_txn`].)
     pub fn update(&mut self, h: &BatchHeader, first_offset: i64, last_offset: i64) {
         if h.producer_id < 0 {
             return;
@@ -150,10 +280,7 @@ impl ProducerStateManager {
         let entry = self
             .producers
             .entry(h.producer_id)
-            .or_insert_with(|| ProducerEntry {
-                epoch: h.producer_epoch,
-                batches: VecDeque::new(),
-            });
+            .or_insert_with(|| ProducerEntry::new(h.producer_epoch));
         if h.producer_epoch > entry.epoch {
             entry.epoch = h.producer_epoch;
             entry.batches.clear();
@@ -163,6 +290,10 @@ impl ProducerStateManager {
         }
         if h.is_control() {
             return;
+        }
+        if h.is_transactional() && entry.current_txn_first_offset.is_none() {
+            entry.current_txn_first_offset = Some(first_offset);
+            self.ongoing.insert((first_offset, h.producer_id));
         }
         if entry.batches.len() >= NUM_BATCHES_TO_RETAIN {
             entry.batches.pop_front();
@@ -186,6 +317,8 @@ impl ProducerStateManager {
             };
             body.extend_from_slice(&id.to_be_bytes());
             body.extend_from_slice(&e.epoch.to_be_bytes());
+            body.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
+            body.extend_from_slice(&e.current_txn_first_offset.unwrap_or(-1).to_be_bytes());
             body.push(e.batches.len().min(NUM_BATCHES_TO_RETAIN) as u8);
             for b in e.batches.iter().take(NUM_BATCHES_TO_RETAIN) {
                 body.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -210,7 +343,7 @@ impl ProducerStateManager {
             return Err("bad snapshot magic".into());
         }
         let version = u16::from_be_bytes([bytes[4], bytes[5]]);
-        if version != SNAPSHOT_VERSION {
+        if version != SNAPSHOT_VERSION && version != SNAPSHOT_VERSION_V1 {
             return Err(format!("unsupported snapshot version {version}"));
         }
         let crc = u32::from_be_bytes([bytes[6], bytes[7], bytes[8], bytes[9]]);
@@ -224,6 +357,16 @@ impl ProducerStateManager {
         for _ in 0..count {
             let id = r.i64()?;
             let epoch = r.i16()?;
+            let (coordinator_epoch, txn_first) = if version == SNAPSHOT_VERSION_V1 {
+                (-1, -1)
+            } else {
+                (r.i32()?, r.i64()?)
+            };
+            if txn_first < -1 {
+                return Err(format!(
+                    "snapshot entry with transaction offset {txn_first}"
+                ));
+            }
             let n = r.u8()? as usize;
             if n > NUM_BATCHES_TO_RETAIN {
                 return Err(format!("snapshot entry with {n} batches"));
@@ -237,7 +380,15 @@ impl ProducerStateManager {
                     last_offset: r.i64()?,
                 });
             }
-            producers.insert(id, ProducerEntry { epoch, batches });
+            producers.insert(
+                id,
+                ProducerEntry {
+                    epoch,
+                    batches,
+                    coordinator_epoch,
+                    current_txn_first_offset: (txn_first >= 0).then_some(txn_first),
+                },
+            );
         }
         if r.pos != body.len() {
             return Err("trailing bytes in snapshot".into());
@@ -281,6 +432,10 @@ impl ProducerStateManager {
             let bytes = std::fs::read(&path).at(&path)?;
             match Self::decode(&bytes) {
                 Ok(p) => {
+                    self.ongoing = p
+                        .iter()
+                        .filter_map(|(id, e)| e.current_txn_first_offset.map(|o| (o, *id)))
+                        .collect();
                     self.producers = p;
                     return Ok(Some(offset));
                 }
@@ -379,9 +534,13 @@ mod tests {
                     first_offset: 10,
                     last_offset: 14,
                 }]),
+                coordinator_epoch: 4,
+                current_txn_first_offset: Some(12),
             },
         );
+        m.producers.insert(8, ProducerEntry::new(0));
         let bytes = m.encode();
+        assert_eq!(u16::from_be_bytes([bytes[4], bytes[5]]), 2);
         let decoded = ProducerStateManager::decode(&bytes).expect("decodes");
         assert_eq!(decoded, m.producers);
         for cut in 0..bytes.len() {
@@ -391,5 +550,31 @@ mod tests {
         let last = bad.len() - 1;
         bad[last] ^= 1;
         assert!(ProducerStateManager::decode(&bad).is_err());
+    }
+
+    #[test]
+    fn version_1_snapshots_are_still_read() {
+        // producer 7, epoch 3, one batch (seqs 0..4 at offsets 10..14), in the v1 layout.
+        let mut body = Vec::new();
+        body.extend_from_slice(&1u32.to_be_bytes());
+        body.extend_from_slice(&7i64.to_be_bytes());
+        body.extend_from_slice(&3i16.to_be_bytes());
+        body.push(1);
+        body.extend_from_slice(&0i32.to_be_bytes());
+        body.extend_from_slice(&4i32.to_be_bytes());
+        body.extend_from_slice(&10i64.to_be_bytes());
+        body.extend_from_slice(&14i64.to_be_bytes());
+        let mut bytes = b"GRPS".to_vec();
+        bytes.extend_from_slice(&1u16.to_be_bytes());
+        bytes.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+        bytes.extend_from_slice(&body);
+        let decoded = ProducerStateManager::decode(&bytes).expect("v1 decodes");
+        let e = decoded.get(&7).expect("producer 7");
+        assert_eq!((e.epoch, e.coordinator_epoch), (3, -1));
+        assert_eq!(e.current_txn_first_offset, None);
+        assert_eq!(e.batches.back().map(|b| b.last_offset), Some(14));
+        // Version 3 is unknown.
+        bytes[5] = 3;
+        assert!(ProducerStateManager::decode(&bytes).is_err());
     }
 }

@@ -1,5 +1,5 @@
-//! One log segment: a `.log` file of back-to-back record batches plus its offset and time
-//! indexes (Kafka's `LogSegment`).
+//! One log segment: a `.log` file of back-to-back record batches plus its offset, time and
+//! aborted-transaction indexes (Kafka's `LogSegment`).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read};
@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::batch::{self, BatchHeader, HEADER_LEN};
 use crate::error::IoContext;
 use crate::index::{Loaded, OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
+use crate::txn_index::TxnIndex;
 use crate::{BatchBytes, RecoveryReport, StorageError};
 
 /// Extension of segment data files.
@@ -18,6 +19,8 @@ pub const LOG_SUFFIX: &str = "log";
 pub const INDEX_SUFFIX: &str = "index";
 /// Extension of time index files.
 pub const TIME_INDEX_SUFFIX: &str = "timeindex";
+/// Extension of aborted-transaction index files.
+pub const TXN_INDEX_SUFFIX: &str = "txnindex";
 
 /// Chunk size used when scanning batch headers.
 const SCAN_CHUNK: usize = 64 * 1024;
@@ -135,6 +138,8 @@ pub(crate) enum SegmentRead {
     Region { position: u64, len: u64 },
     /// The first batch alone exceeds `max_bytes` and `min_one_batch` was false.
     TooLarge,
+    /// The first batch at or after the offset starts at or beyond the read's max offset.
+    Capped,
 }
 
 /// One segment of the log.
@@ -149,6 +154,11 @@ pub(crate) struct Segment {
     pub next_offset: i64,
     pub offset_index: OffsetIndex,
     pub time_index: TimeIndex,
+    /// Aborted transactions whose ABORT marker is in this segment.
+    pub txn_index: TxnIndex,
+    /// The `.txnindex` must be rebuilt by replaying the producer state over the segment
+    /// (the segment was recovered or its indexes rebuilt; done by `Log::open`).
+    pub txn_rebuild_pending: bool,
     bytes_since_last_index_entry: u64,
     index_interval_bytes: u64,
     /// Largest max timestamp of the segment and the base offset of the first batch with it.
@@ -206,6 +216,8 @@ impl Segment {
             next_offset: base_offset,
             offset_index,
             time_index,
+            txn_index: TxnIndex::empty(dir.join(file_name(base_offset, TXN_INDEX_SUFFIX))),
+            txn_rebuild_pending: false,
             bytes_since_last_index_entry: 0,
             index_interval_bytes,
             max_timestamp: None,
@@ -240,6 +252,8 @@ impl Segment {
             next_offset: base_offset,
             offset_index: OffsetIndex::empty(cleaned(INDEX_SUFFIX), base_offset),
             time_index: TimeIndex::empty(cleaned(TIME_INDEX_SUFFIX), base_offset),
+            txn_index: TxnIndex::empty(cleaned(TXN_INDEX_SUFFIX)),
+            txn_rebuild_pending: false,
             bytes_since_last_index_entry: 0,
             index_interval_bytes,
             max_timestamp: None,
@@ -296,12 +310,14 @@ impl Segment {
         }
     }
 
-    /// Paths of the `.log`, `.index` and `.timeindex` files.
-    pub fn paths(&self) -> [PathBuf; 3] {
+    /// Paths of the `.log`, `.index`, `.timeindex` and `.txnindex` files (the last one may
+    /// not exist).
+    pub fn paths(&self) -> [PathBuf; 4] {
         [
             self.log_path.clone(),
             self.offset_index.path().to_path_buf(),
             self.time_index.path().to_path_buf(),
+            self.txn_index.path().to_path_buf(),
         ]
     }
 
@@ -321,6 +337,7 @@ impl Segment {
         let size = log.metadata().at(&log_path)?.len();
         let index_path = dir.join(file_name(base_offset, INDEX_SUFFIX));
         let time_path = dir.join(file_name(base_offset, TIME_INDEX_SUFFIX));
+        let txn_path = dir.join(file_name(base_offset, TXN_INDEX_SUFFIX));
         let mut seg = Segment {
             base_offset,
             log_path,
@@ -329,6 +346,8 @@ impl Segment {
             next_offset: base_offset,
             offset_index: OffsetIndex::empty(index_path.clone(), base_offset),
             time_index: TimeIndex::empty(time_path.clone(), base_offset),
+            txn_index: TxnIndex::empty(txn_path),
+            txn_rebuild_pending: false,
             bytes_since_last_index_entry: 0,
             index_interval_bytes,
             max_timestamp: None,
@@ -340,6 +359,31 @@ impl Segment {
             report.recovered_segments += 1;
             return Ok(seg);
         }
+        seg.open_indexes(next_base, report)?;
+        if !seg.txn_rebuild_pending {
+            let path = seg.txn_index.path().to_path_buf();
+            match TxnIndex::load(path, base_offset, seg.next_offset)? {
+                Ok(t) => seg.txn_index = t,
+                Err(reason) => {
+                    tracing::warn!(segment = %seg.log_path.display(), %reason, "rebuilding the transaction index");
+                    seg.txn_rebuild_pending = true;
+                }
+            }
+        }
+        Ok(seg)
+    }
+
+    /// Loads and checks the offset and time indexes, rebuilding them if needed.
+    fn open_indexes(
+        &mut self,
+        next_base: Option<i64>,
+        report: &mut RecoveryReport,
+    ) -> Result<(), StorageError> {
+        let seg = self;
+        let base_offset = seg.base_offset;
+        let size = seg.size;
+        let index_path = seg.offset_index.path().to_path_buf();
+        let time_path = seg.time_index.path().to_path_buf();
         let oi = OffsetIndex::load(index_path, base_offset, size, next_base)?;
         let ti = TimeIndex::load(time_path, base_offset, next_base)?;
         match (oi, ti) {
@@ -348,14 +392,13 @@ impl Segment {
                 seg.time_index = t;
             }
             (Loaded::NeedsRebuild(reason), _) | (_, Loaded::NeedsRebuild(reason)) => {
-                seg.rebuild(next_base, Some(reason), report)?;
-                return Ok(seg);
+                return seg.rebuild(next_base, Some(reason), report);
             }
         }
         if let Err(reason) = seg.tail_scan(next_base)? {
             seg.rebuild(next_base, Some(reason), report)?;
         }
-        Ok(seg)
+        Ok(())
     }
 
     /// Validates the part of the segment after the last offset index entry and derives
@@ -440,6 +483,7 @@ impl Segment {
         self.offset_index =
             OffsetIndex::empty(self.offset_index.path().to_path_buf(), self.base_offset);
         self.time_index = TimeIndex::empty(self.time_index.path().to_path_buf(), self.base_offset);
+        self.txn_rebuild_pending = true;
         self.max_timestamp = None;
         self.bytes_since_last_index_entry = 0;
         self.next_offset = self.base_offset;
@@ -636,12 +680,15 @@ impl Segment {
         Ok(None)
     }
 
-    /// Whole batches starting with the one containing `offset` (or the next one).
+    /// Whole batches starting with the one containing `offset` (or the next one). With
+    /// `max_offset`, only batches wholly below it, except that a first batch straddling it
+    /// is returned (alone); `Capped` if the first batch starts at or after it.
     pub fn read(
         &self,
         offset: i64,
         max_bytes: usize,
         min_one_batch: bool,
+        max_offset: Option<i64>,
     ) -> Result<SegmentRead, StorageError> {
         let (_, pos) = self.offset_index.lookup(offset);
         let mut scanner = self.scanner(pos);
@@ -654,6 +701,20 @@ impl Segment {
         };
         let max = max_bytes as u64;
         let first_size = first.header.total_size() as u64;
+        // End of the readable part of the segment.
+        let end_cap = match max_offset {
+            Some(m) if m < self.next_offset => {
+                if first.header.base_offset >= m {
+                    return Ok(SegmentRead::Capped);
+                }
+                if first.header.last_offset() >= m {
+                    first.position + first_size
+                } else {
+                    self.find_batch(m)?.map_or(self.size, |b| b.position)
+                }
+            }
+            _ => self.size,
+        };
         if first_size > max {
             return Ok(if min_one_batch {
                 SegmentRead::Region {
@@ -665,11 +726,11 @@ impl Segment {
             });
         }
         let limit = first.position.saturating_add(max);
-        if limit >= self.size {
-            // The rest of the segment fits (it ends on a batch boundary).
+        if limit >= end_cap {
+            // The rest of the readable part fits (it ends on a batch boundary).
             return Ok(SegmentRead::Region {
                 position: first.position,
-                len: self.size - first.position,
+                len: end_cap - first.position,
             });
         }
         // Jump to the last indexed batch start within the limit, then scan the few
@@ -726,11 +787,12 @@ impl Segment {
         })
     }
 
-    /// fsyncs the `.log` and both indexes.
+    /// fsyncs the `.log` and the indexes.
     pub fn flush(&self) -> Result<(), StorageError> {
         self.log.sync_data().at(&self.log_path)?;
         self.offset_index.sync()?;
-        self.time_index.sync()
+        self.time_index.sync()?;
+        self.txn_index.sync()
     }
 
     /// Drops anything past the valid size (a failed partial write) and trims the indexes.
@@ -747,6 +809,7 @@ impl Segment {
     pub fn seal(&mut self) {
         self.offset_index.seal();
         self.time_index.seal();
+        self.txn_index.seal();
     }
 }
 

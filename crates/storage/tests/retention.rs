@@ -939,3 +939,64 @@ fn codec_rejects_nothing_valid_and_storage_survives_codec_errors() {
     assert!(names(dir.path(), ".cleaned").is_empty());
     assert_eq!(read_records(&log), before);
 }
+
+#[test]
+fn compaction_keeps_aborted_transactions_and_stops_at_the_lso() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), compact_cfg(400), true);
+    append(&mut log, Compression::None, NOW, &[("a", Some("plain-0"))]);
+    let aborted_at = log
+        .append(&mut txn_batch(9, 0, &[("a", Some("aborted"))]), 0)
+        .expect("append")
+        .base_offset;
+    let abort = log
+        .append_control(9, 0, false, 0, 0, NOW)
+        .expect("abort")
+        .base_offset;
+    log.append(&mut txn_batch(9, 1, &[("c", Some("committed"))]), 0)
+        .expect("append");
+    log.append_control(9, 0, true, 0, 0, NOW).expect("commit");
+    fill_keys(&mut log, Compression::None, 3, 4);
+    // Producer 11's transaction stays open: the LSO, and the cleaner, stop there.
+    let open_at = log
+        .append(&mut txn_batch(11, 0, &[("a", Some("pending"))]), 0)
+        .expect("append")
+        .base_offset;
+    fill_keys(&mut log, Compression::None, 3, 4);
+    assert_eq!(log.last_stable_offset(), open_at);
+    let txn_index_before = names(dir.path(), ".txnindex");
+    assert_eq!(txn_index_before.len(), 1);
+    let txn_index_bytes = std::fs::read(dir.path().join(&txn_index_before[0])).expect("read");
+    assert_eq!(txn_index_bytes.len(), 34);
+    let s = clean(&mut log, NOW + 10).expect("clean");
+    assert!(s.committed);
+    assert!(s.end_offset <= open_at, "{} > {open_at}", s.end_offset);
+    assert!(s.segments_rewritten > 0);
+    // The aborted transaction is still reported for read_committed fetches, from its
+    // unchanged `.txnindex`, also after a restart.
+    assert_eq!(names(dir.path(), ".txnindex"), txn_index_before);
+    assert_eq!(
+        std::fs::read(dir.path().join(&txn_index_before[0])).expect("read"),
+        txn_index_bytes
+    );
+    let want = vec![gregor_storage::AbortedTxn {
+        producer_id: 9,
+        first_offset: aborted_at,
+    }];
+    assert_eq!(
+        log.aborted_transactions(log.log_start_offset(), abort + 1)
+            .expect("aborted"),
+        want
+    );
+    let recs = read_records(&log);
+    assert!(recs.iter().any(|r| r.2.as_deref() == Some("committed")));
+    assert!(recs.iter().any(|r| r.2.as_deref() == Some("pending")));
+    log.close().expect("close");
+    let log = open(dir.path(), compact_cfg(400), false);
+    assert_eq!(log.last_stable_offset(), open_at);
+    assert_eq!(
+        log.aborted_transactions(log.log_start_offset(), abort + 1)
+            .expect("aborted"),
+        want
+    );
+}
