@@ -363,3 +363,71 @@ fn load(broker: &Broker, config: TxnConfig, partitions: i32) -> Result<TxnCoordi
     );
     Ok(coordinator)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    #[derive(Default)]
+    struct Recorded(RefCell<Vec<(String, i32, i64, i16, bool, i32)>>);
+
+    impl MarkerWriter for Recorded {
+        fn write_marker(
+            &self,
+            topic: &str,
+            partition: i32,
+            producer_id: i64,
+            producer_epoch: i16,
+            commit: bool,
+            coordinator_epoch: i32,
+        ) -> Result<(), String> {
+            self.0.borrow_mut().push((
+                topic.to_string(),
+                partition,
+                producer_id,
+                producer_epoch,
+                commit,
+                coordinator_epoch,
+            ));
+            if topic == "broken" {
+                return Err("refused".into());
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn markers_are_written_to_every_partition_then_completed() {
+        let txns = Txns::new(TxnConfig::default(), 50, 10_000);
+        let mut c = TxnCoordinator::new(TxnConfig::default());
+        let mut next = 40;
+        let mut alloc = || {
+            next += 1;
+            Ok(next)
+        };
+        c.init_producer_id("t", 1000, None, &mut alloc, 0);
+        let parts = [("a".to_string(), 0), ("broken".to_string(), 2)];
+        c.add_partitions("t", 41, 0, &parts, 1);
+        let out = c.end_txn("t", 41, 0, true, false, &mut alloc, 2);
+        let writer = Recorded::default();
+        let records = txns.write_markers(&writer, &mut c, &out.markers);
+        assert_eq!(
+            *writer.0.borrow(),
+            vec![
+                ("a".to_string(), 0, 41, 0, true, 0),
+                ("broken".to_string(), 2, 41, 0, true, 0)
+            ]
+        );
+        // A refused marker is logged; the transaction completes all the same.
+        assert_eq!(records.len(), 1);
+        assert_eq!(
+            c.get("t").unwrap().state,
+            gregor_txn_coordinator::TxnState::CompleteCommit
+        );
+        assert_eq!(
+            txns.partition_for("t"),
+            gregor_group_coordinator::partition_for("t", 50)
+        );
+    }
+}
