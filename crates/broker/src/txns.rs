@@ -369,8 +369,11 @@ mod tests {
     use super::*;
     use std::cell::RefCell;
 
+    /// (topic, partition, producer id, epoch, commit, coordinator epoch).
+    type Marker = (String, i32, i64, i16, bool, i32);
+
     #[derive(Default)]
-    struct Recorded(RefCell<Vec<(String, i32, i64, i16, bool, i32)>>);
+    struct Recorded(RefCell<Vec<Marker>>);
 
     impl MarkerWriter for Recorded {
         fn write_marker(
