@@ -161,14 +161,24 @@ def test_transactions_survive_restart(own_broker):
     topic = create_topic(b.bootstrap, unique("txn-restart"), partitions=1)
     tid = unique("tid")
     p = txn_producer(b.bootstrap, tid)
+    group = unique("g")
+    c = confluent_consumer(b.bootstrap, **{"group.id": group})
+    meta = c.consumer_group_metadata()
     p.begin_transaction()
     p.produce(topic, value=b"before", partition=0)
+    p.send_offsets_to_transaction([TopicPartition(topic, 0, 7)], meta, 30)
     p.commit_transaction(30)
+    p.begin_transaction()
+    p.send_offsets_to_transaction([TopicPartition(topic, 0, 9)], meta, 30)
+    p.abort_transaction(30)
+    c.close()
     del p
     b.restart()
+    # Replayed from __consumer_offsets: the committed transaction's offset, not the aborted one.
+    assert _committed(b.bootstrap, group, topic) == 7
     out = run_tool("kafka-transactions.sh", "--bootstrap-server", b.bootstrap, "describe",
                    "--transactional-id", tid).stdout
-    assert "CompleteCommit" in out
+    assert "CompleteAbort" in out
     # The epoch continues after the restart: a new instance works, its commit is visible.
     p = txn_producer(b.bootstrap, tid)
     p.begin_transaction()
@@ -176,3 +186,45 @@ def test_transactions_survive_restart(own_broker):
     p.commit_transaction(30)
     msgs = read_all(b.bootstrap, topic, "read_committed", expect_at_least=2)
     assert [m.value() for m in msgs] == [b"before", b"after"]
+
+
+def _committed(bootstrap, group, topic):
+    c = confluent_consumer(bootstrap, **{"group.id": group})
+    try:
+        return c.committed([TopicPartition(topic, 0)], timeout=10)[0].offset
+    finally:
+        c.close()
+
+
+def test_send_offsets_to_transaction(broker):
+    src = create_topic(broker.bootstrap, unique("txn-src"), partitions=1)
+    dst = create_topic(broker.bootstrap, unique("txn-dst"), partitions=1)
+    seed = Producer(rdkafka_conf(broker.bootstrap))
+    for i in range(4):
+        seed.produce(src, value=f"in{i}".encode(), partition=0)
+    seed.flush(30)
+    group = unique("etl")
+    c = confluent_consumer(broker.bootstrap, **{"group.id": group, "isolation.level": "read_committed"})
+    c.assign([TopicPartition(src, 0, 0)])
+    msgs = []
+    deadline = time.monotonic() + 20
+    while len(msgs) < 4 and time.monotonic() < deadline:
+        msgs += [m for m in c.consume(num_messages=4 - len(msgs), timeout=0.5) if not m.error()]
+    assert len(msgs) == 4
+    p = txn_producer(broker.bootstrap, unique("tid-etl"))
+    # An aborted transaction leaves the group's offset untouched.
+    p.begin_transaction()
+    p.produce(dst, value=b"out-aborted", partition=0)
+    p.send_offsets_to_transaction([TopicPartition(src, 0, 2)], c.consumer_group_metadata(), 30)
+    p.abort_transaction(30)
+    assert _committed(broker.bootstrap, group, src) < 0
+    # A committed one moves it, together with the output.
+    p.begin_transaction()
+    for m in msgs:
+        p.produce(dst, value=m.value().replace(b"in", b"out"), partition=0)
+    p.send_offsets_to_transaction([TopicPartition(src, 0, 4)], c.consumer_group_metadata(), 30)
+    p.commit_transaction(30)
+    c.close()
+    assert _committed(broker.bootstrap, group, src) == 4
+    out = read_all(broker.bootstrap, dst, "read_committed", expect_at_least=4)
+    assert [m.value() for m in out] == [f"out{i}".encode() for i in range(4)]

@@ -78,6 +78,10 @@ impl MarkerWriter for Broker {
             .map_err(|e| e.to_string());
         drop(guard);
         part.appended.notify_waiters();
+        if result.is_ok() && topic == crate::groups::OFFSETS_TOPIC {
+            // Settle the transaction's offset commits (TxnOffsetCommit).
+            self.groups.complete_txn(producer_id, commit);
+        }
         result
     }
 }

@@ -20,6 +20,8 @@
 //! - [`classic`]: the classic group protocol (JoinGroup/SyncGroup/Heartbeat/LeaveGroup) with
 //!   Kafka's states Empty, PreparingRebalance, CompletingRebalance, Stable, Dead.
 //! - [`offsets`]: committed offsets (OffsetCommit/OffsetFetch/OffsetDelete, retention).
+//! - [`txn_offsets`]: transactional offset commits (TxnOffsetCommit), pending until the
+//!   transaction's marker.
 //! - [`consumer`]: KIP-848 consumer groups (ConsumerGroupHeartbeat/Describe, server-side
 //!   `uniform` and `range` assignors, regex subscriptions).
 
@@ -58,6 +60,7 @@ use uuid::Uuid;
 pub mod classic;
 pub mod offsets;
 pub mod records;
+pub mod txn_offsets;
 
 /// Caller-chosen id of a request whose response may be deferred.
 pub type RequestId = u64;
@@ -212,6 +215,7 @@ pub struct GroupCoordinator {
     offsets: offsets::OffsetStore,
     consumer: consumer::ConsumerGroups,
     next_cleanup: Option<i64>,
+    txn_offsets: txn_offsets::PendingTxnOffsets,
 }
 
 impl GroupCoordinator {
@@ -224,6 +228,7 @@ impl GroupCoordinator {
             offsets: offsets::OffsetStore::default(),
             consumer,
             next_cleanup: None,
+            txn_offsets: Default::default(),
         }
     }
 

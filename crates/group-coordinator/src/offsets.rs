@@ -261,7 +261,11 @@ fn sb(s: &str) -> StrBytes {
 impl GroupCoordinator {
     /// Group-level validation of an OffsetCommit; `Ok(create)` where `create` asks to create a
     /// simple classic group.
-    fn validate_offset_commit(&self, version: i16, req: &OffsetCommitRequest) -> Result<bool, i16> {
+    pub(crate) fn validate_offset_commit(
+        &self,
+        version: i16,
+        req: &OffsetCommitRequest,
+    ) -> Result<bool, i16> {
         let group_id = req.group_id.as_str();
         let generation = req.generation_id_or_member_epoch;
         let member_id = req.member_id.as_str();

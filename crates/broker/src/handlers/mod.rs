@@ -56,6 +56,7 @@ pub mod offset_for_leader_epoch;
 pub mod partition_reassignments;
 pub mod produce;
 pub mod sync_group;
+pub mod txn_offset_commit;
 
 /// An API and the version range Gregor serves (and advertises in ApiVersions).
 #[derive(Debug, Clone, Copy)]
@@ -94,6 +95,7 @@ pub const SUPPORTED: &[ApiSupport] = &[
         describe_transactions::VERSIONS,
     ),
     api(ApiKey::ListTransactions, list_transactions::VERSIONS),
+    api(ApiKey::TxnOffsetCommit, txn_offset_commit::VERSIONS),
     api(
         ApiKey::OffsetForLeaderEpoch,
         offset_for_leader_epoch::VERSIONS,
@@ -308,6 +310,7 @@ pub async fn dispatch(ctx: Ctx<'_>, mut body: Bytes) -> Result<Response, Handler
         ApiKey::EndTxn => end_txn::handle(&ctx, &mut body).await,
         ApiKey::DescribeTransactions => describe_transactions::handle(&ctx, &mut body).await,
         ApiKey::ListTransactions => list_transactions::handle(&ctx, &mut body).await,
+        ApiKey::TxnOffsetCommit => txn_offset_commit::handle(&ctx, &mut body).await,
         ApiKey::OffsetForLeaderEpoch => offset_for_leader_epoch::handle(&ctx, &mut body),
         ApiKey::CreatePartitions => create_partitions::handle(&ctx, &mut body),
         ApiKey::DescribeConfigs => describe_configs::handle(&ctx, &mut body),
