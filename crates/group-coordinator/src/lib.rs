@@ -197,6 +197,8 @@ pub mod errors {
     pub const FENCED_INSTANCE_ID: i16 = 82;
     /// GROUP_SUBSCRIBED_TO_TOPIC.
     pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
+    /// UNSTABLE_OFFSET_COMMIT.
+    pub const UNSTABLE_OFFSET_COMMIT: i16 = 88;
     /// STALE_MEMBER_EPOCH.
     pub const STALE_MEMBER_EPOCH: i16 = 113;
 }

@@ -473,11 +473,25 @@ impl GroupCoordinator {
                         .into_iter()
                         .map(|(name, parts)| {
                             OffsetFetchResponseTopics::default()
-                                .with_name(name)
+                                .with_name(name.clone())
                                 .with_partitions(
                                     parts
                                         .into_iter()
                                         .map(|(p, c)| {
+                                            if req.require_stable
+                                                && self.has_pending_txn_offsets(
+                                                    g.group_id.as_str(),
+                                                    name.as_str(),
+                                                    p,
+                                                )
+                                            {
+                                                return OffsetFetchResponsePartitions::default()
+                                                    .with_partition_index(p)
+                                                    .with_committed_offset(-1)
+                                                    .with_committed_leader_epoch(-1)
+                                                    .with_metadata(Some(sb("")))
+                                                    .with_error_code(UNSTABLE_OFFSET_COMMIT);
+                                            }
                                             let (offset, epoch, meta) = split(c);
                                             OffsetFetchResponsePartitions::default()
                                                 .with_partition_index(p)
@@ -535,11 +549,26 @@ impl GroupCoordinator {
             .into_iter()
             .map(|(name, parts)| {
                 OffsetFetchResponseTopic::default()
-                    .with_name(name)
+                    .with_name(name.clone())
                     .with_partitions(
                         parts
                             .into_iter()
                             .map(|(p, c)| {
+                                if version >= 7
+                                    && req.require_stable
+                                    && self.has_pending_txn_offsets(
+                                        req.group_id.as_str(),
+                                        name.as_str(),
+                                        p,
+                                    )
+                                {
+                                    return OffsetFetchResponsePartition::default()
+                                        .with_partition_index(p)
+                                        .with_committed_offset(-1)
+                                        .with_committed_leader_epoch(-1)
+                                        .with_metadata(Some(sb("")))
+                                        .with_error_code(UNSTABLE_OFFSET_COMMIT);
+                                }
                                 let (offset, epoch, meta) = split(c);
                                 OffsetFetchResponsePartition::default()
                                     .with_partition_index(p)

@@ -239,6 +239,24 @@ mod tests {
         assert_eq!(records.len(), 1);
         assert_eq!(fetched(&c), -1, "invisible before the marker");
         assert!(c.has_pending_txn_offsets("g", "t", 0));
+        // require_stable (v7+): UNSTABLE_OFFSET_COMMIT while the transaction is open.
+        let stable = c.offset_fetch(
+            0,
+            7,
+            &OffsetFetchRequest::default()
+                .with_group_id(GroupId(StrBytes::from_static_str("g")))
+                .with_require_stable(true)
+                .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                    .with_name(TopicName(StrBytes::from_static_str("t")))
+                    .with_partition_indexes(vec![0, 1])])),
+            &Topics,
+        );
+        let codes: Vec<i16> = stable.topics[0]
+            .partitions
+            .iter()
+            .map(|p| p.error_code)
+            .collect();
+        assert_eq!(codes, vec![UNSTABLE_OFFSET_COMMIT, NONE]);
         c.complete_txn(7, false);
         assert_eq!(fetched(&c), -1, "aborted");
         c.txn_offset_commit(2, 3, req(7, 43, 0), &Topics);
