@@ -228,3 +228,48 @@ def test_send_offsets_to_transaction(broker):
     assert _committed(broker.bootstrap, group, src) == 4
     out = read_all(broker.bootstrap, dst, "read_committed", expect_at_least=4)
     assert [m.value() for m in out] == [f"out{i}".encode() for i in range(4)]
+
+
+def test_java_transactional_producer(broker):
+    """Kafka 4.1.2's Java producer (kafka-producer-perf-test.sh, a transaction every 100 ms) and
+    a read_committed console consumer."""
+    topic = create_topic(broker.bootstrap, unique("txn-java"), partitions=3)
+    tid = unique("tid-java")
+    run_tool("kafka-producer-perf-test.sh", "--topic", topic, "--num-records", "3000", "--record-size", "20",
+             "--throughput", "-1", "--producer-props", f"bootstrap.servers={broker.bootstrap}",
+             "--transactional-id", tid, "--transaction-duration-ms", "100", timeout=120)
+    out = run_tool("kafka-console-consumer.sh", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+                   "--from-beginning", "--isolation-level", "read_committed", "--max-messages", "3000",
+                   "--timeout-ms", "20000", timeout=90)
+    assert len(out.stdout.splitlines()) == 3000
+    described = run_tool("kafka-transactions.sh", "--bootstrap-server", broker.bootstrap, "describe",
+                         "--transactional-id", tid).stdout
+    assert "CompleteCommit" in described
+
+
+def test_kafka_python_transactional_producer(broker):
+    from kafka import KafkaConsumer, KafkaProducer
+    from kafka import TopicPartition as KTopicPartition
+
+    topic = create_topic(broker.bootstrap, unique("txn-kpy"), partitions=1)
+    p = KafkaProducer(bootstrap_servers=broker.bootstrap, transactional_id=unique("tid-kpy"),
+                      request_timeout_ms=15000, max_block_ms=15000)
+    try:
+        p.init_transactions()
+        p.begin_transaction()
+        p.send(topic, value=b"kept", partition=0)
+        p.commit_transaction()
+        p.begin_transaction()
+        p.send(topic, value=b"dropped", partition=0)
+        p.flush()
+        p.abort_transaction()
+    finally:
+        p.close(timeout=10)
+    c = KafkaConsumer(bootstrap_servers=broker.bootstrap, isolation_level="read_committed",
+                      enable_auto_commit=False, consumer_timeout_ms=3000)
+    try:
+        c.assign([KTopicPartition(topic, 0)])
+        c.seek_to_beginning()
+        assert [m.value for m in c] == [b"kept"]
+    finally:
+        c.close()
