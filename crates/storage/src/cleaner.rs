@@ -21,9 +21,11 @@
 //! horizon has not passed. The first cleaning that keeps a tombstone stamps the batch with a
 //! delete horizon (`now + delete.retention.ms`, KIP-534), a later cleaning after that time
 //! drops it. Keyless records are dropped, as Kafka does (compacted topics reject them at
-//! produce time). Control batches (transaction markers) are kept unchanged; aborted
-//! transactional records never enter the offset map; the dirty range stops before any
-//! transaction that is still open. A batch whose records all go away is removed, except the
+//! produce time). Control batches (transaction markers) are kept unchanged, and so are the
+//! segments' `.txnindex` files; aborted transactional records never enter the offset map;
+//! the dirty range stops before any transaction that is still open (the plan already stops
+//! at the segment holding the log's first unstable offset, like Kafka's
+//! `firstUncleanableDirtyOffset`). A batch whose records all go away is removed, except the
 //! last data batch of each producer, which is kept as an empty batch (header only) so that
 //! idempotent producer state survives. Offsets are kept (`lastOffsetDelta` included); only
 //! gaps appear.

@@ -15,8 +15,11 @@
 //! * `index` (internal) — the sparse offset index (`.index`, 8-byte entries: relative
 //!   offset + file position) and time index (`.timeindex`, 12-byte entries: timestamp +
 //!   relative offset), one entry about every `index_interval_bytes` of log data.
-//! * [`producer`] — idempotent producer state (epoch + last 5 batches per producer id),
-//!   persisted as `.snapshot` files at every segment roll and at close.
+//! * `txn_index` (internal) — the aborted-transaction index (`.txnindex`, Kafka's
+//!   `TransactionIndex`, see *Transactions* below).
+//! * [`producer`] — idempotent and transactional producer state (epoch + last 5 batches,
+//!   coordinator epoch, ongoing transaction per producer id), persisted as `.snapshot`
+//!   files at every segment roll and at close.
 //! * [`batch`] — RecordBatch v2 header parsing, CRC-32C verification and patching of the
 //!   base offset / leader epoch (storage cannot depend on the protocol crate).
 //! * [`epoch`] — the leader-epoch cache and its `leader-epoch-checkpoint` file (Kafka's
@@ -40,6 +43,49 @@
 //! verifies every batch (length, magic, CRC-32C, monotonic offsets), truncates the torn
 //! tail and rebuilds its indexes; indexes of the other segments are sanity-checked and
 //! rebuilt when missing or inconsistent.
+//!
+//! # Transactions
+//!
+//! The storage half of Kafka's transactions (`UnifiedLog`, `ProducerStateManager`,
+//! `TransactionIndex`); the coordinator and the Produce/Fetch handlers build on it:
+//!
+//! * A transactional data batch (attribute bit 4) appended with [`Log::append`] starts
+//!   its producer's transaction at its base offset, unless one is ongoing. Validation as
+//!   in Kafka: duplicates first, then the epoch (`InvalidProducerEpoch`), the sequence
+//!   (`OutOfOrderSequence`), and a non-transactional batch from a producer with an ongoing
+//!   transaction is [`StorageError::InvalidTxnState`].
+//! * [`Log::append_control`] (the WriteTxnMarkers path) builds and appends a marker — a v2
+//!   control batch exactly like Kafka's `withEndTransactionMarker` — and ends the
+//!   producer's transaction. Stale epochs are rejected (`InvalidProducerEpoch`), as are
+//!   older coordinator epochs ([`StorageError::TransactionCoordinatorFenced`]); a marker
+//!   for a producer with no ongoing transaction is still written. A ready-made control
+//!   batch passed to [`Log::append`] is handled the same way (it must be uncompressed and
+//!   of type ABORT or COMMIT). The Produce handler must keep refusing control batches
+//!   from clients.
+//! * [`Log::first_unstable_offset`] is the first offset of the earliest ongoing
+//!   transaction; [`Log::last_stable_offset`] (LSO) is that, else the high watermark.
+//!   [`ReadResult::last_stable_offset`] carries it for the Fetch response.
+//! * An ABORT of a non-empty transaction appends a 34-byte big-endian entry (version i16
+//!   = 0, producerId i64, firstOffset i64, lastOffset i64 = the marker's offset,
+//!   lastStableOffset i64 = the LSO once the marker is written) to the `.txnindex` of the
+//!   segment that holds the marker — Kafka's format; the file is created lazily.
+//! * `read_committed` fetch: [`Log::read_committed`] returns the batches below the LSO
+//!   and the `AbortedTransactions` of the response. It is [`Log::read_up_to`]`(offset,
+//!   max_bytes, min_one_batch, Some(log.last_stable_offset()))` followed by
+//!   [`Log::aborted_transactions`]`(offset, upper)`, `upper` being the fetch upper bound
+//!   (the offset of the batch after the region, else the next segment's base offset or the
+//!   log end offset), computed like Kafka's `collectAbortedTransactions`.
+//! * Durability: ongoing transactions and coordinator epochs are part of the producer
+//!   snapshots (format version 2; version 1 snapshots still load) and are rebuilt by
+//!   replaying batches and markers after a crash. A segment recovered after an unclean
+//!   shutdown, or whose indexes are rebuilt, or whose `.txnindex` is malformed, gets its
+//!   `.txnindex` rebuilt by that replay (from a snapshot at or before the segment).
+//!   Retention and DeleteRecords delete `.txnindex` files with their segments. The
+//!   cleaner keeps markers and `.txnindex` files unchanged and never cleans the segment
+//!   holding the first unstable offset, or anything after it.
+//! * Not done (yet): producer state expiration (`producer.id.expiration.ms`,
+//!   `transaction.timeout` is the coordinator's business), removal of markers by the
+//!   cleaner.
 //!
 //! # Retention and the log start offset
 //!

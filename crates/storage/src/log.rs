@@ -409,6 +409,11 @@ impl Log {
             };
             return self.append_marker(batch, header, commit, coordinator_epoch, leader_epoch);
         }
+        if header.is_transactional() && header.producer_id < 0 {
+            return Err(StorageError::CorruptBatch(
+                "transactional batch without a producer id".into(),
+            ));
+        }
         let log_start_offset = self.log_start_offset();
         if let SequenceCheck::Duplicate {
             first_offset,
@@ -447,7 +452,6 @@ impl Log {
     /// last marker's with `TransactionCoordinatorFenced`; a marker for a producer without
     /// an ongoing transaction is written all the same (it changes neither the LSO nor the
     /// index). A higher epoch becomes the producer's epoch (its sequence history is reset).
-    #[allow(clippy::too_many_arguments)]
     pub fn append_control(
         &mut self,
         producer_id: i64,
@@ -581,7 +585,7 @@ impl Log {
         }
         self.unflushed_messages = 0;
         self.producers.write_snapshot(&self.dir, new_base)?;
-        producer::retain_snapshots(&self.dir, SNAPSHOTS_TO_KEEP, i64::MAX)?;
+        producer::retain_snapshots(&self.dir, SNAPSHOTS_TO_KEEP, i64::MAX, None)?;
         let seg = Segment::create(&self.dir, new_base, self.config.index_interval_bytes)?;
         sync_dir(&self.dir)?;
         tracing::debug!(dir = %self.dir.display(), base_offset = new_base, "rolled new segment");
@@ -653,6 +657,53 @@ impl Log {
             }
         }
         Ok(self.read_result(None))
+    }
+
+    /// A `read_committed` fetch (Kafka's `FetchIsolation.TXN_COMMITTED`): whole batches
+    /// below the last stable offset ([`Log::read_up_to`]) and the aborted transactions the
+    /// consumer needs to filter them ([`Log::aborted_transactions`] from `offset` to the
+    /// fetch upper bound: the offset of the batch after the returned region, or the next
+    /// segment's base offset / the log end offset when the region ends its segment, as in
+    /// Kafka's `LocalLog.addAbortedTransactions`). No aborted transactions when nothing is
+    /// returned.
+    pub fn read_committed(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<(ReadResult, Vec<AbortedTxn>), StorageError> {
+        let result = self.read_up_to(
+            offset,
+            max_bytes,
+            min_one_batch,
+            Some(self.last_stable_offset()),
+        )?;
+        let Some(region) = &result.region else {
+            return Ok((result, Vec::new()));
+        };
+        let Some(idx) = self
+            .segments
+            .iter()
+            .position(|s| Arc::ptr_eq(&s.log, &region.file))
+        else {
+            return Err(StorageError::CorruptBatch(
+                "read region of an unknown segment".into(),
+            ));
+        };
+        let seg = &self.segments[idx];
+        let end = region.position + region.len;
+        let next = if end < seg.size {
+            seg.scanner(end).next_batch()?.map(|b| b.header.base_offset)
+        } else {
+            None
+        };
+        let upper = next.unwrap_or_else(|| {
+            self.segments
+                .get(idx + 1)
+                .map_or(self.log_end_offset(), |s| s.base_offset)
+        });
+        let aborted = self.aborted_transactions(offset, upper)?;
+        Ok((result, aborted))
     }
 
     /// First batch (lowest offset) whose maxTimestamp is `>= ts`.
@@ -1107,8 +1158,9 @@ impl Log {
         self.active()?.trim()?;
         self.flush()?;
         let log_end = self.log_end_offset();
+        let active_base = self.active()?.base_offset;
         self.producers.write_snapshot(&self.dir, log_end)?;
-        producer::retain_snapshots(&self.dir, SNAPSHOTS_TO_KEEP, log_end)?;
+        producer::retain_snapshots(&self.dir, SNAPSHOTS_TO_KEEP, log_end, Some(active_base))?;
         sync_dir(&self.dir)
     }
 

@@ -502,13 +502,23 @@ pub fn list_snapshots(dir: &Path) -> Result<Vec<i64>, StorageError> {
 }
 
 /// Deletes all but the newest `keep` snapshots, and any snapshot above `max_offset`.
-pub fn retain_snapshots(dir: &Path, keep: usize, max_offset: i64) -> Result<(), StorageError> {
+/// The snapshot at `also_keep` (the active segment's base offset: the starting point of
+/// its recovery after an unclean shutdown) is kept as well.
+pub fn retain_snapshots(
+    dir: &Path,
+    keep: usize,
+    max_offset: i64,
+    also_keep: Option<i64>,
+) -> Result<(), StorageError> {
     let mut snaps = list_snapshots(dir)?;
     snaps.sort_unstable();
     let mut kept = 0;
     for &offset in snaps.iter().rev() {
         if offset <= max_offset && kept < keep {
             kept += 1;
+            continue;
+        }
+        if offset <= max_offset && Some(offset) == also_keep {
             continue;
         }
         let path = snapshot_path(dir, offset);

@@ -1000,3 +1000,21 @@ fn compaction_keeps_aborted_transactions_and_stops_at_the_lso() {
         want
     );
 }
+
+#[test]
+fn nothing_to_clean_behind_an_open_transaction() {
+    // Kafka's firstUncleanableDirtyOffset includes the first unstable offset: with a
+    // transaction open from the start, no segment is cleanable.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), compact_cfg(300), true);
+    log.append(&mut txn_batch(11, 0, &[("a", Some("pending"))]), 0)
+        .expect("append");
+    fill_keys(&mut log, Compression::None, 3, 6);
+    assert!(log.segment_count() > 3);
+    assert_eq!(log.last_stable_offset(), 0);
+    assert!(log.prepare_clean(NOW + 10).is_none());
+    log.append_control(11, 0, true, 0, 0, NOW).expect("commit");
+    fill_keys(&mut log, Compression::None, 3, 1);
+    let s = clean(&mut log, NOW + 10).expect("cleanable once committed");
+    assert!(s.committed && s.records_removed > 0);
+}

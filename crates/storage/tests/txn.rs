@@ -537,6 +537,10 @@ fn epoch_fencing_and_transaction_state_checks() {
         aborted(&[(1, 2)])
     );
     assert!(log.append_control(-1, 0, true, 0, 0, NOW).is_err());
+    assert!(matches!(
+        log.append(&mut data(-1, -1, -1, 1, true), 0),
+        Err(StorageError::CorruptBatch(_))
+    ));
 }
 
 #[test]
@@ -716,4 +720,96 @@ fn retention_and_delete_records_drop_txn_indexes() {
     let log = open(dir.path(), tiny_segments(), false);
     assert!(files(dir.path(), ".txnindex").is_empty());
     assert_eq!(log.last_stable_offset(), hw);
+}
+
+#[test]
+fn ongoing_transactions_survive_a_clean_restart_through_the_snapshot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), LogConfig::default(), true);
+    plain(&mut log, 1);
+    let first = txn(&mut log, 4, 0, 2);
+    log.append_control(5, 1, true, 7, 0, NOW)
+        .expect("stray marker sets the coordinator epoch");
+    let leo = log.log_end_offset();
+    log.close().expect("close");
+    // The snapshot at the log end holds the ongoing transaction and the coordinator epoch:
+    // the reopened log replays nothing after it.
+    assert!(dir.path().join(format!("{leo:020}.snapshot")).exists());
+    let mut log = open(dir.path(), LogConfig::default(), true);
+    assert_eq!(log.ongoing_transactions(), vec![(first, 4)]);
+    assert_eq!(log.last_stable_offset(), first);
+    assert_eq!(log.producer_entry(5).map(|p| p.coordinator_epoch), Some(7));
+    assert!(matches!(
+        log.append_control(5, 1, true, 6, 0, NOW),
+        Err(StorageError::TransactionCoordinatorFenced { .. })
+    ));
+    // The sequence continues and the transaction is still the same one.
+    txn(&mut log, 4, 2, 1);
+    let abort = end(&mut log, 4, false);
+    assert_eq!(
+        log.aborted_transactions(0, abort + 1).expect("aborted"),
+        aborted(&[(4, first)])
+    );
+}
+
+#[test]
+fn first_unstable_offset_is_at_least_the_log_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), LogConfig::default(), true);
+    let first = txn(&mut log, 4, 0, 1);
+    plain(&mut log, 3);
+    assert_eq!(log.last_stable_offset(), first);
+    log.delete_records(2).expect("delete records");
+    assert_eq!(log.first_unstable_offset(), Some(2));
+    assert_eq!(log.last_stable_offset(), 2);
+    end(&mut log, 4, true);
+    assert_eq!(log.last_stable_offset(), log.high_watermark());
+}
+
+#[test]
+fn read_committed_returns_stable_batches_and_their_aborted_transactions() {
+    let (_dir, mut log) = range_layout(LogConfig::default());
+    // Producer 2 opens a transaction at 9; a plain batch follows.
+    assert_eq!(txn(&mut log, 2, 1, 1), 9);
+    assert_eq!(plain(&mut log, 1), 10);
+    assert_eq!(log.last_stable_offset(), 9);
+    let bases = |r: &gregor_storage::ReadResult| -> Vec<i64> {
+        r.region
+            .as_ref()
+            .map(|reg| {
+                RecordBatch::split(Bytes::from(reg.read_to_vec().expect("bytes")))
+                    .expect("split")
+                    .iter()
+                    .map(RecordBatch::base_offset)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (r, aborted_txns) = log.read_committed(0, usize::MAX, true).expect("read");
+    assert_eq!(bases(&r), (0..9).collect::<Vec<_>>());
+    assert_eq!(r.last_stable_offset, 9);
+    assert_eq!(aborted_txns, aborted(&[(1, 0), (3, 3), (1, 7)]));
+    // A read of batches 3..=4 only (upper bound 5): transaction C alone.
+    let one = log.read(3, usize::MAX, true).expect("read");
+    let sizes: Vec<usize> = RecordBatch::split(Bytes::from(
+        one.region.expect("region").read_to_vec().expect("bytes"),
+    ))
+    .expect("split")
+    .iter()
+    .map(RecordBatch::size_in_bytes)
+    .collect();
+    let (r, aborted_txns) = log
+        .read_committed(3, sizes[0] + sizes[1], false)
+        .expect("read");
+    assert_eq!(bases(&r), vec![3, 4]);
+    assert_eq!(aborted_txns, aborted(&[(3, 3)]));
+    // At the LSO: nothing, and no aborted transactions.
+    let (r, aborted_txns) = log.read_committed(9, usize::MAX, true).expect("read");
+    assert!(r.region.is_none());
+    assert!(aborted_txns.is_empty());
+    // read_uncommitted still sees everything.
+    assert_eq!(
+        bases(&log.read(0, usize::MAX, true).expect("read")),
+        (0..11).collect::<Vec<_>>()
+    );
 }
