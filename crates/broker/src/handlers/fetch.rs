@@ -69,22 +69,17 @@ fn read_one(w: &Want, limit: usize, min_one: bool) -> PartitionData<FileRegion> 
         return error_data(w.index, ErrorCode::UnknownTopicOrPartition);
     };
     let read = if w.read_committed {
-        let lso = log.last_stable_offset();
-        log.read_up_to(w.fetch_offset, limit, min_one, Some(lso))
-            .and_then(|r| {
-                // Aborted transactions that may overlap what was read (up to the LSO).
-                let aborted = if r.region.is_some() {
-                    log.aborted_transactions(w.fetch_offset, lso)?
-                        .into_iter()
-                        .map(|a| gregor_protocol::fetch::AbortedTransaction {
-                            producer_id: a.producer_id,
-                            first_offset: a.first_offset,
-                        })
-                        .collect()
-                } else {
-                    Vec::new()
-                };
-                Ok((r, Some(aborted)))
+        // Up to the last stable offset, with the aborted transactions of what was read.
+        log.read_committed(w.fetch_offset, limit, min_one)
+            .map(|(r, aborted)| {
+                let aborted = aborted
+                    .into_iter()
+                    .map(|a| gregor_protocol::fetch::AbortedTransaction {
+                        producer_id: a.producer_id,
+                        first_offset: a.first_offset,
+                    })
+                    .collect();
+                (r, Some(aborted))
             })
     } else {
         log.read(w.fetch_offset, limit, min_one).map(|r| (r, None))
