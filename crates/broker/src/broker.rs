@@ -90,6 +90,8 @@ pub struct Broker {
     pub cluster_id: String,
     /// The group coordinator and its I/O.
     pub groups: Arc<crate::groups::Groups>,
+    /// The transaction coordinator and its I/O.
+    pub txns: Arc<crate::txns::Txns>,
     /// Prometheus metrics (`/metrics`).
     pub metrics: Arc<crate::metrics::Metrics>,
     controller: Mutex<Controller>,
@@ -235,8 +237,14 @@ impl Broker {
             config.group.clone(),
             config.offsets_topic_num_partitions,
         ));
+        let txns = Arc::new(crate::txns::Txns::new(
+            config.txn.clone(),
+            config.transaction_state_log_num_partitions,
+            config.transaction_cleanup_interval_ms,
+        ));
         let broker = Broker {
             groups,
+            txns,
             metrics: Arc::new(crate::metrics::Metrics::new()),
             config,
             cluster_id,

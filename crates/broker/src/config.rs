@@ -128,7 +128,11 @@ pub const KEYS: &[Key] = &[
     k("offsets.topic.replication.factor", Int, Some("3"), false, "Accepted for compatibility."),
     k("transaction.state.log.replication.factor", Int, Some("3"), false, "Accepted for compatibility."),
     k("transaction.state.log.min.isr", Int, Some("2"), false, "Accepted for compatibility."),
-    k("transaction.max.timeout.ms", Int, Some("900000"), false, "Largest transaction timeout."),
+    // Transaction coordinator (crates/txn-coordinator, crates/broker/src/txns.rs).
+    k("transaction.max.timeout.ms", Int, Some("900000"), false, "Largest transaction timeout a producer may ask for (InitProducerId answers INVALID_TRANSACTION_TIMEOUT above it)."),
+    k("transaction.state.log.num.partitions", Int, Some("50"), false, "Partitions of __transaction_state (created on the first transactional request)."),
+    k("transactional.id.expiration.ms", Int, Some("604800000"), false, "A transactional id with no transaction for this long is removed (tombstone in __transaction_state)."),
+    k("transaction.abort.timed.out.transaction.cleanup.interval.ms", Int, Some("10000"), false, "How often the coordinator looks for timed-out transactions to abort (and expired transactional ids)."),
     k("group.initial.rebalance.delay.ms", Int, Some("3000"), true, "Delay of a new group's first rebalance."),
     k("group.min.session.timeout.ms", Int, Some("6000"), true, "Smallest session timeout."),
     k("group.max.session.timeout.ms", Int, Some("1800000"), true, "Largest session timeout."),
@@ -207,7 +211,6 @@ pub const KEYS: &[Key] = &[
     k("leader.imbalance.check.interval.seconds", Long, Some("300"), false, "Accepted for compatibility."),
     k("offsets.commit.timeout.ms", Int, Some("5000"), false, "Accepted for compatibility."),
     k("fetch.max.bytes", Int, Some("57671680"), false, "Accepted for compatibility."),
-    k("transactional.id.expiration.ms", Int, Some("604800000"), false, "Accepted for compatibility."),
     k("producer.id.expiration.ms", Int, Some("86400000"), false, "Accepted for compatibility."),
     k("log.local.retention.ms", Long, Some("-2"), false, "Accepted for compatibility."),
     k("log.local.retention.bytes", Long, Some("-2"), false, "Accepted for compatibility."),
@@ -334,6 +337,13 @@ pub struct Config {
     pub log_cleaner_io_max_bytes_per_second: f64,
     /// `log.cleaner.dedupe.buffer.size`.
     pub log_cleaner_dedupe_buffer_size: u64,
+    /// `transaction.state.log.num.partitions`.
+    pub transaction_state_log_num_partitions: i32,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`.
+    pub transaction_cleanup_interval_ms: u64,
+    /// Transaction coordinator settings (`transaction.max.timeout.ms`,
+    /// `transactional.id.expiration.ms`).
+    pub txn: gregor_txn_coordinator::TxnConfig,
     /// Group coordinator settings (`group.*`, `offsets.retention.minutes`).
     pub group: gregor_group_coordinator::GroupConfig,
     /// `metrics.listener`: where `/metrics` is served (`None`: disabled).
@@ -670,6 +680,17 @@ impl Config {
             log_cleaner_io_max_bytes_per_second: cleaner_io,
             log_cleaner_dedupe_buffer_size: positive("log.cleaner.dedupe.buffer.size")? as u64,
             offsets_topic_num_partitions: positive("offsets.topic.num.partitions")? as i32,
+            transaction_state_log_num_partitions: positive("transaction.state.log.num.partitions")?
+                .min(i64::from(i32::MAX)) as i32,
+            transaction_cleanup_interval_ms: positive(
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+            )? as u64,
+            txn: gregor_txn_coordinator::TxnConfig {
+                max_timeout_ms: positive("transaction.max.timeout.ms")?.min(i64::from(i32::MAX))
+                    as i32,
+                transactional_id_expiration_ms: positive("transactional.id.expiration.ms")?,
+                coordinator_epoch: crate::broker::LEADER_EPOCH,
+            },
             group,
             listeners,
             advertised,

@@ -149,10 +149,37 @@ impl Groups {
             .ok_or_else(|| GroupsError::NotAvailable("not loaded".into()))?;
         let topics = BrokerTopics(broker);
         let (records, value) = f(c, &topics);
-        self.persist(broker, &records);
+        self.persist(broker, &records, None);
         drop(guard);
         self.timers_changed.notify_one();
         Ok(value)
+    }
+
+    /// As [`Groups::with`], for TxnOffsetCommit: the records are appended as a transactional
+    /// batch of (`producer_id`, `producer_epoch`), so the transaction's marker settles them.
+    pub fn with_txn<T>(
+        &self,
+        broker: &Broker,
+        producer_id: i64,
+        producer_epoch: i16,
+        f: impl FnOnce(&mut GroupCoordinator, &dyn TopicView) -> (Vec<Record>, T),
+    ) -> Result<T, GroupsError> {
+        let mut guard = self.coordinator.lock();
+        let c = guard
+            .as_mut()
+            .ok_or_else(|| GroupsError::NotAvailable("not loaded".into()))?;
+        let topics = BrokerTopics(broker);
+        let (records, value) = f(c, &topics);
+        self.persist(broker, &records, Some((producer_id, producer_epoch)));
+        Ok(value)
+    }
+
+    /// A transaction marker reached `__consumer_offsets`: settles the producer's pending
+    /// transactional offsets (no-op before the coordinator is loaded: replay will do it).
+    pub fn complete_txn(&self, producer_id: i64, commit: bool) {
+        if let Some(c) = self.coordinator.lock().as_mut() {
+            c.complete_txn(producer_id, commit);
+        }
     }
 
     /// Read-only access to the loaded coordinator.
@@ -216,8 +243,9 @@ impl Groups {
         }
     }
 
-    /// Appends records to their `__consumer_offsets` partitions (one batch per partition).
-    fn persist(&self, broker: &Broker, records: &[Record]) {
+    /// Appends records to their `__consumer_offsets` partitions (one batch per partition;
+    /// transactional batches of the given producer for TxnOffsetCommit).
+    fn persist(&self, broker: &Broker, records: &[Record], txn: Option<(i64, i16)>) {
         if records.is_empty() {
             return;
         }
@@ -237,7 +265,18 @@ impl Groups {
                 );
                 continue;
             };
+            let mut guard = part.log.lock();
             let mut builder = RecordBatchBuilder::new(Compression::None, now);
+            if let (Some((pid, epoch)), Some(log)) = (txn, guard.as_ref()) {
+                // The next sequence of this producer in this partition.
+                let seq = match log.producer_entry(pid) {
+                    Some(e) if e.epoch == epoch && e.last_sequence >= 0 => {
+                        e.last_sequence.wrapping_add(1).max(0)
+                    }
+                    _ => 0,
+                };
+                builder = builder.producer(pid, epoch, seq).transactional(true);
+            }
             for r in &recs {
                 builder.push(now, Some(&r.key), r.value.as_deref(), &[]);
             }
@@ -249,7 +288,6 @@ impl Groups {
                 }
             };
             let mut bytes = batch.to_vec();
-            let mut guard = part.log.lock();
             if let Some(log) = guard.as_mut() {
                 if let Err(e) = log.append(&mut bytes, LEADER_EPOCH) {
                     tracing::error!(partition = p, error = %e, "cannot append to __consumer_offsets");
@@ -342,17 +380,29 @@ fn load(
             let mut next = offset;
             for batch in batches {
                 next = batch.last_offset() + 1;
-                if batch.is_control() {
-                    continue;
-                }
                 let records = batch
                     .records(crate::handlers::produce::MAX_DECOMPRESSED_BATCH)
                     .map_err(|e| {
                         GroupsError::NotAvailable(format!("__consumer_offsets-{p}: {e}"))
                     })?;
+                if batch.is_control() {
+                    // Transaction marker: key [version i16, type i16] (0 ABORT, 1 COMMIT).
+                    if let Some(key) = records.first().and_then(|r| r.key.as_ref()) {
+                        if key.len() >= 4 {
+                            let commit = i16::from_be_bytes([key[2], key[3]]) == 1;
+                            coordinator.replay_txn_marker(batch.producer_id(), commit);
+                        }
+                    }
+                    continue;
+                }
+                let txn_producer = batch.is_transactional().then(|| batch.producer_id());
                 for r in records {
                     let Some(key) = r.key else { continue };
-                    if let Err(e) = coordinator.replay(&key, r.value.as_deref()) {
+                    let result = match txn_producer {
+                        Some(pid) => coordinator.replay_txn_record(pid, &key, r.value.as_deref()),
+                        None => coordinator.replay(&key, r.value.as_deref()),
+                    };
+                    if let Err(e) = result {
                         tracing::warn!(partition = p, error = %e, "skipping unreadable __consumer_offsets record");
                     }
                     replayed += 1;

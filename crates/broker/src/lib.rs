@@ -22,6 +22,8 @@
 //! - [`log_manager`]: background retention (segment deletion, `segment.ms` rolls) and the
 //!   log cleaner (compaction), off the request path.
 //! - [`cleaner_codec`]: the record codec the log cleaner uses to read and rebuild batches.
+//! - [`txns`]: the transaction coordinator's I/O (`__transaction_state`, markers, timeouts)
+//!   around the pure `gregor-txn-coordinator` state machine.
 
 pub mod broker;
 pub mod cleaner_codec;
@@ -38,3 +40,4 @@ pub mod log_manager;
 pub mod metrics;
 pub mod sendfile;
 pub mod server;
+pub mod txns;

@@ -128,6 +128,15 @@ impl Server {
                 .clone()
                 .run_timers(self.broker.clone(), stop_rx.clone()),
         );
+        if let Err(e) = self.broker.txns.load_if_present(&self.broker).await {
+            tracing::error!(error = %e, "cannot load __transaction_state");
+        }
+        let txn_timers = tokio::spawn(
+            self.broker
+                .txns
+                .clone()
+                .run_timers(self.broker.clone(), stop_rx.clone()),
+        );
         let metrics_http = self.metrics.map(|socket| {
             tokio::spawn(crate::metrics::http::serve(
                 socket,
@@ -158,6 +167,7 @@ impl Server {
         }
         let _ = stop_tx.send(true);
         timers.abort();
+        txn_timers.abort();
         if let Some(h) = metrics_http {
             let _ = h.await;
         }

@@ -20,6 +20,8 @@
 //! - [`classic`]: the classic group protocol (JoinGroup/SyncGroup/Heartbeat/LeaveGroup) with
 //!   Kafka's states Empty, PreparingRebalance, CompletingRebalance, Stable, Dead.
 //! - [`offsets`]: committed offsets (OffsetCommit/OffsetFetch/OffsetDelete, retention).
+//! - [`txn_offsets`]: transactional offset commits (TxnOffsetCommit), pending until the
+//!   transaction's marker.
 //! - [`consumer`]: KIP-848 consumer groups (ConsumerGroupHeartbeat/Describe, server-side
 //!   `uniform` and `range` assignors, regex subscriptions).
 
@@ -58,6 +60,7 @@ use uuid::Uuid;
 pub mod classic;
 pub mod offsets;
 pub mod records;
+pub mod txn_offsets;
 
 /// Caller-chosen id of a request whose response may be deferred.
 pub type RequestId = u64;
@@ -194,6 +197,8 @@ pub mod errors {
     pub const FENCED_INSTANCE_ID: i16 = 82;
     /// GROUP_SUBSCRIBED_TO_TOPIC.
     pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
+    /// UNSTABLE_OFFSET_COMMIT.
+    pub const UNSTABLE_OFFSET_COMMIT: i16 = 88;
     /// STALE_MEMBER_EPOCH.
     pub const STALE_MEMBER_EPOCH: i16 = 113;
 }
@@ -212,6 +217,7 @@ pub struct GroupCoordinator {
     offsets: offsets::OffsetStore,
     consumer: consumer::ConsumerGroups,
     next_cleanup: Option<i64>,
+    txn_offsets: txn_offsets::PendingTxnOffsets,
 }
 
 impl GroupCoordinator {
@@ -224,6 +230,7 @@ impl GroupCoordinator {
             offsets: offsets::OffsetStore::default(),
             consumer,
             next_cleanup: None,
+            txn_offsets: Default::default(),
         }
     }
 

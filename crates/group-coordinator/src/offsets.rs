@@ -261,7 +261,11 @@ fn sb(s: &str) -> StrBytes {
 impl GroupCoordinator {
     /// Group-level validation of an OffsetCommit; `Ok(create)` where `create` asks to create a
     /// simple classic group.
-    fn validate_offset_commit(&self, version: i16, req: &OffsetCommitRequest) -> Result<bool, i16> {
+    pub(crate) fn validate_offset_commit(
+        &self,
+        version: i16,
+        req: &OffsetCommitRequest,
+    ) -> Result<bool, i16> {
         let group_id = req.group_id.as_str();
         let generation = req.generation_id_or_member_epoch;
         let member_id = req.member_id.as_str();
@@ -469,11 +473,25 @@ impl GroupCoordinator {
                         .into_iter()
                         .map(|(name, parts)| {
                             OffsetFetchResponseTopics::default()
-                                .with_name(name)
+                                .with_name(name.clone())
                                 .with_partitions(
                                     parts
                                         .into_iter()
                                         .map(|(p, c)| {
+                                            if req.require_stable
+                                                && self.has_pending_txn_offsets(
+                                                    g.group_id.as_str(),
+                                                    name.as_str(),
+                                                    p,
+                                                )
+                                            {
+                                                return OffsetFetchResponsePartitions::default()
+                                                    .with_partition_index(p)
+                                                    .with_committed_offset(-1)
+                                                    .with_committed_leader_epoch(-1)
+                                                    .with_metadata(Some(sb("")))
+                                                    .with_error_code(UNSTABLE_OFFSET_COMMIT);
+                                            }
                                             let (offset, epoch, meta) = split(c);
                                             OffsetFetchResponsePartitions::default()
                                                 .with_partition_index(p)
@@ -531,11 +549,26 @@ impl GroupCoordinator {
             .into_iter()
             .map(|(name, parts)| {
                 OffsetFetchResponseTopic::default()
-                    .with_name(name)
+                    .with_name(name.clone())
                     .with_partitions(
                         parts
                             .into_iter()
                             .map(|(p, c)| {
+                                if version >= 7
+                                    && req.require_stable
+                                    && self.has_pending_txn_offsets(
+                                        req.group_id.as_str(),
+                                        name.as_str(),
+                                        p,
+                                    )
+                                {
+                                    return OffsetFetchResponsePartition::default()
+                                        .with_partition_index(p)
+                                        .with_committed_offset(-1)
+                                        .with_committed_leader_epoch(-1)
+                                        .with_metadata(Some(sb("")))
+                                        .with_error_code(UNSTABLE_OFFSET_COMMIT);
+                                }
                                 let (offset, epoch, meta) = split(c);
                                 OffsetFetchResponsePartition::default()
                                     .with_partition_index(p)

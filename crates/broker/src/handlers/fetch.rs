@@ -33,6 +33,8 @@ struct Want {
     fetch_offset: i64,
     max_bytes: i32,
     current_leader_epoch: i32,
+    /// isolation_level 1: read up to the last stable offset, with the aborted transactions.
+    read_committed: bool,
 }
 
 struct WantTopic {
@@ -66,14 +68,30 @@ fn read_one(w: &Want, limit: usize, min_one: bool) -> PartitionData<FileRegion> 
     let Some(log) = guard.as_ref() else {
         return error_data(w.index, ErrorCode::UnknownTopicOrPartition);
     };
-    match log.read(w.fetch_offset, limit, min_one) {
-        Ok(r) => PartitionData {
+    let read = if w.read_committed {
+        // Up to the last stable offset, with the aborted transactions of what was read.
+        log.read_committed(w.fetch_offset, limit, min_one)
+            .map(|(r, aborted)| {
+                let aborted = aborted
+                    .into_iter()
+                    .map(|a| gregor_protocol::fetch::AbortedTransaction {
+                        producer_id: a.producer_id,
+                        first_offset: a.first_offset,
+                    })
+                    .collect();
+                (r, Some(aborted))
+            })
+    } else {
+        log.read(w.fetch_offset, limit, min_one).map(|r| (r, None))
+    };
+    match read {
+        Ok((r, aborted)) => PartitionData {
             partition_index: w.index,
             error_code: 0,
             high_watermark: r.high_watermark,
-            last_stable_offset: r.high_watermark,
+            last_stable_offset: r.last_stable_offset,
             log_start_offset: r.log_start_offset,
-            aborted_transactions: None,
+            aborted_transactions: aborted,
             preferred_read_replica: -1,
             records: r.region.map(|region| {
                 let len = region.len;
@@ -181,6 +199,7 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
                         .ok_or(ErrorCode::UnknownTopicOrPartition),
                 },
                 fetch_offset: p.fetch_offset,
+                read_committed: req.isolation_level == 1,
                 max_bytes: p.partition_max_bytes,
                 current_leader_epoch: p.current_leader_epoch,
             })

@@ -1,6 +1,6 @@
-//! FindCoordinator (key 10), v0–v6 (batched keys from v4). This node coordinates every group;
-//! the first group lookup creates and loads `__consumer_offsets`. Transaction coordinators do
-//! not exist yet (COORDINATOR_NOT_AVAILABLE with a message).
+//! FindCoordinator (key 10), v0–v6 (batched keys from v4). This node coordinates every group
+//! and every transactional id: the first group lookup creates and loads `__consumer_offsets`,
+//! the first transaction lookup (key type 1) `__transaction_state`.
 
 use super::{Ctx, Response};
 use crate::errors::HandlerError;
@@ -27,10 +27,10 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
             Ok(()) => (ErrorCode::None, None),
             Err(e) => (ErrorCode::CoordinatorNotAvailable, Some(e.to_string())),
         },
-        KEY_TRANSACTION => (
-            ErrorCode::CoordinatorNotAvailable,
-            Some("transactions are not supported by this broker yet".into()),
-        ),
+        KEY_TRANSACTION => match broker.txns.ensure_loaded(broker).await {
+            Ok(()) => (ErrorCode::None, None),
+            Err(e) => (ErrorCode::CoordinatorNotAvailable, Some(e.to_string())),
+        },
         other => (
             ErrorCode::InvalidRequest,
             Some(format!("unsupported key type {other}")),

@@ -1,29 +1,72 @@
-//! InitProducerId (key 22), v0–v5, for idempotent producers: a fresh producer id (from
-//! durable controller blocks, never reused across restarts) with epoch 0. Transactional ids
-//! need the transaction coordinator, which does not exist yet.
+//! InitProducerId (key 22), v0–v5. Without a transactional id: a fresh producer id (from
+//! durable controller blocks, never reused across restarts) with epoch 0, for idempotent
+//! producers. With one: the transaction coordinator (`crate::txns`) bumps the epoch of the
+//! id's producer (allocating one the first time), fences and aborts an ongoing transaction
+//! (CONCURRENT_TRANSACTIONS until the abort completes), and from v3 accepts the producer
+//! id/epoch of a recovering producer (KIP-360). PRODUCER_FENCED is INVALID_PRODUCER_EPOCH
+//! before v4, as in Kafka.
 
 use super::{Ctx, Response};
 use crate::errors::{controller_code, HandlerError};
+use crate::groups::now_ms;
 use bytes::Bytes;
 use gregor_protocol::messages::init_producer_id_request::InitProducerIdRequest;
 use gregor_protocol::messages::init_producer_id_response::InitProducerIdResponse;
 use gregor_protocol::messages::ProducerId;
 use gregor_protocol::ErrorCode;
+use gregor_txn_coordinator::errors as txn_errors;
 
 /// Served versions.
 pub const VERSIONS: (i16, i16) = (0, 5);
 
 /// Handles InitProducerId.
-pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
+pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: InitProducerIdRequest = ctx.decode(body)?;
     let mut resp = InitProducerIdResponse::default()
         .with_throttle_time_ms(0)
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
-    if req.transactional_id.is_some() {
-        // No transaction coordinator yet: FindCoordinator(TRANSACTION) is not advertised, so
-        // clients do not get here; answer clearly if one does.
-        resp.error_code = ErrorCode::TransactionalIdAuthorizationFailed.code();
+    if let Some(tid) = &req.transactional_id {
+        let expected = match (req.producer_id.0, req.producer_epoch) {
+            (-1, -1) => None,
+            (pid, epoch) if pid >= 0 && epoch >= 0 => Some((pid, epoch)),
+            _ => {
+                resp.error_code = ErrorCode::InvalidRequest.code();
+                return ctx.respond(&resp);
+            }
+        };
+        let broker = ctx.broker;
+        if broker.txns.ensure_loaded(broker).await.is_err() {
+            resp.error_code = ErrorCode::CoordinatorNotAvailable.code();
+            return ctx.respond(&resp);
+        }
+        let now = now_ms();
+        let mut allocate = || {
+            broker
+                .next_producer_id()
+                .map_err(|e| controller_code(&e).code())
+        };
+        let answer = broker.txns.with(broker, |c| {
+            c.init_producer_id(
+                tid.as_str(),
+                req.transaction_timeout_ms,
+                expected,
+                &mut allocate,
+                now,
+            )
+        });
+        match answer {
+            Ok(a) => {
+                resp.error_code = if ctx.version < 4 && a.error == txn_errors::PRODUCER_FENCED {
+                    txn_errors::INVALID_PRODUCER_EPOCH
+                } else {
+                    a.error
+                };
+                resp.producer_id = ProducerId(a.producer_id);
+                resp.producer_epoch = a.producer_epoch;
+            }
+            Err(_) => resp.error_code = ErrorCode::CoordinatorNotAvailable.code(),
+        }
         return ctx.respond(&resp);
     }
     match ctx.broker.next_producer_id() {

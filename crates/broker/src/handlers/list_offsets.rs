@@ -61,12 +61,14 @@ fn find_record_from(
     })
 }
 
-fn lookup(log: &Log, timestamp: i64) -> Result<(i64, i64), ErrorCode> {
+fn lookup(log: &Log, timestamp: i64, read_committed: bool) -> Result<(i64, i64), ErrorCode> {
     let storage = |e: gregor_storage::StorageError| {
         tracing::error!(error = %e, "ListOffsets read failed");
         ErrorCode::KafkaStorageError
     };
     Ok(match timestamp {
+        // read_committed consumers see up to the last stable offset.
+        LATEST if read_committed => (-1, log.last_stable_offset()),
         LATEST => (-1, log.high_watermark()),
         EARLIEST | EARLIEST_LOCAL => (-1, log.log_start_offset()),
         LATEST_TIERED => (-1, -1),
@@ -96,6 +98,7 @@ fn lookup(log: &Log, timestamp: i64) -> Result<(i64, i64), ErrorCode> {
 /// Handles ListOffsets.
 pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: ListOffsetsRequest = ctx.decode(body)?;
+    let read_committed = req.isolation_level == 1;
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in &req.topics {
         let name = t.name.0.as_str();
@@ -112,7 +115,7 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
                     let guard = part.log.lock();
                     match guard.as_ref() {
                         None => Err(ErrorCode::UnknownTopicOrPartition),
-                        Some(log) => lookup(log, p.timestamp),
+                        Some(log) => lookup(log, p.timestamp, read_committed),
                     }
                 }),
             };

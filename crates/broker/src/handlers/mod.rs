@@ -15,6 +15,8 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 pub mod acls;
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod alter_replica_log_dirs;
 pub mod api_versions;
@@ -32,8 +34,10 @@ pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_quorum;
 pub mod describe_topic_partitions;
+pub mod describe_transactions;
 pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
+pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -43,6 +47,7 @@ pub mod leave_group;
 pub mod list_config_resources;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -51,6 +56,7 @@ pub mod offset_for_leader_epoch;
 pub mod partition_reassignments;
 pub mod produce;
 pub mod sync_group;
+pub mod txn_offset_commit;
 
 /// An API and the version range Gregor serves (and advertises in ApiVersions).
 #[derive(Debug, Clone, Copy)]
@@ -81,6 +87,15 @@ pub const SUPPORTED: &[ApiSupport] = &[
     api(ApiKey::CreateTopics, create_topics::VERSIONS),
     api(ApiKey::DeleteTopics, delete_topics::VERSIONS),
     api(ApiKey::InitProducerId, init_producer_id::VERSIONS),
+    api(ApiKey::AddPartitionsToTxn, add_partitions_to_txn::VERSIONS),
+    api(ApiKey::AddOffsetsToTxn, add_offsets_to_txn::VERSIONS),
+    api(ApiKey::EndTxn, end_txn::VERSIONS),
+    api(
+        ApiKey::DescribeTransactions,
+        describe_transactions::VERSIONS,
+    ),
+    api(ApiKey::ListTransactions, list_transactions::VERSIONS),
+    api(ApiKey::TxnOffsetCommit, txn_offset_commit::VERSIONS),
     api(
         ApiKey::OffsetForLeaderEpoch,
         offset_for_leader_epoch::VERSIONS,
@@ -289,7 +304,13 @@ pub async fn dispatch(ctx: Ctx<'_>, mut body: Bytes) -> Result<Response, Handler
         ApiKey::Metadata => metadata::handle(&ctx, &mut body),
         ApiKey::CreateTopics => create_topics::handle(&ctx, &mut body),
         ApiKey::DeleteTopics => delete_topics::handle(&ctx, &mut body),
-        ApiKey::InitProducerId => init_producer_id::handle(&ctx, &mut body),
+        ApiKey::InitProducerId => init_producer_id::handle(&ctx, &mut body).await,
+        ApiKey::AddPartitionsToTxn => add_partitions_to_txn::handle(&ctx, &mut body).await,
+        ApiKey::AddOffsetsToTxn => add_offsets_to_txn::handle(&ctx, &mut body).await,
+        ApiKey::EndTxn => end_txn::handle(&ctx, &mut body).await,
+        ApiKey::DescribeTransactions => describe_transactions::handle(&ctx, &mut body).await,
+        ApiKey::ListTransactions => list_transactions::handle(&ctx, &mut body).await,
+        ApiKey::TxnOffsetCommit => txn_offset_commit::handle(&ctx, &mut body).await,
         ApiKey::OffsetForLeaderEpoch => offset_for_leader_epoch::handle(&ctx, &mut body),
         ApiKey::CreatePartitions => create_partitions::handle(&ctx, &mut body),
         ApiKey::DescribeConfigs => describe_configs::handle(&ctx, &mut body),

@@ -88,6 +88,7 @@ fn append(
     records: Option<Bytes>,
     settings: ProduceSettings,
     acks: i16,
+    verify_txn: &dyn Fn(i64, i16) -> Result<(), String>,
 ) -> Outcome {
     let max_message_bytes = settings.max_message_bytes;
     let Some(records) = records.filter(|r| !r.is_empty()) else {
@@ -123,10 +124,11 @@ fn append(
         );
     }
     if batch.is_transactional() {
-        return Outcome::err(
-            ErrorCode::InvalidTxnState,
-            "Transactional batches need the transaction coordinator, which this broker does not run yet",
-        );
+        // Kafka's transaction.partition.verification: the partition must be part of the
+        // producer's ongoing transaction.
+        if let Err(message) = verify_txn(batch.producer_id(), batch.producer_epoch()) {
+            return Outcome::err(ErrorCode::InvalidTxnState, message);
+        }
     }
     let summary = match batch.validate(MAX_DECOMPRESSED_BATCH) {
         Ok(s) => s,
@@ -232,6 +234,38 @@ fn append(
     }
 }
 
+/// Checks a transactional batch against the transaction coordinator.
+fn verify_transactional(
+    ctx: &Ctx<'_>,
+    transactional_id: Option<&str>,
+    topic: &str,
+    partition: i32,
+    producer_id: i64,
+    producer_epoch: i16,
+) -> Result<(), String> {
+    let Some(tid) = transactional_id else {
+        return Err("Transactional records need a transactional id in the produce request".into());
+    };
+    let codes = ctx
+        .broker
+        .txns
+        .read(|c| {
+            c.verify_partitions(
+                tid,
+                producer_id,
+                producer_epoch,
+                &[(topic.to_string(), partition)],
+            )
+        })
+        .map_err(|e| e.to_string())?;
+    match codes.first() {
+        Some(0) => Ok(()),
+        _ => Err(format!(
+            "Partition {topic}-{partition} is not part of an ongoing transaction of {tid} (producer id {producer_id}, epoch {producer_epoch})"
+        )),
+    }
+}
+
 /// Handles Produce.
 pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     if ctx.version < MIN_SERVED {
@@ -242,6 +276,7 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
     }
     let req: ProduceRequest = ctx.decode(body)?;
     let acks = req.acks;
+    let req_tid = req.transactional_id.as_ref().map(|t| t.to_string());
     let mut any_error = false;
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for topic in req.topic_data {
@@ -277,7 +312,23 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
                             "This server does not host this topic-partition.",
                         ),
                         Some(part) => {
-                            append(&part, pd.records, ctx.broker.produce_settings(&name), acks)
+                            let verify_txn = |pid: i64, epoch: i16| {
+                                verify_transactional(
+                                    ctx,
+                                    req_tid.as_deref(),
+                                    &name,
+                                    pd.index,
+                                    pid,
+                                    epoch,
+                                )
+                            };
+                            append(
+                                &part,
+                                pd.records,
+                                ctx.broker.produce_settings(&name),
+                                acks,
+                                &verify_txn,
+                            )
                         }
                     }
                 }

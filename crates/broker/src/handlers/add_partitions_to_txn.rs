@@ -1,0 +1,156 @@
+//! AddPartitionsToTxn (key 24), v0–v5. v0–v3 is the producer's form (one transaction, answers
+//! by topic); v4+ is the batched form (several transactions, answers per transaction, optional
+//! `verify_only`). As in Kafka, a request naming an unknown topic or partition fails as a whole:
+//! those partitions get UNKNOWN_TOPIC_OR_PARTITION, the others OPERATION_NOT_ATTEMPTED.
+//! PRODUCER_FENCED is INVALID_PRODUCER_EPOCH before v2.
+
+use super::{Ctx, Response};
+use crate::errors::HandlerError;
+use crate::groups::now_ms;
+use bytes::Bytes;
+use gregor_protocol::messages::add_partitions_to_txn_request::{
+    AddPartitionsToTxnRequest, AddPartitionsToTxnTopic,
+};
+use gregor_protocol::messages::add_partitions_to_txn_response::{
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResponse, AddPartitionsToTxnResult,
+    AddPartitionsToTxnTopicResult,
+};
+use gregor_protocol::ErrorCode;
+use gregor_txn_coordinator::errors as txn_errors;
+use std::collections::BTreeMap;
+
+/// Served versions.
+pub const VERSIONS: (i16, i16) = (0, 5);
+
+/// Handles AddPartitionsToTxn.
+pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
+    let req: AddPartitionsToTxnRequest = ctx.decode(body)?;
+    let broker = ctx.broker;
+    let loaded = broker.txns.ensure_loaded(broker).await.is_ok();
+    let mut resp = AddPartitionsToTxnResponse::default().with_throttle_time_ms(0);
+    if ctx.version <= 3 {
+        let errors = one(
+            ctx,
+            loaded,
+            req.v3_and_below_transactional_id.as_str(),
+            req.v3_and_below_producer_id.0,
+            req.v3_and_below_producer_epoch,
+            false,
+            &req.v3_and_below_topics,
+        );
+        resp.results_by_topic_v3_and_below = results(errors);
+    } else {
+        for t in &req.transactions {
+            let errors = one(
+                ctx,
+                loaded,
+                t.transactional_id.as_str(),
+                t.producer_id.0,
+                t.producer_epoch,
+                t.verify_only,
+                &t.topics,
+            );
+            resp.results_by_transaction.push(
+                AddPartitionsToTxnResult::default()
+                    .with_transactional_id(t.transactional_id.clone())
+                    .with_topic_results(results(errors)),
+            );
+        }
+    }
+    ctx.respond(&resp)
+}
+
+/// The error of every partition of one transaction's request.
+fn one(
+    ctx: &Ctx<'_>,
+    loaded: bool,
+    transactional_id: &str,
+    producer_id: i64,
+    producer_epoch: i16,
+    verify_only: bool,
+    topics: &[AddPartitionsToTxnTopic],
+) -> BTreeMap<(String, i32), i16> {
+    let partitions: Vec<(String, i32)> = topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| (t.name.to_string(), *p)))
+        .collect();
+    let all = |code: i16| partitions.iter().map(|p| (p.clone(), code)).collect();
+    if !loaded {
+        return all(ErrorCode::CoordinatorNotAvailable.code());
+    }
+    let unknown: Vec<&(String, i32)> = partitions
+        .iter()
+        .filter(|(t, p)| {
+            ctx.broker
+                .topic_meta(t)
+                .is_none_or(|m| *p < 0 || *p >= m.partitions)
+        })
+        .collect();
+    if !unknown.is_empty() {
+        return partitions
+            .iter()
+            .map(|p| {
+                let code = if unknown.contains(&p) {
+                    ErrorCode::UnknownTopicOrPartition
+                } else {
+                    ErrorCode::OperationNotAttempted
+                };
+                (p.clone(), code.code())
+            })
+            .collect();
+    }
+    let fenced = |code: i16| {
+        if ctx.version < 2 && code == txn_errors::PRODUCER_FENCED {
+            txn_errors::INVALID_PRODUCER_EPOCH
+        } else {
+            code
+        }
+    };
+    let txns = &ctx.broker.txns;
+    if verify_only {
+        return match txns.read(|c| {
+            c.verify_partitions(transactional_id, producer_id, producer_epoch, &partitions)
+        }) {
+            Ok(codes) => partitions
+                .iter()
+                .cloned()
+                .zip(codes.into_iter().map(fenced))
+                .collect(),
+            Err(_) => all(ErrorCode::CoordinatorNotAvailable.code()),
+        };
+    }
+    let now = now_ms();
+    match txns.with(ctx.broker, |c| {
+        c.add_partitions(
+            transactional_id,
+            producer_id,
+            producer_epoch,
+            &partitions,
+            now,
+        )
+    }) {
+        Ok(code) => all(fenced(code)),
+        Err(_) => all(ErrorCode::CoordinatorNotAvailable.code()),
+    }
+}
+
+fn results(errors: BTreeMap<(String, i32), i16>) -> Vec<AddPartitionsToTxnTopicResult> {
+    let mut by_topic: BTreeMap<String, Vec<AddPartitionsToTxnPartitionResult>> = BTreeMap::new();
+    for ((t, p), code) in errors {
+        by_topic.entry(t).or_default().push(
+            AddPartitionsToTxnPartitionResult::default()
+                .with_partition_index(p)
+                .with_partition_error_code(code),
+        );
+    }
+    by_topic
+        .into_iter()
+        .map(|(t, parts)| {
+            AddPartitionsToTxnTopicResult::default()
+                .with_name(gregor_protocol::messages::TopicName(
+                    gregor_protocol::protocol::StrBytes::from_string(t),
+                ))
+                .with_results_by_partition(parts)
+        })
+        .collect()
+}

@@ -1,0 +1,63 @@
+//! DescribeTransactions (key 65), v0: state, timeout, start time, producer id/epoch and
+//! partitions of each transactional id (TRANSACTIONAL_ID_NOT_FOUND if unknown).
+
+use super::{Ctx, Response};
+use crate::errors::HandlerError;
+use bytes::Bytes;
+use gregor_protocol::messages::describe_transactions_request::DescribeTransactionsRequest;
+use gregor_protocol::messages::describe_transactions_response::{
+    DescribeTransactionsResponse, TopicData, TransactionState,
+};
+use gregor_protocol::messages::{ProducerId, TopicName};
+use gregor_protocol::protocol::StrBytes;
+use gregor_protocol::ErrorCode;
+
+/// Served versions.
+pub const VERSIONS: (i16, i16) = (0, 0);
+
+/// Handles DescribeTransactions.
+pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
+    let req: DescribeTransactionsRequest = ctx.decode(body)?;
+    let broker = ctx.broker;
+    let loaded = broker.txns.ensure_loaded(broker).await.is_ok();
+    let mut resp = DescribeTransactionsResponse::default().with_throttle_time_ms(0);
+    for id in &req.transactional_ids {
+        let mut state = TransactionState::default()
+            .with_transactional_id(id.clone())
+            .with_transaction_state(StrBytes::from_static_str(""))
+            .with_transaction_timeout_ms(0)
+            .with_transaction_start_time_ms(-1)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        let described = if loaded {
+            broker
+                .txns
+                .read(|c| c.describe(id.as_str()))
+                .unwrap_or(Err(ErrorCode::CoordinatorNotAvailable.code()))
+        } else {
+            Err(ErrorCode::CoordinatorNotAvailable.code())
+        };
+        match described {
+            Ok(d) => {
+                state.error_code = 0;
+                state.transaction_state = StrBytes::from_static_str(d.state);
+                state.transaction_timeout_ms = d.timeout_ms;
+                state.transaction_start_time_ms = d.start_time_ms;
+                state.producer_id = ProducerId(d.producer_id);
+                state.producer_epoch = d.producer_epoch;
+                state.topics = d
+                    .topics
+                    .into_iter()
+                    .map(|(t, p)| {
+                        TopicData::default()
+                            .with_topic(TopicName(StrBytes::from_string(t)))
+                            .with_partitions(p)
+                    })
+                    .collect();
+            }
+            Err(code) => state.error_code = code,
+        }
+        resp.transaction_states.push(state);
+    }
+    ctx.respond(&resp)
+}
