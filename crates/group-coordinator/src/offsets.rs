@@ -260,11 +260,13 @@ fn sb(s: &str) -> StrBytes {
 
 impl GroupCoordinator {
     /// Group-level validation of an OffsetCommit; `Ok(create)` where `create` asks to create a
-    /// simple classic group.
+    /// simple classic group. `transactional`: a TxnOffsetCommit (any version may carry a
+    /// KIP-848 member epoch, so the OffsetCommit v9+ rule does not apply).
     pub(crate) fn validate_offset_commit(
         &self,
         version: i16,
         req: &OffsetCommitRequest,
+        transactional: bool,
     ) -> Result<bool, i16> {
         let group_id = req.group_id.as_str();
         let generation = req.generation_id_or_member_epoch;
@@ -280,7 +282,7 @@ impl GroupCoordinator {
             }
             self.consumer
                 .validate_offset_commit(group_id, member_id, generation)?;
-            if version < 9 {
+            if version < 9 && !transactional {
                 // KIP-848 members must use OffsetCommit v9+.
                 return Err(UNSUPPORTED_VERSION);
             }
@@ -307,7 +309,7 @@ impl GroupCoordinator {
         let mut group_error = if group_id.is_empty() {
             Err(INVALID_GROUP_ID)
         } else {
-            self.validate_offset_commit(version, &req)
+            self.validate_offset_commit(version, &req, false)
         };
         // Partitions of unknown topics are answered before the coordinator sees them.
         let any_known = req.topics.iter().any(|t| {

@@ -45,7 +45,7 @@ impl GroupCoordinator {
                 .with_generation_id_or_member_epoch(req.generation_id)
                 .with_member_id(req.member_id.clone())
                 .with_group_instance_id(req.group_instance_id.clone());
-            self.validate_offset_commit(8, &as_commit).map(|_| ())
+            self.validate_offset_commit(8, &as_commit, true).map(|_| ())
         } else {
             Ok(())
         };
