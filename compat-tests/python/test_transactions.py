@@ -156,6 +156,50 @@ def test_kafka_transactions_cli_list_and_describe(broker):
     assert "could not be found" in missing.stderr + missing.stdout
 
 
+def _describe_producers(bootstrap, topic, partition):
+    out = run_tool("kafka-transactions.sh", "--bootstrap-server", bootstrap, "describe-producers",
+                   "--topic", topic, "--partition", str(partition)).stdout
+    lines = out.strip().splitlines()
+    header = lines[0].split()
+    return [dict(zip(header, line.split())) for line in lines[1:]]
+
+
+def test_kafka_transactions_cli_describe_producers(broker):
+    topic = create_topic(broker.bootstrap, unique("txn-producers"), partitions=2)
+    p = txn_producer(broker.bootstrap, unique("tid-prod"))
+    before = int(time.time() * 1000)
+    # An idempotent (non-transactional) producer on the same partition is listed too.
+    idem = Producer(rdkafka_conf(broker.bootstrap, **{"enable.idempotence": True}))
+    for i in range(2):
+        idem.produce(topic, value=f"i{i}".encode(), partition=0)
+    idem.flush(30)
+    p.begin_transaction()
+    for i in range(3):
+        p.produce(topic, value=f"t{i}".encode(), partition=0)
+    p.flush(30)
+    rows = _describe_producers(broker.bootstrap, topic, 0)
+    assert len(rows) == 2, rows
+    open_txn = [r for r in rows if r["CurrentTransactionStartOffset"] != "None"]
+    assert len(open_txn) == 1, rows
+    txn = open_txn[0]
+    # The idempotent producer's two records come first: the transaction starts at offset 2.
+    assert txn["CurrentTransactionStartOffset"] == "2"
+    assert txn["LastSequence"] == "2"
+    assert txn["ProducerEpoch"] == "0"
+    assert int(txn["LastTimestamp"]) >= before - 5000
+    other = [r for r in rows if r is not txn][0]
+    assert other["LastSequence"] == "1"
+    assert other["ProducerId"] != txn["ProducerId"]
+    # Partition 1 has no producer.
+    assert _describe_producers(broker.bootstrap, topic, 1) == []
+    p.commit_transaction(30)
+    after = {r["ProducerId"]: r for r in _describe_producers(broker.bootstrap, topic, 0)}
+    committed = after[txn["ProducerId"]]
+    assert committed["CurrentTransactionStartOffset"] == "None"
+    assert committed["LastSequence"] == "2"
+    assert committed["LatestCoordinatorEpoch"] != "-1"
+
+
 def test_transactions_survive_restart(own_broker):
     b = own_broker()
     topic = create_topic(b.bootstrap, unique("txn-restart"), partitions=1)

@@ -295,6 +295,12 @@ impl Log {
         self.producers.summary(producer_id)
     }
 
+    /// Every producer of the partition's producer state, as `(producer id, summary)` by
+    /// producer id (Kafka's `ProducerStateManager.activeProducers`, for DescribeProducers).
+    pub fn producers(&self) -> Vec<(i64, ProducerEntrySummary)> {
+        self.producers.summaries()
+    }
+
     /// Kafka's `firstUnstableOffset`: the first offset of the earliest ongoing transaction
     /// (at least the log start offset), `None` when no transaction is ongoing.
     pub fn first_unstable_offset(&self) -> Option<i64> {

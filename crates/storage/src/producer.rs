@@ -47,6 +47,9 @@ pub struct ProducerEntrySummary {
     pub coordinator_epoch: i32,
     /// First offset of the producer's ongoing transaction, if any.
     pub current_txn_first_offset: Option<i64>,
+    /// Max timestamp of the last appended data batch (-1 if none since the state was
+    /// loaded: snapshots do not keep it).
+    pub last_timestamp: i64,
 }
 
 /// A transaction ended by a marker (Kafka's `CompletedTxn`).
@@ -73,15 +76,30 @@ pub(crate) struct ProducerEntry {
     pub batches: VecDeque<BatchMetadata>,
     pub coordinator_epoch: i32,
     pub current_txn_first_offset: Option<i64>,
+    /// Max timestamp of the last data batch (in memory only; -1 after a snapshot load).
+    pub last_timestamp: i64,
 }
 
 impl ProducerEntry {
+    fn summary(&self) -> ProducerEntrySummary {
+        let last = self.batches.back();
+        ProducerEntrySummary {
+            epoch: self.epoch,
+            last_sequence: last.map_or(-1, |b| b.last_seq),
+            last_offset: last.map_or(-1, |b| b.last_offset),
+            coordinator_epoch: self.coordinator_epoch,
+            current_txn_first_offset: self.current_txn_first_offset,
+            last_timestamp: self.last_timestamp,
+        }
+    }
+
     fn new(epoch: i16) -> Self {
         ProducerEntry {
             epoch,
             batches: VecDeque::new(),
             coordinator_epoch: -1,
             current_txn_first_offset: None,
+            last_timestamp: -1,
         }
     }
 }
@@ -105,16 +123,18 @@ pub(crate) struct ProducerStateManager {
 
 impl ProducerStateManager {
     pub fn summary(&self, producer_id: i64) -> Option<ProducerEntrySummary> {
-        self.producers.get(&producer_id).map(|e| {
-            let last = e.batches.back();
-            ProducerEntrySummary {
-                epoch: e.epoch,
-                last_sequence: last.map_or(-1, |b| b.last_seq),
-                last_offset: last.map_or(-1, |b| b.last_offset),
-                coordinator_epoch: e.coordinator_epoch,
-                current_txn_first_offset: e.current_txn_first_offset,
-            }
-        })
+        self.producers.get(&producer_id).map(ProducerEntry::summary)
+    }
+
+    /// Every known producer with its summary, by producer id.
+    pub fn summaries(&self) -> Vec<(i64, ProducerEntrySummary)> {
+        let mut all: Vec<(i64, ProducerEntrySummary)> = self
+            .producers
+            .iter()
+            .map(|(id, e)| (*id, e.summary()))
+            .collect();
+        all.sort_by_key(|(id, _)| *id);
+        all
     }
 
     /// First offset of the earliest ongoing transaction.
@@ -298,6 +318,7 @@ impl ProducerStateManager {
         if entry.batches.len() >= NUM_BATCHES_TO_RETAIN {
             entry.batches.pop_front();
         }
+        entry.last_timestamp = h.max_timestamp;
         entry.batches.push_back(BatchMetadata {
             first_seq: h.base_sequence,
             last_seq: h.last_sequence(),
@@ -387,6 +408,7 @@ impl ProducerStateManager {
                     batches,
                     coordinator_epoch,
                     current_txn_first_offset: (txn_first >= 0).then_some(txn_first),
+                    last_timestamp: -1,
                 },
             );
         }
@@ -546,6 +568,7 @@ mod tests {
                 }]),
                 coordinator_epoch: 4,
                 current_txn_first_offset: Some(12),
+                last_timestamp: -1,
             },
         );
         m.producers.insert(8, ProducerEntry::new(0));

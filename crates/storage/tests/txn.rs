@@ -813,3 +813,27 @@ fn read_committed_returns_stable_batches_and_their_aborted_transactions() {
         (0..11).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn producers_lists_every_producer_with_its_transaction() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), LogConfig::default(), true);
+    assert!(log.producers().is_empty());
+    plain(&mut log, 2);
+    let first = txn(&mut log, 9, 0, 3);
+    log.append(&mut data(4, 2, 0, 2, false), 0)
+        .expect("idempotent append");
+    let all = log.producers();
+    assert_eq!(all.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [4, 9]);
+    let (_, idem) = all[0];
+    assert_eq!((idem.epoch, idem.last_sequence), (2, 1));
+    assert_eq!(idem.current_txn_first_offset, None);
+    assert_eq!(idem.last_timestamp, NOW);
+    let (_, t) = all[1];
+    assert_eq!((t.epoch, t.last_sequence, t.coordinator_epoch), (0, 2, -1));
+    assert_eq!(t.current_txn_first_offset, Some(first));
+    assert_eq!(t.last_timestamp, NOW);
+    end(&mut log, 9, true);
+    let (_, t) = log.producers()[1];
+    assert_eq!((t.current_txn_first_offset, t.coordinator_epoch), (None, 0));
+}

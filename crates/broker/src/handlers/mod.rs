@@ -32,6 +32,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod describe_producers;
 pub mod describe_quorum;
 pub mod describe_topic_partitions;
 pub mod describe_transactions;
@@ -95,6 +96,7 @@ pub const SUPPORTED: &[ApiSupport] = &[
         describe_transactions::VERSIONS,
     ),
     api(ApiKey::ListTransactions, list_transactions::VERSIONS),
+    api(ApiKey::DescribeProducers, describe_producers::VERSIONS),
     api(ApiKey::TxnOffsetCommit, txn_offset_commit::VERSIONS),
     api(
         ApiKey::OffsetForLeaderEpoch,
@@ -310,6 +312,7 @@ pub async fn dispatch(ctx: Ctx<'_>, mut body: Bytes) -> Result<Response, Handler
         ApiKey::EndTxn => end_txn::handle(&ctx, &mut body).await,
         ApiKey::DescribeTransactions => describe_transactions::handle(&ctx, &mut body).await,
         ApiKey::ListTransactions => list_transactions::handle(&ctx, &mut body).await,
+        ApiKey::DescribeProducers => describe_producers::handle(&ctx, &mut body),
         ApiKey::TxnOffsetCommit => txn_offset_commit::handle(&ctx, &mut body).await,
         ApiKey::OffsetForLeaderEpoch => offset_for_leader_epoch::handle(&ctx, &mut body),
         ApiKey::CreatePartitions => create_partitions::handle(&ctx, &mut body),
