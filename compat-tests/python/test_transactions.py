@@ -6,6 +6,7 @@ import time
 import pytest
 from confluent_kafka import KafkaException, Producer, TopicPartition
 
+from conftest import GregorBroker
 from helpers import confluent_consumer, consume_confluent, create_topic, rdkafka_conf, run_tool, unique, wait_for
 
 
@@ -198,6 +199,26 @@ def test_kafka_transactions_cli_describe_producers(broker):
     assert committed["CurrentTransactionStartOffset"] == "None"
     assert committed["LastSequence"] == "2"
     assert committed["LatestCoordinatorEpoch"] != "-1"
+
+
+def test_transaction_version_feature(broker):
+    """ApiVersions v3+ features as the Kafka CLI sees them: `transaction.version` is supported up
+    to 2 and finalized (Gregor: at 1, clients keep using AddPartitionsToTxn; Kafka 4.1: 2);
+    `metadata.version` up to 4.1-IV1."""
+    out = run_tool("kafka-run-class.sh", "org.apache.kafka.tools.FeatureCommand",
+                   "--bootstrap-server", broker.bootstrap, "describe").stdout
+    features = {}
+    for line in out.strip().splitlines():
+        fields = dict(f.split(": ", 1) for f in line.split("\t"))
+        features[fields["Feature"]] = fields
+    tv = features["transaction.version"]
+    assert (tv["SupportedMinVersion"], tv["SupportedMaxVersion"]) == ("0", "2")
+    assert tv["FinalizedVersionLevel"] in ("1", "2")
+    if isinstance(broker, GregorBroker):
+        assert tv["FinalizedVersionLevel"] == "1"
+    assert int(tv["Epoch"]) >= 0
+    mv = features["metadata.version"]
+    assert (mv["SupportedMaxVersion"], mv["FinalizedVersionLevel"]) == ("4.1-IV1", "4.1-IV1")
 
 
 def test_transactions_survive_restart(own_broker):
