@@ -2,7 +2,7 @@
 # Idempotent, non-interactive setup for the compat suite on a fresh Debian machine:
 #   - kcat (Debian package, librdkafka 2.0.2) via apt
 #   - Python venv compat-tests/.venv with the pinned requirements.txt
-#   - Apache Kafka jars (broker + CLI tools) from Maven Central into compat-tests/.cache/kafka-libs
+#   - Apache Kafka jars (broker + CLI tools + Kafka Streams) from Maven Central into compat-tests/.cache/kafka-libs
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CACHE=$HERE/.cache
