@@ -7,14 +7,15 @@
 //! Snapshot files (`<20-digit offset>.snapshot`, valid at that log offset):
 //!
 //! ```text
-//! magic  b"GRPS" | version u16 (2) | crc u32 (CRC-32C of everything after it) | count u32
+//! magic  b"GRPS" | version u16 (3) | crc u32 (CRC-32C of everything after it) | count u32
 //! count × { producer_id i64 | epoch i16 | coordinator_epoch i32 | txn_first_offset i64 (-1: none)
+//!           | last_timestamp i64
 //!           | n u8 | n × { first_seq i32 | last_seq i32 | first_offset i64 | last_offset i64 } }
 //! ```
 //!
-//! Version 1 snapshots (written before transactions were supported) lack
-//! `coordinator_epoch` and `txn_first_offset`; they are still read (no ongoing
-//! transaction, coordinator epoch -1).
+//! Older snapshots are still read: version 2 lacks `last_timestamp` (-1), version 1 (written
+//! before transactions were supported) also `coordinator_epoch` and `txn_first_offset` (no
+//! ongoing transaction, coordinator epoch -1).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
@@ -30,7 +31,8 @@ pub const NUM_BATCHES_TO_RETAIN: usize = 5;
 /// Extension of producer state snapshot files.
 pub const SNAPSHOT_SUFFIX: &str = "snapshot";
 const SNAPSHOT_MAGIC: &[u8; 4] = b"GRPS";
-const SNAPSHOT_VERSION: u16 = 2;
+const SNAPSHOT_VERSION: u16 = 3;
+const SNAPSHOT_VERSION_V2: u16 = 2;
 const SNAPSHOT_VERSION_V1: u16 = 1;
 const SNAPSHOT_HEADER_LEN: usize = 4 + 2 + 4 + 4;
 
@@ -47,8 +49,8 @@ pub struct ProducerEntrySummary {
     pub coordinator_epoch: i32,
     /// First offset of the producer's ongoing transaction, if any.
     pub current_txn_first_offset: Option<i64>,
-    /// Max timestamp of the last appended data batch (-1 if none since the state was
-    /// loaded: snapshots do not keep it).
+    /// Max timestamp of the last appended data batch (-1 if none, or if the state comes
+    /// from a snapshot older than version 3).
     pub last_timestamp: i64,
 }
 
@@ -76,7 +78,7 @@ pub(crate) struct ProducerEntry {
     pub batches: VecDeque<BatchMetadata>,
     pub coordinator_epoch: i32,
     pub current_txn_first_offset: Option<i64>,
-    /// Max timestamp of the last data batch (in memory only; -1 after a snapshot load).
+    /// Max timestamp of the last data batch (-1 if none).
     pub last_timestamp: i64,
 }
 
@@ -340,6 +342,7 @@ impl ProducerStateManager {
             body.extend_from_slice(&e.epoch.to_be_bytes());
             body.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
             body.extend_from_slice(&e.current_txn_first_offset.unwrap_or(-1).to_be_bytes());
+            body.extend_from_slice(&e.last_timestamp.to_be_bytes());
             body.push(e.batches.len().min(NUM_BATCHES_TO_RETAIN) as u8);
             for b in e.batches.iter().take(NUM_BATCHES_TO_RETAIN) {
                 body.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -364,7 +367,7 @@ impl ProducerStateManager {
             return Err("bad snapshot magic".into());
         }
         let version = u16::from_be_bytes([bytes[4], bytes[5]]);
-        if version != SNAPSHOT_VERSION && version != SNAPSHOT_VERSION_V1 {
+        if ![SNAPSHOT_VERSION, SNAPSHOT_VERSION_V2, SNAPSHOT_VERSION_V1].contains(&version) {
             return Err(format!("unsupported snapshot version {version}"));
         }
         let crc = u32::from_be_bytes([bytes[6], bytes[7], bytes[8], bytes[9]]);
@@ -382,6 +385,11 @@ impl ProducerStateManager {
                 (-1, -1)
             } else {
                 (r.i32()?, r.i64()?)
+            };
+            let last_timestamp = if version == SNAPSHOT_VERSION {
+                r.i64()?
+            } else {
+                -1
             };
             if txn_first < -1 {
                 return Err(format!(
@@ -408,7 +416,7 @@ impl ProducerStateManager {
                     batches,
                     coordinator_epoch,
                     current_txn_first_offset: (txn_first >= 0).then_some(txn_first),
-                    last_timestamp: -1,
+                    last_timestamp,
                 },
             );
         }
@@ -568,12 +576,12 @@ mod tests {
                 }]),
                 coordinator_epoch: 4,
                 current_txn_first_offset: Some(12),
-                last_timestamp: -1,
+                last_timestamp: 1_700_000_000_123,
             },
         );
         m.producers.insert(8, ProducerEntry::new(0));
         let bytes = m.encode();
-        assert_eq!(u16::from_be_bytes([bytes[4], bytes[5]]), 2);
+        assert_eq!(u16::from_be_bytes([bytes[4], bytes[5]]), 3);
         let decoded = ProducerStateManager::decode(&bytes).expect("decodes");
         assert_eq!(decoded, m.producers);
         for cut in 0..bytes.len() {
@@ -606,8 +614,34 @@ mod tests {
         assert_eq!((e.epoch, e.coordinator_epoch), (3, -1));
         assert_eq!(e.current_txn_first_offset, None);
         assert_eq!(e.batches.back().map(|b| b.last_offset), Some(14));
-        // Version 3 is unknown.
-        bytes[5] = 3;
+        // Version 4 is unknown.
+        bytes[5] = 4;
         assert!(ProducerStateManager::decode(&bytes).is_err());
+    }
+
+    #[test]
+    fn version_2_snapshots_are_still_read() {
+        // producer 7, epoch 3, coordinator epoch 4, transaction from 12, one batch, v2 layout.
+        let mut body = Vec::new();
+        body.extend_from_slice(&1u32.to_be_bytes());
+        body.extend_from_slice(&7i64.to_be_bytes());
+        body.extend_from_slice(&3i16.to_be_bytes());
+        body.extend_from_slice(&4i32.to_be_bytes());
+        body.extend_from_slice(&12i64.to_be_bytes());
+        body.push(1);
+        body.extend_from_slice(&0i32.to_be_bytes());
+        body.extend_from_slice(&4i32.to_be_bytes());
+        body.extend_from_slice(&10i64.to_be_bytes());
+        body.extend_from_slice(&14i64.to_be_bytes());
+        let mut bytes = b"GRPS".to_vec();
+        bytes.extend_from_slice(&2u16.to_be_bytes());
+        bytes.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+        bytes.extend_from_slice(&body);
+        let decoded = ProducerStateManager::decode(&bytes).expect("v2 decodes");
+        let e = decoded.get(&7).expect("producer 7");
+        assert_eq!((e.epoch, e.coordinator_epoch), (3, 4));
+        assert_eq!(e.current_txn_first_offset, Some(12));
+        assert_eq!(e.last_timestamp, -1);
+        assert_eq!(e.batches.back().map(|b| b.last_offset), Some(14));
     }
 }

@@ -836,4 +836,9 @@ fn producers_lists_every_producer_with_its_transaction() {
     end(&mut log, 9, true);
     let (_, t) = log.producers()[1];
     assert_eq!((t.current_txn_first_offset, t.coordinator_epoch), (None, 0));
+    // The snapshot keeps everything, the last timestamp included.
+    let before = log.producers();
+    log.close().expect("close");
+    let log = open(dir.path(), LogConfig::default(), true);
+    assert_eq!(log.producers(), before);
 }
