@@ -137,7 +137,12 @@ def test_compaction_survives_kill9(own_broker):
     # kill -9 after cleaning: nothing lost, same view, and producing continues at the old end offset.
     b.kill9()
     b.start()
-    assert read_partition(bs, topic) == before
+    # The roller records share one key, so the cleaner may legitimately compact an older one
+    # away at any moment (a segment sealed by segment.ms makes it cleanable); every other
+    # record must be exactly as before.
+    def data(view):
+        return [r for r in view if r[1] != ROLLER]
+    assert data(read_partition(bs, topic)) == data(before)
     assert watermarks(bs, topic)[1] == hi_before
     check_compacted_read(bs, topic, latest)
     p = producer(bs)
