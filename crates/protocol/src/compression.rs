@@ -121,6 +121,11 @@ impl Compression {
                 // lz4_flex treats input ending at a block boundary as a clean EOF; walk the
                 // frame structure first so truncated frames are rejected.
                 lz4_check_frames(input)?;
+                // Frames without block/content checksums (what librdkafka and the Java client
+                // write) decode block by block straight into the output.
+                if let Some(out) = lz4_decode_direct(input, limit)? {
+                    return Ok(out);
+                }
                 // FrameDecoder reports EOF at each frame's end mark; keep going while input
                 // remains so concatenated frames decode.
                 let mut rest = input;
@@ -316,6 +321,115 @@ fn lz4_check_frames(input: &[u8]) -> Result<(), CompressionError> {
     Ok(())
 }
 
+/// Decodes LZ4 frames (already walked by [`lz4_check_frames`]) block by block directly into
+/// one output buffer — no intermediate window buffer and no copy through a reader — with linked
+/// blocks using the preceding 64 KiB of output as their dictionary. Verifies the frame
+/// descriptor checksum as Kafka does. Returns `None` (the caller falls back to lz4_flex's
+/// `FrameDecoder`, which verifies them) when a frame carries block or content checksums or a
+/// dictionary id.
+fn lz4_decode_direct(input: &[u8], limit: usize) -> Result<Option<Vec<u8>>, CompressionError> {
+    fn bad(what: &str) -> CompressionError {
+        CompressionError::Corrupt(format!("lz4: {what}"))
+    }
+    fn u32_at(input: &[u8], pos: usize) -> Result<u32, CompressionError> {
+        input
+            .get(pos..pos + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .ok_or_else(|| bad("truncated frame"))
+    }
+    const WINDOW: usize = 64 * 1024;
+    // `buf[..len]` is the output so far; `buf[len..]` is zeroed room for the next block.
+    let mut buf: Vec<u8> = Vec::new();
+    let mut len = 0usize;
+    let mut pos = 0usize;
+    while pos < input.len() {
+        let magic = u32_at(input, pos)?;
+        pos += 4;
+        if magic & 0xFFFF_FFF0 == 0x184D_2A50 {
+            pos += 4 + u32_at(input, pos)? as usize;
+            continue;
+        }
+        if magic != 0x184D_2204 {
+            return Err(bad("bad frame magic"));
+        }
+        let desc_start = pos;
+        let (flg, bd) = match input.get(pos..pos + 2) {
+            Some(b) => (b[0], b[1]),
+            None => return Err(bad("truncated frame")),
+        };
+        if flg & (0x10 | 0x04 | 0x01) != 0 {
+            return Ok(None);
+        }
+        let independent = flg & 0x20 != 0;
+        let desc_len = 2 + if flg & 0x08 != 0 { 8 } else { 0 };
+        let desc = input
+            .get(desc_start..desc_start + desc_len)
+            .ok_or_else(|| bad("truncated frame"))?;
+        let hc = *input
+            .get(desc_start + desc_len)
+            .ok_or_else(|| bad("truncated frame"))?;
+        if (twox_hash::XxHash32::oneshot(0, desc) >> 8) as u8 != hc {
+            return Err(bad("frame descriptor checksum mismatch"));
+        }
+        pos = desc_start + desc_len + 1;
+        let max_block = match (bd >> 4) & 0x07 {
+            4 => 64 * 1024,
+            5 => 256 * 1024,
+            6 => 1024 * 1024,
+            7 => 4 * 1024 * 1024,
+            _ => return Err(bad("invalid maximum block size")),
+        };
+        let frame_start = len;
+        loop {
+            let block = u32_at(input, pos)?;
+            pos += 4;
+            if block == 0 {
+                break;
+            }
+            let size = (block & 0x7FFF_FFFF) as usize;
+            let data = input
+                .get(pos..pos + size)
+                .ok_or_else(|| bad("truncated frame"))?;
+            pos += size;
+            if size > max_block {
+                return Err(bad("block larger than the frame's maximum block size"));
+            }
+            // Room for a whole block, never past the limit.
+            let room = max_block.min(limit - len);
+            if buf.len() < len + room {
+                let target = (buf.len().saturating_mul(2)).max(len + room).min(limit);
+                buf.resize(target, 0);
+            }
+            if block & 0x8000_0000 != 0 {
+                if size > limit - len {
+                    return Err(CompressionError::TooLarge { limit });
+                }
+                buf[len..len + size].copy_from_slice(data);
+                len += size;
+                continue;
+            }
+            let dict_start = if independent {
+                len
+            } else {
+                len.saturating_sub(WINDOW).max(frame_start)
+            };
+            let (before, after) = buf.split_at_mut(len);
+            let out = &mut after[..room];
+            match lz4_flex::block::decompress_into_with_dict(data, out, &before[dict_start..]) {
+                Ok(n) => len += n,
+                Err(lz4_flex::block::DecompressError::OutputTooSmall { .. })
+                    if room < max_block =>
+                {
+                    return Err(CompressionError::TooLarge { limit })
+                }
+                Err(e) => return Err(bad(&e.to_string())),
+            }
+        }
+    }
+    buf.truncate(len);
+    Ok(Some(buf))
+}
+
 fn snappy_decompress(input: &[u8], limit: usize) -> Result<Vec<u8>, CompressionError> {
     if input.len() >= XERIAL_HEADER_LEN && input[..8] == XERIAL_MAGIC {
         xerial_decompress(input, limit)
@@ -417,6 +531,124 @@ mod tests {
                 Err(CompressionError::Unsupported(x)) if x as i16 == id
             ));
         }
+    }
+
+    /// Text-like data with long-range repeats, so linked blocks really reference the
+    /// previous block.
+    fn lz4_sample(n: usize) -> Vec<u8> {
+        let mut x: u32 = 12345;
+        let words: Vec<Vec<u8>> = (0..64)
+            .map(|i| format!("word{i}-{}", i * 7919).into_bytes())
+            .collect();
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            if x.is_multiple_of(5) {
+                out.push((x >> 16) as u8);
+            } else {
+                out.extend_from_slice(&words[(x >> 8) as usize % words.len()]);
+            }
+        }
+        out.truncate(n);
+        out
+    }
+
+    fn lz4_frame(data: &[u8], info: lz4_flex::frame::FrameInfo) -> Vec<u8> {
+        let mut enc = lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::new());
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
+    }
+
+    #[test]
+    fn lz4_direct_decoder_matches_frame_decoder() {
+        use lz4_flex::frame::{BlockMode, BlockSize, FrameInfo};
+        for size in [0usize, 1, 1000, 65_536, 65_537, 300_000, 2_500_000] {
+            let data = lz4_sample(size);
+            for bs in [
+                BlockSize::Max64KB,
+                BlockSize::Max256KB,
+                BlockSize::Max1MB,
+                BlockSize::Max4MB,
+            ] {
+                for mode in [BlockMode::Independent, BlockMode::Linked] {
+                    for content_size in [false, true] {
+                        let mut info = FrameInfo::new().block_size(bs).block_mode(mode);
+                        if content_size {
+                            info = info.content_size(Some(data.len() as u64));
+                        }
+                        let frame = lz4_frame(&data, info);
+                        let direct = lz4_decode_direct(&frame, usize::MAX >> 1)
+                            .unwrap()
+                            .expect("no checksums: direct path");
+                        assert_eq!(direct, data, "size {size} {bs:?} {mode:?}");
+                        // Concatenated frames decode to the concatenation.
+                        let two = [frame.clone(), frame].concat();
+                        let out = Compression::Lz4.decompress(&two, usize::MAX >> 1).unwrap();
+                        assert_eq!(out, [data.clone(), data.clone()].concat());
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn lz4_direct_decoder_limits_and_corruption() {
+        use lz4_flex::frame::{BlockMode, BlockSize, FrameInfo};
+        let data = lz4_sample(500_000);
+        let info = FrameInfo::new()
+            .block_size(BlockSize::Max64KB)
+            .block_mode(BlockMode::Linked);
+        let frame = lz4_frame(&data, info.clone());
+        // Exactly at the limit decodes; one byte less is TooLarge, never a partial result.
+        assert_eq!(
+            Compression::Lz4.decompress(&frame, data.len()).unwrap(),
+            data
+        );
+        assert_eq!(
+            Compression::Lz4.decompress(&frame, data.len() - 1),
+            Err(CompressionError::TooLarge {
+                limit: data.len() - 1
+            })
+        );
+        // A flipped descriptor bit fails the header checksum.
+        let mut bad = frame.clone();
+        bad[5] ^= 0x40;
+        assert!(matches!(
+            Compression::Lz4.decompress(&bad, usize::MAX >> 1),
+            Err(CompressionError::Corrupt(_))
+        ));
+        // Garbage inside a block is an error, not a panic.
+        for i in [20usize, 100, 1000, frame.len() / 2] {
+            let mut bad = frame.clone();
+            for b in &mut bad[i..i + 8] {
+                *b = 0xFF;
+            }
+            let _ = Compression::Lz4.decompress(&bad, 10_000_000);
+        }
+        // Uncompressed blocks (random bytes do not compress) are copied through.
+        let mut x: u64 = 99;
+        let noise: Vec<u8> = (0..200_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let frame = lz4_frame(&noise, info.clone());
+        assert_eq!(
+            lz4_decode_direct(&frame, usize::MAX >> 1).unwrap().unwrap(),
+            noise
+        );
+        // Checksummed frames take the FrameDecoder path and still decode.
+        let frame = lz4_frame(&data, info.content_checksum(true));
+        assert_eq!(lz4_decode_direct(&frame, usize::MAX >> 1).unwrap(), None);
+        assert_eq!(
+            Compression::Lz4
+                .decompress(&frame, usize::MAX >> 1)
+                .unwrap(),
+            data
+        );
     }
 
     #[test]
