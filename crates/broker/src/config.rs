@@ -121,8 +121,8 @@ pub const KEYS: &[Key] = &[
     k("num.network.threads", Int, Some("3"), false, "Accepted for compatibility."),
     k("num.io.threads", Int, Some("8"), false, "Accepted for compatibility."),
     k("num.recovery.threads.per.data.dir", Int, Some("2"), false, "Accepted for compatibility."),
-    k("socket.send.buffer.bytes", Int, Some("102400"), false, "Accepted for compatibility."),
-    k("socket.receive.buffer.bytes", Int, Some("102400"), false, "Accepted for compatibility."),
+    k("socket.send.buffer.bytes", Int, Some("102400"), true, "SO_SNDBUF of accepted client connections, as Kafka sets it; -1 keeps the OS default (autotuned)."),
+    k("socket.receive.buffer.bytes", Int, Some("102400"), true, "SO_RCVBUF of the listening sockets (inherited by accepted connections), as Kafka sets it; -1 keeps the OS default (autotuned)."),
     k("queued.max.requests", Int, Some("500"), false, "Accepted for compatibility."),
     k("offsets.topic.num.partitions", Int, Some("50"), true, "Partitions of __consumer_offsets."),
     k("offsets.topic.replication.factor", Int, Some("3"), false, "Accepted for compatibility."),
@@ -313,6 +313,10 @@ pub struct Config {
     pub socket_request_max_bytes: usize,
     /// `connections.max.idle.ms`.
     pub connections_max_idle_ms: u64,
+    /// `socket.send.buffer.bytes` (SO_SNDBUF of accepted connections; <= 0: OS default).
+    pub socket_send_buffer_bytes: i64,
+    /// `socket.receive.buffer.bytes` (SO_RCVBUF of the listeners; <= 0: OS default).
+    pub socket_receive_buffer_bytes: i64,
     /// `log.segment.bytes`.
     pub log_segment_bytes: u64,
     /// `log.index.interval.bytes`.
@@ -712,6 +716,8 @@ impl Config {
             message_max_bytes: positive("message.max.bytes")? as usize,
             socket_request_max_bytes: positive("socket.request.max.bytes")? as usize,
             connections_max_idle_ms: int("connections.max.idle.ms").max(0) as u64,
+            socket_send_buffer_bytes: int("socket.send.buffer.bytes"),
+            socket_receive_buffer_bytes: int("socket.receive.buffer.bytes"),
             log_segment_bytes: {
                 let v = positive("log.segment.bytes")?;
                 if v < 14 {

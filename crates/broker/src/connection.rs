@@ -58,6 +58,11 @@ pub async fn serve(
     shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
+    // socket.send.buffer.bytes, as Kafka's acceptor sets it (<= 0: the OS default, autotuned).
+    let send_buffer = broker.config.socket_send_buffer_bytes;
+    if send_buffer > 0 {
+        let _ = rustix::net::sockopt::set_socket_send_buffer_size(&stream, send_buffer as usize);
+    }
     let _counted = broker.metrics.connection_opened(&listener.name);
     let end = run(stream, peer, &broker, &listener, shutdown).await;
     match end {

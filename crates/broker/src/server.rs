@@ -17,6 +17,23 @@ pub struct Server {
     metrics: Option<TcpListener>,
 }
 
+/// Binds a client listener as Kafka's acceptor does: SO_REUSEADDR, and SO_RCVBUF set before
+/// `listen` (`socket.receive.buffer.bytes`, unless <= 0) so that accepted connections inherit it
+/// and the TCP window scale is negotiated for it.
+fn bind_listener(addr: std::net::SocketAddr, receive_buffer: i64) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    if receive_buffer > 0 {
+        socket.set_recv_buffer_size(receive_buffer.min(i32::MAX as i64) as u32)?;
+    }
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
 impl Server {
     /// Opens the broker state and binds the listeners.
     pub async fn bind(config: Config) -> anyhow::Result<Server> {
@@ -45,8 +62,7 @@ impl Server {
             let addr = l
                 .bind_addr()
                 .map_err(|e| anyhow::anyhow!("listener {}: {e}", l.name))?;
-            let socket = TcpListener::bind(addr)
-                .await
+            let socket = bind_listener(addr, broker.config.socket_receive_buffer_bytes)
                 .map_err(|e| anyhow::anyhow!("cannot bind listener {} on {addr}: {e}", l.name))?;
             tracing::info!(listener = %l.name, %addr, "listening");
             listeners.push((socket, Arc::new(l)));
