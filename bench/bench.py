@@ -376,7 +376,9 @@ def run_client(cmd, timeout, env=None, logfile=None):
     full_env = dict(os.environ)
     if env:
         full_env.update(env)
+    import resource
     t0 = time.monotonic()
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env,
                            errors="replace")
@@ -389,9 +391,13 @@ def run_client(cmd, timeout, env=None, logfile=None):
                 f.write(f"$ {' '.join(cmd)}\nTIMEOUT after {timeout}s\n{out[-3000:]}\n{err[-3000:]}\n")
         hint = [l for l in err.splitlines() if l.strip() and "CONFWARN" not in l][-2:]
         raise ClientError(f"timeout after {timeout:.0f}s, no result" + (": " + " / ".join(hint) if hint else ""))
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # CPU of the client process (and its children), start-up (JVM) included.
+    r.client_cpu_s = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     if logfile:
         with open(logfile, "a") as f:
-            f.write(f"$ {' '.join(cmd)}\n# rc={r.returncode} wall={time.monotonic() - t0:.1f}s\n"
+            f.write(f"$ {' '.join(cmd)}\n# rc={r.returncode} wall={time.monotonic() - t0:.1f}s "
+                    f"client_cpu={r.client_cpu_s:.2f}s\n"
                     f"{r.stdout[-6000:]}\n{r.stderr[-6000:]}\n")
     return r
 
@@ -428,7 +434,8 @@ class Clients:
         return {"records": sent, "records_per_s": rps, "mb_per_s": rps * size / MB,
                 "lat_avg_ms": float(m.group(4)), "lat_max_ms": float(m.group(5)),
                 "lat_p50_ms": float(m.group(6)), "lat_p95_ms": float(m.group(7)),
-                "lat_p99_ms": float(m.group(8)), "lat_p999_ms": float(m.group(9))}
+                "lat_p99_ms": float(m.group(8)), "lat_p999_ms": float(m.group(9)),
+                "client_cpu_s": r.client_cpu_s}
 
     def java_consume_group(self, bootstrap, topic, group, n, size):
         cmd = [os.path.join(COMPAT_BIN, "kafka-consumer-perf-test.sh"), "--bootstrap-server", bootstrap,
@@ -450,7 +457,8 @@ class Clients:
         # fetch.* excludes the group join (rebalance.time.ms), like rdkafka_performance's clock that
         # starts at the first message.
         return {"records": got, "records_per_s": got / fetch_s, "mb_per_s": got * size / MB / fetch_s,
-                "rebalance_ms": float(d["rebalance.time.ms"]), "fetch_s": fetch_s}
+                "rebalance_ms": float(d["rebalance.time.ms"]), "fetch_s": fetch_s,
+                "client_cpu_s": r.client_cpu_s}
 
     # --- librdkafka: examples/rdkafka_performance ---
     def rdk_produce(self, bootstrap, topic, n, size, acks, conf=None, rate=None, latency_file=None):
@@ -476,7 +484,7 @@ class Clients:
             raise ClientError(f"{delivered}/{n} delivered, {failed} failed: " + _err_tail(r))
         rps = delivered / (max(ms, 1) / 1000)
         return {"records": delivered, "records_per_s": rps, "mb_per_s": rps * size / MB,
-                "elapsed_s": ms / 1000}
+                "elapsed_s": ms / 1000, "client_cpu_s": r.client_cpu_s}
 
     def rdk_consume(self, bootstrap, topic, n, size, partitions=None, group=None, extra=None, timeout=None):
         """partitions: list -> simple assigned consumer (-C); group: -G balanced consumer."""
@@ -499,7 +507,7 @@ class Clients:
             raise ClientError(f"consumed only {got}/{n} records: " + _err_tail(r))
         ms = max(ms, 1)
         return {"records": got, "records_per_s": got / (ms / 1000), "mb_per_s": nbytes / MB / (ms / 1000),
-                "elapsed_s": ms / 1000}
+                "elapsed_s": ms / 1000, "client_cpu_s": r.client_cpu_s}
 
 
 class _Last:
