@@ -1,4 +1,0 @@
-#!/bin/bash
-set -e
-source /home/user/venv/bin/activate
-make style-check
