@@ -115,6 +115,7 @@ pub const KEYS: &[Key] = &[
     k("log.flush.interval.messages", Long, Some("9223372036854775807"), true, "fsync after this many records."),
     k("log.flush.interval.ms", Long, None, true, "fsync logs at least this often (null: rely on the page cache)."),
     k("log.flush.scheduler.interval.ms", Long, Some("9223372036854775807"), true, "How often to check log.flush.interval.ms."),
+    k("replica.high.watermark.checkpoint.interval.ms", Long, Some("5000"), true, "How often the partitions' high watermarks are written to replication-offset-checkpoint."),
     k("metrics.listener", Str, Some("http://0.0.0.0:9644"), true, "Prometheus /metrics HTTP listener, http://host:port (empty disables it)."),
     k("gregor.slow.request.ms", Long, Some("1000"), true, "Log a warning for requests that take longer (waits of Fetch long polls and group rebalances excluded); -1 disables."),
     k("cluster.id", Str, None, false, "Accepted; the cluster id lives in meta.properties."),
@@ -329,6 +330,8 @@ pub struct Config {
     pub log_flush_interval_ms: Option<u64>,
     /// `log.flush.scheduler.interval.ms`.
     pub log_flush_scheduler_interval_ms: u64,
+    /// `replica.high.watermark.checkpoint.interval.ms`.
+    pub replica_high_watermark_checkpoint_interval_ms: u64,
     /// `offsets.topic.num.partitions`.
     pub offsets_topic_num_partitions: i32,
     /// `log.retention.check.interval.ms`.
@@ -693,7 +696,8 @@ impl Config {
                 max_timeout_ms: positive("transaction.max.timeout.ms")?.min(i64::from(i32::MAX))
                     as i32,
                 transactional_id_expiration_ms: positive("transactional.id.expiration.ms")?,
-                coordinator_epoch: crate::broker::LEADER_EPOCH,
+                // Each shard takes its partition's leader epoch (txn_service).
+                coordinator_epoch: 0,
             },
             group,
             listeners,
@@ -734,6 +738,9 @@ impl Config {
             log_flush_interval_messages: positive("log.flush.interval.messages")? as u64,
             log_flush_interval_ms: flush_interval_ms.map(|v| v.max(0) as u64),
             log_flush_scheduler_interval_ms: int("log.flush.scheduler.interval.ms").max(1) as u64,
+            replica_high_watermark_checkpoint_interval_ms: positive(
+                "replica.high.watermark.checkpoint.interval.ms",
+            )? as u64,
             values,
             explicit,
             unknown,

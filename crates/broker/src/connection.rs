@@ -9,12 +9,12 @@
 //! work — elapsed time minus long-poll/rebalance waits — exceeds `gregor.slow.request.ms`,
 //! logged as a slow request (warn).
 
-use crate::broker::Broker;
 use crate::config::Listener;
 use crate::errors::HandlerError;
 use crate::handlers::{self, Ctx, Response};
 use crate::metrics::WaitClock;
 use crate::sendfile;
+use crate::services::Services;
 use bytes::BytesMut;
 use gregor_protocol::frame;
 use gregor_protocol::request::decode_header;
@@ -53,18 +53,18 @@ enum End {
 pub async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
-    broker: Arc<Broker>,
+    services: Services,
     listener: Arc<Listener>,
     shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
     // socket.send.buffer.bytes, as Kafka's acceptor sets it (<= 0: the OS default, autotuned).
-    let send_buffer = broker.config.socket_send_buffer_bytes;
+    let send_buffer = services.config.socket_send_buffer_bytes;
     if send_buffer > 0 {
         let _ = rustix::net::sockopt::set_socket_send_buffer_size(&stream, send_buffer as usize);
     }
-    let _counted = broker.metrics.connection_opened(&listener.name);
-    let end = run(stream, peer, &broker, &listener, shutdown).await;
+    let _counted = services.metrics.connection_opened(&listener.name);
+    let end = run(stream, peer, &services, &listener, shutdown).await;
     match end {
         End::Closed | End::Shutdown => tracing::debug!(%peer, "connection closed"),
         End::Idle => tracing::debug!(%peer, "closing idle connection (connections.max.idle.ms)"),
@@ -76,13 +76,14 @@ pub async fn serve(
 async fn run(
     stream: TcpStream,
     peer: SocketAddr,
-    broker: &Arc<Broker>,
+    services: &Services,
     listener: &Arc<Listener>,
     mut shutdown: watch::Receiver<bool>,
 ) -> End {
     let (mut reader, mut writer) = stream.into_split();
-    let max = broker.config.socket_request_max_bytes;
-    let idle = Duration::from_millis(broker.config.connections_max_idle_ms.max(1));
+    let config = &services.config;
+    let max = config.socket_request_max_bytes;
+    let idle = Duration::from_millis(config.connections_max_idle_ms.max(1));
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let wait_clock = WaitClock::default();
     loop {
@@ -135,7 +136,7 @@ async fn run(
             client_id = header.client_id.as_ref().map(|c| c.as_str()).unwrap_or(""),
         );
         let ctx = Ctx {
-            broker,
+            services,
             listener,
             peer,
             header: &header,
@@ -148,7 +149,7 @@ async fn run(
             .track(handlers::dispatch(ctx, request).instrument(span.clone()))
             .await;
         let elapsed = started.elapsed();
-        let metrics = &broker.metrics;
+        let metrics = &services.metrics;
         let version = header.request_api_version;
         if !matches!(result, Err(HandlerError::ShuttingDown)) {
             metrics.request(api, version, elapsed);
@@ -170,7 +171,7 @@ async fn run(
                 "handled"
             )
         });
-        if broker.config.slow_request.is_some_and(|t| worked > t) {
+        if config.slow_request.is_some_and(|t| worked > t) {
             tracing::warn!(
                 %peer,
                 api = ?api,
@@ -181,7 +182,7 @@ async fn run(
                 waited_ms = waited.as_millis() as u64,
                 "slow request: {} ms of work (gregor.slow.request.ms={})",
                 worked.as_millis(),
-                broker.config.slow_request.map_or(0, |t| t.as_millis()),
+                config.slow_request.map_or(0, |t| t.as_millis()),
             );
         }
         let written = match response {

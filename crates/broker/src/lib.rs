@@ -2,42 +2,68 @@
 //!
 //! The `gregor` binary: a Kafka-wire-compatible broker. This is the only crate with sockets.
 //!
-//! A tour of the modules:
+//! A tour of the modules, from the edge inwards (`docs/architecture.md` has the pictures):
+//! - [`server`]: binds listeners, accepts connections, starts the background tasks, clean
+//!   shutdown.
+//! - [`connection`]: one task per connection: framing, header decoding, in-order dispatch.
+//! - [`handlers`]: one module per Kafka API with its declared version range, and the one table
+//!   (`apis!`) that both ApiVersions and dispatch are built from. Handlers get a
+//!   [`handlers::Ctx`] with the [`services`], never the broker as a whole.
+//! - [`broker`]: the composition root: opens the log directory and wires the services.
+//! - [`services`]: the service handles handlers use.
+//! - [`metadata_cache`]: the published metadata image (topics, brokers, configs) read without
+//!   locks.
+//! - [`controller`]: the channel through which the broker changes metadata (today an embedded
+//!   controller; commits, then publishes the image).
+//! - [`replica_manager`]: the only owner of partitions: logs with leader, leader epoch, replicas,
+//!   ISR and a checkpointed high watermark; leader appends, the acks=all wait.
+//! - [`coordinator_runtime`]: one generic runtime for coordinators sharded by internal-topic
+//!   partition: load/unload on leadership, durable writes before answers, timers.
+//! - [`group_service`] / [`txn_service`]: the group and transaction coordinators on that runtime;
+//!   [`markers`]: transaction markers; [`producer_ids`]: producer-id blocks.
+//! - [`topic_config`]: topic configs resolved into log and produce settings.
 //! - [`config`]: Kafka config names, types and defaults; `server.properties` + `--override`.
 //! - [`configs`]: topic/broker config resolution (topic override, dynamic broker, dynamic
 //!   default, static, default) for DescribeConfigs, the log and Produce.
 //! - [`env_config`]: `KAFKA_*` environment variables mapped as the apache/kafka Docker image does.
-//! - [`healthcheck`]: `gregor healthcheck`, the container health check (ApiVersions).
-//! - [`server`]: binds listeners, accepts connections, clean shutdown.
-//! - [`connection`]: one task per connection: framing, header decoding, in-order dispatch.
-//! - [`handlers`]: one module per Kafka API with its declared version range; the table that
-//!   ApiVersions advertises.
-//! - [`broker`]: shared state — the controller, the open partition logs, start-up recovery.
-//! - [`groups`]: the group coordinator's I/O: `__consumer_offsets`, deferred responses, timers.
+//! - [`log_manager`]: background retention (segment deletion, `segment.ms` rolls) and the
+//!   log cleaner (compaction), off the request path; [`cleaner_codec`]: the record codec the
+//!   cleaner reads and rebuilds batches with.
 //! - [`sendfile`]: the zero-copy Fetch writer.
 //! - [`metrics`]: Prometheus `/metrics` (Kafka JMX-exporter names), per-request counters and
 //!   the slow-request clock.
 //! - [`errors`]: the one mapping from storage/controller errors to Kafka error codes.
+//! - [`clock`], [`limits`]: the wall clock and broker-wide limits (leaves).
+//! - [`healthcheck`]: `gregor healthcheck`, the container health check (ApiVersions).
 //! - [`cli`]: `gregor topics|produce|consume|groups`, an rpk-like client for any Kafka broker.
-//! - [`log_manager`]: background retention (segment deletion, `segment.ms` rolls) and the
-//!   log cleaner (compaction), off the request path.
-//! - [`cleaner_codec`]: the record codec the log cleaner uses to read and rebuild batches.
-//! - [`txns`]: the transaction coordinator's I/O (`__transaction_state`, markers, timeouts)
-//!   around the pure `gregor-txn-coordinator` state machine.
+//!
+//! Layering (checked by the `module_layering` test): a module only uses modules listed after
+//! it in the `LAYERS` table of that test; no module uses `server`, `connection` or `broker`
+//! except the ones above them.
 
 pub mod broker;
 pub mod cleaner_codec;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod configs;
 pub mod connection;
+pub mod controller;
+pub mod coordinator_runtime;
 pub mod env_config;
 pub mod errors;
-pub mod groups;
+pub mod group_service;
 pub mod handlers;
 pub mod healthcheck;
+pub mod limits;
 pub mod log_manager;
+pub mod markers;
+pub mod metadata_cache;
 pub mod metrics;
+pub mod producer_ids;
+pub mod replica_manager;
 pub mod sendfile;
 pub mod server;
-pub mod txns;
+pub mod services;
+pub mod topic_config;
+pub mod txn_service;

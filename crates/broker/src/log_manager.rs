@@ -15,9 +15,10 @@
 //!
 //! All filesystem work runs in `spawn_blocking`, never on the async workers.
 
-use crate::broker::{Broker, Partition};
 use crate::cleaner_codec::ProtocolCodec;
+use crate::clock::now_ms;
 use crate::config::Config;
+use crate::replica_manager::{Partition, ReplicaManager};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -55,18 +56,16 @@ impl LogManagerSettings {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 fn name(p: &Partition) -> String {
-    format!("{}-{}", p.topic, p.index)
+    p.name()
 }
 
 /// Runs retention and the cleaner until `stop` becomes true.
-pub async fn run(broker: Arc<Broker>, settings: LogManagerSettings, stop: watch::Receiver<bool>) {
+pub async fn run(
+    replicas: Arc<ReplicaManager>,
+    settings: LogManagerSettings,
+    stop: watch::Receiver<bool>,
+) {
     let stopped = Arc::new(AtomicBool::new(*stop.borrow()));
     let flag = stopped.clone();
     let mut watcher = stop.clone();
@@ -78,11 +77,11 @@ pub async fn run(broker: Arc<Broker>, settings: LogManagerSettings, stop: watch:
         }
         flag.store(true, Ordering::Release);
     });
-    let retention = retention_loop(broker.clone(), settings.clone(), stop.clone());
+    let retention = retention_loop(replicas.clone(), settings.clone(), stop.clone());
     let cleaner = async {
         if settings.cleaner_enable {
             cleaner_loop(
-                broker.clone(),
+                replicas.clone(),
                 settings.clone(),
                 stop.clone(),
                 stopped.clone(),
@@ -106,7 +105,7 @@ async fn sleep_or_stop(ms: u64, stop: &mut watch::Receiver<bool>) -> bool {
 }
 
 async fn retention_loop(
-    broker: Arc<Broker>,
+    replicas: Arc<ReplicaManager>,
     settings: LogManagerSettings,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -118,8 +117,8 @@ async fn retention_loop(
             return;
         }
         delay = settings.retention_check_interval_ms;
-        let b = broker.clone();
-        if let Err(e) = tokio::task::spawn_blocking(move || retention_pass(&b, now_ms())).await {
+        let r = replicas.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || retention_pass(&r, now_ms())).await {
             tracing::error!(error = %e, "retention task failed");
         }
     }
@@ -127,32 +126,37 @@ async fn retention_loop(
 
 /// One retention pass over every open partition (blocking). Returns the number of deleted
 /// segments.
-pub fn retention_pass(broker: &Broker, now_ms: i64) -> usize {
+pub fn retention_pass(replicas: &ReplicaManager, now_ms: i64) -> usize {
     let mut deleted = 0;
-    for p in broker.all_partitions() {
-        if p.is_deleted() {
-            continue;
-        }
-        let mut guard = p.log.lock();
-        let Some(log) = guard.as_mut() else { continue };
+    for p in replicas.all_partitions() {
+        let passed = p.with_log_mut(|log| retention_one(&p, log, now_ms));
+        deleted += passed.unwrap_or(0);
+    }
+    deleted
+}
+
+/// Retention of one log (under its lock): time roll, deletions, purge of deleted files.
+fn retention_one(p: &Partition, log: &mut gregor_storage::Log, now_ms: i64) -> usize {
+    let mut deleted = 0;
+    {
         match log.roll_if_due(now_ms) {
             Ok(true) => tracing::info!(
-                partition = %name(&p),
+                partition = %name(p),
                 log_end_offset = log.log_end_offset(),
                 "Rolled new log segment for {} (segment.ms {} elapsed)",
-                name(&p),
+                name(p),
                 log.config().segment_ms
             ),
             Ok(false) => {}
             Err(e) => {
-                tracing::error!(partition = %name(&p), error = %e, "time-based segment roll failed")
+                tracing::error!(partition = %name(p), error = %e, "time-based segment roll failed")
             }
         }
         match log.delete_old_segments(now_ms) {
             Ok(o) if o.deleted_segments > 0 => {
                 deleted += o.deleted_segments;
                 tracing::info!(
-                    partition = %name(&p),
+                    partition = %name(p),
                     segments = o.deleted_segments,
                     bytes = o.deleted_bytes,
                     by_time = o.by_time,
@@ -161,24 +165,24 @@ pub fn retention_pass(broker: &Broker, now_ms: i64) -> usize {
                     log_start_offset = o.log_start_offset,
                     "Deleted {} old segment(s) of {}; log start offset is now {}",
                     o.deleted_segments,
-                    name(&p),
+                    name(p),
                     o.log_start_offset
                 );
             }
             Ok(_) => {}
             Err(e) => {
-                tracing::error!(partition = %name(&p), error = %e, "retention failed")
+                tracing::error!(partition = %name(p), error = %e, "retention failed")
             }
         }
         if let Err(e) = log.purge_deleted(now_ms) {
-            tracing::error!(partition = %name(&p), error = %e, "cannot remove deleted segment files");
+            tracing::error!(partition = %name(p), error = %e, "cannot remove deleted segment files");
         }
     }
     deleted
 }
 
 async fn cleaner_loop(
-    broker: Arc<Broker>,
+    replicas: Arc<ReplicaManager>,
     settings: LogManagerSettings,
     mut stop: watch::Receiver<bool>,
     stopped: Arc<AtomicBool>,
@@ -187,10 +191,10 @@ async fn cleaner_loop(
         if *stop.borrow() {
             return;
         }
-        let b = broker.clone();
+        let r = replicas.clone();
         let s = settings.clone();
         let flag = stopped.clone();
-        let cleaned = tokio::task::spawn_blocking(move || cleaner_pass(&b, &s, &flag))
+        let cleaned = tokio::task::spawn_blocking(move || cleaner_pass(&r, &s, &flag))
             .await
             .unwrap_or_else(|e| {
                 tracing::error!(error = %e, "log cleaner task failed");
@@ -231,9 +235,13 @@ impl Throttler<'_> {
 }
 
 /// One cleaner pass over every partition (blocking). Returns how many logs were cleaned.
-pub fn cleaner_pass(broker: &Broker, settings: &LogManagerSettings, stopped: &AtomicBool) -> usize {
+pub fn cleaner_pass(
+    replicas: &ReplicaManager,
+    settings: &LogManagerSettings,
+    stopped: &AtomicBool,
+) -> usize {
     let mut cleaned = 0;
-    for p in broker.all_partitions() {
+    for p in replicas.all_partitions() {
         if stopped.load(Ordering::Acquire) {
             break;
         }
@@ -256,12 +264,8 @@ pub fn clean_partition(
     stopped: &AtomicBool,
     now_ms: i64,
 ) -> Result<bool, gregor_storage::StorageError> {
-    let plan = {
-        let mut guard = p.log.lock();
-        let Some(log) = guard.as_mut() else {
-            return Ok(false);
-        };
-        log.prepare_clean(now_ms)
+    let Some(plan) = p.with_log_mut(|log| log.prepare_clean(now_ms)) else {
+        return Ok(false);
     };
     let Some(mut plan) = plan else {
         return Ok(false);
@@ -284,13 +288,23 @@ pub fn clean_partition(
         stopped,
     };
     let out = plan.execute(&ProtocolCodec, &mut |n| throttler.maybe_throttle(n))?;
-    let mut guard = p.log.lock();
-    let Some(log) = guard.as_mut().filter(|_| !p.is_deleted()) else {
-        out.discard()?;
-        return Ok(false);
+    let mut out = Some(out);
+    let committed = p.with_log_mut(|log| match out.take() {
+        Some(o) => log.commit_clean(o),
+        None => Err(gregor_storage::StorageError::CorruptBatch(
+            "cleaner output already used".into(),
+        )),
+    });
+    let stats = match committed {
+        Some(stats) => stats?,
+        None => {
+            // Deleted meanwhile: drop the cleaned files.
+            if let Some(o) = out {
+                o.discard()?;
+            }
+            return Ok(false);
+        }
     };
-    let stats = log.commit_clean(out)?;
-    drop(guard);
     if stats.committed {
         tracing::info!(
             partition = %name(p),
@@ -324,7 +338,7 @@ mod tests {
     use gregor_storage::LogConfig;
     use std::collections::BTreeMap;
 
-    fn broker(dir: &std::path::Path, extra: &[(&str, &str)]) -> Arc<Broker> {
+    fn broker(dir: &std::path::Path, extra: &[(&str, &str)]) -> Arc<ReplicaManager> {
         let mut pairs = vec![
             ("log.dirs".to_string(), dir.display().to_string()),
             (
@@ -334,33 +348,34 @@ mod tests {
         ];
         pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let config = Config::from_pairs(pairs).expect("config");
-        let b = Broker::open(config).expect("open broker");
-        b.create_topic(&CreateTopic {
-            name: "t".into(),
-            partitions: 1,
-            replication_factor: 1,
-            assignments: BTreeMap::new(),
-            configs: BTreeMap::new(),
-        })
-        .expect("create topic");
-        Arc::new(b)
+        let b = crate::broker::Broker::open(config).expect("open broker");
+        b.services
+            .controller
+            .change_blocking(|c| {
+                c.create_topic(&CreateTopic {
+                    name: "t".into(),
+                    partitions: 1,
+                    replication_factor: 1,
+                    assignments: BTreeMap::new(),
+                    configs: BTreeMap::new(),
+                })
+            })
+            .expect("create topic");
+        b.services.replicas.clone()
     }
 
-    fn append(p: &Partition, ts: i64, key: &str, value: Option<&str>) {
+    fn append(rm: &ReplicaManager, p: &Partition, ts: i64, key: &str, value: Option<&str>) {
         let mut b = RecordBatchBuilder::new(Compression::Snappy, ts);
         b.push(ts, Some(key.as_bytes()), value.map(str::as_bytes), &[]);
         let mut bytes = b.build().expect("build").to_vec();
-        let mut guard = p.log.lock();
-        guard
-            .as_mut()
-            .expect("log")
-            .append(&mut bytes, 0)
-            .expect("append");
+        rm.append_as_leader(p, &mut bytes).expect("append");
     }
 
     fn values(p: &Partition) -> Vec<(String, Option<String>)> {
-        let guard = p.log.lock();
-        let log = guard.as_ref().expect("log");
+        p.with_log(values_of).expect("log")
+    }
+
+    fn values_of(log: &gregor_storage::Log) -> Vec<(String, Option<String>)> {
         let mut out = Vec::new();
         let mut offset = log.log_start_offset();
         while offset < log.log_end_offset() {
@@ -381,11 +396,12 @@ mod tests {
     }
 
     fn set_config(p: &Partition, f: impl FnOnce(&mut LogConfig)) {
-        let mut guard = p.log.lock();
-        let log = guard.as_mut().expect("log");
-        let mut c = log.config().clone();
-        f(&mut c);
-        log.set_config(c);
+        p.with_log_mut(|log| {
+            let mut c = log.config().clone();
+            f(&mut c);
+            log.set_config(c);
+        })
+        .expect("log");
     }
 
     #[test]
@@ -418,9 +434,9 @@ mod tests {
         let p = b.partition("t", 0).expect("partition");
         let now = now_ms();
         for i in 0..6 {
-            append(&p, now - 100_000 + i, "k", Some("old"));
+            append(&b, &p, now - 100_000 + i, "k", Some("old"));
         }
-        append(&p, now, "k", Some("new"));
+        append(&b, &p, now, "k", Some("new"));
         set_config(&p, |c| {
             c.retention_ms = 10_000;
             c.file_delete_delay_ms = 0;
@@ -434,7 +450,7 @@ mod tests {
             c.min_cleanable_dirty_ratio = 0.0;
         });
         for i in 0..20 {
-            append(&p, now, &format!("k{}", i % 3), Some(&format!("v{i}")));
+            append(&b, &p, now, &format!("k{}", i % 3), Some(&format!("v{i}")));
         }
         let settings = LogManagerSettings {
             retention_check_interval_ms: 1000,

@@ -9,9 +9,9 @@
 //!   once (per API and version, per topic, per listener) and cached, so a request costs a few
 //!   atomic increments and one histogram observation — no label building, no allocation.
 //! - **Computed at scrape time**: log size, start/end offsets and segment counts per partition,
-//!   consumer-group lag, partition/topic counts. [`Metrics::render`] takes a [`Snapshot`] of the
-//!   broker state (briefly locking each log and the group coordinator) and encodes it; nothing
-//!   on the request path maintains them.
+//!   consumer-group lag, partition/topic counts. The broker reads its state into a [`Snapshot`]
+//!   (briefly locking each log, off the async workers, and reading each group shard) and
+//!   [`Metrics::encode`] encodes it; nothing on the request path maintains them.
 //!
 //! Fetch long polls (and deferred group answers such as JoinGroup waiting for a rebalance) are
 //! waiting, not work: handlers wrap such waits in [`waiting`], which adds the time to the
@@ -21,7 +21,6 @@
 
 pub mod http;
 
-use crate::broker::Broker;
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::ErrorCode;
 use parking_lot::{Mutex, RwLock};
@@ -363,14 +362,6 @@ impl Metrics {
         text::encode_eof(&mut out)?;
         Ok(out)
     }
-
-    /// Takes a snapshot of the broker and encodes every metric (the `/metrics` body). Locks
-    /// each partition log and the group coordinator briefly, one at a time: call it off the
-    /// async runtime (`spawn_blocking`).
-    pub fn render(broker: &Broker) -> Result<String, std::fmt::Error> {
-        let snapshot = Snapshot::take(broker);
-        broker.metrics.encode(snapshot)
-    }
 }
 
 /// Keeps a connection counted in `kafka_server_socketservermetrics_connection_count`.
@@ -470,53 +461,24 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Reads the broker's logs, topic counters and committed offsets.
-    pub fn take(broker: &Broker) -> Snapshot {
-        let metas = broker.all_topics();
+    /// Builds the scrape-time snapshot from what the broker read: the existing topics' names
+    /// (counters of other topics are pruned), every partition's log figures and the committed
+    /// offsets `(group, topic, partition, offset)`, whose lag is computed against the log ends.
+    pub fn build(
+        metrics: &Metrics,
+        topic_names: &[String],
+        mut partitions: Vec<PartitionStat>,
+        committed: Vec<(String, String, i32, i64)>,
+    ) -> Snapshot {
         let known: std::collections::HashSet<&str> =
-            metas.iter().map(|t| t.name.as_str()).collect();
-        broker.metrics.prune_topics(|t| known.contains(t));
-        let topics = broker.metrics.topic_values();
-
-        let mut partitions = Vec::new();
-        let mut leo: HashMap<(String, i32), i64> = HashMap::new();
-        for p in broker.all_partitions() {
-            let stat = {
-                let guard = p.log.lock();
-                let Some(log) = guard.as_ref() else { continue };
-                PartitionStat {
-                    topic: p.topic.clone(),
-                    partition: p.index,
-                    size: log.size_bytes(),
-                    log_start_offset: log.log_start_offset(),
-                    log_end_offset: log.log_end_offset(),
-                    segments: log.segment_count() as u64,
-                }
-            };
-            leo.insert((stat.topic.clone(), stat.partition), stat.log_end_offset);
-            partitions.push(stat);
-        }
+            topic_names.iter().map(String::as_str).collect();
+        metrics.prune_topics(|t| known.contains(t));
+        let topics = metrics.topic_values();
         partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
-
-        // Copy the committed offsets out under the coordinator lock, then compute the lag
-        // without holding it (the coordinator lock is taken before log locks elsewhere).
-        let committed: Vec<(String, String, i32, i64)> = broker
-            .groups
-            .read(broker, |c, _| {
-                let store = c.offsets();
-                store
-                    .group_ids()
-                    .filter_map(|g| store.group(g).map(|offsets| (g, offsets)))
-                    .flat_map(|(g, offsets)| {
-                        offsets.iter().flat_map(move |(topic, parts)| {
-                            parts
-                                .iter()
-                                .map(move |(p, o)| (g.clone(), topic.clone(), *p, o.offset))
-                        })
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let leo: HashMap<(String, i32), i64> = partitions
+            .iter()
+            .map(|p| ((p.topic.clone(), p.partition), p.log_end_offset))
+            .collect();
         let lag = committed
             .into_iter()
             .filter_map(|(group, topic, partition, offset)| {
@@ -534,7 +496,7 @@ impl Snapshot {
             topics,
             partitions,
             lag,
-            topic_count: metas.len() as u64,
+            topic_count: topic_names.len() as u64,
         }
     }
 }
@@ -545,7 +507,7 @@ struct TopicLabel<'a> {
 }
 
 impl EncodeLabelSet for TopicLabel<'_> {
-    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+    fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> Result<(), std::fmt::Error> {
         ("topic", self.topic).encode(encoder.encode_label())
     }
 }
@@ -557,7 +519,7 @@ struct PartitionLabels<'a> {
 }
 
 impl EncodeLabelSet for PartitionLabels<'_> {
-    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+    fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> Result<(), std::fmt::Error> {
         ("topic", self.topic).encode(encoder.encode_label())?;
         ("partition", self.partition).encode(encoder.encode_label())
     }
@@ -571,20 +533,20 @@ struct GroupLabels<'a> {
 }
 
 impl EncodeLabelSet for GroupLabels<'_> {
-    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+    fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> Result<(), std::fmt::Error> {
         ("consumergroup", self.group).encode(encoder.encode_label())?;
         ("topic", self.topic).encode(encoder.encode_label())?;
         ("partition", self.partition).encode(encoder.encode_label())
     }
 }
 
-fn gauge(enc: &mut DescriptorEncoder, name: &str, help: &str, v: i64) -> std::fmt::Result {
+fn gauge(enc: &mut DescriptorEncoder<'_>, name: &str, help: &str, v: i64) -> std::fmt::Result {
     enc.encode_descriptor(name, help, None, MetricType::Gauge)?
         .encode_gauge(&v)
 }
 
 impl Collector for Snapshot {
-    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         type Pick = fn(&TopicValues) -> u64;
         let topic_counters: [(&str, &str, Pick); 7] = [
             (

@@ -62,15 +62,15 @@ impl Server {
             let addr = l
                 .bind_addr()
                 .map_err(|e| anyhow::anyhow!("listener {}: {e}", l.name))?;
-            let socket = bind_listener(addr, broker.config.socket_receive_buffer_bytes)
+            let socket = bind_listener(addr, broker.services.config.socket_receive_buffer_bytes)
                 .map_err(|e| anyhow::anyhow!("cannot bind listener {} on {addr}: {e}", l.name))?;
             tracing::info!(listener = %l.name, %addr, "listening");
             listeners.push((socket, Arc::new(l)));
         }
         tracing::info!(
-            node_id = broker.node_id(),
-            cluster_id = %broker.cluster_id,
-            log_dir = %broker.config.log_dir.display(),
+            node_id = broker.services.node_id(),
+            cluster_id = %broker.services.cluster_id,
+            log_dir = %broker.services.config.log_dir.display(),
             startup_ms = started.elapsed().as_millis() as u64,
             "gregor started"
         );
@@ -119,40 +119,42 @@ impl Server {
             });
         }
         drop(conn_tx);
-        let flusher = self.broker.config.log_flush_interval_ms.map(|ms| {
-            let broker = self.broker.clone();
-            let every = Duration::from_millis(
-                ms.min(self.broker.config.log_flush_scheduler_interval_ms)
-                    .max(1),
-            );
+        let services = self.broker.services.clone();
+        let config = services.config.clone();
+        let flusher = config.log_flush_interval_ms.map(|ms| {
+            let replicas = services.replicas.clone();
+            let every =
+                Duration::from_millis(ms.min(config.log_flush_scheduler_interval_ms).max(1));
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(every);
                 tick.tick().await;
                 loop {
                     tick.tick().await;
-                    let b = broker.clone();
-                    let _ = tokio::task::spawn_blocking(move || b.flush_all()).await;
+                    let r = replicas.clone();
+                    let _ = tokio::task::spawn_blocking(move || r.flush_all()).await;
                 }
             })
         });
-        if let Err(e) = self.broker.groups.load_if_present(&self.broker).await {
-            tracing::error!(error = %e, "cannot load __consumer_offsets");
-        }
-        let timers = tokio::spawn(
-            self.broker
-                .groups
-                .clone()
-                .run_timers(self.broker.clone(), stop_rx.clone()),
-        );
-        if let Err(e) = self.broker.txns.load_if_present(&self.broker).await {
-            tracing::error!(error = %e, "cannot load __transaction_state");
-        }
-        let txn_timers = tokio::spawn(
-            self.broker
-                .txns
-                .clone()
-                .run_timers(self.broker.clone(), stop_rx.clone()),
-        );
+        let checkpointer = {
+            let replicas = services.replicas.clone();
+            let every =
+                Duration::from_millis(config.replica_high_watermark_checkpoint_interval_ms.max(1));
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let r = replicas.clone();
+                    let written =
+                        tokio::task::spawn_blocking(move || r.checkpoint_high_watermarks()).await;
+                    if let Ok(Err(e)) = written {
+                        tracing::error!(error = %e, "cannot checkpoint high watermarks");
+                    }
+                }
+            })
+        };
+        let timers = tokio::spawn(services.groups.clone().run_timers(stop_rx.clone()));
+        let txn_timers = tokio::spawn(services.txns.clone().run_timers(stop_rx.clone()));
         let metrics_http = self.metrics.map(|socket| {
             tokio::spawn(crate::metrics::http::serve(
                 socket,
@@ -161,8 +163,8 @@ impl Server {
             ))
         });
         let log_manager = tokio::spawn(crate::log_manager::run(
-            self.broker.clone(),
-            crate::log_manager::LogManagerSettings::from_config(&self.broker.config),
+            services.replicas.clone(),
+            crate::log_manager::LogManagerSettings::from_config(&config),
             stop_rx.clone(),
         ));
         tokio::pin!(shutdown);
@@ -170,7 +172,7 @@ impl Server {
             tokio::select! {
                 Some((stream, peer, listener)) = conn_rx.recv() => {
                     tracing::debug!(%peer, listener = %listener.name, "accepted connection");
-                    connections.spawn(crate::connection::serve(stream, peer, self.broker.clone(), listener, stop_rx.clone()));
+                    connections.spawn(crate::connection::serve(stream, peer, services.clone(), listener, stop_rx.clone()));
                 }
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
                 _ = &mut shutdown => break,
@@ -181,6 +183,7 @@ impl Server {
         if let Some(f) = flusher {
             f.abort();
         }
+        checkpointer.abort();
         let _ = stop_tx.send(true);
         timers.abort();
         txn_timers.abort();

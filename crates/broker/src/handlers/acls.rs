@@ -27,7 +27,7 @@ fn disabled() -> (i16, Option<StrBytes>) {
 }
 
 /// Handles DescribeAcls.
-pub fn describe(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
+pub async fn describe(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let _req: DescribeAclsRequest = ctx.decode(body)?;
     let (code, msg) = disabled();
     ctx.respond(
@@ -38,7 +38,7 @@ pub fn describe(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerErro
 }
 
 /// Handles CreateAcls.
-pub fn create(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
+pub async fn create(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: CreateAclsRequest = ctx.decode(body)?;
     let (code, msg) = disabled();
     let results = req
@@ -54,7 +54,7 @@ pub fn create(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
 }
 
 /// Handles DeleteAcls.
-pub fn delete(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
+pub async fn delete(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: DeleteAclsRequest = ctx.decode(body)?;
     let (code, msg) = disabled();
     let results = req

@@ -4,11 +4,10 @@
 
 use super::{Ctx, Response};
 use crate::errors::HandlerError;
-use crate::groups::{now_ms, OFFSETS_TOPIC};
+use crate::group_service::OFFSETS_TOPIC;
 use bytes::Bytes;
 use gregor_protocol::messages::add_offsets_to_txn_request::AddOffsetsToTxnRequest;
 use gregor_protocol::messages::add_offsets_to_txn_response::AddOffsetsToTxnResponse;
-use gregor_protocol::ErrorCode;
 use gregor_txn_coordinator::errors as txn_errors;
 
 /// Served versions.
@@ -17,20 +16,16 @@ pub const VERSIONS: (i16, i16) = (0, 4);
 /// Handles AddOffsetsToTxn.
 pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: AddOffsetsToTxnRequest = ctx.decode(body)?;
-    let broker = ctx.broker;
     let mut resp = AddOffsetsToTxnResponse::default().with_throttle_time_ms(0);
     // The marker goes to __consumer_offsets: it must exist.
-    if broker.txns.ensure_loaded(broker).await.is_err()
-        || broker.groups.ensure_loaded(broker).await.is_err()
-    {
-        resp.error_code = ErrorCode::CoordinatorNotAvailable.code();
+    if let Err(e) = ctx.groups().ensure_topic().await {
+        resp.error_code = e.code().code();
         return ctx.respond(&resp);
     }
-    let partition = broker.groups.partition_for(req.group_id.as_str());
-    let now = now_ms();
-    let code = broker
-        .txns
-        .with(broker, |c| {
+    let partition = ctx.groups().partition_for(req.group_id.as_str());
+    let code = ctx
+        .txns()
+        .write(req.transactional_id.as_str(), |c, now| {
             c.add_partitions(
                 req.transactional_id.as_str(),
                 req.producer_id.0,
@@ -39,7 +34,8 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
                 now,
             )
         })
-        .unwrap_or(ErrorCode::CoordinatorNotAvailable.code());
+        .await
+        .unwrap_or_else(|e| e.code().code());
     resp.error_code = if ctx.version < 2 && code == txn_errors::PRODUCER_FENCED {
         txn_errors::INVALID_PRODUCER_EPOCH
     } else {

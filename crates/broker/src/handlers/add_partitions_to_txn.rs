@@ -6,7 +6,6 @@
 
 use super::{Ctx, Response};
 use crate::errors::HandlerError;
-use crate::groups::now_ms;
 use bytes::Bytes;
 use gregor_protocol::messages::add_partitions_to_txn_request::{
     AddPartitionsToTxnRequest, AddPartitionsToTxnTopic,
@@ -25,31 +24,29 @@ pub const VERSIONS: (i16, i16) = (0, 5);
 /// Handles AddPartitionsToTxn.
 pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: AddPartitionsToTxnRequest = ctx.decode(body)?;
-    let broker = ctx.broker;
-    let loaded = broker.txns.ensure_loaded(broker).await.is_ok();
     let mut resp = AddPartitionsToTxnResponse::default().with_throttle_time_ms(0);
     if ctx.version <= 3 {
         let errors = one(
             ctx,
-            loaded,
             req.v3_and_below_transactional_id.as_str(),
             req.v3_and_below_producer_id.0,
             req.v3_and_below_producer_epoch,
             false,
             &req.v3_and_below_topics,
-        );
+        )
+        .await;
         resp.results_by_topic_v3_and_below = results(errors);
     } else {
         for t in &req.transactions {
             let errors = one(
                 ctx,
-                loaded,
                 t.transactional_id.as_str(),
                 t.producer_id.0,
                 t.producer_epoch,
                 t.verify_only,
                 &t.topics,
-            );
+            )
+            .await;
             resp.results_by_transaction.push(
                 AddPartitionsToTxnResult::default()
                     .with_transactional_id(t.transactional_id.clone())
@@ -61,9 +58,8 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
 }
 
 /// The error of every partition of one transaction's request.
-fn one(
+async fn one(
     ctx: &Ctx<'_>,
-    loaded: bool,
     transactional_id: &str,
     producer_id: i64,
     producer_epoch: i16,
@@ -75,14 +71,11 @@ fn one(
         .flat_map(|t| t.partitions.iter().map(|p| (t.name.to_string(), *p)))
         .collect();
     let all = |code: i16| partitions.iter().map(|p| (p.clone(), code)).collect();
-    if !loaded {
-        return all(ErrorCode::CoordinatorNotAvailable.code());
-    }
     let unknown: Vec<&(String, i32)> = partitions
         .iter()
         .filter(|(t, p)| {
-            ctx.broker
-                .topic_meta(t)
+            ctx.metadata()
+                .topic(t)
                 .is_none_or(|m| *p < 0 || *p >= m.partitions)
         })
         .collect();
@@ -106,31 +99,36 @@ fn one(
             code
         }
     };
-    let txns = &ctx.broker.txns;
+    let txns = ctx.txns();
     if verify_only {
-        return match txns.read(|c| {
-            c.verify_partitions(transactional_id, producer_id, producer_epoch, &partitions)
-        }) {
+        return match txns
+            .read(transactional_id, |c| {
+                c.verify_partitions(transactional_id, producer_id, producer_epoch, &partitions)
+            })
+            .await
+        {
             Ok(codes) => partitions
                 .iter()
                 .cloned()
                 .zip(codes.into_iter().map(fenced))
                 .collect(),
-            Err(_) => all(ErrorCode::CoordinatorNotAvailable.code()),
+            Err(e) => all(e.code().code()),
         };
     }
-    let now = now_ms();
-    match txns.with(ctx.broker, |c| {
-        c.add_partitions(
-            transactional_id,
-            producer_id,
-            producer_epoch,
-            &partitions,
-            now,
-        )
-    }) {
+    match txns
+        .write(transactional_id, |c, now| {
+            c.add_partitions(
+                transactional_id,
+                producer_id,
+                producer_epoch,
+                &partitions,
+                now,
+            )
+        })
+        .await
+    {
         Ok(code) => all(fenced(code)),
-        Err(_) => all(ErrorCode::CoordinatorNotAvailable.code()),
+        Err(e) => all(e.code().code()),
     }
 }
 

@@ -93,7 +93,7 @@ fn list_op(key: &str, op: &Op, is_list: bool, current: &str) -> Result<Option<St
 }
 
 /// Validates (and unless `validate_only`, applies) the changes to one resource.
-fn alter(
+async fn alter(
     ctx: &Ctx<'_>,
     view: &BrokerView,
     resource_type: i8,
@@ -111,7 +111,6 @@ fn alter(
             ));
         }
     }
-    let broker = ctx.broker;
     match resource_type {
         RESOURCE_TOPIC => {
             // Kafka's config validator words the illegal-character case its own way.
@@ -126,7 +125,7 @@ fn alter(
                 };
                 (ErrorCode::InvalidTopicException, m)
             })?;
-            let meta = broker.topic_meta(name).ok_or_else(|| {
+            let meta = ctx.metadata().topic(name).ok_or_else(|| {
                 (
                     ErrorCode::UnknownTopicOrPartition,
                     format!("The topic '{name}' does not exist."),
@@ -153,21 +152,21 @@ fn alter(
                 }
             }
             // Validate every change before applying any.
-            broker
-                .controller()
-                .state()
+            ctx.metadata()
+                .image()
                 .alter_topic_configs(name, &changes)
                 .map_err(|e| (controller_code(&e), e.to_string()))?;
             if validate_only {
                 return Ok(());
             }
-            broker
-                .alter_topic_configs(name, &changes)
+            ctx.controller()
+                .alter_topic_configs(name.to_string(), changes)
+                .await
                 .map(|_| ())
                 .map_err(|e| (controller_code(&e), e.to_string()))
         }
         RESOURCE_BROKER => {
-            let node = broker.node_id();
+            let node = ctx.node_id();
             let resource = if name.is_empty() {
                 String::new()
             } else if name.trim().parse::<i32>().ok() == Some(node) {
@@ -219,8 +218,9 @@ fn alter(
             if validate_only {
                 return Ok(());
             }
-            broker
-                .commit_config_records(records)
+            ctx.controller()
+                .commit(records)
+                .await
                 .map_err(|e| (controller_code(&e), e.to_string()))?;
             tracing::info!(resource = %if resource.is_empty() { "<default>" } else { resource.as_str() }, ?ops, "altered broker configs");
             Ok(())
@@ -248,9 +248,9 @@ fn duplicates<'a>(resources: impl Iterator<Item = (i8, &'a str)>) -> Vec<(i8, St
 }
 
 /// Handles AlterConfigs.
-pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
+pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: AlterConfigsRequest = ctx.decode(body)?;
-    let view = ctx.broker.broker_view();
+    let view = ctx.metadata().broker_view();
     let dups = duplicates(
         req.resources
             .iter()
@@ -281,6 +281,7 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
                 true,
                 req.validate_only,
             )
+            .await
         };
         let mut out = AlterConfigsResourceResponse::default()
             .with_resource_type(r.resource_type)
@@ -299,9 +300,9 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
 }
 
 /// Handles IncrementalAlterConfigs.
-pub fn handle_incremental(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
+pub async fn handle_incremental(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: IncrementalAlterConfigsRequest = ctx.decode(body)?;
-    let view = ctx.broker.broker_view();
+    let view = ctx.metadata().broker_view();
     let dups = duplicates(
         req.resources
             .iter()
@@ -346,6 +347,7 @@ pub fn handle_incremental(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, H
                 false,
                 req.validate_only,
             )
+            .await
         };
         let mut out = inc::AlterConfigsResourceResponse::default()
             .with_resource_type(r.resource_type)

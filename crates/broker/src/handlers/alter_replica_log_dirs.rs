@@ -15,9 +15,9 @@ use gregor_protocol::ErrorCode;
 pub const VERSIONS: (i16, i16) = (1, 2);
 
 /// Handles AlterReplicaLogDirs.
-pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
+pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: AlterReplicaLogDirsRequest = ctx.decode(body)?;
-    let ours = std::fs::canonicalize(&ctx.broker.config.log_dir).ok();
+    let ours = std::fs::canonicalize(&ctx.config().log_dir).ok();
     let mut results = Vec::new();
     for d in &req.dirs {
         let same = ours.is_some() && std::fs::canonicalize(d.path.as_str()).ok() == ours;
@@ -29,7 +29,7 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
                 .map(|&p| {
                     let code = if !same {
                         ErrorCode::LogDirNotFound
-                    } else if ctx.broker.partition(name, p).is_none() {
+                    } else if ctx.replicas().partition(name, p).is_none() {
                         ErrorCode::UnknownTopicOrPartition
                     } else {
                         ErrorCode::None

@@ -102,7 +102,7 @@ fn api_keys() -> Vec<ApiVersion> {
 }
 
 /// Handles ApiVersions.
-pub fn handle(ctx: &Ctx<'_>, mut body: Bytes) -> Result<Response, HandlerError> {
+pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     if ctx.version < VERSIONS.0 || ctx.version > VERSIONS.1 {
         let resp = ApiVersionsResponse::default()
             .with_error_code(ErrorCode::UnsupportedVersion.code())
@@ -115,7 +115,7 @@ pub fn handle(ctx: &Ctx<'_>, mut body: Bytes) -> Result<Response, HandlerError> 
         )?;
         return Ok(Response::Frame(frame));
     }
-    let _req: ApiVersionsRequest = ctx.decode(&mut body)?;
+    let _req: ApiVersionsRequest = ctx.decode(body)?;
     let mut resp = ApiVersionsResponse::default()
         .with_error_code(0)
         .with_api_keys(api_keys())

@@ -69,7 +69,7 @@ fn validate_entity(entity: &QuotaEntity) -> Result<(), String> {
 }
 
 /// Handles DescribeClientQuotas.
-pub fn describe(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
+pub async fn describe(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: DescribeClientQuotasRequest = ctx.decode(body)?;
     let mut seen = std::collections::HashSet::new();
     for c in &req.components {
@@ -94,9 +94,9 @@ pub fn describe(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerErro
             );
         }
     }
-    let controller = ctx.broker.controller();
+    let image = ctx.metadata().image();
     let mut entries = Vec::new();
-    for (entity, values) in controller.state().quotas() {
+    for (entity, values) in image.quotas() {
         let matches = req.components.iter().all(|c| {
             let found = entity.iter().find(|(t, _)| t == c.entity_type.as_str());
             match (c.match_type, found) {
@@ -146,7 +146,7 @@ pub fn describe(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerErro
 }
 
 /// Handles AlterClientQuotas.
-pub fn alter(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
+pub async fn alter(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: AlterClientQuotasRequest = ctx.decode(body)?;
     let mut out = Vec::with_capacity(req.entries.len());
     for e in &req.entries {
@@ -208,8 +208,9 @@ pub fn alter(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> 
             });
         let outcome = match outcome {
             Ok(records) if !req.validate_only => ctx
-                .broker
-                .commit_config_records(records)
+                .controller()
+                .commit(records)
+                .await
                 .map_err(|e| (controller_code(&e), e.to_string())),
             Ok(_) => Ok(()),
             Err(e) => Err(e),

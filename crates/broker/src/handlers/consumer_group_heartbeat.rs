@@ -2,7 +2,6 @@
 
 use super::{Ctx, Response};
 use crate::errors::HandlerError;
-use crate::groups::now_ms;
 use bytes::Bytes;
 use gregor_protocol::messages::consumer_group_heartbeat_request::ConsumerGroupHeartbeatRequest;
 use gregor_protocol::messages::consumer_group_heartbeat_response::ConsumerGroupHeartbeatResponse;
@@ -16,24 +15,16 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
     let req: ConsumerGroupHeartbeatRequest = ctx.decode(body)?;
     let version = ctx.version;
     let client = gregor_group_coordinator::ClientInfo {
-        client_id: ctx
-            .header
-            .client_id
-            .as_ref()
-            .map(|c| c.as_str().to_string())
-            .unwrap_or_default(),
+        client_id: ctx.client_id().to_string(),
         client_host: format!("/{}", ctx.peer.ip()),
     };
-    super::group_call(
-        ctx,
-        || unavailable(&req, ErrorCode::CoordinatorNotAvailable),
-        |g| {
-            g.with(ctx.broker, |c, topics| {
-                c.consumer_group_heartbeat(now_ms(), version, &client, req.clone(), topics)
-            })
-        },
-    )
-    .await
+    let result = ctx
+        .groups()
+        .write(req.group_id.as_str(), |c, topics, now| {
+            c.consumer_group_heartbeat(now, version, &client, req.clone(), topics)
+        })
+        .await;
+    super::coordinator_answer(ctx, result, |code| unavailable(&req, code))
 }
 
 fn unavailable(

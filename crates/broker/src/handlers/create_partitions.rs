@@ -15,9 +15,8 @@ use gregor_protocol::ErrorCode;
 pub const VERSIONS: (i16, i16) = (0, 3);
 
 /// Handles CreatePartitions.
-pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
+pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: CreatePartitionsRequest = ctx.decode(body)?;
-    let broker = ctx.broker;
     let dups = super::duplicate_names(req.topics.iter().map(|t| t.name.0.as_str()));
     let mut results = Vec::new();
     for t in &req.topics {
@@ -29,8 +28,12 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
                 "Duplicate topic in request.".into(),
             ))
         } else if let Some(assignments) = &t.assignments {
-            let current = broker.topic_meta(&name).map(|m| m.partitions).unwrap_or(0);
-            let node = broker.node_id();
+            let current = ctx
+                .metadata()
+                .topic(&name)
+                .map(|m| m.partitions)
+                .unwrap_or(0);
+            let node = ctx.node_id();
             if assignments.len() as i32 != t.count - current {
                 Err((
                     ErrorCode::InvalidReplicaAssignment,
@@ -55,16 +58,20 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
         } else {
             Ok(())
         };
-        let outcome = outcome.and_then(|()| {
-            let res = if req.validate_only {
-                broker
-                    .controller()
-                    .validate_create_partitions(&name, t.count)
-            } else {
-                broker.create_partitions(&name, t.count).map(|_| ())
-            };
-            res.map_err(|e| (controller_code(&e), e.to_string()))
-        });
+        let outcome = match outcome {
+            Err(e) => Err(e),
+            Ok(()) => {
+                let res = if req.validate_only {
+                    ctx.controller().validate_create_partitions(&name, t.count)
+                } else {
+                    ctx.controller()
+                        .create_partitions(name.clone(), t.count)
+                        .await
+                        .map(|_| ())
+                };
+                res.map_err(|e| (controller_code(&e), e.to_string()))
+            }
+        };
         match outcome {
             Ok(()) => r.error_code = 0,
             Err((code, msg)) => {

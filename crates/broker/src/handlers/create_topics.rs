@@ -21,9 +21,8 @@ pub const VERSIONS: (i16, i16) = (2, 7);
 const SOURCE_TOPIC: i8 = 1;
 
 /// Handles CreateTopics.
-pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
+pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: CreateTopicsRequest = ctx.decode(body)?;
-    let broker = ctx.broker;
     let duplicates = super::duplicate_names(req.topics.iter().map(|t| t.name.0.as_str()));
     let mut results = Vec::new();
     for t in &req.topics {
@@ -75,12 +74,12 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
         let create = CreateTopic {
             name: name.clone(),
             partitions: if t.num_partitions == -1 {
-                broker.config.num_partitions
+                ctx.config().num_partitions
             } else {
                 t.num_partitions
             },
             replication_factor: if t.replication_factor == -1 {
-                broker.config.default_replication_factor
+                ctx.config().default_replication_factor
             } else {
                 t.replication_factor
             },
@@ -97,19 +96,17 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
             configs: configs.clone(),
         };
         let outcome = if req.validate_only {
-            broker
-                .controller()
-                .validate_create_topic(&create)
-                .map(|()| {
-                    (
-                        uuid::Uuid::nil(),
-                        create.partitions,
-                        create.replication_factor,
-                    )
-                })
+            ctx.controller().validate_create_topic(&create).map(|()| {
+                (
+                    uuid::Uuid::nil(),
+                    create.partitions,
+                    create.replication_factor,
+                )
+            })
         } else {
-            broker
-                .create_topic(&create)
+            ctx.controller()
+                .create_topic(create.clone())
+                .await
                 .map(|m| (m.id, m.partitions, m.replication_factor))
         };
         match outcome {

@@ -2,37 +2,44 @@
 
 use super::{Ctx, Response};
 use crate::errors::HandlerError;
-use crate::groups::now_ms;
 use bytes::Bytes;
 use gregor_protocol::messages::delete_groups_request::DeleteGroupsRequest;
-use gregor_protocol::messages::delete_groups_response::DeleteGroupsResponse;
-use gregor_protocol::ErrorCode;
+use gregor_protocol::messages::delete_groups_response::{
+    DeletableGroupResult, DeleteGroupsResponse,
+};
 
 /// Served versions.
 pub const VERSIONS: (i16, i16) = (0, 2);
 
-/// Handles DeleteGroups.
+/// Handles DeleteGroups (fanned out over the group shards).
 pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: DeleteGroupsRequest = ctx.decode(body)?;
     let version = ctx.version;
-    super::group_call(
-        ctx,
-        || unavailable(&req, ErrorCode::CoordinatorNotAvailable),
-        |g| g.with(ctx.broker, |c, _| c.delete_groups(now_ms(), version, &req)),
-    )
-    .await
-}
-
-fn unavailable(req: &DeleteGroupsRequest, code: ErrorCode) -> DeleteGroupsResponse {
-    use gregor_protocol::messages::delete_groups_response::DeletableGroupResult;
-    DeleteGroupsResponse::default().with_results(
-        req.groups_names
-            .iter()
-            .map(|g| {
-                DeletableGroupResult::default()
-                    .with_group_id(g.clone())
-                    .with_error_code(code.code())
+    let plan = ctx
+        .groups()
+        .by_shard(req.groups_names.iter().map(|g| g.as_str()));
+    let mut answers = vec![None; req.groups_names.len()];
+    for (shard, indexes) in plan {
+        let sub = DeleteGroupsRequest::default().with_groups_names(
+            indexes
+                .iter()
+                .map(|i| req.groups_names[*i].clone())
+                .collect(),
+        );
+        let result = ctx
+            .groups()
+            .write_shard(shard, |c, _, now| {
+                let (records, resp) = c.delete_groups(now, version, &sub);
+                (records, resp.results)
             })
-            .collect(),
+            .await;
+        super::fill_shard_answers(&mut answers, &indexes, result, |i, code| {
+            DeletableGroupResult::default()
+                .with_group_id(req.groups_names[i].clone())
+                .with_error_code(code.code())
+        });
+    }
+    ctx.respond(
+        &DeleteGroupsResponse::default().with_results(answers.into_iter().flatten().collect()),
     )
 }

@@ -16,7 +16,7 @@ use gregor_protocol::ErrorCode;
 pub const VERSIONS: (i16, i16) = (0, 2);
 
 /// Handles DeleteRecords.
-pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
+pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: DeleteRecordsRequest = ctx.decode(body)?;
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in &req.topics {
@@ -26,13 +26,19 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
             let mut r = DeleteRecordsPartitionResult::default()
                 .with_partition_index(p.partition_index)
                 .with_low_watermark(-1);
-            let outcome = match ctx.broker.partition(name, p.partition_index) {
-                None => Err(ErrorCode::UnknownTopicOrPartition),
-                Some(part) => {
-                    let mut guard = part.log.lock();
-                    match guard.as_mut() {
+            let outcome = match ctx.replicas().leader_partition(name, p.partition_index, -1) {
+                Err(code) => Err(code),
+                Ok(part) => {
+                    let offset = p.offset;
+                    // Moving the log start offset checkpoints it durably: off the async workers.
+                    let deleted = tokio::task::spawn_blocking(move || {
+                        part.with_log_mut(|log| log.delete_records(offset))
+                    })
+                    .await
+                    .map_err(|e| HandlerError::Internal(format!("DeleteRecords task: {e}")))?;
+                    match deleted {
                         None => Err(ErrorCode::UnknownTopicOrPartition),
-                        Some(log) => log.delete_records(p.offset).map_err(|e| {
+                        Some(result) => result.map_err(|e| {
                             if !matches!(e, gregor_storage::StorageError::OffsetOutOfRange { .. }) {
                                 tracing::error!(topic = %name, partition = p.partition_index, error = %e, "DeleteRecords failed");
                             }

@@ -16,9 +16,8 @@ use uuid::Uuid;
 pub const VERSIONS: (i16, i16) = (1, 6);
 
 /// Handles DeleteTopics.
-pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
+pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: DeleteTopicsRequest = ctx.decode(body)?;
-    let broker = ctx.broker;
     let targets: Vec<(Option<String>, Uuid)> = if ctx.version >= 6 {
         req.topics
             .iter()
@@ -41,12 +40,13 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
             .with_name(name.clone().map(|n| TopicName(StrBytes::from_string(n))))
             .with_topic_id(id);
         let resolved = match (&name, id.is_nil()) {
-            (Some(n), _) => broker
-                .topic_meta(n)
+            (Some(n), _) => ctx
+                .metadata()
+                .topic(n)
                 .ok_or(ErrorCode::UnknownTopicOrPartition),
-            (None, false) => broker
-                .topic_name(&id)
-                .and_then(|n| broker.topic_meta(&n))
+            (None, false) => ctx
+                .metadata()
+                .topic_by_id(&id)
                 .ok_or(ErrorCode::UnknownTopicId),
             (None, true) => Err(ErrorCode::InvalidRequest),
         };
@@ -63,9 +63,9 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
             Ok(meta) => {
                 r.name = Some(TopicName(StrBytes::from_string(meta.name.clone())));
                 r.topic_id = meta.id;
-                if !broker.config.delete_topic_enable {
+                if !ctx.config().delete_topic_enable {
                     r.error_code = ErrorCode::TopicDeletionDisabled.code();
-                } else if let Err(e) = broker.delete_topic(&meta.id) {
+                } else if let Err(e) = ctx.controller().delete_topic(meta.id).await {
                     r.error_code = controller_code(&e).code();
                     r.error_message = Some(StrBytes::from_string(e.to_string()));
                 }

@@ -18,14 +18,13 @@ pub const VERSIONS: (i16, i16) = (0, 2);
 const ENDPOINT_BROKERS: i8 = 1;
 
 /// Handles DescribeCluster.
-pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
+pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: DescribeClusterRequest = ctx.decode(body)?;
-    let broker = ctx.broker;
-    let adv = broker.config.advertised_for(&ctx.listener.name);
+    let adv = ctx.config().advertised_for(&ctx.listener.name);
     let mut resp = DescribeClusterResponse::default()
         .with_throttle_time_ms(0)
-        .with_cluster_id(StrBytes::from_string(broker.cluster_id.clone()))
-        .with_controller_id(BrokerId(broker.node_id()))
+        .with_cluster_id(StrBytes::from_string(ctx.services.cluster_id.to_string()))
+        .with_controller_id(BrokerId(ctx.node_id()))
         .with_cluster_authorized_operations(if req.include_cluster_authorized_operations {
             super::metadata::CLUSTER_OPS
         } else {
@@ -42,9 +41,9 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
         }
     }
     resp.brokers = vec![DescribeClusterBroker::default()
-        .with_broker_id(BrokerId(broker.node_id()))
+        .with_broker_id(BrokerId(ctx.node_id()))
         .with_host(StrBytes::from_string(adv.host.clone()))
         .with_port(adv.port as i32)
-        .with_rack(broker.config.rack.clone().map(StrBytes::from_string))];
+        .with_rack(ctx.config().rack.clone().map(StrBytes::from_string))];
     ctx.respond(&resp)
 }

@@ -25,9 +25,9 @@ pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
 
 /// Handles DescribeConfigs.
-pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
+pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: DescribeConfigsRequest = ctx.decode(body)?;
-    let view = ctx.broker.broker_view();
+    let view = ctx.metadata().broker_view();
     let mut results = Vec::with_capacity(req.resources.len());
     for res in &req.resources {
         let name = res.resource_name.as_str().to_string();
@@ -35,7 +35,7 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
             .with_resource_type(res.resource_type)
             .with_resource_name(res.resource_name.clone());
         let entries: Result<Vec<Entry>, (ErrorCode, String)> = match res.resource_type {
-            RESOURCE_TOPIC => match ctx.broker.topic_meta(&name) {
+            RESOURCE_TOPIC => match ctx.metadata().topic(&name) {
                 Some(meta) => Ok(view.topic_entries(&meta.configs)),
                 None => Err((
                     ErrorCode::UnknownTopicOrPartition,
@@ -45,14 +45,14 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
             RESOURCE_BROKER => {
                 if name.is_empty() {
                     Ok(view.default_entries())
-                } else if name.parse::<i32>().ok() == Some(ctx.broker.node_id()) {
+                } else if name.parse::<i32>().ok() == Some(ctx.node_id()) {
                     Ok(view.broker_entries())
                 } else {
                     Err((
                         ErrorCode::InvalidRequest,
                         format!(
                             "Unexpected broker id, expected {} but received {name}",
-                            ctx.broker.node_id()
+                            ctx.node_id()
                         ),
                     ))
                 }

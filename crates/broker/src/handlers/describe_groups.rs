@@ -4,47 +4,38 @@ use super::{Ctx, Response};
 use crate::errors::HandlerError;
 use bytes::Bytes;
 use gregor_protocol::messages::describe_groups_request::DescribeGroupsRequest;
-use gregor_protocol::messages::describe_groups_response::DescribeGroupsResponse;
-use gregor_protocol::ErrorCode;
+use gregor_protocol::messages::describe_groups_response::{DescribeGroupsResponse, DescribedGroup};
 
 /// Served versions.
 pub const VERSIONS: (i16, i16) = (0, 6);
 
-/// Handles DescribeGroups.
+/// Handles DescribeGroups (fanned out over the group shards).
 pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: DescribeGroupsRequest = ctx.decode(body)?;
     let version = ctx.version;
-    super::group_call(
-        ctx,
-        || unavailable(&req, ErrorCode::CoordinatorNotAvailable),
-        |g| {
-            g.read(ctx.broker, |c, _| c.describe_groups(version, &req))
-                .map(|mut resp| {
-                    if version >= 3 && req.include_authorized_operations {
-                        // No authorizer: READ, DELETE and DESCRIBE on groups are allowed.
-                        for g in &mut resp.groups {
-                            if g.error_code == 0 {
-                                g.authorized_operations = (1 << 3) | (1 << 6) | (1 << 8);
-                            }
-                        }
-                    }
-                    resp
-                })
-        },
-    )
-    .await
-}
-
-fn unavailable(req: &DescribeGroupsRequest, code: ErrorCode) -> DescribeGroupsResponse {
-    use gregor_protocol::messages::describe_groups_response::DescribedGroup;
-    DescribeGroupsResponse::default().with_groups(
-        req.groups
-            .iter()
-            .map(|g| {
-                DescribedGroup::default()
-                    .with_group_id(g.clone())
-                    .with_error_code(code.code())
-            })
-            .collect(),
-    )
+    let plan = ctx.groups().by_shard(req.groups.iter().map(|g| g.as_str()));
+    let mut answers = vec![None; req.groups.len()];
+    for (shard, indexes) in plan {
+        let mut sub = req.clone();
+        sub.groups = indexes.iter().map(|i| req.groups[*i].clone()).collect();
+        let result = ctx
+            .groups()
+            .read_shard(shard, |c, _, _| c.describe_groups(version, &sub).groups)
+            .await;
+        super::fill_shard_answers(&mut answers, &indexes, result, |i, code| {
+            DescribedGroup::default()
+                .with_group_id(req.groups[i].clone())
+                .with_error_code(code.code())
+        });
+    }
+    let mut groups: Vec<DescribedGroup> = answers.into_iter().flatten().collect();
+    if version >= 3 && req.include_authorized_operations {
+        // No authorizer: READ, DELETE and DESCRIBE on groups are allowed.
+        for g in &mut groups {
+            if g.error_code == 0 {
+                g.authorized_operations = (1 << 3) | (1 << 6) | (1 << 8);
+            }
+        }
+    }
+    ctx.respond(&DescribeGroupsResponse::default().with_groups(groups))
 }

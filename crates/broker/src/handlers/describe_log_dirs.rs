@@ -17,25 +17,23 @@ use std::collections::BTreeMap;
 pub const VERSIONS: (i16, i16) = (1, 4);
 
 /// Handles DescribeLogDirs.
-pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
+pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: DescribeLogDirsRequest = ctx.decode(body)?;
-    let broker = ctx.broker;
     let wanted: Option<BTreeMap<String, Vec<i32>>> = req.topics.as_ref().map(|ts| {
         ts.iter()
             .map(|t| (t.topic.0.as_str().to_string(), t.partitions.clone()))
             .collect()
     });
     let mut by_topic: BTreeMap<String, Vec<DescribeLogDirsPartition>> = BTreeMap::new();
-    for p in broker.all_partitions() {
+    for p in ctx.replicas().all_partitions() {
         if let Some(w) = &wanted {
             match w.get(&p.topic) {
                 Some(parts) if parts.contains(&p.index) => {}
                 _ => continue,
             }
         }
-        let size = match p.log.lock().as_ref() {
-            Some(log) => log.size_bytes() as i64,
-            None => continue,
+        let Some(size) = p.with_log(|log| log.size_bytes() as i64) else {
+            continue;
         };
         by_topic.entry(p.topic.clone()).or_default().push(
             DescribeLogDirsPartition::default()
@@ -54,7 +52,7 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
                 .with_partitions(partitions)
         })
         .collect();
-    let dir = &broker.config.log_dir;
+    let dir = &ctx.config().log_dir;
     let abs = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
     let mut result = DescribeLogDirsResult::default()
         .with_error_code(0)

@@ -28,7 +28,7 @@ fn producer_state(producer_id: i64, s: &ProducerEntrySummary) -> ProducerState {
 }
 
 /// Handles DescribeProducers.
-pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
+pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: DescribeProducersRequest = ctx.decode(body)?;
     let mut resp = DescribeProducersResponse::default().with_throttle_time_ms(0);
     for t in &req.topics {
@@ -36,15 +36,18 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
         let mut partitions = Vec::with_capacity(t.partition_indexes.len());
         for &index in &t.partition_indexes {
             let mut r = PartitionResponse::default().with_partition_index(index);
-            let producers = ctx.broker.partition(name, index).and_then(|part| {
-                let guard = part.log.lock();
-                guard.as_ref().map(|log| log.producers())
-            });
+            let producers = ctx
+                .replicas()
+                .leader_partition(name, index, -1)
+                .and_then(|part| {
+                    part.with_log(|log| log.producers())
+                        .ok_or(ErrorCode::UnknownTopicOrPartition)
+                });
             match producers {
-                Some(all) => {
+                Ok(all) => {
                     r.active_producers = all.iter().map(|(id, s)| producer_state(*id, s)).collect();
                 }
-                None => r.error_code = ErrorCode::UnknownTopicOrPartition.code(),
+                Err(code) => r.error_code = code.code(),
             }
             partitions.push(r);
         }

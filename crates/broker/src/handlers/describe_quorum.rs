@@ -3,8 +3,8 @@
 //! high watermark is the number of metadata records committed.
 
 use super::{Ctx, Response};
+use crate::clock::now_ms;
 use crate::errors::HandlerError;
-use crate::groups::now_ms;
 use bytes::Bytes;
 use gregor_protocol::messages::describe_quorum_request::DescribeQuorumRequest;
 use gregor_protocol::messages::describe_quorum_response::{
@@ -21,10 +21,10 @@ const METADATA_TOPIC: &str = "__cluster_metadata";
 const QUORUM_EPOCH: i32 = 1;
 
 /// Handles DescribeQuorum.
-pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
+pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: DescribeQuorumRequest = ctx.decode(body)?;
-    let node = ctx.broker.node_id();
-    let hw = ctx.broker.controller().state().records_applied() as i64;
+    let node = ctx.node_id();
+    let hw = ctx.metadata().image().records_applied() as i64;
     let now = now_ms();
     let mut topics = Vec::new();
     for t in &req.topics {
@@ -64,7 +64,7 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
         .with_error_code(0)
         .with_topics(topics);
     if ctx.version >= 2 {
-        let adv = ctx.broker.config.advertised_for(&ctx.listener.name);
+        let adv = ctx.config().advertised_for(&ctx.listener.name);
         resp.nodes = vec![Node::default()
             .with_node_id(BrokerId(node))
             .with_listeners(vec![Listener::default()

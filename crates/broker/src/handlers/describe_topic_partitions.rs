@@ -5,7 +5,6 @@
 //! it for `describeTopics` (`kafka-topics.sh --describe`).
 
 use super::{Ctx, Response};
-use crate::broker::LEADER_EPOCH;
 use crate::errors::HandlerError;
 use bytes::Bytes;
 use gregor_protocol::messages::describe_topic_partitions_request::DescribeTopicPartitionsRequest;
@@ -24,10 +23,8 @@ pub const VERSIONS: (i16, i16) = (0, 0);
 const MAX_PARTITIONS: i32 = 2000;
 
 /// Handles DescribeTopicPartitions.
-pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
+pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: DescribeTopicPartitionsRequest = ctx.decode(body)?;
-    let broker = ctx.broker;
-    let node = broker.node_id();
     let limit = if req.response_partition_limit <= 0 {
         MAX_PARTITIONS
     } else {
@@ -35,7 +32,11 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
     };
     let fetch_all = req.topics.is_empty();
     let mut names: Vec<String> = if fetch_all {
-        broker.all_topics().into_iter().map(|t| t.name).collect()
+        ctx.metadata()
+            .all_topics()
+            .into_iter()
+            .map(|t| t.name)
+            .collect()
     } else {
         req.topics
             .iter()
@@ -86,7 +87,7 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
             );
             break;
         }
-        let Some(meta) = broker.topic_meta(&name) else {
+        let Some(meta) = ctx.metadata().topic(&name) else {
             topics.push(
                 DescribeTopicPartitionsResponseTopic::default()
                     .with_error_code(ErrorCode::UnknownTopicOrPartition.code())
@@ -101,14 +102,21 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
             0
         };
         let end = meta.partitions.min(start.saturating_add(remaining));
+        let ids = |v: &[i32]| v.iter().map(|b| BrokerId(*b)).collect::<Vec<_>>();
         let partitions: Vec<_> = (start..end)
-            .map(|p| {
+            .filter_map(|p| Some((p, ctx.metadata().partition_state(&meta, p)?)))
+            .map(|(p, s)| {
                 DescribeTopicPartitionsResponsePartition::default()
                     .with_partition_index(p)
-                    .with_leader_id(BrokerId(node))
-                    .with_leader_epoch(LEADER_EPOCH)
-                    .with_replica_nodes(vec![BrokerId(node)])
-                    .with_isr_nodes(vec![BrokerId(node)])
+                    .with_error_code(if s.leader < 0 {
+                        ErrorCode::LeaderNotAvailable.code()
+                    } else {
+                        0
+                    })
+                    .with_leader_id(BrokerId(s.leader))
+                    .with_leader_epoch(s.leader_epoch)
+                    .with_replica_nodes(ids(&s.replicas))
+                    .with_isr_nodes(ids(&s.isr))
                     .with_eligible_leader_replicas(Some(vec![]))
                     .with_last_known_elr(Some(vec![]))
                     .with_offline_replicas(vec![])

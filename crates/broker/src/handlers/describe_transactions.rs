@@ -10,7 +10,6 @@ use gregor_protocol::messages::describe_transactions_response::{
 };
 use gregor_protocol::messages::{ProducerId, TopicName};
 use gregor_protocol::protocol::StrBytes;
-use gregor_protocol::ErrorCode;
 
 /// Served versions.
 pub const VERSIONS: (i16, i16) = (0, 0);
@@ -18,8 +17,6 @@ pub const VERSIONS: (i16, i16) = (0, 0);
 /// Handles DescribeTransactions.
 pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: DescribeTransactionsRequest = ctx.decode(body)?;
-    let broker = ctx.broker;
-    let loaded = broker.txns.ensure_loaded(broker).await.is_ok();
     let mut resp = DescribeTransactionsResponse::default().with_throttle_time_ms(0);
     for id in &req.transactional_ids {
         let mut state = TransactionState::default()
@@ -29,14 +26,11 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
             .with_transaction_start_time_ms(-1)
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1);
-        let described = if loaded {
-            broker
-                .txns
-                .read(|c| c.describe(id.as_str()))
-                .unwrap_or(Err(ErrorCode::CoordinatorNotAvailable.code()))
-        } else {
-            Err(ErrorCode::CoordinatorNotAvailable.code())
-        };
+        let described = ctx
+            .txns()
+            .read(id.as_str(), |c| c.describe(id.as_str()))
+            .await
+            .unwrap_or_else(|e| Err(e.code().code()));
         match described {
             Ok(d) => {
                 state.error_code = 0;

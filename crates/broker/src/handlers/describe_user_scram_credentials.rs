@@ -17,7 +17,7 @@ use gregor_protocol::ErrorCode;
 pub const VERSIONS: (i16, i16) = (0, 0);
 
 /// Handles DescribeUserScramCredentials.
-pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
+pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: DescribeUserScramCredentialsRequest = ctx.decode(body)?;
     let mut seen = std::collections::HashSet::new();
     let results = req

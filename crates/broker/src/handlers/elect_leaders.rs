@@ -18,7 +18,7 @@ use gregor_protocol::ErrorCode;
 pub const VERSIONS: (i16, i16) = (0, 2);
 
 /// Handles ElectLeaders.
-pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
+pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: ElectLeadersRequest = ctx.decode(body)?;
     let mut results = Vec::new();
     if ctx.version >= 1 && req.election_type != 0 && req.election_type != 1 {
@@ -30,7 +30,7 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
     }
     for t in req.topic_partitions.as_deref().unwrap_or_default() {
         let name = t.topic.0.as_str();
-        let count = ctx.broker.topic_meta(name).map(|m| m.partitions);
+        let count = ctx.metadata().topic(name).map(|m| m.partitions);
         let partition_result = t
             .partitions
             .iter()

@@ -6,13 +6,11 @@
 //! PRODUCER_FENCED is INVALID_PRODUCER_EPOCH before v2.
 
 use super::{Ctx, Response};
-use crate::errors::{controller_code, HandlerError};
-use crate::groups::now_ms;
+use crate::errors::HandlerError;
 use bytes::Bytes;
 use gregor_protocol::messages::end_txn_request::EndTxnRequest;
 use gregor_protocol::messages::end_txn_response::EndTxnResponse;
 use gregor_protocol::messages::ProducerId;
-use gregor_protocol::ErrorCode;
 use gregor_txn_coordinator::errors as txn_errors;
 
 /// Served versions.
@@ -21,33 +19,27 @@ pub const VERSIONS: (i16, i16) = (0, 5);
 /// Handles EndTxn.
 pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: EndTxnRequest = ctx.decode(body)?;
-    let broker = ctx.broker;
     let mut resp = EndTxnResponse::default()
         .with_throttle_time_ms(0)
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
-    if broker.txns.ensure_loaded(broker).await.is_err() {
-        resp.error_code = ErrorCode::CoordinatorNotAvailable.code();
-        return ctx.respond(&resp);
-    }
-    let now = now_ms();
     let bump = ctx.version >= 5;
-    let mut allocate = || {
-        broker
-            .next_producer_id()
-            .map_err(|e| controller_code(&e).code())
-    };
-    match broker.txns.with(broker, |c| {
-        c.end_txn(
-            req.transactional_id.as_str(),
-            req.producer_id.0,
-            req.producer_epoch,
-            req.committed,
-            bump,
-            &mut allocate,
-            now,
-        )
-    }) {
+    let txns = ctx.txns();
+    let mut allocate = || txns.producer_ids().next_or_retriable();
+    let answer = txns
+        .write(req.transactional_id.as_str(), |c, now| {
+            c.end_txn(
+                req.transactional_id.as_str(),
+                req.producer_id.0,
+                req.producer_epoch,
+                req.committed,
+                bump,
+                &mut allocate,
+                now,
+            )
+        })
+        .await;
+    match answer {
         Ok(a) => {
             resp.error_code = if ctx.version < 2 && a.error == txn_errors::PRODUCER_FENCED {
                 txn_errors::INVALID_PRODUCER_EPOCH
@@ -57,7 +49,7 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
             resp.producer_id = ProducerId(a.producer_id);
             resp.producer_epoch = a.producer_epoch;
         }
-        Err(_) => resp.error_code = ErrorCode::CoordinatorNotAvailable.code(),
+        Err(e) => resp.error_code = e.code().code(),
     }
     ctx.respond(&resp)
 }

@@ -1,13 +1,16 @@
-//! Fetch (key 1), v4–v16 (topic ids from v13). Record data goes from the segment file to the
-//! socket with `sendfile`: the response is encoded by `gregor_protocol::fetch` around file
-//! regions. Long polls wait for appends (per-partition notifiers registered before reading, so
-//! no wake-up is lost) until `min_bytes` are available or `max_wait_ms` passes. Sessions
+//! Fetch (key 1), v4–v16 (topic ids from v13). Consumers fetch from the partition leader
+//! (NOT_LEADER_OR_FOLLOWER elsewhere, FENCED/UNKNOWN_LEADER_EPOCH on an epoch mismatch) and
+//! read up to the high watermark (read_committed: the last stable offset). Record data goes
+//! from the segment file to the socket with `sendfile`: the response is encoded by
+//! `gregor_protocol::fetch` around file regions. Long polls wait for the high watermark to
+//! advance (per-partition notifiers registered before reading, so no wake-up is lost) until
+//! `min_bytes` are available or `max_wait_ms` passes. Sessions
 //! (KIP-227) are not kept: every response carries session id 0, which tells clients to send
 //! full fetch requests.
 
 use super::{Ctx, Response};
-use crate::broker::{check_leader_epoch, Partition};
 use crate::errors::HandlerError;
+use crate::replica_manager::Partition;
 use bytes::Bytes;
 use gregor_protocol::fetch::{encode_fetch_response, FetchResponseData, PartitionData, TopicData};
 use gregor_protocol::messages::fetch_request::FetchRequest;
@@ -32,7 +35,6 @@ struct Want {
     part: Result<Arc<Partition>, ErrorCode>,
     fetch_offset: i64,
     max_bytes: i32,
-    current_leader_epoch: i32,
     /// isolation_level 1: read up to the last stable offset, with the aborted transactions.
     read_committed: bool,
 }
@@ -56,33 +58,18 @@ fn error_data(index: i32, code: ErrorCode) -> PartitionData<FileRegion> {
     }
 }
 
-fn read_one(w: &Want, limit: usize, min_one: bool) -> PartitionData<FileRegion> {
+fn read_one(w: &Want, node_id: i32, limit: usize, min_one: bool) -> PartitionData<FileRegion> {
     let part = match &w.part {
         Ok(p) => p,
         Err(code) => return error_data(w.index, *code),
     };
-    if let Err(code) = check_leader_epoch(w.current_leader_epoch) {
-        return error_data(w.index, code);
+    if part.leader() != node_id {
+        // Leadership moved during a long poll.
+        return error_data(w.index, ErrorCode::NotLeaderOrFollower);
     }
-    let guard = part.log.lock();
-    let Some(log) = guard.as_ref() else {
+    let read = part.with_log(|log| read_log(log, w, limit, min_one));
+    let Some(read) = read else {
         return error_data(w.index, ErrorCode::UnknownTopicOrPartition);
-    };
-    let read = if w.read_committed {
-        // Up to the last stable offset, with the aborted transactions of what was read.
-        log.read_committed(w.fetch_offset, limit, min_one)
-            .map(|(r, aborted)| {
-                let aborted = aborted
-                    .into_iter()
-                    .map(|a| gregor_protocol::fetch::AbortedTransaction {
-                        producer_id: a.producer_id,
-                        first_offset: a.first_offset,
-                    })
-                    .collect();
-                (r, Some(aborted))
-            })
-    } else {
-        log.read(w.fetch_offset, limit, min_one).map(|r| (r, None))
     };
     match read {
         Ok((r, aborted)) => PartitionData {
@@ -108,9 +95,45 @@ fn read_one(w: &Want, limit: usize, min_one: bool) -> PartitionData<FileRegion> 
     }
 }
 
+type ReadOutcome = (
+    gregor_storage::ReadResult,
+    Option<Vec<gregor_protocol::fetch::AbortedTransaction>>,
+);
+
+/// A consumer's read: up to the high watermark, or the last stable offset for read_committed
+/// (with the aborted transactions of what was read).
+fn read_log(
+    log: &gregor_storage::Log,
+    w: &Want,
+    limit: usize,
+    min_one: bool,
+) -> Result<ReadOutcome, StorageError> {
+    if w.read_committed {
+        // Up to the last stable offset, with the aborted transactions of what was read.
+        log.read_committed(w.fetch_offset, limit, min_one)
+            .map(|(r, aborted)| {
+                let aborted = aborted
+                    .into_iter()
+                    .map(|a| gregor_protocol::fetch::AbortedTransaction {
+                        producer_id: a.producer_id,
+                        first_offset: a.first_offset,
+                    })
+                    .collect();
+                (r, Some(aborted))
+            })
+    } else {
+        log.read_up_to(w.fetch_offset, limit, min_one, Some(log.high_watermark()))
+            .map(|r| (r, None))
+    }
+}
+
 /// Reads every wanted partition once. Returns the response topics, bytes of record data, and
 /// whether any partition has an error (which ends a long poll at once, as in Kafka).
-fn read_all(topics: &[WantTopic], max_bytes: i32) -> (Vec<TopicData<FileRegion>>, u64, bool) {
+fn read_all(
+    topics: &[WantTopic],
+    node_id: i32,
+    max_bytes: i32,
+) -> (Vec<TopicData<FileRegion>>, u64, bool) {
     let mut remaining: u64 = if max_bytes <= 0 {
         i32::MAX as u64
     } else {
@@ -124,7 +147,7 @@ fn read_all(topics: &[WantTopic], max_bytes: i32) -> (Vec<TopicData<FileRegion>>
         let mut parts = Vec::with_capacity(t.partitions.len());
         for w in &t.partitions {
             let limit = (w.max_bytes.max(0) as u64).min(remaining) as usize;
-            let data = read_one(w, limit, min_one);
+            let data = read_one(w, node_id, limit, min_one);
             if data.error_code != 0 {
                 any_error = true;
             }
@@ -146,7 +169,7 @@ fn read_all(topics: &[WantTopic], max_bytes: i32) -> (Vec<TopicData<FileRegion>>
 
 /// Counts the answered partitions, their record bytes (per topic) and error codes.
 fn count(ctx: &Ctx<'_>, data: &[TopicData<FileRegion>]) {
-    let metrics = &ctx.broker.metrics;
+    let metrics = ctx.metrics();
     for t in data {
         let mut counters = None;
         for p in &t.partitions {
@@ -171,20 +194,18 @@ fn count(ctx: &Ctx<'_>, data: &[TopicData<FileRegion>]) {
 /// Handles Fetch.
 pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: FetchRequest = ctx.decode(body)?;
-    let broker = ctx.broker;
+    let metadata = ctx.metadata();
+    let replicas = ctx.replicas();
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in &req.topics {
         let (name, id, missing) = if ctx.version >= 13 {
-            match broker.topic_name(&t.topic_id) {
+            match metadata.topic_name(&t.topic_id) {
                 Some(n) => (n, t.topic_id, None),
                 None => (String::new(), t.topic_id, Some(ErrorCode::UnknownTopicId)),
             }
         } else {
             let n = t.topic.0.as_str().to_string();
-            let id = broker
-                .topic_meta(&n)
-                .map(|m| m.id)
-                .unwrap_or_else(Uuid::nil);
+            let id = metadata.topic(&n).map(|m| m.id).unwrap_or_else(Uuid::nil);
             (n, id, None)
         };
         let partitions = t
@@ -194,14 +215,11 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
                 index: p.partition,
                 part: match missing {
                     Some(code) => Err(code),
-                    None => broker
-                        .partition(&name, p.partition)
-                        .ok_or(ErrorCode::UnknownTopicOrPartition),
+                    None => replicas.leader_partition(&name, p.partition, p.current_leader_epoch),
                 },
                 fetch_offset: p.fetch_offset,
                 read_committed: req.isolation_level == 1,
                 max_bytes: p.partition_max_bytes,
-                current_leader_epoch: p.current_leader_epoch,
             })
             .collect();
         topics.push(WantTopic {
@@ -216,21 +234,21 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
     let mut shutdown = ctx.shutdown.clone();
     loop {
         let can_wait = !max_wait.is_zero() && !*shutdown.borrow();
-        // Register for append notifications before reading so that an append between the
-        // read and the wait is not missed.
+        // Register for high-watermark notifications before reading so that an advance between
+        // the read and the wait is not missed.
         let mut waiters: Vec<Pin<Box<tokio::sync::futures::Notified<'_>>>> = Vec::new();
         if can_wait {
             for t in &topics {
                 for w in &t.partitions {
                     if let Ok(p) = &w.part {
-                        let mut n = Box::pin(p.appended.notified());
+                        let mut n = Box::pin(p.hw_advanced().notified());
                         n.as_mut().enable();
                         waiters.push(n);
                     }
                 }
             }
         }
-        let (data, bytes, any_error) = read_all(&topics, req.max_bytes);
+        let (data, bytes, any_error) = read_all(&topics, ctx.node_id(), req.max_bytes);
         let done = !can_wait
             || bytes >= min_bytes.max(1)
             || any_error

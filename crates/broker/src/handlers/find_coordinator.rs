@@ -1,6 +1,7 @@
-//! FindCoordinator (key 10), v0–v6 (batched keys from v4). This node coordinates every group
-//! and every transactional id: the first group lookup creates and loads `__consumer_offsets`,
-//! the first transaction lookup (key type 1) `__transaction_state`.
+//! FindCoordinator (key 10), v0–v6 (batched keys from v4). The coordinator of a group (of a
+//! transactional id) is the leader of its `__consumer_offsets` (`__transaction_state`)
+//! partition: the first group lookup creates `__consumer_offsets`, the first transaction lookup
+//! (key type 1) `__transaction_state`, and the answer comes once the key's shard is loaded.
 
 use super::{Ctx, Response};
 use crate::errors::HandlerError;
@@ -17,51 +18,66 @@ pub const VERSIONS: (i16, i16) = (0, 6);
 const KEY_GROUP: i8 = 0;
 const KEY_TRANSACTION: i8 = 1;
 
+/// Finds the coordinator of one key: (error, message, node, host, port).
+async fn find(
+    ctx: &Ctx<'_>,
+    key_type: i8,
+    key: &str,
+) -> (ErrorCode, Option<String>, i32, String, i32) {
+    let found = match key_type {
+        KEY_GROUP => ctx.groups().find_coordinator(key).await,
+        KEY_TRANSACTION => ctx.txns().find_coordinator(key).await,
+        other => {
+            return (
+                ErrorCode::InvalidRequest,
+                Some(format!("unsupported key type {other}")),
+                -1,
+                String::new(),
+                -1,
+            )
+        }
+    };
+    match found {
+        Ok(()) => {
+            let adv = ctx.config().advertised_for(&ctx.listener.name);
+            (
+                ErrorCode::None,
+                None,
+                ctx.node_id(),
+                adv.host.clone(),
+                adv.port as i32,
+            )
+        }
+        // FindCoordinator only ever answers COORDINATOR_NOT_AVAILABLE: the client retries.
+        Err(e) => (
+            ErrorCode::CoordinatorNotAvailable,
+            Some(e.to_string()),
+            -1,
+            String::new(),
+            -1,
+        ),
+    }
+}
+
 /// Handles FindCoordinator.
 pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: FindCoordinatorRequest = ctx.decode(body)?;
-    let broker = ctx.broker;
-    let adv = broker.config.advertised_for(&ctx.listener.name);
-    let (code, message): (ErrorCode, Option<String>) = match req.key_type {
-        KEY_GROUP => match broker.groups.ensure_loaded(broker).await {
-            Ok(()) => (ErrorCode::None, None),
-            Err(e) => (ErrorCode::CoordinatorNotAvailable, Some(e.to_string())),
-        },
-        KEY_TRANSACTION => match broker.txns.ensure_loaded(broker).await {
-            Ok(()) => (ErrorCode::None, None),
-            Err(e) => (ErrorCode::CoordinatorNotAvailable, Some(e.to_string())),
-        },
-        other => (
-            ErrorCode::InvalidRequest,
-            Some(format!("unsupported key type {other}")),
-        ),
-    };
-    let node = if code == ErrorCode::None {
-        broker.node_id()
-    } else {
-        -1
-    };
-    let (host, port) = if code == ErrorCode::None {
-        (adv.host.clone(), adv.port as i32)
-    } else {
-        (String::new(), -1)
-    };
     let mut resp = FindCoordinatorResponse::default().with_throttle_time_ms(0);
     if ctx.version >= 4 {
-        resp.coordinators = req
-            .coordinator_keys
-            .iter()
-            .map(|k| {
+        for k in &req.coordinator_keys {
+            let (code, message, node, host, port) = find(ctx, req.key_type, k.as_str()).await;
+            resp.coordinators.push(
                 Coordinator::default()
                     .with_key(k.clone())
                     .with_node_id(BrokerId(node))
-                    .with_host(StrBytes::from_string(host.clone()))
+                    .with_host(StrBytes::from_string(host))
                     .with_port(port)
                     .with_error_code(code.code())
-                    .with_error_message(message.clone().map(StrBytes::from_string))
-            })
-            .collect();
+                    .with_error_message(message.map(StrBytes::from_string)),
+            );
+        }
     } else {
+        let (code, message, node, host, port) = find(ctx, req.key_type, req.key.as_str()).await;
         resp.error_code = code.code();
         if ctx.version >= 1 {
             resp.error_message = message.map(StrBytes::from_string);

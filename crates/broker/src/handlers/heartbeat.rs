@@ -7,7 +7,6 @@ use bytes::Bytes;
 use gregor_group_coordinator::Response as GroupResponse;
 use gregor_protocol::messages::heartbeat_request::HeartbeatRequest;
 use gregor_protocol::messages::heartbeat_response::HeartbeatResponse;
-use gregor_protocol::ErrorCode;
 
 /// Served versions.
 pub const VERSIONS: (i16, i16) = (0, 4);
@@ -16,9 +15,11 @@ pub const VERSIONS: (i16, i16) = (0, 4);
 pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: HeartbeatRequest = ctx.decode(body)?;
     let version = ctx.version;
+    let group_id = req.group_id.as_str().to_string();
     deferred_group_call(
         ctx,
-        || HeartbeatResponse::default().with_error_code(ErrorCode::CoordinatorNotAvailable.code()),
+        &group_id,
+        |code| HeartbeatResponse::default().with_error_code(code.code()),
         |r| match r {
             GroupResponse::Heartbeat(r) => Some(r),
             _ => None,

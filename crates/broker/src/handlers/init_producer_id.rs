@@ -1,14 +1,13 @@
 //! InitProducerId (key 22), v0–v5. Without a transactional id: a fresh producer id (from
 //! durable controller blocks, never reused across restarts) with epoch 0, for idempotent
-//! producers. With one: the transaction coordinator (`crate::txns`) bumps the epoch of the
+//! producers. With one: the transaction coordinator (`txn_service`) bumps the epoch of the
 //! id's producer (allocating one the first time), fences and aborts an ongoing transaction
 //! (CONCURRENT_TRANSACTIONS until the abort completes), and from v3 accepts the producer
 //! id/epoch of a recovering producer (KIP-360). PRODUCER_FENCED is INVALID_PRODUCER_EPOCH
 //! before v4, as in Kafka.
 
 use super::{Ctx, Response};
-use crate::errors::{controller_code, HandlerError};
-use crate::groups::now_ms;
+use crate::errors::HandlerError;
 use bytes::Bytes;
 use gregor_protocol::messages::init_producer_id_request::InitProducerIdRequest;
 use gregor_protocol::messages::init_producer_id_response::InitProducerIdResponse;
@@ -35,26 +34,19 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
                 return ctx.respond(&resp);
             }
         };
-        let broker = ctx.broker;
-        if broker.txns.ensure_loaded(broker).await.is_err() {
-            resp.error_code = ErrorCode::CoordinatorNotAvailable.code();
-            return ctx.respond(&resp);
-        }
-        let now = now_ms();
-        let mut allocate = || {
-            broker
-                .next_producer_id()
-                .map_err(|e| controller_code(&e).code())
-        };
-        let answer = broker.txns.with(broker, |c| {
-            c.init_producer_id(
-                tid.as_str(),
-                req.transaction_timeout_ms,
-                expected,
-                &mut allocate,
-                now,
-            )
-        });
+        let txns = ctx.txns();
+        let mut allocate = || txns.producer_ids().next_or_retriable();
+        let answer = txns
+            .write(tid.as_str(), |c, now| {
+                c.init_producer_id(
+                    tid.as_str(),
+                    req.transaction_timeout_ms,
+                    expected,
+                    &mut allocate,
+                    now,
+                )
+            })
+            .await;
         match answer {
             Ok(a) => {
                 resp.error_code = if ctx.version < 4 && a.error == txn_errors::PRODUCER_FENCED {
@@ -65,17 +57,17 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
                 resp.producer_id = ProducerId(a.producer_id);
                 resp.producer_epoch = a.producer_epoch;
             }
-            Err(_) => resp.error_code = ErrorCode::CoordinatorNotAvailable.code(),
+            Err(e) => resp.error_code = e.code().code(),
         }
         return ctx.respond(&resp);
     }
-    match ctx.broker.next_producer_id() {
+    match ctx.txns().producer_ids().next().await {
         Ok(id) => {
             resp.error_code = 0;
             resp.producer_id = ProducerId(id);
             resp.producer_epoch = 0;
         }
-        Err(e) => resp.error_code = controller_code(&e).code(),
+        Err(code) => resp.error_code = code.code(),
     }
     ctx.respond(&resp)
 }

@@ -7,7 +7,6 @@ use bytes::Bytes;
 use gregor_group_coordinator::Response as GroupResponse;
 use gregor_protocol::messages::join_group_request::JoinGroupRequest;
 use gregor_protocol::messages::join_group_response::JoinGroupResponse;
-use gregor_protocol::ErrorCode;
 
 /// Served versions.
 pub const VERSIONS: (i16, i16) = (0, 9);
@@ -25,9 +24,11 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
             .unwrap_or_default(),
         client_host: format!("/{}", ctx.peer.ip()),
     };
+    let group_id = req.group_id.as_str().to_string();
     deferred_group_call(
         ctx,
-        || JoinGroupResponse::default().with_error_code(ErrorCode::CoordinatorNotAvailable.code()),
+        &group_id,
+        |code| JoinGroupResponse::default().with_error_code(code.code()),
         |r| match r {
             GroupResponse::JoinGroup(r) => Some(r),
             _ => None,

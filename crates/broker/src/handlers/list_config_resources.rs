@@ -23,7 +23,7 @@ const CLIENT_METRICS: i8 = 16;
 const GROUP: i8 = 32;
 
 /// Handles ListConfigResources.
-pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
+pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: ListConfigResourcesRequest = ctx.decode(body)?;
     let types: Vec<i8> = if ctx.version == 0 {
         vec![CLIENT_METRICS]
@@ -51,11 +51,11 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
         }
         r
     };
-    let node = ctx.broker.node_id().to_string();
+    let node = ctx.node_id().to_string();
     for t in types {
         match t {
             TOPIC => resp.config_resources.extend(
-                ctx.broker
+                ctx.metadata()
                     .all_topics()
                     .into_iter()
                     .map(|m| resource(m.name, TOPIC)),

@@ -10,16 +10,31 @@ use gregor_protocol::ErrorCode;
 /// Served versions.
 pub const VERSIONS: (i16, i16) = (0, 5);
 
-/// Handles ListGroups.
+/// Handles ListGroups: every group shard this broker runs answers (Kafka lists the groups of
+/// the coordinator's loaded partitions); COORDINATOR_LOAD_IN_PROGRESS while one is loading.
 pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: ListGroupsRequest = ctx.decode(body)?;
     let version = ctx.version;
-    super::group_call(
-        ctx,
-        || unavailable(&req, ErrorCode::CoordinatorNotAvailable),
-        |g| g.read(ctx.broker, |c, _| c.list_groups(version, &req)),
-    )
-    .await
+    let mut resp = ListGroupsResponse::default();
+    for p in ctx.groups().shards() {
+        match ctx
+            .groups()
+            .read_shard(p, |c, _, _| c.list_groups(version, &req))
+            .await
+        {
+            Ok(r) => {
+                if r.error_code != 0 {
+                    resp.error_code = r.error_code;
+                }
+                resp.groups.extend(r.groups);
+            }
+            Err(e) if e.code() == ErrorCode::CoordinatorLoadInProgress => {
+                return ctx.respond(&unavailable(&req, e.code()));
+            }
+            Err(_) => {} // unloaded meanwhile: no longer ours to list
+        }
+    }
+    ctx.respond(&resp)
 }
 
 fn unavailable(_req: &ListGroupsRequest, code: ErrorCode) -> ListGroupsResponse {

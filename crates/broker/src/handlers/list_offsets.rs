@@ -3,7 +3,6 @@
 //! timestamps via the time index — the exact record is found inside the batch storage returns.
 
 use super::{Ctx, Response};
-use crate::broker::{check_leader_epoch, LEADER_EPOCH};
 use crate::errors::HandlerError;
 use bytes::Bytes;
 use gregor_protocol::messages::list_offsets_request::ListOffsetsRequest;
@@ -30,9 +29,7 @@ pub fn find_record(batch: &BatchBytes, pred: impl Fn(i64) -> bool) -> Option<(i6
         return pred(ts).then_some((batch.base_offset, ts));
     }
     let base_ts = parsed.base_timestamp();
-    let records = parsed
-        .records(super::produce::MAX_DECOMPRESSED_BATCH)
-        .ok()?;
+    let records = parsed.records(crate::limits::MAX_DECOMPRESSED_BATCH).ok()?;
     records.iter().find_map(|r| {
         let ts = base_ts + r.timestamp_delta;
         pred(ts).then_some((batch.base_offset + r.offset_delta as i64, ts))
@@ -51,9 +48,7 @@ fn find_record_from(
         return pred(ts).then_some((batch.base_offset.max(from), ts));
     }
     let base_ts = parsed.base_timestamp();
-    let records = parsed
-        .records(super::produce::MAX_DECOMPRESSED_BATCH)
-        .ok()?;
+    let records = parsed.records(crate::limits::MAX_DECOMPRESSED_BATCH).ok()?;
     records.iter().find_map(|r| {
         let ts = base_ts + r.timestamp_delta;
         let offset = batch.base_offset + r.offset_delta as i64;
@@ -96,7 +91,7 @@ fn lookup(log: &Log, timestamp: i64, read_committed: bool) -> Result<(i64, i64),
 }
 
 /// Handles ListOffsets.
-pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
+pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: ListOffsetsRequest = ctx.decode(body)?;
     let read_committed = req.isolation_level == 1;
     let mut topics = Vec::with_capacity(req.topics.len());
@@ -109,23 +104,21 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
                 .with_timestamp(-1)
                 .with_offset(-1)
                 .with_leader_epoch(-1);
-            let result = match ctx.broker.partition(name, p.partition_index) {
-                None => Err(ErrorCode::UnknownTopicOrPartition),
-                Some(part) => check_leader_epoch(p.current_leader_epoch).and_then(|()| {
-                    let guard = part.log.lock();
-                    match guard.as_ref() {
-                        None => Err(ErrorCode::UnknownTopicOrPartition),
-                        Some(log) => lookup(log, p.timestamp, read_committed),
-                    }
-                }),
-            };
+            let part =
+                ctx.replicas()
+                    .leader_partition(name, p.partition_index, p.current_leader_epoch);
+            let epoch = part.as_ref().map_or(-1, |p| p.leader_epoch());
+            let result = part.and_then(|part| {
+                part.with_log(|log| lookup(log, p.timestamp, read_committed))
+                    .unwrap_or(Err(ErrorCode::UnknownTopicOrPartition))
+            });
             match result {
                 Ok((ts, offset)) => {
                     r.error_code = 0;
                     r.timestamp = ts;
                     r.offset = offset;
                     if ctx.version >= 4 {
-                        r.leader_epoch = if offset >= 0 { LEADER_EPOCH } else { -1 };
+                        r.leader_epoch = if offset >= 0 { epoch } else { -1 };
                     }
                 }
                 Err(code) => r.error_code = code.code(),

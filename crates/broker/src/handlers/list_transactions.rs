@@ -5,7 +5,6 @@
 
 use super::{Ctx, Response};
 use crate::errors::HandlerError;
-use crate::groups::now_ms;
 use bytes::Bytes;
 use gregor_protocol::messages::list_transactions_request::ListTransactionsRequest;
 use gregor_protocol::messages::list_transactions_response::{
@@ -22,20 +21,19 @@ pub const VERSIONS: (i16, i16) = (0, 2);
 /// Handles ListTransactions.
 pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: ListTransactionsRequest = ctx.decode(body)?;
-    let broker = ctx.broker;
     let mut resp = ListTransactionsResponse::default().with_throttle_time_ms(0);
     // Nothing transactional has happened yet: an empty list, without creating the log.
-    if broker.topic_meta(crate::txns::TXN_TOPIC).is_none() {
+    if ctx
+        .metadata()
+        .topic(crate::txn_service::TXN_TOPIC)
+        .is_none()
+    {
         resp.unknown_state_filters = req
             .state_filters
             .iter()
             .filter(|s| gregor_txn_coordinator::TxnState::from_name(s.as_str()).is_none())
             .cloned()
             .collect();
-        return ctx.respond(&resp);
-    }
-    if broker.txns.ensure_loaded(broker).await.is_err() {
-        resp.error_code = ErrorCode::CoordinatorNotAvailable.code();
         return ctx.respond(&resp);
     }
     let filter = ListFilter {
@@ -52,27 +50,45 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
             None
         },
     };
-    let now = now_ms();
-    match broker.txns.read(|c| c.list(&filter, now)) {
-        Ok(r) => {
-            resp.error_code = r.error;
-            resp.unknown_state_filters = r
-                .unknown_state_filters
-                .into_iter()
-                .map(StrBytes::from_string)
-                .collect();
-            resp.transaction_states = r
-                .transactions
-                .into_iter()
-                .map(|(id, pid, state)| {
-                    TransactionState::default()
-                        .with_transactional_id(TransactionalId(StrBytes::from_string(id)))
-                        .with_producer_id(ProducerId(pid))
-                        .with_transaction_state(StrBytes::from_static_str(state))
-                })
-                .collect();
+    // Every shard this broker runs answers (Kafka lists the coordinator's loaded partitions).
+    let mut unknown = None;
+    for p in ctx.txns().shards() {
+        match ctx
+            .txns()
+            .read_shard(p, |c, now| c.list(&filter, now))
+            .await
+        {
+            Ok(r) => {
+                if r.error != 0 {
+                    resp.error_code = r.error;
+                }
+                unknown.get_or_insert(r.unknown_state_filters);
+                resp.transaction_states
+                    .extend(r.transactions.into_iter().map(|(id, pid, state)| {
+                        TransactionState::default()
+                            .with_transactional_id(TransactionalId(StrBytes::from_string(id)))
+                            .with_producer_id(ProducerId(pid))
+                            .with_transaction_state(StrBytes::from_static_str(state))
+                    }));
+            }
+            Err(e) if e.code() == ErrorCode::CoordinatorLoadInProgress => {
+                resp.error_code = e.code().code();
+            }
+            Err(_) => {} // unloaded meanwhile: no longer ours to list
         }
-        Err(_) => resp.error_code = ErrorCode::CoordinatorNotAvailable.code(),
     }
+    resp.transaction_states
+        .sort_by(|a, b| a.transactional_id.as_str().cmp(b.transactional_id.as_str()));
+    resp.unknown_state_filters = unknown
+        .unwrap_or_else(|| {
+            req.state_filters
+                .iter()
+                .filter(|s| gregor_txn_coordinator::TxnState::from_name(s.as_str()).is_none())
+                .map(|s| s.to_string())
+                .collect()
+        })
+        .into_iter()
+        .map(StrBytes::from_string)
+        .collect();
     ctx.respond(&resp)
 }

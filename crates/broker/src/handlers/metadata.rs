@@ -1,12 +1,12 @@
 //! Metadata (key 3), v0–v13: brokers (this node, at the advertised address of the listener the
 //! client used), cluster id, controller id, topics with their stable topic ids and partitions
-//! (leader epoch 0, which never moves on a single node). Unknown topics are auto-created when
-//! the request allows it and `auto.create.topics.enable` is on — synchronously, so the topic is
-//! returned ready for use in the same response.
+//! with the leader, leader epoch, replicas and ISR of the metadata image. Unknown topics are
+//! auto-created when the request allows it and `auto.create.topics.enable` is on —
+//! synchronously, so the topic is returned ready for use in the same response.
 
 use super::{Ctx, Response};
-use crate::broker::LEADER_EPOCH;
 use crate::errors::{controller_code, HandlerError};
+use crate::metadata_cache::MetadataCache;
 use bytes::Bytes;
 use gregor_controller::TopicMeta;
 use gregor_protocol::messages::metadata_request::MetadataRequest;
@@ -32,20 +32,26 @@ pub(crate) const CLUSTER_OPS: i32 =
     (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
 
 pub(crate) fn topic_entry(
+    metadata: &MetadataCache,
     meta: &TopicMeta,
-    node: i32,
     ops: i32,
     version: i16,
 ) -> MetadataResponseTopic {
+    let ids = |v: &[i32]| v.iter().map(|b| BrokerId(*b)).collect::<Vec<_>>();
     let partitions = (0..meta.partitions)
-        .map(|p| {
+        .filter_map(|p| Some((p, metadata.partition_state(meta, p)?)))
+        .map(|(p, s)| {
             MetadataResponsePartition::default()
-                .with_error_code(0)
+                .with_error_code(if s.leader < 0 {
+                    ErrorCode::LeaderNotAvailable.code()
+                } else {
+                    0
+                })
                 .with_partition_index(p)
-                .with_leader_id(BrokerId(node))
-                .with_leader_epoch(if version >= 7 { LEADER_EPOCH } else { -1 })
-                .with_replica_nodes(vec![BrokerId(node)])
-                .with_isr_nodes(vec![BrokerId(node)])
+                .with_leader_id(BrokerId(s.leader))
+                .with_leader_epoch(if version >= 7 { s.leader_epoch } else { -1 })
+                .with_replica_nodes(ids(&s.replicas))
+                .with_isr_nodes(ids(&s.isr))
                 .with_offline_replicas(vec![])
         })
         .collect();
@@ -67,11 +73,27 @@ fn error_entry(name: Option<String>, id: uuid::Uuid, code: ErrorCode) -> Metadat
         .with_topic_authorized_operations(OPS_NOT_REQUESTED)
 }
 
+/// Creates a topic with the broker defaults (auto-creation).
+pub(crate) async fn auto_create(
+    ctx: &Ctx<'_>,
+    name: &str,
+) -> Result<TopicMeta, gregor_controller::ControllerError> {
+    ctx.controller()
+        .create_topic(gregor_controller::state::CreateTopic {
+            name: name.to_string(),
+            partitions: ctx.config().num_partitions,
+            replication_factor: ctx.config().default_replication_factor,
+            assignments: Default::default(),
+            configs: Default::default(),
+        })
+        .await
+}
+
 /// Handles Metadata.
-pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
+pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: MetadataRequest = ctx.decode(body)?;
-    let broker = ctx.broker;
-    let node = broker.node_id();
+    let node = ctx.node_id();
+    let metadata = ctx.metadata();
     let ops = if ctx.version >= 8 && req.include_topic_authorized_operations {
         TOPIC_OPS
     } else {
@@ -89,36 +111,39 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
     };
     let mut topics = Vec::new();
     if all {
-        for meta in broker.all_topics() {
-            topics.push(topic_entry(&meta, node, ops, ctx.version));
+        for meta in metadata.all_topics() {
+            topics.push(topic_entry(metadata, &meta, ops, ctx.version));
         }
     } else {
         for t in req.topics.as_deref().unwrap_or_default() {
             match &t.name {
                 Some(name) => {
                     let name = name.0.as_str().to_string();
-                    match broker.topic_meta(&name) {
-                        Some(meta) => topics.push(topic_entry(&meta, node, ops, ctx.version)),
+                    match metadata.topic(&name) {
+                        Some(meta) => topics.push(topic_entry(metadata, &meta, ops, ctx.version)),
                         None => {
-                            if allow_auto && broker.config.auto_create_topics {
+                            if allow_auto && ctx.config().auto_create_topics {
                                 match gregor_controller::topic::validate_name(&name) {
                                     Err(_) => topics.push(error_entry(
                                         Some(name),
                                         uuid::Uuid::nil(),
                                         ErrorCode::InvalidTopicException,
                                     )),
-                                    Ok(()) => match broker.auto_create_topic(&name) {
-                                        Ok(meta) => {
-                                            topics.push(topic_entry(&meta, node, ops, ctx.version))
-                                        }
+                                    Ok(()) => match auto_create(ctx, &name).await {
+                                        Ok(meta) => topics.push(topic_entry(
+                                            metadata,
+                                            &meta,
+                                            ops,
+                                            ctx.version,
+                                        )),
                                         Err(
                                             gregor_controller::ControllerError::TopicAlreadyExists(
                                                 _,
                                             ),
-                                        ) => match broker.topic_meta(&name) {
+                                        ) => match metadata.topic(&name) {
                                             Some(meta) => topics.push(topic_entry(
+                                                metadata,
                                                 &meta,
-                                                node,
                                                 ops,
                                                 ctx.version,
                                             )),
@@ -147,11 +172,8 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
                 }
                 None => {
                     // Lookup by topic id (v10+).
-                    let meta = broker
-                        .topic_name(&t.topic_id)
-                        .and_then(|n| broker.topic_meta(&n));
-                    match meta {
-                        Some(meta) => topics.push(topic_entry(&meta, node, ops, ctx.version)),
+                    match metadata.topic_by_id(&t.topic_id) {
+                        Some(meta) => topics.push(topic_entry(metadata, &meta, ops, ctx.version)),
                         None => {
                             topics.push(error_entry(None, t.topic_id, ErrorCode::UnknownTopicId))
                         }
@@ -160,15 +182,17 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
             }
         }
     }
-    let adv = broker.config.advertised_for(&ctx.listener.name);
+    let adv = ctx.config().advertised_for(&ctx.listener.name);
     let resp = MetadataResponse::default()
         .with_throttle_time_ms(0)
         .with_brokers(vec![MetadataResponseBroker::default()
             .with_node_id(BrokerId(node))
             .with_host(StrBytes::from_string(adv.host.clone()))
             .with_port(adv.port as i32)
-            .with_rack(broker.config.rack.clone().map(StrBytes::from_string))])
-        .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
+            .with_rack(ctx.config().rack.clone().map(StrBytes::from_string))])
+        .with_cluster_id(Some(StrBytes::from_string(
+            ctx.services.cluster_id.to_string(),
+        )))
         .with_controller_id(BrokerId(node))
         .with_topics(topics)
         .with_cluster_authorized_operations(

@@ -1,17 +1,30 @@
 //! One module per Kafka API, each declaring the version range it serves (`VERSIONS`) and an
-//! async `handle`. [`dispatch`] checks the version against [`SUPPORTED`] (the table ApiVersions
-//! advertises), decodes the body and calls the handler.
+//! async `handle`. The [`apis!`] table below is the only list of APIs: it builds both
+//! [`SUPPORTED`] (what ApiVersions advertises) and the dispatch `match`, so the two cannot
+//! drift apart. [`dispatch`] checks the version, then the handler decodes the body.
+//!
+//! Handlers see the broker only through their [`Ctx`]: the request header and connection
+//! facts plus the service handles ([`Services`]: metadata image, controller channel, replica
+//! manager, group and transaction coordinators, metrics). None of them assumes this broker
+//! leads a partition: they ask the replica manager, which answers NOT_LEADER_OR_FOLLOWER.
 
-use crate::broker::Broker;
-use crate::config::Listener;
+use crate::config::{Config, Listener};
+use crate::controller::ControllerChannel;
+use crate::coordinator_runtime::CoordinatorError;
 use crate::errors::HandlerError;
+use crate::group_service::{CallError, GroupCoordinatorService};
+use crate::metadata_cache::MetadataCache;
+use crate::metrics::Metrics;
+use crate::replica_manager::ReplicaManager;
+use crate::services::Services;
+use crate::txn_service::TxnCoordinatorService;
 use bytes::{Bytes, BytesMut};
 use gregor_protocol::fetch::Chunk;
 use gregor_protocol::messages::{ApiKey, RequestHeader};
 use gregor_protocol::protocol::{Decodable, Encodable};
 use gregor_protocol::request::decode_as;
+use gregor_protocol::ErrorCode;
 use gregor_storage::FileRegion;
-use std::sync::Arc;
 use tokio::sync::watch;
 
 pub mod acls;
@@ -78,88 +91,73 @@ const fn api(key: ApiKey, v: (i16, i16)) -> ApiSupport {
     }
 }
 
-/// Every API Gregor implements, with its advertised versions.
-pub const SUPPORTED: &[ApiSupport] = &[
-    api(ApiKey::Produce, produce::VERSIONS),
-    api(ApiKey::Fetch, fetch::VERSIONS),
-    api(ApiKey::ListOffsets, list_offsets::VERSIONS),
-    api(ApiKey::Metadata, metadata::VERSIONS),
-    api(ApiKey::ApiVersions, api_versions::VERSIONS),
-    api(ApiKey::CreateTopics, create_topics::VERSIONS),
-    api(ApiKey::DeleteTopics, delete_topics::VERSIONS),
-    api(ApiKey::InitProducerId, init_producer_id::VERSIONS),
-    api(ApiKey::AddPartitionsToTxn, add_partitions_to_txn::VERSIONS),
-    api(ApiKey::AddOffsetsToTxn, add_offsets_to_txn::VERSIONS),
-    api(ApiKey::EndTxn, end_txn::VERSIONS),
-    api(
-        ApiKey::DescribeTransactions,
-        describe_transactions::VERSIONS,
-    ),
-    api(ApiKey::ListTransactions, list_transactions::VERSIONS),
-    api(ApiKey::DescribeProducers, describe_producers::VERSIONS),
-    api(ApiKey::TxnOffsetCommit, txn_offset_commit::VERSIONS),
-    api(
-        ApiKey::OffsetForLeaderEpoch,
-        offset_for_leader_epoch::VERSIONS,
-    ),
-    api(ApiKey::CreatePartitions, create_partitions::VERSIONS),
-    api(ApiKey::DescribeConfigs, describe_configs::VERSIONS),
-    api(ApiKey::DescribeCluster, describe_cluster::VERSIONS),
-    api(ApiKey::FindCoordinator, find_coordinator::VERSIONS),
-    api(ApiKey::JoinGroup, join_group::VERSIONS),
-    api(ApiKey::SyncGroup, sync_group::VERSIONS),
-    api(ApiKey::Heartbeat, heartbeat::VERSIONS),
-    api(ApiKey::LeaveGroup, leave_group::VERSIONS),
-    api(ApiKey::OffsetCommit, offset_commit::VERSIONS),
-    api(ApiKey::OffsetFetch, offset_fetch::VERSIONS),
-    api(ApiKey::DescribeGroups, describe_groups::VERSIONS),
-    api(ApiKey::ListGroups, list_groups::VERSIONS),
-    api(ApiKey::DeleteGroups, delete_groups::VERSIONS),
-    api(ApiKey::OffsetDelete, offset_delete::VERSIONS),
-    api(
-        ApiKey::ConsumerGroupHeartbeat,
-        consumer_group_heartbeat::VERSIONS,
-    ),
-    api(
-        ApiKey::ConsumerGroupDescribe,
-        consumer_group_describe::VERSIONS,
-    ),
-    api(ApiKey::DescribeAcls, acls::VERSIONS),
-    api(ApiKey::CreateAcls, acls::VERSIONS),
-    api(ApiKey::DeleteAcls, acls::VERSIONS),
-    api(
-        ApiKey::AlterPartitionReassignments,
-        partition_reassignments::ALTER_VERSIONS,
-    ),
-    api(
-        ApiKey::ListPartitionReassignments,
-        partition_reassignments::LIST_VERSIONS,
-    ),
-    api(ApiKey::DescribeQuorum, describe_quorum::VERSIONS),
-    api(ApiKey::ListConfigResources, list_config_resources::VERSIONS),
-    api(ApiKey::AlterConfigs, alter_configs::VERSIONS),
-    api(
-        ApiKey::IncrementalAlterConfigs,
-        alter_configs::INCREMENTAL_VERSIONS,
-    ),
-    api(ApiKey::DeleteRecords, delete_records::VERSIONS),
-    api(ApiKey::DescribeLogDirs, describe_log_dirs::VERSIONS),
-    api(
-        ApiKey::AlterReplicaLogDirs,
-        alter_replica_log_dirs::VERSIONS,
-    ),
-    api(
-        ApiKey::DescribeTopicPartitions,
-        describe_topic_partitions::VERSIONS,
-    ),
-    api(ApiKey::ElectLeaders, elect_leaders::VERSIONS),
-    api(ApiKey::DescribeClientQuotas, client_quotas::VERSIONS),
-    api(ApiKey::AlterClientQuotas, client_quotas::VERSIONS),
-    api(
-        ApiKey::DescribeUserScramCredentials,
-        describe_user_scram_credentials::VERSIONS,
-    ),
-];
+/// The API table: `Key: versions => handler;` builds [`SUPPORTED`] and the dispatch `match`.
+/// Every handler is `async fn(&Ctx<'_>, &mut Bytes) -> Result<Response, HandlerError>`.
+macro_rules! apis {
+    ($($key:ident: $versions:expr => $handler:path;)*) => {
+        /// Every API Gregor implements, with its advertised versions.
+        pub const SUPPORTED: &[ApiSupport] = &[$(api(ApiKey::$key, $versions)),*];
+
+        async fn route(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
+            match ctx.api {
+                $(ApiKey::$key => $handler(ctx, body).await,)*
+                other => Err(HandlerError::Unsupported(format!("{other:?} is not implemented"))),
+            }
+        }
+    };
+}
+
+apis! {
+    Produce: produce::VERSIONS => produce::handle;
+    Fetch: fetch::VERSIONS => fetch::handle;
+    ListOffsets: list_offsets::VERSIONS => list_offsets::handle;
+    Metadata: metadata::VERSIONS => metadata::handle;
+    ApiVersions: api_versions::VERSIONS => api_versions::handle;
+    CreateTopics: create_topics::VERSIONS => create_topics::handle;
+    DeleteTopics: delete_topics::VERSIONS => delete_topics::handle;
+    InitProducerId: init_producer_id::VERSIONS => init_producer_id::handle;
+    AddPartitionsToTxn: add_partitions_to_txn::VERSIONS => add_partitions_to_txn::handle;
+    AddOffsetsToTxn: add_offsets_to_txn::VERSIONS => add_offsets_to_txn::handle;
+    EndTxn: end_txn::VERSIONS => end_txn::handle;
+    DescribeTransactions: describe_transactions::VERSIONS => describe_transactions::handle;
+    ListTransactions: list_transactions::VERSIONS => list_transactions::handle;
+    DescribeProducers: describe_producers::VERSIONS => describe_producers::handle;
+    TxnOffsetCommit: txn_offset_commit::VERSIONS => txn_offset_commit::handle;
+    OffsetForLeaderEpoch: offset_for_leader_epoch::VERSIONS => offset_for_leader_epoch::handle;
+    CreatePartitions: create_partitions::VERSIONS => create_partitions::handle;
+    DescribeConfigs: describe_configs::VERSIONS => describe_configs::handle;
+    DescribeCluster: describe_cluster::VERSIONS => describe_cluster::handle;
+    FindCoordinator: find_coordinator::VERSIONS => find_coordinator::handle;
+    JoinGroup: join_group::VERSIONS => join_group::handle;
+    SyncGroup: sync_group::VERSIONS => sync_group::handle;
+    Heartbeat: heartbeat::VERSIONS => heartbeat::handle;
+    LeaveGroup: leave_group::VERSIONS => leave_group::handle;
+    OffsetCommit: offset_commit::VERSIONS => offset_commit::handle;
+    OffsetFetch: offset_fetch::VERSIONS => offset_fetch::handle;
+    DescribeGroups: describe_groups::VERSIONS => describe_groups::handle;
+    ListGroups: list_groups::VERSIONS => list_groups::handle;
+    DeleteGroups: delete_groups::VERSIONS => delete_groups::handle;
+    OffsetDelete: offset_delete::VERSIONS => offset_delete::handle;
+    ConsumerGroupHeartbeat: consumer_group_heartbeat::VERSIONS => consumer_group_heartbeat::handle;
+    ConsumerGroupDescribe: consumer_group_describe::VERSIONS => consumer_group_describe::handle;
+    DescribeAcls: acls::VERSIONS => acls::describe;
+    CreateAcls: acls::VERSIONS => acls::create;
+    DeleteAcls: acls::VERSIONS => acls::delete;
+    AlterPartitionReassignments: partition_reassignments::ALTER_VERSIONS => partition_reassignments::alter;
+    ListPartitionReassignments: partition_reassignments::LIST_VERSIONS => partition_reassignments::list;
+    DescribeQuorum: describe_quorum::VERSIONS => describe_quorum::handle;
+    ListConfigResources: list_config_resources::VERSIONS => list_config_resources::handle;
+    AlterConfigs: alter_configs::VERSIONS => alter_configs::handle;
+    IncrementalAlterConfigs: alter_configs::INCREMENTAL_VERSIONS => alter_configs::handle_incremental;
+    DeleteRecords: delete_records::VERSIONS => delete_records::handle;
+    DescribeLogDirs: describe_log_dirs::VERSIONS => describe_log_dirs::handle;
+    AlterReplicaLogDirs: alter_replica_log_dirs::VERSIONS => alter_replica_log_dirs::handle;
+    DescribeTopicPartitions: describe_topic_partitions::VERSIONS => describe_topic_partitions::handle;
+    ElectLeaders: elect_leaders::VERSIONS => elect_leaders::handle;
+    DescribeClientQuotas: client_quotas::VERSIONS => client_quotas::describe;
+    AlterClientQuotas: client_quotas::VERSIONS => client_quotas::alter;
+    DescribeUserScramCredentials: describe_user_scram_credentials::VERSIONS => describe_user_scram_credentials::handle;
+}
 
 /// Looks up the supported range of an API.
 pub fn supported(key: ApiKey) -> Option<ApiSupport> {
@@ -179,11 +177,11 @@ pub enum Response {
     Close(String),
 }
 
-/// Everything a handler needs to know about the request it serves.
+/// Everything a handler needs to know about the request it serves, and the services it may use.
 #[derive(Debug)]
 pub struct Ctx<'a> {
-    /// Broker state.
-    pub broker: &'a Arc<Broker>,
+    /// The broker's services.
+    pub services: &'a Services,
     /// The listener the connection arrived on.
     pub listener: &'a Listener,
     /// The client's address.
@@ -214,15 +212,80 @@ impl Ctx<'_> {
     pub fn decode<T: Decodable>(&self, body: &mut Bytes) -> Result<T, HandlerError> {
         Ok(decode_as::<T>(self.api, self.version, body)?)
     }
+
+    /// Static configuration.
+    pub fn config(&self) -> &Config {
+        &self.services.config
+    }
+
+    /// This broker's `node.id`.
+    pub fn node_id(&self) -> i32 {
+        self.services.config.node_id
+    }
+
+    /// The metadata image.
+    pub fn metadata(&self) -> &MetadataCache {
+        &self.services.metadata
+    }
+
+    /// The controller channel (metadata changes).
+    pub fn controller(&self) -> &std::sync::Arc<ControllerChannel> {
+        &self.services.controller
+    }
+
+    /// The partitions this broker hosts.
+    pub fn replicas(&self) -> &std::sync::Arc<ReplicaManager> {
+        &self.services.replicas
+    }
+
+    /// The group coordinator.
+    pub fn groups(&self) -> &GroupCoordinatorService {
+        &self.services.groups
+    }
+
+    /// The transaction coordinator.
+    pub fn txns(&self) -> &TxnCoordinatorService {
+        &self.services.txns
+    }
+
+    /// Metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.services.metrics
+    }
+
+    /// The `client.id` of the request header ("" if none).
+    pub fn client_id(&self) -> &str {
+        self.header
+            .client_id
+            .as_ref()
+            .map(|c| c.as_str())
+            .unwrap_or("")
+    }
+}
+
+/// Encodes a coordinator's answer, or — when the coordinator could not serve the request —
+/// the answer `error` builds for the coordinator error's Kafka code.
+pub(crate) fn coordinator_answer<R: Encodable>(
+    ctx: &Ctx<'_>,
+    result: Result<R, CoordinatorError>,
+    error: impl FnOnce(ErrorCode) -> R,
+) -> Result<Response, HandlerError> {
+    match result {
+        Ok(r) => ctx.respond(&r),
+        Err(e) => {
+            tracing::debug!(api = ?ctx.api, error = %e, "coordinator could not serve the request");
+            ctx.respond(&error(e.code()))
+        }
+    }
 }
 
 /// Runs a group request whose answer may be deferred (JoinGroup, SyncGroup, Heartbeat,
-/// LeaveGroup): loads the coordinator if needed, waits for the answer and encodes it.
-/// `unavailable` builds the COORDINATOR_NOT_AVAILABLE answer; `pick` extracts this API's
-/// response from the coordinator's.
+/// LeaveGroup) on the shard of `group_id`, waits for the answer and encodes it. `error` builds
+/// the answer for a coordinator error; `pick` extracts this API's response.
 pub(crate) async fn deferred_group_call<R: Encodable>(
     ctx: &Ctx<'_>,
-    unavailable: impl Fn() -> R,
+    group_id: &str,
+    error: impl Fn(ErrorCode) -> R,
     pick: impl FnOnce(gregor_group_coordinator::Response) -> Option<R>,
     call: impl FnOnce(
         &mut gregor_group_coordinator::GroupCoordinator,
@@ -230,18 +293,8 @@ pub(crate) async fn deferred_group_call<R: Encodable>(
         i64,
     ) -> gregor_group_coordinator::Output,
 ) -> Result<Response, HandlerError> {
-    use crate::groups::{now_ms, GroupsError};
-    let groups = &ctx.broker.groups;
-    if groups.ensure_loaded(ctx.broker).await.is_err() {
-        return ctx.respond(&unavailable());
-    }
-    let now = now_ms();
-    let answer = groups
-        .call(ctx.broker, ctx.shutdown.clone(), |c, id, _| {
-            call(c, id, now)
-        })
-        .await;
-    match answer {
+    let groups: &GroupCoordinatorService = ctx.groups();
+    match groups.call(group_id, ctx.shutdown.clone(), call).await {
         Ok(r) => match pick(r) {
             Some(r) => ctx.respond(&r),
             None => Err(HandlerError::Internal(format!(
@@ -249,25 +302,42 @@ pub(crate) async fn deferred_group_call<R: Encodable>(
                 ctx.api
             ))),
         },
-        Err(GroupsError::ShuttingDown) => Err(HandlerError::ShuttingDown),
-        Err(GroupsError::NotAvailable(_)) => ctx.respond(&unavailable()),
+        Err(CallError::ShuttingDown) => Err(HandlerError::ShuttingDown),
+        Err(CallError::Coordinator(e)) => ctx.respond(&error(e.code())),
     }
 }
 
-/// Runs a group request answered at once (commits, fetches, admin): loads the coordinator if
-/// needed, runs `call`, and encodes its answer; `unavailable` builds COORDINATOR_NOT_AVAILABLE.
-pub(crate) async fn group_call<R: Encodable>(
-    ctx: &Ctx<'_>,
-    unavailable: impl Fn() -> R,
-    call: impl FnOnce(&crate::groups::Groups) -> Result<R, crate::groups::GroupsError>,
-) -> Result<Response, HandlerError> {
-    let groups = &ctx.broker.groups;
-    if groups.ensure_loaded(ctx.broker).await.is_err() {
-        return ctx.respond(&unavailable());
-    }
-    match call(groups) {
-        Ok(resp) => ctx.respond(&resp),
-        Err(_) => ctx.respond(&unavailable()),
+/// Collects the answers of a request naming several groups, fanned out over the group
+/// shards ([`GroupCoordinatorService::by_shard`]): `answers` has one slot per group of the
+/// request; `result` is one shard's answer for the groups at `indexes` (one item per index, in
+/// order); groups whose shard could not answer get `error(index, code)`.
+pub(crate) fn fill_shard_answers<Item>(
+    answers: &mut [Option<Item>],
+    indexes: &[usize],
+    result: Result<Vec<Item>, CoordinatorError>,
+    error: impl Fn(usize, ErrorCode) -> Item,
+) {
+    match result {
+        Ok(items) if items.len() == indexes.len() => {
+            for (i, item) in indexes.iter().zip(items) {
+                answers[*i] = Some(item);
+            }
+        }
+        Ok(items) => {
+            tracing::error!(
+                expected = indexes.len(),
+                got = items.len(),
+                "group shard answered a different number of groups"
+            );
+            for i in indexes {
+                answers[*i] = Some(error(*i, ErrorCode::UnknownServerError));
+            }
+        }
+        Err(e) => {
+            for i in indexes {
+                answers[*i] = Some(error(*i, e.code()));
+            }
+        }
     }
 }
 
@@ -282,78 +352,23 @@ pub(crate) fn duplicate_names<'a>(
         .collect()
 }
 
-/// Checks the version, decodes and handles one request.
+/// Checks the version and handles one request. ApiVersions answers any version (KIP-511).
 pub async fn dispatch(ctx: Ctx<'_>, mut body: Bytes) -> Result<Response, HandlerError> {
-    if ctx.api == ApiKey::ApiVersions {
-        return api_versions::handle(&ctx, body);
-    }
-    let Some(support) = supported(ctx.api) else {
-        return Err(HandlerError::Unsupported(format!(
-            "{:?} is not implemented",
-            ctx.api
-        )));
-    };
-    if ctx.version < support.min || ctx.version > support.max {
-        return Err(HandlerError::Unsupported(format!(
-            "{:?} v{} is outside the supported range v{}-v{}",
-            ctx.api, ctx.version, support.min, support.max
-        )));
-    }
-    match ctx.api {
-        ApiKey::Produce => produce::handle(&ctx, &mut body).await,
-        ApiKey::Fetch => fetch::handle(&ctx, &mut body).await,
-        ApiKey::ListOffsets => list_offsets::handle(&ctx, &mut body),
-        ApiKey::Metadata => metadata::handle(&ctx, &mut body),
-        ApiKey::CreateTopics => create_topics::handle(&ctx, &mut body),
-        ApiKey::DeleteTopics => delete_topics::handle(&ctx, &mut body),
-        ApiKey::InitProducerId => init_producer_id::handle(&ctx, &mut body).await,
-        ApiKey::AddPartitionsToTxn => add_partitions_to_txn::handle(&ctx, &mut body).await,
-        ApiKey::AddOffsetsToTxn => add_offsets_to_txn::handle(&ctx, &mut body).await,
-        ApiKey::EndTxn => end_txn::handle(&ctx, &mut body).await,
-        ApiKey::DescribeTransactions => describe_transactions::handle(&ctx, &mut body).await,
-        ApiKey::ListTransactions => list_transactions::handle(&ctx, &mut body).await,
-        ApiKey::DescribeProducers => describe_producers::handle(&ctx, &mut body),
-        ApiKey::TxnOffsetCommit => txn_offset_commit::handle(&ctx, &mut body).await,
-        ApiKey::OffsetForLeaderEpoch => offset_for_leader_epoch::handle(&ctx, &mut body),
-        ApiKey::CreatePartitions => create_partitions::handle(&ctx, &mut body),
-        ApiKey::DescribeConfigs => describe_configs::handle(&ctx, &mut body),
-        ApiKey::DescribeCluster => describe_cluster::handle(&ctx, &mut body),
-        ApiKey::FindCoordinator => find_coordinator::handle(&ctx, &mut body).await,
-        ApiKey::DescribeAcls => acls::describe(&ctx, &mut body),
-        ApiKey::DescribeQuorum => describe_quorum::handle(&ctx, &mut body),
-        ApiKey::ListConfigResources => list_config_resources::handle(&ctx, &mut body),
-        ApiKey::CreateAcls => acls::create(&ctx, &mut body),
-        ApiKey::AlterConfigs => alter_configs::handle(&ctx, &mut body),
-        ApiKey::IncrementalAlterConfigs => alter_configs::handle_incremental(&ctx, &mut body),
-        ApiKey::DeleteRecords => delete_records::handle(&ctx, &mut body),
-        ApiKey::DescribeLogDirs => describe_log_dirs::handle(&ctx, &mut body),
-        ApiKey::AlterReplicaLogDirs => alter_replica_log_dirs::handle(&ctx, &mut body),
-        ApiKey::DescribeTopicPartitions => describe_topic_partitions::handle(&ctx, &mut body),
-        ApiKey::ElectLeaders => elect_leaders::handle(&ctx, &mut body),
-        ApiKey::DescribeClientQuotas => client_quotas::describe(&ctx, &mut body),
-        ApiKey::AlterClientQuotas => client_quotas::alter(&ctx, &mut body),
-        ApiKey::DescribeUserScramCredentials => {
-            describe_user_scram_credentials::handle(&ctx, &mut body)
+    if ctx.api != ApiKey::ApiVersions {
+        let Some(support) = supported(ctx.api) else {
+            return Err(HandlerError::Unsupported(format!(
+                "{:?} is not implemented",
+                ctx.api
+            )));
+        };
+        if ctx.version < support.min || ctx.version > support.max {
+            return Err(HandlerError::Unsupported(format!(
+                "{:?} v{} is outside the supported range v{}-v{}",
+                ctx.api, ctx.version, support.min, support.max
+            )));
         }
-        ApiKey::DeleteAcls => acls::delete(&ctx, &mut body),
-        ApiKey::AlterPartitionReassignments => partition_reassignments::alter(&ctx, &mut body),
-        ApiKey::ListPartitionReassignments => partition_reassignments::list(&ctx, &mut body),
-        ApiKey::JoinGroup => join_group::handle(&ctx, &mut body).await,
-        ApiKey::SyncGroup => sync_group::handle(&ctx, &mut body).await,
-        ApiKey::Heartbeat => heartbeat::handle(&ctx, &mut body).await,
-        ApiKey::LeaveGroup => leave_group::handle(&ctx, &mut body).await,
-        ApiKey::OffsetCommit => offset_commit::handle(&ctx, &mut body).await,
-        ApiKey::OffsetFetch => offset_fetch::handle(&ctx, &mut body).await,
-        ApiKey::DescribeGroups => describe_groups::handle(&ctx, &mut body).await,
-        ApiKey::ListGroups => list_groups::handle(&ctx, &mut body).await,
-        ApiKey::DeleteGroups => delete_groups::handle(&ctx, &mut body).await,
-        ApiKey::OffsetDelete => offset_delete::handle(&ctx, &mut body).await,
-        ApiKey::ConsumerGroupHeartbeat => consumer_group_heartbeat::handle(&ctx, &mut body).await,
-        ApiKey::ConsumerGroupDescribe => consumer_group_describe::handle(&ctx, &mut body).await,
-        other => Err(HandlerError::Unsupported(format!(
-            "{other:?} is not implemented"
-        ))),
     }
+    route(&ctx, &mut body).await
 }
 
 #[cfg(test)]

@@ -2,7 +2,6 @@
 
 use super::{Ctx, Response};
 use crate::errors::HandlerError;
-use crate::groups::now_ms;
 use bytes::Bytes;
 use gregor_protocol::messages::offset_commit_request::OffsetCommitRequest;
 use gregor_protocol::messages::offset_commit_response::OffsetCommitResponse;
@@ -15,16 +14,13 @@ pub const VERSIONS: (i16, i16) = (2, 9);
 pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: OffsetCommitRequest = ctx.decode(body)?;
     let version = ctx.version;
-    super::group_call(
-        ctx,
-        || unavailable(&req, ErrorCode::CoordinatorNotAvailable),
-        |g| {
-            g.with(ctx.broker, |c, topics| {
-                c.offset_commit(now_ms(), version, req.clone(), topics)
-            })
-        },
-    )
-    .await
+    let result = ctx
+        .groups()
+        .write(req.group_id.as_str(), |c, topics, now| {
+            c.offset_commit(now, version, req.clone(), topics)
+        })
+        .await;
+    super::coordinator_answer(ctx, result, |code| unavailable(&req, code))
 }
 
 fn unavailable(req: &OffsetCommitRequest, code: ErrorCode) -> OffsetCommitResponse {

@@ -2,29 +2,50 @@
 
 use super::{Ctx, Response};
 use crate::errors::HandlerError;
-use crate::groups::now_ms;
 use bytes::Bytes;
 use gregor_protocol::messages::offset_fetch_request::OffsetFetchRequest;
-use gregor_protocol::messages::offset_fetch_response::OffsetFetchResponse;
+use gregor_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponse, OffsetFetchResponseGroup,
+};
 use gregor_protocol::ErrorCode;
 
 /// Served versions.
 pub const VERSIONS: (i16, i16) = (1, 9);
 
-/// Handles OffsetFetch.
+/// Handles OffsetFetch (v8+ batches groups: fanned out over the group shards).
 pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: OffsetFetchRequest = ctx.decode(body)?;
     let version = ctx.version;
-    super::group_call(
-        ctx,
-        || unavailable(&req, ErrorCode::CoordinatorNotAvailable),
-        |g| {
-            g.read(ctx.broker, |c, topics| {
-                c.offset_fetch(now_ms(), version, &req, topics)
+    if version < 8 {
+        let result = ctx
+            .groups()
+            .read(req.group_id.as_str(), |c, topics, now| {
+                c.offset_fetch(now, version, &req, topics)
             })
-        },
-    )
-    .await
+            .await;
+        return super::coordinator_answer(ctx, result, |code| unavailable(&req, code));
+    }
+    let plan = ctx
+        .groups()
+        .by_shard(req.groups.iter().map(|g| g.group_id.as_str()));
+    let mut answers = vec![None; req.groups.len()];
+    for (shard, indexes) in plan {
+        let mut sub = req.clone();
+        sub.groups = indexes.iter().map(|i| req.groups[*i].clone()).collect();
+        let result = ctx
+            .groups()
+            .read_shard(shard, |c, topics, now| {
+                c.offset_fetch(now, version, &sub, topics).groups
+            })
+            .await;
+        super::fill_shard_answers(&mut answers, &indexes, result, |i, code| {
+            OffsetFetchResponseGroup::default()
+                .with_group_id(req.groups[i].group_id.clone())
+                .with_error_code(code.code())
+        });
+    }
+    let groups: Vec<OffsetFetchResponseGroup> = answers.into_iter().flatten().collect();
+    ctx.respond(&OffsetFetchResponse::default().with_groups(groups))
 }
 
 fn unavailable(req: &OffsetFetchRequest, code: ErrorCode) -> OffsetFetchResponse {

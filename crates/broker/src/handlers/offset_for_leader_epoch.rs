@@ -5,7 +5,6 @@
 //! The Java consumer uses this to validate positions because Metadata reports epochs >= 0.
 
 use super::{Ctx, Response};
-use crate::broker::{check_leader_epoch, LEADER_EPOCH};
 use crate::errors::HandlerError;
 use bytes::Bytes;
 use gregor_protocol::messages::offset_for_leader_epoch_request::OffsetForLeaderEpochRequest;
@@ -18,7 +17,7 @@ use gregor_protocol::ErrorCode;
 pub const VERSIONS: (i16, i16) = (2, 4);
 
 /// Handles OffsetForLeaderEpoch.
-pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
+pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: OffsetForLeaderEpochRequest = ctx.decode(body)?;
     let mut topics = Vec::new();
     for t in &req.topics {
@@ -29,22 +28,19 @@ pub fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError>
                 .with_partition(p.partition)
                 .with_leader_epoch(-1)
                 .with_end_offset(-1);
-            let part = ctx.broker.partition(name, p.partition);
-            let found = part.as_ref().and_then(|part| {
-                part.log.lock().as_ref().map(|l| {
-                    match l.end_offset_for_epoch(p.leader_epoch) {
+            let checked = ctx
+                .replicas()
+                .leader_partition(name, p.partition, p.current_leader_epoch)
+                .and_then(|part| {
+                    let current = part.leader_epoch();
+                    part.with_log(|l| match l.end_offset_for_epoch(p.leader_epoch) {
                         Some(found) => found,
-                        // Nothing appended yet: the current epoch ends at the log end.
-                        None if p.leader_epoch == LEADER_EPOCH => {
-                            (LEADER_EPOCH, l.log_end_offset())
-                        }
+                        // The leader's own epoch ends at the log end (Kafka's rule).
+                        None if p.leader_epoch == current => (current, l.log_end_offset()),
                         None => (-1, -1),
-                    }
-                })
-            });
-            let checked = found
-                .ok_or(ErrorCode::UnknownTopicOrPartition)
-                .and_then(|f| check_leader_epoch(p.current_leader_epoch).map(|()| f));
+                    })
+                    .ok_or(ErrorCode::UnknownTopicOrPartition)
+                });
             match checked {
                 Err(code) => r.error_code = code.code(),
                 Ok((epoch, end)) => {

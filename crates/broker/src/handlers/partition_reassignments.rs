@@ -21,20 +21,20 @@ pub const LIST_VERSIONS: (i16, i16) = (0, 0);
 pub const ALTER_VERSIONS: (i16, i16) = (0, 1);
 
 /// Handles ListPartitionReassignments: never any ongoing reassignment.
-pub fn list(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
+pub async fn list(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let _req: ListPartitionReassignmentsRequest = ctx.decode(body)?;
     ctx.respond(&ListPartitionReassignmentsResponse::default().with_error_code(0))
 }
 
 /// Handles AlterPartitionReassignments.
-pub fn alter(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
+pub async fn alter(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: AlterPartitionReassignmentsRequest = ctx.decode(body)?;
-    let node = ctx.broker.node_id();
+    let node = ctx.node_id();
     let responses = req
         .topics
         .iter()
         .map(|t| {
-            let meta = ctx.broker.topic_meta(t.name.0.as_str());
+            let meta = ctx.metadata().topic(t.name.0.as_str());
             let partitions = t
                 .partitions
                 .iter()

@@ -1,17 +1,29 @@
-//! Produce (key 0). Advertised v0–v13 (v13: topic ids) (librdkafka turns compression off when the minimum is
-//! above 0), served v3–v13: v0–v2 carry message formats v0/v1, which Kafka 4 no longer accepts,
-//! and close the connection. Each partition gets exactly one RecordBatch v2, validated (CRC,
-//! record framing, offset deltas; compressed batches are decompressed with a cap) and appended
-//! as sent — only the base offset and leader epoch are patched, the payload is never
-//! re-encoded (topics with `message.timestamp.type=LogAppendTime` get the timestamp type and
-//! `maxTimestamp` rewritten, as Kafka does; topics whose `compression.type` names a codec get
-//! batches in another codec re-encoded with it). Compacted topics refuse keyless records
-//! (INVALID_RECORD) and acks=all fails with NOT_ENOUGH_REPLICAS when `min.insync.replicas`
-//! exceeds the one in-sync replica. acks=0 sends no response (and closes the connection on error, as Kafka does).
+//! Produce (key 0). Advertised v0–v13 (v13: topic ids) (librdkafka turns compression off when
+//! the minimum is above 0), served v3–v13: v0–v2 carry message formats v0/v1, which Kafka 4 no
+//! longer accepts, and close the connection.
+//!
+//! Each partition is resolved with the replica manager (NOT_LEADER_OR_FOLLOWER when another
+//! broker leads it) and gets exactly one RecordBatch v2, validated (CRC, record framing, offset
+//! deltas; compressed batches are decompressed with a cap) and appended as sent — only the base
+//! offset and leader epoch are patched, the payload is never re-encoded (topics with
+//! `message.timestamp.type=LogAppendTime` get the timestamp type and `maxTimestamp` rewritten,
+//! as Kafka does; topics whose `compression.type` names a codec get batches in another codec
+//! re-encoded with it). Compacted topics refuse keyless records (INVALID_RECORD). Transactional
+//! batches are verified with the transaction coordinator first.
+//!
+//! The request runs in three steps: resolve and verify (async), validate and append (one
+//! blocking task for the whole request: disk I/O stays off the async workers), then for
+//! acks=all wait for the high watermark to pass each batch (Kafka's delayed produce, bounded by
+//! the request's `timeout_ms`: REQUEST_TIMED_OUT). acks=all is refused with NOT_ENOUGH_REPLICAS
+//! before appending when the ISR is smaller than `min.insync.replicas` capped at the
+//! replication factor, as Kafka. acks=0 sends no response (and closes the connection on error,
+//! as Kafka does).
 
 use super::{Ctx, Response};
-use crate::broker::{Partition, ProduceSettings, LEADER_EPOCH};
 use crate::errors::{storage_code, HandlerError};
+use crate::limits::MAX_DECOMPRESSED_BATCH;
+use crate::replica_manager::{AppendError, Partition, ReplicaManager};
+use crate::topic_config::ProduceSettings;
 use bytes::Bytes;
 use gregor_protocol::messages::produce_request::ProduceRequest;
 use gregor_protocol::messages::produce_response::{
@@ -26,9 +38,8 @@ use std::sync::Arc;
 pub const VERSIONS: (i16, i16) = (0, 13);
 /// Lowest version actually served.
 pub const MIN_SERVED: i16 = 3;
-/// Cap on the decompressed size of one batch during validation.
-pub const MAX_DECOMPRESSED_BATCH: usize = 128 * 1024 * 1024;
 
+#[derive(Debug, Clone)]
 struct Outcome {
     error: ErrorCode,
     message: Option<String>,
@@ -37,6 +48,8 @@ struct Outcome {
     log_append_time: i64,
     /// Records and bytes appended (for the metrics; 0 for errors and duplicates).
     appended: (u64, u64),
+    /// One past the last offset of the appended (or duplicate) batch: what acks=all waits for.
+    end_offset: i64,
     /// Per-record errors (KIP-467): (index in the batch, message).
     record_errors: Vec<(i32, String)>,
 }
@@ -50,6 +63,7 @@ impl Outcome {
             log_start_offset: -1,
             log_append_time: -1,
             appended: (0, 0),
+            end_offset: -1,
             record_errors: Vec::new(),
         }
     }
@@ -83,20 +97,15 @@ fn recompress(batch: &RecordBatch, codec: Compression) -> Result<Vec<u8>, BatchE
     Ok(b.build()?.to_vec())
 }
 
+/// Validates one partition's records and appends them as the leader. Blocking.
 fn append(
-    part: &Arc<Partition>,
-    records: Option<Bytes>,
+    replicas: &ReplicaManager,
+    part: &Partition,
+    records: Bytes,
     settings: ProduceSettings,
-    acks: i16,
-    verify_txn: &dyn Fn(i64, i16) -> Result<(), String>,
+    now_ms: i64,
 ) -> Outcome {
     let max_message_bytes = settings.max_message_bytes;
-    let Some(records) = records.filter(|r| !r.is_empty()) else {
-        return Outcome::err(
-            ErrorCode::InvalidRecord,
-            "Produce request contains no record batch",
-        );
-    };
     let batches = match RecordBatch::split(records) {
         Ok(b) => b,
         Err(e) => return Outcome::err(e.error_code(), e.to_string()),
@@ -123,13 +132,6 @@ fn append(
             "Control records are not allowed from clients",
         );
     }
-    if batch.is_transactional() {
-        // Kafka's transaction.partition.verification: the partition must be part of the
-        // producer's ongoing transaction.
-        if let Err(message) = verify_txn(batch.producer_id(), batch.producer_epoch()) {
-            return Outcome::err(ErrorCode::InvalidTxnState, message);
-        }
-    }
     let summary = match batch.validate(MAX_DECOMPRESSED_BATCH) {
         Ok(s) => s,
         Err(e) => return Outcome::err(e.error_code(), e.to_string()),
@@ -137,8 +139,8 @@ fn append(
     if settings.compact && summary.has_null_key {
         // KIP-467: name the offending records, so that clients fail only those.
         let msg = format!(
-            "Compacted topic cannot accept message without key in topic partition {}-{}.",
-            part.topic, part.index
+            "Compacted topic cannot accept message without key in topic partition {}.",
+            part.name()
         );
         let record_errors: Vec<(i32, String)> = batch
             .records(MAX_DECOMPRESSED_BATCH)
@@ -167,15 +169,6 @@ fn append(
         out.record_errors = record_errors;
         return out;
     }
-    if acks == -1 && settings.min_insync_replicas > 1 {
-        return Outcome::err(
-            ErrorCode::NotEnoughReplicas,
-            format!(
-                "The size of the current ISR Set(1) is insufficient to satisfy the min.isr requirement of {} for partition {}-{}",
-                settings.min_insync_replicas, part.topic, part.index
-            ),
-        );
-    }
     let mut owned = match settings.compression {
         Some(codec) if batch.compression().ok() != Some(codec) => match recompress(batch, codec) {
             Ok(b) => b,
@@ -184,58 +177,51 @@ fn append(
         _ => batch.as_bytes().to_vec(),
     };
     let append_time = if settings.log_append_time {
-        let now = crate::groups::now_ms();
-        RecordBatch::set_log_append_time(&mut owned, now);
-        now
+        RecordBatch::set_log_append_time(&mut owned, now_ms);
+        now_ms
     } else {
         -1
     };
-    let result = {
-        let mut guard = part.log.lock();
-        match guard.as_mut() {
-            None => {
-                return Outcome::err(
-                    ErrorCode::UnknownTopicOrPartition,
-                    "This partition was deleted",
+    match replicas.append_as_leader(part, &mut owned) {
+        Ok(info) => Outcome {
+            error: ErrorCode::None,
+            message: None,
+            base_offset: info.base_offset,
+            log_start_offset: info.log_start_offset,
+            log_append_time: append_time,
+            appended: if info.duplicate {
+                (0, 0)
+            } else {
+                (
+                    (info.last_offset - info.base_offset + 1) as u64,
+                    owned.len() as u64,
                 )
-            }
-            Some(log) => log.append(&mut owned, LEADER_EPOCH),
-        }
-    };
-    match result {
-        Ok(info) => {
-            if !info.duplicate {
-                part.appended.notify_waiters();
-            }
-            Outcome {
-                error: ErrorCode::None,
-                message: None,
-                base_offset: info.base_offset,
-                log_start_offset: info.log_start_offset,
-                log_append_time: append_time,
-                appended: if info.duplicate {
-                    (0, 0)
-                } else {
-                    (
-                        (info.last_offset - info.base_offset + 1) as u64,
-                        owned.len() as u64,
-                    )
-                },
-                record_errors: Vec::new(),
-            }
-        }
-        Err(e) => {
+            },
+            end_offset: info.last_offset + 1,
+            record_errors: Vec::new(),
+        },
+        Err(AppendError::Deleted) => Outcome::err(
+            ErrorCode::UnknownTopicOrPartition,
+            "This partition was deleted",
+        ),
+        Err(AppendError::NotLeader) => Outcome::err(
+            ErrorCode::NotLeaderOrFollower,
+            "This broker is no longer the leader of the partition",
+        ),
+        Err(AppendError::Storage(e)) => {
             let code = storage_code(&e);
             if code == ErrorCode::KafkaStorageError {
-                tracing::error!(topic = %part.topic, partition = part.index, error = %e, "append failed");
+                tracing::error!(partition = %part.name(), error = %e, "append failed");
             }
             Outcome::err(code, e.to_string())
         }
     }
 }
 
-/// Checks a transactional batch against the transaction coordinator.
-fn verify_transactional(
+/// Checks a transactional batch against the transaction coordinator (Kafka's
+/// `transaction.partition.verification`: the partition must be part of the producer's ongoing
+/// transaction).
+async fn verify_transactional(
     ctx: &Ctx<'_>,
     transactional_id: Option<&str>,
     topic: &str,
@@ -247,9 +233,8 @@ fn verify_transactional(
         return Err("Transactional records need a transactional id in the produce request".into());
     };
     let codes = ctx
-        .broker
-        .txns
-        .read(|c| {
+        .txns()
+        .read(tid, |c| {
             c.verify_partitions(
                 tid,
                 producer_id,
@@ -257,6 +242,7 @@ fn verify_transactional(
                 &[(topic.to_string(), partition)],
             )
         })
+        .await
         .map_err(|e| e.to_string())?;
     match codes.first() {
         Some(0) => Ok(()),
@@ -264,6 +250,14 @@ fn verify_transactional(
             "Partition {topic}-{partition} is not part of an ongoing transaction of {tid} (producer id {producer_id}, epoch {producer_epoch})"
         )),
     }
+}
+
+/// One partition of the request on its way through the three steps.
+struct Slot {
+    topic: usize,
+    index: i32,
+    name: String,
+    work: Result<(Arc<Partition>, Bytes, ProduceSettings), Outcome>,
 }
 
 /// Handles Produce.
@@ -277,106 +271,146 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
     let req: ProduceRequest = ctx.decode(body)?;
     let acks = req.acks;
     let req_tid = req.transactional_id.as_ref().map(|t| t.to_string());
-    let mut any_error = false;
-    let mut responses = Vec::with_capacity(req.topic_data.len());
-    for topic in req.topic_data {
+    let replicas = ctx.replicas();
+    // 1. Resolve each partition (leader, settings) and verify transactional batches.
+    let mut slots = Vec::new();
+    let mut topics = Vec::with_capacity(req.topic_data.len());
+    for (ti, topic) in req.topic_data.into_iter().enumerate() {
         // v13+ (KIP-516) names topics by id only.
         let (name, unknown_id) = if ctx.version >= 13 {
-            match ctx.broker.topic_name(&topic.topic_id) {
+            match ctx.metadata().topic_name(&topic.topic_id) {
                 Some(n) => (n, false),
                 None => (String::new(), true),
             }
         } else {
             (topic.name.0.as_str().to_string(), false)
         };
-        let mut partition_responses = Vec::with_capacity(topic.partition_data.len());
-        let mut counters = None;
         for pd in topic.partition_data {
-            let outcome = if !matches!(acks, -1..=1) {
-                Outcome::err(ErrorCode::InvalidRequiredAcks, "acks must be -1, 0 or 1")
+            let work = if !matches!(acks, -1..=1) {
+                Err(Outcome::err(
+                    ErrorCode::InvalidRequiredAcks,
+                    "acks must be -1, 0 or 1",
+                ))
             } else if unknown_id {
-                Outcome::err(
+                Err(Outcome::err(
                     ErrorCode::UnknownTopicId,
                     "This server does not host this topic ID.",
-                )
+                ))
+            } else if gregor_controller::topic::is_internal(&name) {
+                Err(Outcome::err(
+                    ErrorCode::InvalidTopicException,
+                    format!("Cannot append to internal topic {name}"),
+                ))
             } else {
-                if gregor_controller::topic::is_internal(&name) {
-                    Outcome::err(
-                        ErrorCode::InvalidTopicException,
-                        format!("Cannot append to internal topic {name}"),
-                    )
-                } else {
-                    match ctx.broker.partition(&name, pd.index) {
-                        None => Outcome::err(
-                            ErrorCode::UnknownTopicOrPartition,
-                            "This server does not host this topic-partition.",
-                        ),
-                        Some(part) => {
-                            let verify_txn = |pid: i64, epoch: i16| {
-                                verify_transactional(
-                                    ctx,
-                                    req_tid.as_deref(),
-                                    &name,
-                                    pd.index,
-                                    pid,
-                                    epoch,
-                                )
-                            };
-                            append(
-                                &part,
-                                pd.records,
-                                ctx.broker.produce_settings(&name),
-                                acks,
-                                &verify_txn,
-                            )
-                        }
-                    }
-                }
+                resolve(ctx, &name, pd.index, pd.records, acks, req_tid.as_deref()).await
             };
+            slots.push(Slot {
+                topic: ti,
+                index: pd.index,
+                name: name.clone(),
+                work,
+            });
+        }
+        topics.push((topic.name, topic.topic_id));
+    }
+    // 2. Validate and append, off the async workers.
+    let now = crate::clock::now_ms();
+    let rm = replicas.clone();
+    let (slots, mut outcomes) = tokio::task::spawn_blocking(move || {
+        let outcomes: Vec<Outcome> = slots
+            .iter()
+            .map(|s| match &s.work {
+                Ok((part, records, settings)) => append(&rm, part, records.clone(), *settings, now),
+                Err(o) => o.clone(),
+            })
+            .collect();
+        (slots, outcomes)
+    })
+    .await
+    .map_err(|e| HandlerError::Internal(format!("produce task: {e}")))?;
+    // 3. acks=all: wait until the in-sync replicas have the batches.
+    if acks == -1 {
+        let timeout = std::time::Duration::from_millis(req.timeout_ms.max(0) as u64);
+        for (slot, outcome) in slots.iter().zip(outcomes.iter_mut()) {
             if outcome.error != ErrorCode::None {
-                any_error = true;
-                tracing::debug!(topic = %name, partition = pd.index, error = ?outcome.error, message = ?outcome.message, "produce rejected");
-                ctx.broker.metrics.errors(ctx.api, outcome.error, 1);
+                continue;
             }
-            if !matches!(
-                outcome.error,
-                ErrorCode::UnknownTopicOrPartition | ErrorCode::UnknownTopicId
-            ) {
-                let c = counters.get_or_insert_with(|| ctx.broker.metrics.topic(&name));
+            if let Ok((part, _, settings)) = &slot.work {
+                let waited = crate::metrics::waiting(replicas.wait_for_commit(
+                    part,
+                    outcome.end_offset,
+                    timeout,
+                ))
+                .await;
+                if let Err(code) = waited {
+                    *outcome = Outcome::err(
+                        code,
+                        format!("{code:?} while waiting for the in-sync replicas"),
+                    );
+                } else if let Err(msg) = replicas.check_min_isr(part, settings.min_insync_replicas)
+                {
+                    // The records are in the log, but fewer replicas than required have them.
+                    *outcome = Outcome::err(ErrorCode::NotEnoughReplicasAfterAppend, msg);
+                }
+            }
+        }
+    }
+    // 4. Answer.
+    let mut any_error = false;
+    let mut responses: Vec<TopicProduceResponse> = topics
+        .iter()
+        .map(|(name, id)| {
+            let mut t = TopicProduceResponse::default();
+            if ctx.version >= 13 {
+                t.topic_id = *id;
+            } else {
+                t.name = name.clone();
+            }
+            t
+        })
+        .collect();
+    let mut counters: Option<(String, Arc<crate::metrics::TopicCounters>)> = None;
+    for (slot, outcome) in slots.iter().zip(outcomes) {
+        if outcome.error != ErrorCode::None {
+            any_error = true;
+            tracing::debug!(topic = %slot.name, partition = slot.index, error = ?outcome.error, message = ?outcome.message, "produce rejected");
+            ctx.metrics().errors(ctx.api, outcome.error, 1);
+        }
+        if !matches!(
+            outcome.error,
+            ErrorCode::UnknownTopicOrPartition | ErrorCode::UnknownTopicId
+        ) {
+            if counters.as_ref().is_none_or(|(n, _)| *n != slot.name) {
+                counters = Some((slot.name.clone(), ctx.metrics().topic(&slot.name)));
+            }
+            if let Some((_, c)) = &counters {
                 c.produce_request(outcome.error != ErrorCode::None);
                 c.appended(outcome.appended.0, outcome.appended.1);
             }
-            let mut r = PartitionProduceResponse::default()
-                .with_index(pd.index)
-                .with_error_code(outcome.error.code())
-                .with_base_offset(outcome.base_offset)
-                .with_log_append_time_ms(outcome.log_append_time)
-                .with_log_start_offset(if ctx.version >= 5 {
-                    outcome.log_start_offset
-                } else {
-                    -1
-                });
-            if ctx.version >= 8 {
-                r.error_message = outcome.message.map(StrBytes::from_string);
-                r.record_errors = outcome
-                    .record_errors
-                    .into_iter()
-                    .map(|(i, m)| {
-                        BatchIndexAndErrorMessage::default()
-                            .with_batch_index(i)
-                            .with_batch_index_error_message(Some(StrBytes::from_string(m)))
-                    })
-                    .collect();
-            }
-            partition_responses.push(r);
         }
-        let mut t = TopicProduceResponse::default().with_partition_responses(partition_responses);
-        if ctx.version >= 13 {
-            t.topic_id = topic.topic_id;
-        } else {
-            t.name = topic.name;
+        let mut r = PartitionProduceResponse::default()
+            .with_index(slot.index)
+            .with_error_code(outcome.error.code())
+            .with_base_offset(outcome.base_offset)
+            .with_log_append_time_ms(outcome.log_append_time)
+            .with_log_start_offset(if ctx.version >= 5 {
+                outcome.log_start_offset
+            } else {
+                -1
+            });
+        if ctx.version >= 8 {
+            r.error_message = outcome.message.map(StrBytes::from_string);
+            r.record_errors = outcome
+                .record_errors
+                .into_iter()
+                .map(|(i, m)| {
+                    BatchIndexAndErrorMessage::default()
+                        .with_batch_index(i)
+                        .with_batch_index_error_message(Some(StrBytes::from_string(m)))
+                })
+                .collect();
         }
-        responses.push(t);
+        responses[slot.topic].partition_responses.push(r);
     }
     if acks == 0 {
         return Ok(if any_error {
@@ -390,4 +424,61 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
             .with_responses(responses)
             .with_throttle_time_ms(0),
     )
+}
+
+/// Step 1 for one partition: the leader's partition and settings, the transactional check and
+/// the acks=all in-sync replica check.
+async fn resolve(
+    ctx: &Ctx<'_>,
+    name: &str,
+    index: i32,
+    records: Option<Bytes>,
+    acks: i16,
+    transactional_id: Option<&str>,
+) -> Result<(Arc<Partition>, Bytes, ProduceSettings), Outcome> {
+    let part = ctx
+        .replicas()
+        .leader_partition(name, index, -1)
+        .map_err(|code| {
+            Outcome::err(
+                code,
+                match code {
+                    ErrorCode::NotLeaderOrFollower => {
+                        "This server is not the leader for that topic-partition."
+                    }
+                    _ => "This server does not host this topic-partition.",
+                },
+            )
+        })?;
+    let Some(records) = records.filter(|r| !r.is_empty()) else {
+        return Err(Outcome::err(
+            ErrorCode::InvalidRecord,
+            "Produce request contains no record batch",
+        ));
+    };
+    let settings = ctx.replicas().produce_settings(name);
+    // A transactional batch's partition must be in the producer's transaction. The header is
+    // enough for that; a batch that does not parse fails validation in step 2.
+    if let Ok(batch) = RecordBatch::parse(records.clone()) {
+        if batch.is_transactional() && !batch.is_control() {
+            if let Err(message) = verify_transactional(
+                ctx,
+                transactional_id,
+                name,
+                index,
+                batch.producer_id(),
+                batch.producer_epoch(),
+            )
+            .await
+            {
+                return Err(Outcome::err(ErrorCode::InvalidTxnState, message));
+            }
+        }
+    }
+    if acks == -1 {
+        ctx.replicas()
+            .check_min_isr(&part, settings.min_insync_replicas)
+            .map_err(|msg| Outcome::err(ErrorCode::NotEnoughReplicas, msg))?;
+    }
+    Ok((part, records, settings))
 }

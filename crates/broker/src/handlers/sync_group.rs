@@ -7,7 +7,6 @@ use bytes::Bytes;
 use gregor_group_coordinator::Response as GroupResponse;
 use gregor_protocol::messages::sync_group_request::SyncGroupRequest;
 use gregor_protocol::messages::sync_group_response::SyncGroupResponse;
-use gregor_protocol::ErrorCode;
 
 /// Served versions.
 pub const VERSIONS: (i16, i16) = (0, 5);
@@ -16,9 +15,11 @@ pub const VERSIONS: (i16, i16) = (0, 5);
 pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: SyncGroupRequest = ctx.decode(body)?;
     let version = ctx.version;
+    let group_id = req.group_id.as_str().to_string();
     deferred_group_call(
         ctx,
-        || SyncGroupResponse::default().with_error_code(ErrorCode::CoordinatorNotAvailable.code()),
+        &group_id,
+        |code| SyncGroupResponse::default().with_error_code(code.code()),
         |r| match r {
             GroupResponse::SyncGroup(r) => Some(r),
             _ => None,

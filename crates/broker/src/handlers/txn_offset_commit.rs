@@ -7,13 +7,12 @@
 
 use super::{Ctx, Response};
 use crate::errors::HandlerError;
-use crate::groups::{now_ms, OFFSETS_TOPIC};
+use crate::group_service::OFFSETS_TOPIC;
 use bytes::Bytes;
 use gregor_protocol::messages::txn_offset_commit_request::TxnOffsetCommitRequest;
 use gregor_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponse, TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
-use gregor_protocol::ErrorCode;
 use gregor_txn_coordinator::errors as txn_errors;
 
 /// Served versions.
@@ -22,17 +21,11 @@ pub const VERSIONS: (i16, i16) = (0, 5);
 /// Handles TxnOffsetCommit.
 pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: TxnOffsetCommitRequest = ctx.decode(body)?;
-    let broker = ctx.broker;
     let version = ctx.version;
-    if broker.txns.ensure_loaded(broker).await.is_err()
-        || broker.groups.ensure_loaded(broker).await.is_err()
-    {
-        return ctx.respond(&all(&req, ErrorCode::CoordinatorNotAvailable.code()));
-    }
-    let partition = broker.groups.partition_for(req.group_id.as_str());
-    let verified = broker
-        .txns
-        .read(|c| {
+    let partition = ctx.groups().partition_for(req.group_id.as_str());
+    let verified = ctx
+        .txns()
+        .read(req.transactional_id.as_str(), |c| {
             c.verify_partitions(
                 req.transactional_id.as_str(),
                 req.producer_id.0,
@@ -40,13 +33,14 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
                 &[(OFFSETS_TOPIC.to_string(), partition)],
             )
         })
+        .await
         .map(|codes| {
             codes
                 .first()
                 .copied()
                 .unwrap_or(txn_errors::INVALID_TXN_STATE)
         })
-        .unwrap_or(ErrorCode::CoordinatorNotAvailable.code());
+        .unwrap_or_else(|e| e.code().code());
     if verified != 0 {
         let code = if version < 2 && verified == txn_errors::PRODUCER_FENCED {
             txn_errors::INVALID_PRODUCER_EPOCH
@@ -56,13 +50,13 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
         return ctx.respond(&all(&req, code));
     }
     let (pid, epoch) = (req.producer_id.0, req.producer_epoch);
-    let answer = broker.groups.with_txn(broker, pid, epoch, |c, topics| {
-        c.txn_offset_commit(now_ms(), version, req.clone(), topics)
-    });
-    match answer {
-        Ok(resp) => ctx.respond(&resp),
-        Err(_) => ctx.respond(&all(&req, ErrorCode::CoordinatorNotAvailable.code())),
-    }
+    let answer = ctx
+        .groups()
+        .write_txn(req.group_id.as_str(), pid, epoch, |c, topics, now| {
+            c.txn_offset_commit(now, version, req.clone(), topics)
+        })
+        .await;
+    super::coordinator_answer(ctx, answer, |code| all(&req, code.code()))
 }
 
 fn all(req: &TxnOffsetCommitRequest, code: i16) -> TxnOffsetCommitResponse {

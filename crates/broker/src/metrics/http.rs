@@ -3,7 +3,6 @@
 //! served by `hyper`; a malformed request only ends its own connection (hyper answers 400).
 //! The listener stops, and its connections are dropped, when the broker shuts down.
 
-use crate::broker::Broker;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -32,8 +31,18 @@ pub async fn bind(addr: SocketAddr, configured: &str) -> anyhow::Result<TcpListe
         .map_err(|e| anyhow::anyhow!("cannot bind metrics.listener={configured} on {addr}: {e}"))
 }
 
+/// What the endpoint serves: the encoded metrics at the time of the request.
+pub trait Scrape: Send + Sync + 'static {
+    /// Reads the current state and encodes every metric (the `/metrics` body).
+    fn scrape(&self) -> impl std::future::Future<Output = Result<String, std::fmt::Error>> + Send;
+}
+
 /// Serves `/metrics` until `shutdown` flips to true, then drops every open connection.
-pub async fn serve(socket: TcpListener, broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve<S: Scrape>(
+    socket: TcpListener,
+    broker: Arc<S>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut connections = JoinSet::new();
     loop {
         if *shutdown.borrow() {
@@ -78,9 +87,9 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     r
 }
 
-async fn handle(
+async fn handle<S: Scrape>(
     req: Request<Incoming>,
-    broker: Arc<Broker>,
+    broker: Arc<S>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     if req.uri().path() != "/metrics" {
         return Ok(text(StatusCode::NOT_FOUND, "404 not found: try /metrics\n"));
@@ -91,10 +100,8 @@ async fn handle(
             .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
         return Ok(r);
     }
-    let rendered =
-        tokio::task::spawn_blocking(move || crate::metrics::Metrics::render(&broker)).await;
-    Ok(match rendered {
-        Ok(Ok(body)) => {
+    Ok(match broker.scrape().await {
+        Ok(body) => {
             let mut r = Response::new(Full::new(Bytes::from(body)));
             r.headers_mut().insert(
                 CONTENT_TYPE,
@@ -102,7 +109,7 @@ async fn handle(
             );
             r
         }
-        Ok(Err(_)) | Err(_) => {
+        Err(_) => {
             tracing::error!("cannot encode /metrics");
             text(
                 StatusCode::INTERNAL_SERVER_ERROR,

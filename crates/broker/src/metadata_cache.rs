@@ -1,0 +1,160 @@
+//! [`MetadataCache`]: this broker's view of the cluster metadata (Kafka's `KRaftMetadataCache`).
+//!
+//! The view is an immutable image — a `ClusterState` replayed from the metadata records — that
+//! is republished whole after every metadata change. Readers take an `Arc` of the current
+//! image and never lock the controller; a request sees one consistent image from start to end.
+//! Components that act on metadata changes (the replica manager opening and deleting logs,
+//! becoming leader or follower) implement [`MetadataListener`] and are called, in order, after
+//! each image is published.
+
+use crate::config::Config;
+use crate::configs::BrokerView;
+use gregor_controller::state::BrokerMeta;
+use gregor_controller::{ClusterState, TopicMeta};
+use parking_lot::RwLock;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// A partition's replication state, as the metadata describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionState {
+    /// Leader broker id (-1: none).
+    pub leader: i32,
+    /// Leader epoch: bumped at every leader change.
+    pub leader_epoch: i32,
+    /// Partition epoch: bumped at every change of the state.
+    pub partition_epoch: i32,
+    /// Assigned replicas, preferred leader first.
+    pub replicas: Vec<i32>,
+    /// In-sync replicas.
+    pub isr: Vec<i32>,
+}
+
+impl PartitionState {
+    /// The state of a partition of a single-node cluster: `node` leads, alone in the ISR, in
+    /// epoch 0.
+    pub fn single_node(node: i32) -> PartitionState {
+        PartitionState {
+            leader: node,
+            leader_epoch: 0,
+            partition_epoch: 0,
+            replicas: vec![node],
+            isr: vec![node],
+        }
+    }
+}
+
+/// The replication state of partition `index` of `topic` in `image`, for a broker whose id is
+/// `node_id` (`None` if the topic has no such partition). The metadata records carry no
+/// per-partition state yet: in a single-node cluster this node leads every partition.
+pub fn partition_state(
+    _image: &ClusterState,
+    topic: &TopicMeta,
+    index: i32,
+    node_id: i32,
+) -> Option<PartitionState> {
+    (0..topic.partitions)
+        .contains(&index)
+        .then(|| PartitionState::single_node(node_id))
+}
+
+/// A component that reacts to new metadata images.
+pub trait MetadataListener: Send + Sync {
+    /// Called after `image` was published (on the thread that published it, which may block).
+    fn on_metadata(&self, image: &Arc<ClusterState>);
+}
+
+/// The current metadata image and the broker's static configuration it is read with.
+pub struct MetadataCache {
+    config: Arc<Config>,
+    image: RwLock<Arc<ClusterState>>,
+}
+
+impl std::fmt::Debug for MetadataCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetadataCache")
+            .field("records", &self.image.read().records_applied())
+            .finish()
+    }
+}
+
+impl MetadataCache {
+    /// A cache holding `image`.
+    pub fn new(config: Arc<Config>, image: ClusterState) -> MetadataCache {
+        MetadataCache {
+            config,
+            image: RwLock::new(Arc::new(image)),
+        }
+    }
+
+    /// The current image.
+    pub fn image(&self) -> Arc<ClusterState> {
+        self.image.read().clone()
+    }
+
+    /// Replaces the image.
+    pub fn publish(&self, image: Arc<ClusterState>) {
+        *self.image.write() = image;
+    }
+
+    /// A topic by name.
+    pub fn topic(&self, name: &str) -> Option<TopicMeta> {
+        self.image.read().topic(name).cloned()
+    }
+
+    /// A topic by id.
+    pub fn topic_by_id(&self, id: &Uuid) -> Option<TopicMeta> {
+        self.image.read().topic_by_id(id).cloned()
+    }
+
+    /// The name of a topic id.
+    pub fn topic_name(&self, id: &Uuid) -> Option<String> {
+        self.image.read().topic_by_id(id).map(|t| t.name.clone())
+    }
+
+    /// Every topic, ordered by name.
+    pub fn all_topics(&self) -> Vec<TopicMeta> {
+        self.image.read().topics().cloned().collect()
+    }
+
+    /// The registered brokers.
+    pub fn brokers(&self) -> Vec<BrokerMeta> {
+        self.image.read().brokers().cloned().collect()
+    }
+
+    /// The replication state of a partition (`None` if the topic has no such partition).
+    pub fn partition_state(&self, topic: &TopicMeta, index: i32) -> Option<PartitionState> {
+        partition_state(&self.image.read(), topic, index, self.config.node_id)
+    }
+
+    /// The static and dynamic broker configs of this node.
+    pub fn broker_view(&self) -> BrokerView {
+        let image = self.image();
+        BrokerView::new(
+            &self.config,
+            image.broker_configs(&self.config.node_id.to_string()),
+            image.broker_configs(""),
+        )
+    }
+}
+
+/// The topics of an image as the group coordinator sees them.
+pub struct ImageTopics(pub Arc<ClusterState>);
+
+impl gregor_group_coordinator::TopicView for ImageTopics {
+    fn partition_count(&self, topic: &str) -> Option<i32> {
+        self.0.topic(topic).map(|t| t.partitions)
+    }
+    fn topic_id(&self, topic: &str) -> Option<Uuid> {
+        self.0.topic(topic).map(|t| t.id)
+    }
+    fn topic_name(&self, id: &Uuid) -> Option<String> {
+        self.0.topic_by_id(id).map(|t| t.name.clone())
+    }
+    fn all_topics(&self) -> Vec<(String, Uuid, i32)> {
+        self.0
+            .topics()
+            .map(|t| (t.name.clone(), t.id, t.partitions))
+            .collect()
+    }
+}

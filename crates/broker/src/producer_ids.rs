@@ -1,0 +1,82 @@
+//! [`ProducerIdManager`]: hands out producer ids from blocks the controller allocates (Kafka's
+//! `ProducerIdManager`). A block (`PRODUCER_ID_BLOCK` ids, recorded durably in the metadata log
+//! as a `ProducerIds` record) is fetched before the current one runs out, so handing out an id
+//! never waits for the controller on the request path of a pure state machine call.
+
+use crate::controller::ControllerChannel;
+use gregor_protocol::ErrorCode;
+use parking_lot::Mutex;
+use std::ops::Range;
+use std::sync::Arc;
+
+/// Refill when fewer ids than this are left.
+const LOW_WATER: i64 = 16;
+
+/// Producer ids of this broker.
+#[derive(Debug)]
+pub struct ProducerIdManager {
+    controller: Arc<ControllerChannel>,
+    block: Mutex<Range<i64>>,
+    refill: tokio::sync::Mutex<()>,
+}
+
+impl ProducerIdManager {
+    /// A manager with no block yet.
+    pub fn new(controller: Arc<ControllerChannel>) -> ProducerIdManager {
+        ProducerIdManager {
+            controller,
+            block: Mutex::new(0..0),
+            refill: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The next id, if the current block has one (never blocks).
+    pub fn try_next(&self) -> Option<i64> {
+        let mut block = self.block.lock();
+        if block.is_empty() {
+            return None;
+        }
+        let id = block.start;
+        block.start += 1;
+        Some(id)
+    }
+
+    /// As [`ProducerIdManager::try_next`], for the allocation callbacks of the transaction
+    /// coordinator: COORDINATOR_LOAD_IN_PROGRESS (retriable) when the block ran dry.
+    pub fn next_or_retriable(&self) -> Result<i64, i16> {
+        self.try_next()
+            .ok_or(ErrorCode::CoordinatorLoadInProgress.code())
+    }
+
+    /// Makes sure a few ids are available, fetching a new block from the controller if not.
+    pub async fn ensure_available(&self) -> Result<(), ErrorCode> {
+        let left = || {
+            let b = self.block.lock();
+            b.end - b.start
+        };
+        if left() >= LOW_WATER {
+            return Ok(());
+        }
+        let _one_refill = self.refill.lock().await;
+        if left() >= LOW_WATER {
+            return Ok(());
+        }
+        let fresh = self.controller.allocate_producer_ids().await.map_err(|e| {
+            tracing::error!(error = %e, "cannot allocate a producer id block");
+            crate::errors::controller_code(&e)
+        })?;
+        // The few ids left in the old block are abandoned; they are never handed out again.
+        *self.block.lock() = fresh;
+        Ok(())
+    }
+
+    /// The next id, fetching a block if needed.
+    pub async fn next(&self) -> Result<i64, ErrorCode> {
+        loop {
+            if let Some(id) = self.try_next() {
+                return Ok(id);
+            }
+            self.ensure_available().await?;
+        }
+    }
+}
