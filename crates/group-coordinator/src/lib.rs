@@ -15,6 +15,10 @@
 //! periodically) to fire timers: the initial rebalance delay, rebalance timeouts, session
 //! expiry.
 //!
+//! Error codes are [`gregor_protocol::ErrorCode`] throughout: internal results and the
+//! coordinator's own APIs carry `ErrorCode`; `.code()` turns one into the `i16` the
+//! kafka-protocol messages hold.
+//!
 //! Modules (tour):
 //! - [`records`]: the `__consumer_offsets` key/value formats (Kafka's schemas, byte compatible).
 //! - [`classic`]: the classic group protocol (JoinGroup/SyncGroup/Heartbeat/LeaveGroup) with
@@ -27,6 +31,7 @@
 
 pub mod consumer;
 
+use gregor_protocol::ErrorCode;
 use kafka_protocol::messages::{
     consumer_group_describe_request::ConsumerGroupDescribeRequest,
     consumer_group_describe_response::ConsumerGroupDescribeResponse,
@@ -160,50 +165,6 @@ pub trait TopicView {
 #[derive(Debug, thiserror::Error)]
 #[error("cannot replay __consumer_offsets record: {0}")]
 pub struct ReplayError(pub String);
-
-/// Kafka error codes used by the coordinator.
-pub mod errors {
-    /// NONE.
-    pub const NONE: i16 = 0;
-    /// UNKNOWN_TOPIC_OR_PARTITION.
-    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-    /// OFFSET_METADATA_TOO_LARGE.
-    pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
-    /// COORDINATOR_NOT_AVAILABLE.
-    pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
-    /// ILLEGAL_GENERATION.
-    pub const ILLEGAL_GENERATION: i16 = 22;
-    /// INCONSISTENT_GROUP_PROTOCOL.
-    pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
-    /// INVALID_GROUP_ID.
-    pub const INVALID_GROUP_ID: i16 = 24;
-    /// UNKNOWN_MEMBER_ID.
-    pub const UNKNOWN_MEMBER_ID: i16 = 25;
-    /// INVALID_SESSION_TIMEOUT.
-    pub const INVALID_SESSION_TIMEOUT: i16 = 26;
-    /// REBALANCE_IN_PROGRESS.
-    pub const REBALANCE_IN_PROGRESS: i16 = 27;
-    /// UNSUPPORTED_VERSION.
-    pub const UNSUPPORTED_VERSION: i16 = 35;
-    /// NON_EMPTY_GROUP.
-    pub const NON_EMPTY_GROUP: i16 = 68;
-    /// GROUP_ID_NOT_FOUND.
-    pub const GROUP_ID_NOT_FOUND: i16 = 69;
-    /// MEMBER_ID_REQUIRED.
-    pub const MEMBER_ID_REQUIRED: i16 = 79;
-    /// GROUP_MAX_SIZE_REACHED.
-    pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
-    /// FENCED_INSTANCE_ID.
-    pub const FENCED_INSTANCE_ID: i16 = 82;
-    /// GROUP_SUBSCRIBED_TO_TOPIC.
-    pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
-    /// UNSTABLE_OFFSET_COMMIT.
-    pub const UNSTABLE_OFFSET_COMMIT: i16 = 88;
-    /// STALE_MEMBER_EPOCH.
-    pub const STALE_MEMBER_EPOCH: i16 = 113;
-}
-
-use errors::*;
 
 fn sb(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
@@ -345,7 +306,7 @@ impl GroupCoordinator {
                 out.records.extend(self.consumer.delete(&group_id));
             } else {
                 let mut r = JoinGroupResponse::default()
-                    .with_error_code(INCONSISTENT_GROUP_PROTOCOL)
+                    .with_error_code(ErrorCode::InconsistentGroupProtocol.code())
                     .with_member_id(req.member_id.clone());
                 if version < 7 {
                     r.protocol_name = Some(StrBytes::default());
@@ -466,7 +427,7 @@ impl GroupCoordinator {
                     } else {
                         format!("Group {} not found.", gid.as_str())
                     };
-                    dead.with_error_code(GROUP_ID_NOT_FOUND)
+                    dead.with_error_code(ErrorCode::GroupIdNotFound.code())
                         .with_error_message(Some(sb(&msg)))
                 } else {
                     dead
@@ -560,7 +521,7 @@ impl GroupCoordinator {
                     Ok(tombstone) => {
                         records.extend(self.offsets.delete_group(id));
                         records.push(tombstone);
-                        NONE
+                        ErrorCode::None
                     }
                     Err(code) => code,
                 }
@@ -568,19 +529,19 @@ impl GroupCoordinator {
                 if self.consumer.is_empty(id) {
                     records.extend(self.offsets.delete_group(id));
                     records.extend(self.consumer.delete(id));
-                    NONE
+                    ErrorCode::None
                 } else {
-                    NON_EMPTY_GROUP
+                    ErrorCode::NonEmptyGroup
                 }
             } else if id.is_empty() {
-                INVALID_GROUP_ID
+                ErrorCode::InvalidGroupId
             } else {
-                GROUP_ID_NOT_FOUND
+                ErrorCode::GroupIdNotFound
             };
             results.push(
                 DeletableGroupResult::default()
                     .with_group_id(gid.clone())
-                    .with_error_code(code),
+                    .with_error_code(code.code()),
             );
         }
         (
@@ -607,7 +568,7 @@ impl GroupCoordinator {
                 return (
                     Vec::new(),
                     ConsumerGroupHeartbeatResponse::default()
-                        .with_error_code(GROUP_ID_NOT_FOUND)
+                        .with_error_code(ErrorCode::GroupIdNotFound.code())
                         .with_error_message(Some(sb(&msg))),
                 );
             }
@@ -634,7 +595,7 @@ impl GroupCoordinator {
             if self.classic.contains(g.group_id.as_str())
                 && !self.consumer.contains(g.group_id.as_str())
             {
-                g.error_code = GROUP_ID_NOT_FOUND;
+                g.error_code = ErrorCode::GroupIdNotFound.code();
                 g.error_message = Some(sb(&format!(
                     "Group {} is not a consumer group.",
                     g.group_id.as_str()

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use gregor_group_coordinator::classic::GroupState;
 use gregor_group_coordinator::records::encode_consumer_subscription;
 use gregor_group_coordinator::*;
+use gregor_protocol::ErrorCode;
 use kafka_protocol::messages::{
     heartbeat_request::HeartbeatRequest,
     join_group_request::{JoinGroupRequest, JoinGroupRequestProtocol},
@@ -17,16 +18,17 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-const NONE: i16 = 0;
-const ILLEGAL_GENERATION: i16 = 22;
-const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
-const INVALID_GROUP_ID: i16 = 24;
-const UNKNOWN_MEMBER_ID: i16 = 25;
-const INVALID_SESSION_TIMEOUT: i16 = 26;
-const REBALANCE_IN_PROGRESS: i16 = 27;
-const MEMBER_ID_REQUIRED: i16 = 79;
-const GROUP_MAX_SIZE_REACHED: i16 = 81;
-const FENCED_INSTANCE_ID: i16 = 82;
+// Wire values the assertions compare against (`ErrorCode` is the one definition).
+const NONE: i16 = ErrorCode::None.code();
+const ILLEGAL_GENERATION: i16 = ErrorCode::IllegalGeneration.code();
+const INCONSISTENT_GROUP_PROTOCOL: i16 = ErrorCode::InconsistentGroupProtocol.code();
+const INVALID_GROUP_ID: i16 = ErrorCode::InvalidGroupId.code();
+const UNKNOWN_MEMBER_ID: i16 = ErrorCode::UnknownMemberId.code();
+const INVALID_SESSION_TIMEOUT: i16 = ErrorCode::InvalidSessionTimeout.code();
+const REBALANCE_IN_PROGRESS: i16 = ErrorCode::RebalanceInProgress.code();
+const MEMBER_ID_REQUIRED: i16 = ErrorCode::MemberIdRequired.code();
+const GROUP_MAX_SIZE_REACHED: i16 = ErrorCode::GroupMaxSizeReached.code();
+const FENCED_INSTANCE_ID: i16 = ErrorCode::FencedInstanceId.code();
 
 fn s(x: &str) -> StrBytes {
     StrBytes::from_string(x.to_string())

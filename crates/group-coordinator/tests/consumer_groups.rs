@@ -5,6 +5,7 @@ mod consumer_support;
 use consumer_support::*;
 use gregor_group_coordinator::consumer::ConsumerGroups;
 use gregor_group_coordinator::{GroupConfig, Record};
+use gregor_protocol::ErrorCode;
 use kafka_protocol::messages::consumer_group_describe_request::ConsumerGroupDescribeRequest;
 use kafka_protocol::messages::GroupId;
 
@@ -61,7 +62,7 @@ fn v0_join_generates_member_id() {
     assert_eq!(id.len(), 22);
     // v1 requires a client-generated member id.
     let (records, r) = cg.heartbeat(0, 1, &Default::default(), join_req(G, "", &["t"]), &topics);
-    assert_eq!(r.error_code, 42);
+    assert_eq!(r.error_code, ErrorCode::InvalidRequest.code());
     assert!(records.is_empty());
 }
 
@@ -199,7 +200,7 @@ fn member_leave_gives_everything_to_the_rest() {
         cg.heartbeat(8, 1, &Default::default(), req, &topics)
             .1
             .error_code,
-        25
+        ErrorCode::UnknownMemberId.code()
     );
 }
 
@@ -240,7 +241,7 @@ fn session_expiry_removes_member() {
     assert_eq!(cg.next_deadline(), Some(20_001));
     // b comes back: unknown member, rejoins with epoch 0.
     let r = clients[1].heartbeat(&mut cg, 10_002, &topics, &mut log);
-    assert_eq!(r.error_code, 25);
+    assert_eq!(r.error_code, ErrorCode::UnknownMemberId.code());
     assert_eq!(clients[1].epoch, 0);
     assert!(converge(
         &mut cg,
@@ -298,7 +299,7 @@ fn rebalance_timeout_fences_member_that_does_not_revoke() {
         hb_req(G, "a", a.epoch, Some(&all)),
         &topics,
     );
-    assert_eq!(r.error_code, 25);
+    assert_eq!(r.error_code, ErrorCode::UnknownMemberId.code());
 }
 
 #[test]
@@ -333,7 +334,7 @@ fn static_member_rejoin_keeps_assignment() {
         cg.heartbeat(12, 1, &Default::default(), steal, &topics)
             .1
             .error_code,
-        111
+        ErrorCode::UnreleasedInstanceId.code()
     );
     let mut leave = hb_req(G, "b2", 0, None);
     leave.member_epoch = -1;
@@ -370,14 +371,14 @@ fn static_member_rejoin_keeps_assignment() {
         cg.heartbeat(21, 1, &Default::default(), old, &topics)
             .1
             .error_code,
-        82
+        ErrorCode::FencedInstanceId.code()
     );
     let old = hb_req(G, "a1", 3, None);
     assert_eq!(
         cg.heartbeat(21, 1, &Default::default(), old, &topics)
             .1
             .error_code,
-        25
+        ErrorCode::UnknownMemberId.code()
     );
 }
 
@@ -462,55 +463,75 @@ fn request_errors() {
     let topics = Topics::with(&[("t", 2)]);
     let mut cg = ConsumerGroups::new(&config());
     let mut log = Vec::new();
-    let check = |cg: &mut ConsumerGroups, req, code: i16| {
+    let check = |cg: &mut ConsumerGroups, req, code: ErrorCode| {
         let (records, r) = cg.heartbeat(0, 1, &Default::default(), req, &topics);
-        assert_eq!(r.error_code, code, "{:?}", r.error_message);
+        assert_eq!(r.error_code, code.code(), "{:?}", r.error_message);
         assert!(records.is_empty());
         assert!(r.error_message.is_some());
     };
     check(
         &mut cg,
         join_req(G, "a", &["t"]).tap(|r| r.server_assignor = Some(s("sticky"))),
-        112,
+        ErrorCode::UnsupportedAssignor,
     );
     check(
         &mut cg,
         join_req(G, "a", &[]).tap(|r| r.subscribed_topic_regex = Some(s("("))),
-        128,
+        ErrorCode::InvalidRegularExpression,
     );
     check(
         &mut cg,
         join_req(G, "a", &["t"]).tap(|r| r.rebalance_timeout_ms = -1),
-        42,
+        ErrorCode::InvalidRequest,
     );
     check(
         &mut cg,
         join_req(G, "a", &["t"]).tap(|r| r.topic_partitions = None),
-        42,
+        ErrorCode::InvalidRequest,
     );
     check(
         &mut cg,
         join_req(G, "a", &["t"]).tap(|r| r.subscribed_topic_names = None),
-        42,
+        ErrorCode::InvalidRequest,
     );
-    check(&mut cg, join_req("", "a", &["t"]), 42);
-    check(&mut cg, join_req(G, "  ", &["t"]), 42);
+    check(
+        &mut cg,
+        join_req("", "a", &["t"]),
+        ErrorCode::InvalidRequest,
+    );
+    check(
+        &mut cg,
+        join_req(G, "  ", &["t"]),
+        ErrorCode::InvalidRequest,
+    );
     check(
         &mut cg,
         join_req(G, "a", &["t"]).tap(|r| r.instance_id = Some(s(""))),
-        42,
+        ErrorCode::InvalidRequest,
     );
-    check(&mut cg, hb_req(G, "a", -3, None), 42);
-    check(&mut cg, hb_req(G, "a", -2, None), 42);
-    check(&mut cg, hb_req(G, "a", 5, None), 69);
-    check(&mut cg, join_req(G, &"m".repeat(40_000), &["t"]), 42);
+    check(&mut cg, hb_req(G, "a", -3, None), ErrorCode::InvalidRequest);
+    check(&mut cg, hb_req(G, "a", -2, None), ErrorCode::InvalidRequest);
+    check(&mut cg, hb_req(G, "a", 5, None), ErrorCode::GroupIdNotFound);
+    check(
+        &mut cg,
+        join_req(G, &"m".repeat(40_000), &["t"]),
+        ErrorCode::InvalidRequest,
+    );
     assert!(!cg.contains(G), "failed requests create no group");
 
     let mut a = Client::new(G, "a", &["t"]);
     a.heartbeat(&mut cg, 0, &topics, &mut log);
     assert_eq!(a.epoch, 1);
-    check(&mut cg, hb_req(G, "a", 2, None), 110);
-    check(&mut cg, hb_req(G, "zz", 1, None), 25);
+    check(
+        &mut cg,
+        hb_req(G, "a", 2, None),
+        ErrorCode::FencedMemberEpoch,
+    );
+    check(
+        &mut cg,
+        hb_req(G, "zz", 1, None),
+        ErrorCode::UnknownMemberId,
+    );
     // Lower epoch than known: fenced unless previous epoch with a subset of the assignment.
     let mut b = Client::new(G, "b", &["t"]);
     b.heartbeat(&mut cg, 1, &topics, &mut log);
@@ -537,7 +558,11 @@ fn request_errors() {
         &topics,
     );
     assert_eq!(r.error_code, 0, "previous epoch with a subset is accepted");
-    check(&mut cg, hb_req(G, "a", 1, None), 110);
+    check(
+        &mut cg,
+        hb_req(G, "a", 1, None),
+        ErrorCode::FencedMemberEpoch,
+    );
     // The group stays usable.
     let (_, r) = cg.heartbeat(4, 1, &Default::default(), hb_req(G, "a", 2, None), &topics);
     assert_eq!(r.error_code, 0);
@@ -562,7 +587,7 @@ fn request_errors() {
             .heartbeat(0, 1, &Default::default(), join_req(G, "b", &["t"]), &topics)
             .1
             .error_code,
-        81
+        ErrorCode::GroupMaxSizeReached.code()
     );
 }
 
@@ -574,23 +599,41 @@ fn offset_commit_and_fetch_validation() {
     let mut a = Client::new(G, "a", &["t"]);
     a.heartbeat(&mut cg, 0, &topics, &mut log);
     assert_eq!(cg.validate_offset_commit(G, "a", 1), Ok(()));
-    assert_eq!(cg.validate_offset_commit(G, "a", 0), Err(113));
-    assert_eq!(cg.validate_offset_commit(G, "a", 2), Err(113));
-    assert_eq!(cg.validate_offset_commit(G, "b", 1), Err(25));
+    assert_eq!(
+        cg.validate_offset_commit(G, "a", 0),
+        Err(ErrorCode::StaleMemberEpoch)
+    );
+    assert_eq!(
+        cg.validate_offset_commit(G, "a", 2),
+        Err(ErrorCode::StaleMemberEpoch)
+    );
+    assert_eq!(
+        cg.validate_offset_commit(G, "b", 1),
+        Err(ErrorCode::UnknownMemberId)
+    );
     assert_eq!(
         cg.validate_offset_commit(G, "", -1),
-        Err(25),
+        Err(ErrorCode::UnknownMemberId),
         "admin commits need an empty group"
     );
     assert_eq!(cg.validate_offset_fetch(G, Some("a"), 1), Ok(()));
-    assert_eq!(cg.validate_offset_fetch(G, Some("a"), 7), Err(113));
-    assert_eq!(cg.validate_offset_fetch(G, Some("b"), 1), Err(25));
+    assert_eq!(
+        cg.validate_offset_fetch(G, Some("a"), 7),
+        Err(ErrorCode::StaleMemberEpoch)
+    );
+    assert_eq!(
+        cg.validate_offset_fetch(G, Some("b"), 1),
+        Err(ErrorCode::UnknownMemberId)
+    );
     assert_eq!(cg.validate_offset_fetch(G, None, -1), Ok(()));
     let mut req = hb_req(G, "a", 1, None);
     req.member_epoch = -1;
     cg.heartbeat(1, 1, &Default::default(), req, &topics);
     assert_eq!(cg.validate_offset_commit(G, "", -1), Ok(()));
-    assert_eq!(cg.validate_offset_commit(G, "a", 1), Err(25));
+    assert_eq!(
+        cg.validate_offset_commit(G, "a", 1),
+        Err(ErrorCode::UnknownMemberId)
+    );
 }
 
 #[test]
@@ -628,7 +671,7 @@ fn describe_groups() {
     assert_eq!(m.assignment.topic_partitions[0].topic_name.0.as_str(), "t");
     assert_eq!(m.assignment.topic_partitions[0].partitions, vec![0, 1, 2]);
     assert_eq!(m.assignment, m.target_assignment);
-    assert_eq!(resp.groups[1].error_code, 69);
+    assert_eq!(resp.groups[1].error_code, ErrorCode::GroupIdNotFound.code());
     dreq.include_authorized_operations = true;
     assert_ne!(
         cg.describe(1, &dreq, &topics).groups[0].authorized_operations,

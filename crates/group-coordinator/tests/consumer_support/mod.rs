@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use gregor_group_coordinator::consumer::ConsumerGroups;
 use gregor_group_coordinator::{GroupConfig, Record, TopicView};
+use gregor_protocol::ErrorCode;
 use kafka_protocol::messages::consumer_group_describe_request::ConsumerGroupDescribeRequest;
 use kafka_protocol::messages::consumer_group_describe_response::DescribedGroup;
 use kafka_protocol::messages::consumer_group_heartbeat_request::{
@@ -164,8 +165,8 @@ impl Client {
     }
 
     pub fn apply(&mut self, r: &ConsumerGroupHeartbeatResponse) {
-        match r.error_code {
-            0 => {
+        match ErrorCode::from_code(r.error_code) {
+            Some(ErrorCode::None) => {
                 if let Some(id) = &r.member_id {
                     self.id = id.to_string();
                 }
@@ -174,7 +175,7 @@ impl Client {
                     self.owned = a;
                 }
             }
-            25 | 110 => {
+            Some(ErrorCode::UnknownMemberId | ErrorCode::FencedMemberEpoch) => {
                 self.epoch = 0;
                 self.owned.clear();
             }
