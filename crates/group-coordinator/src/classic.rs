@@ -47,13 +47,12 @@ use kafka_protocol::messages::{
     GroupId,
 };
 use kafka_protocol::protocol::StrBytes;
-use uuid::Uuid;
 
 use crate::offsets::ExpiryRule;
 use crate::records::{
     consumer_subscription_topics, group_metadata_key, GroupMetadataValue, MemberMetadata,
 };
-use crate::{ClientInfo, GroupConfig, Output, Record, RequestId, Response};
+use crate::{ClientInfo, GroupConfig, IdGenerator, Output, Record, RequestId, Response};
 use gregor_protocol::ErrorCode;
 
 /// `group.classic.new.member.join.timeout.ms`: a new member's JoinGroup is held at most this
@@ -1010,7 +1009,8 @@ impl ClassicGroups {
     // -----------------------------------------------------------------------------------------
     // JoinGroup
 
-    /// JoinGroup for a group id the facade has cleared for classic use.
+    /// JoinGroup for a group id the facade has cleared for classic use; a new member's id is
+    /// `{instance id or client id}-{uuid}` with the uuid from `ids`.
     #[allow(clippy::too_many_arguments)]
     pub fn join(
         &mut self,
@@ -1020,6 +1020,7 @@ impl ClassicGroups {
         client: &ClientInfo,
         req: JoinGroupRequest,
         cfg: &GroupConfig,
+        ids: &mut dyn IdGenerator,
         out: &mut Output,
     ) {
         let group_id = req.group_id.to_string();
@@ -1095,7 +1096,7 @@ impl ClassicGroups {
             out.responses
                 .push((id, join_error(version, "", ErrorCode::GroupMaxSizeReached)));
         } else if is_unknown {
-            Self::join_new_member(group, now_ms, client, args, cfg, out);
+            Self::join_new_member(group, now_ms, client, args, cfg, ids, out);
         } else {
             Self::join_existing_member(group, now_ms, client, args, cfg, out);
         }
@@ -1110,6 +1111,7 @@ impl ClassicGroups {
         client: &ClientInfo,
         args: JoinArgs,
         cfg: &GroupConfig,
+        ids: &mut dyn IdGenerator,
         out: &mut Output,
     ) {
         let p = args.pending;
@@ -1121,7 +1123,7 @@ impl ClassicGroups {
             return;
         }
         let prefix = args.instance_id.as_deref().unwrap_or(&client.client_id);
-        let new_id = format!("{prefix}-{}", Uuid::new_v4());
+        let new_id = format!("{prefix}-{}", ids.next_uuid());
         if let Some(instance) = args.instance_id.clone() {
             if let Some(old_id) = group.static_member_id(&instance) {
                 Self::update_static_member(group, now_ms, &old_id, &new_id, args, cfg, out);

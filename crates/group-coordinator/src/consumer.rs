@@ -926,7 +926,7 @@ impl ConsumerGroups {
         Ok(())
     }
 
-    /// ConsumerGroupHeartbeat (v0–v1).
+    /// ConsumerGroupHeartbeat (v0–v1). A v0 join without a member id gets one from `ids`.
     pub fn heartbeat(
         &mut self,
         now_ms: i64,
@@ -934,6 +934,7 @@ impl ConsumerGroups {
         client: &crate::ClientInfo,
         req: ConsumerGroupHeartbeatRequest,
         topics: &dyn crate::TopicView,
+        ids: &mut dyn crate::IdGenerator,
     ) -> (Vec<crate::Record>, ConsumerGroupHeartbeatResponse) {
         if let Err((code, msg)) = self.validate(version, &req) {
             return (Vec::new(), error_response(code, msg));
@@ -942,7 +943,7 @@ impl ConsumerGroups {
         let result = if req.member_epoch < 0 {
             self.leave(&req, &mut out)
         } else {
-            self.regular_heartbeat(now_ms, client, req, topics, &mut out)
+            self.regular_heartbeat(now_ms, client, req, topics, ids, &mut out)
         };
         let records = out.iter().map(GroupRecord::encode).collect();
         match result {
@@ -1201,6 +1202,7 @@ impl ConsumerGroups {
         client: &crate::ClientInfo,
         req: ConsumerGroupHeartbeatRequest,
         topics: &dyn crate::TopicView,
+        ids: &mut dyn crate::IdGenerator,
         out: &mut Vec<GroupRecord>,
     ) -> Result<ConsumerGroupHeartbeatResponse, (ErrorCode, String)> {
         let gid = req.group_id.0.to_string();
@@ -1228,7 +1230,7 @@ impl ConsumerGroups {
             }
         }
         if member_id.is_empty() {
-            member_id = kafka_uuid_string(Uuid::new_v4());
+            member_id = kafka_uuid_string(ids.next_uuid());
         }
         let check_epoch = |m: &Member| -> Result<(), (ErrorCode, String)> {
             if epoch == 0 {

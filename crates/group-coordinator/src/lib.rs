@@ -4,7 +4,13 @@
 //! `group-coordinator` module: every handler takes the request and the current time (`now_ms`,
 //! injected by the caller) and returns the records to persist in `__consumer_offsets` plus the
 //! response(s); [`GroupCoordinator::replay`] rebuilds the state from those records on start. No
-//! sockets, no threads, no wall clock: the broker owns the I/O (`crates/broker/src/groups.rs`).
+//! sockets, no threads, no wall clock, no randomness: the broker owns the I/O
+//! (`crates/broker/src/groups.rs`), and the member ids the coordinator makes up come from the
+//! [`IdGenerator`] given to [`GroupCoordinator::new`] ([`ids`]). Outputs are therefore a
+//! function of the inputs: two coordinators that replay the same records and then get the same
+//! requests, times and ids answer identically. The crate's
+//! `clippy.toml` forbids the clock and random UUIDs, and without the `random-ids` feature
+//! (which only adds `RandomIds`) `uuid` cannot make a random id at all.
 //!
 //! Records must be durable before the responses that follow them are sent.
 //!
@@ -20,6 +26,8 @@
 //! kafka-protocol messages hold.
 //!
 //! Modules (tour):
+//! - [`ids`]: the injected [`IdGenerator`] and its implementations ([`SequentialIds`],
+//!   [`SeededIds`], and `RandomIds` with the `random-ids` feature).
 //! - [`records`]: the `__consumer_offsets` key/value formats (Kafka's schemas, byte compatible).
 //! - [`classic`]: the classic group protocol (JoinGroup/SyncGroup/Heartbeat/LeaveGroup) with
 //!   Kafka's states Empty, PreparingRebalance, CompletingRebalance, Stable, Dead.
@@ -62,7 +70,12 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
+#[cfg(feature = "random-ids")]
+pub use ids::RandomIds;
+pub use ids::{IdGenerator, SeededIds, SequentialIds};
+
 pub mod classic;
+pub mod ids;
 pub mod offsets;
 pub mod records;
 pub mod txn_offsets;
@@ -179,13 +192,16 @@ pub struct GroupCoordinator {
     consumer: consumer::ConsumerGroups,
     next_cleanup: Option<i64>,
     txn_offsets: txn_offsets::PendingTxnOffsets,
+    ids: Box<dyn IdGenerator>,
 }
 
 impl GroupCoordinator {
-    /// A coordinator with no groups.
-    pub fn new(config: GroupConfig) -> Self {
+    /// A coordinator with no groups, making up member ids with `ids` ([`RandomIds`] in the
+    /// broker, [`SequentialIds`] or [`SeededIds`] in tests).
+    pub fn new(config: GroupConfig, ids: impl IdGenerator + 'static) -> Self {
         let consumer = consumer::ConsumerGroups::new(&config);
         GroupCoordinator {
+            ids: Box::new(ids),
             config,
             classic: classic::ClassicGroups::default(),
             offsets: offsets::OffsetStore::default(),
@@ -317,8 +333,16 @@ impl GroupCoordinator {
                 return out;
             }
         }
-        self.classic
-            .join(now_ms, id, version, client, req, &self.config, &mut out);
+        self.classic.join(
+            now_ms,
+            id,
+            version,
+            client,
+            req,
+            &self.config,
+            self.ids.as_mut(),
+            &mut out,
+        );
         out
     }
 
@@ -576,9 +600,9 @@ impl GroupCoordinator {
             self.classic.remove(&gid);
             records.push(classic::group_tombstone(&gid));
         }
-        let (more, resp) = self
-            .consumer
-            .heartbeat(now_ms, version, client, req, topics);
+        let (more, resp) =
+            self.consumer
+                .heartbeat(now_ms, version, client, req, topics, self.ids.as_mut());
         records.extend(more);
         (records, resp)
     }

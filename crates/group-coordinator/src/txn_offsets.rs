@@ -233,7 +233,7 @@ mod tests {
 
     #[test]
     fn pending_until_commit_marker_dropped_on_abort() {
-        let mut c = GroupCoordinator::new(GroupConfig::default());
+        let mut c = GroupCoordinator::new(GroupConfig::default(), crate::SequentialIds::default());
         let (records, resp) = c.txn_offset_commit(1, 3, req(7, 42, 0), &Topics);
         assert_eq!(
             resp.topics[0].partitions[0].error_code,
@@ -286,10 +286,11 @@ mod tests {
 
     #[test]
     fn replay_applies_only_committed_transactions() {
-        let mut src = GroupCoordinator::new(GroupConfig::default());
+        let mut src =
+            GroupCoordinator::new(GroupConfig::default(), crate::SequentialIds::default());
         let (a, _) = src.txn_offset_commit(1, 3, req(7, 10, 0), &Topics);
         let (b, _) = src.txn_offset_commit(1, 3, req(8, 20, 0), &Topics);
-        let mut c = GroupCoordinator::new(GroupConfig::default());
+        let mut c = GroupCoordinator::new(GroupConfig::default(), crate::SequentialIds::default());
         c.replay_txn_record(7, &a[0].key, a[0].value.as_deref())
             .unwrap();
         c.replay_txn_record(8, &b[0].key, b[0].value.as_deref())

@@ -74,7 +74,7 @@ impl H {
             ..GroupConfig::default()
         };
         H {
-            gc: GroupCoordinator::new(cfg),
+            gc: GroupCoordinator::new(cfg, SequentialIds::default()),
             now: 1_000_000,
             next_id: 1,
             responses: BTreeMap::new(),
@@ -582,11 +582,14 @@ fn join_errors() {
 #[test]
 fn old_versions_and_group_max_size() {
     let mut h = H::new(0);
-    h.gc = GroupCoordinator::new(GroupConfig {
-        initial_rebalance_delay_ms: 0,
-        max_group_size: 1,
-        ..GroupConfig::default()
-    });
+    h.gc = GroupCoordinator::new(
+        GroupConfig {
+            initial_rebalance_delay_ms: 0,
+            max_group_size: 1,
+            ..GroupConfig::default()
+        },
+        SequentialIds::default(),
+    );
     // v0: no MEMBER_ID_REQUIRED step, no protocol_type field in the response.
     let id = h.join(J {
         version: 0,

@@ -84,7 +84,7 @@ impl H {
     }
     fn with(cfg: GroupConfig) -> H {
         H {
-            gc: GroupCoordinator::new(cfg),
+            gc: GroupCoordinator::new(cfg, SequentialIds::default()),
             now: 10_000,
             next_id: 1,
             records: Vec::new(),
@@ -611,7 +611,7 @@ fn replay_rebuilds_offsets_and_groups() {
     let (leaver, _) = h.stable_member("left", &["t2"]);
     h.leave("left", &leaver);
 
-    let mut fresh = GroupCoordinator::new(GroupConfig::default());
+    let mut fresh = GroupCoordinator::new(GroupConfig::default(), SequentialIds::default());
     for r in &h.records {
         fresh.replay(&r.key, r.value.as_deref()).unwrap();
     }
