@@ -236,7 +236,7 @@ impl GroupCoordinator {
 
     fn arm_cleanup(&mut self, now_ms: i64) {
         if self.next_cleanup.is_none() {
-            self.next_cleanup = Some(now_ms.saturating_add(offsets::RETENTION_CHECK_INTERVAL_MS));
+            self.next_cleanup = Some(next_retention_check(now_ms));
         }
     }
 
@@ -638,7 +638,7 @@ impl GroupCoordinator {
         out.records.extend(self.consumer.tick(now_ms));
         if self.next_cleanup.is_some_and(|t| t <= now_ms) {
             out.records.extend(self.cleanup_groups(now_ms));
-            self.next_cleanup = Some(now_ms.saturating_add(offsets::RETENTION_CHECK_INTERVAL_MS));
+            self.next_cleanup = Some(next_retention_check(now_ms));
         }
         out
     }
@@ -656,6 +656,18 @@ impl GroupCoordinator {
     }
 }
 
+/// The first retention check after `now_ms`: checks run at multiples of
+/// [`offsets::RETENTION_CHECK_INTERVAL_MS`] (not an interval after whenever the coordinator
+/// was loaded), so a coordinator that replays a partition retires offsets at the same times as
+/// the one that wrote it.
+fn next_retention_check(now_ms: i64) -> i64 {
+    let interval = offsets::RETENTION_CHECK_INTERVAL_MS;
+    now_ms
+        .div_euclid(interval)
+        .saturating_add(1)
+        .saturating_mul(interval)
+}
+
 /// Kafka's group → `__consumer_offsets` partition: `Utils.abs(groupId.hashCode()) % n`, with
 /// Java's `String.hashCode` over UTF-16 code units.
 pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
@@ -669,6 +681,16 @@ pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn retention_checks_fall_on_interval_multiples() {
+        use super::next_retention_check as next;
+        assert_eq!(next(0), 600_000);
+        assert_eq!(next(599_999), 600_000);
+        assert_eq!(next(600_000), 1_200_000);
+        assert_eq!(next(-1), 0);
+        assert!(next(i64::MAX) >= i64::MAX - 600_000);
+    }
+
     #[test]
     fn partition_matches_java_hashcode() {
         assert_eq!(super::partition_for("", 50), 0);

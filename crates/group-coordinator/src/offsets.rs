@@ -6,7 +6,8 @@
 //! id with generation -1 creates an Empty "simple" classic group, as Kafka does).
 //!
 //! Retention (Kafka 2.1+ semantics, checked every [`RETENTION_CHECK_INTERVAL_MS`] like
-//! `offsets.retention.check.interval.ms`): an offset with an explicit expire timestamp (v1
+//! `offsets.retention.check.interval.ms`, at multiples of it so that the schedule does not
+//! depend on when the coordinator was loaded): an offset with an explicit expire timestamp (v1
 //! records, OffsetCommit v2–v4 `retention_time_ms`) expires at that time; otherwise
 //! - Empty classic group with a protocol type: `offsets_retention_ms` after the group became
 //!   Empty (or after the commit when that time is unknown),
