@@ -8,7 +8,8 @@
 //! (`crates/broker/src/groups.rs`), and the member ids the coordinator makes up come from the
 //! [`IdGenerator`] given to [`GroupCoordinator::new`] ([`ids`]). Outputs are therefore a
 //! function of the inputs: two coordinators that replay the same records and then get the same
-//! requests, times and ids answer identically. The crate's
+//! requests, times and ids answer identically, and answer as the coordinator that wrote the
+//! records would have (`tests/determinism.rs`). The crate's
 //! `clippy.toml` forbids the clock and random UUIDs, and without the `random-ids` feature
 //! (which only adds `RandomIds`) `uuid` cannot make a random id at all.
 //!
