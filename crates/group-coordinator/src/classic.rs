@@ -945,6 +945,35 @@ impl ClassicGroups {
         self.groups.values().filter_map(|g| g.next_deadline()).min()
     }
 
+    /// The shard is being unloaded (Kafka's `onUnloaded`): every JoinGroup and SyncGroup still
+    /// waiting is answered NOT_COORDINATOR, so its client finds the new coordinator.
+    pub fn unload(&mut self) -> Vec<(RequestId, Response)> {
+        let mut answers = Vec::new();
+        for g in self.groups.values_mut() {
+            for m in &mut g.members {
+                if let Some(p) = m.join.take() {
+                    answers.push((
+                        p.id,
+                        join_error(p.version, &m.member_id, ErrorCode::NotCoordinator),
+                    ));
+                }
+                if let Some(p) = m.sync.take() {
+                    answers.push((
+                        p.id,
+                        sync_response(
+                            p.version,
+                            ErrorCode::NotCoordinator,
+                            None,
+                            None,
+                            Bytes::new(),
+                        ),
+                    ));
+                }
+            }
+        }
+        answers
+    }
+
     /// Fires due timers.
     pub fn tick(&mut self, now_ms: i64, cfg: &GroupConfig, out: &mut Output) {
         for g in self.groups.values_mut() {

@@ -6,7 +6,7 @@
 //! given to [`crate::GroupCoordinator::new`], never from the system, so a coordinator's outputs
 //! are a function of its inputs: the replayed records, the requests, `now_ms` and the ids.
 //!
-//! - [`RandomIds`] (cargo feature `random-ids`): v4 UUIDs, for the broker.
+//! - `RandomIds` (cargo feature `random-ids`): v4 UUIDs, for the broker.
 //! - [`SequentialIds`]: 1, 2, 3, ... as UUIDs, for tests that read the ids.
 //! - [`SeededIds`]: v4-shaped UUIDs from a seeded PRNG, for tests that want realistic ids.
 //!

@@ -9,9 +9,9 @@
 //! [`IdGenerator`] given to [`GroupCoordinator::new`] ([`ids`]). Outputs are therefore a
 //! function of the inputs: two coordinators that replay the same records and then get the same
 //! requests, times and ids answer identically, and answer as the coordinator that wrote the
-//! records would have (`tests/determinism.rs`). The crate's
-//! `clippy.toml` forbids the clock and random UUIDs, and without the `random-ids` feature
-//! (which only adds `RandomIds`) `uuid` cannot make a random id at all.
+//! records would have (`tests/determinism.rs`). The crate's `clippy.toml` forbids the clock
+//! and random UUIDs, and without the `random-ids` feature (which only adds `RandomIds`) `uuid`
+//! cannot make a random id at all.
 //!
 //! Records must be durable before the responses that follow them are sent.
 //!
@@ -25,6 +25,37 @@
 //! Error codes are [`gregor_protocol::ErrorCode`] throughout: internal results and the
 //! coordinator's own APIs carry `ErrorCode`; `.code()` turns one into the `i16` the
 //! kafka-protocol messages hold.
+//!
+//! # One instance is one shard
+//!
+//! A [`GroupCoordinator`] holds the groups of one `__consumer_offsets` partition, like Kafka's
+//! `GroupCoordinatorShard`: a group lives in partition [`partition_for`]`(group_id, n)`. The
+//! broker makes an instance when it becomes leader of a partition, replays that partition
+//! alone into it ([`GroupCoordinator::replay`], [`GroupCoordinator::replay_txn_record`],
+//! [`GroupCoordinator::replay_txn_marker`], then [`GroupCoordinator::finish_replay`]) and ends
+//! it with [`GroupCoordinator::unload`] (every parked JoinGroup/SyncGroup answered
+//! NOT_COORDINATOR) when it loses the leadership. No state is shared between groups (the
+//! regex cache aside), so the records an instance returns belong to its own partition as long
+//! as the caller gives it only its own groups (`tests/determinism.rs` replays each partition
+//! into its own instance). The caller:
+//! - routes single-group requests (JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit,
+//!   OffsetDelete, TxnOffsetCommit, ConsumerGroupHeartbeat, OffsetFetch v0–v7) to the shard of
+//!   the group;
+//! - splits multi-group requests (DescribeGroups, DeleteGroups, ConsumerGroupDescribe,
+//!   OffsetFetch v8+) by shard and puts the answers back in request order. It must not
+//!   broadcast them: a shard answers for a group it does not hold as for an unknown group
+//!   (Dead, GROUP_ID_NOT_FOUND, no offsets), which looks like a real answer;
+//! - fans ListGroups out to every loaded shard and concatenates the groups;
+//! - settles transactional offsets per partition: the COMMIT/ABORT marker written to
+//!   `__consumer_offsets` partition p goes to p's shard ([`GroupCoordinator::complete_txn`]);
+//!   a transaction that committed offsets of groups in several partitions has a marker in
+//!   each (AddOffsetsToTxn added each group's partition), and each shard settles only its own
+//!   groups' offsets;
+//! - fires each shard's timers ([`GroupCoordinator::tick`] at its
+//!   [`GroupCoordinator::next_deadline`]);
+//! - gives each shard its own [`IdGenerator`] ([`RandomIds`](ids) in the broker; a
+//!   deterministic one restarted with a reloaded shard could hand out a member id that is
+//!   still in use). [`RequestId`]s need only be unique per shard.
 //!
 //! Modules (tour):
 //! - [`ids`]: the injected [`IdGenerator`] and its implementations ([`SequentialIds`],
@@ -197,7 +228,7 @@ pub struct GroupCoordinator {
 }
 
 impl GroupCoordinator {
-    /// A coordinator with no groups, making up member ids with `ids` ([`RandomIds`] in the
+    /// A coordinator with no groups, making up member ids with `ids` (`RandomIds` in the
     /// broker, [`SequentialIds`] or [`SeededIds`] in tests).
     pub fn new(config: GroupConfig, ids: impl IdGenerator + 'static) -> Self {
         let consumer = consumer::ConsumerGroups::new(&config);
@@ -642,6 +673,13 @@ impl GroupCoordinator {
             self.next_cleanup = Some(next_retention_check(now_ms));
         }
         out
+    }
+
+    /// The broker no longer leads this shard's `__consumer_offsets` partition: the answers to
+    /// every request still waiting (JoinGroup, SyncGroup), all NOT_COORDINATOR. The state is
+    /// dropped; the partition's next leader replays it.
+    pub fn unload(mut self) -> Vec<(RequestId, Response)> {
+        self.classic.unload()
     }
 
     /// Earliest time `tick` has something to do.

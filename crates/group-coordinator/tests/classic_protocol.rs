@@ -354,6 +354,39 @@ fn sync_timeout_removes_followers_that_never_sync() {
 }
 
 #[test]
+fn unload_answers_waiting_requests_not_coordinator() {
+    let mut h = H::new(0);
+    // "g": Stable after the join; a follower's SyncGroup waits for the leader's.
+    let (a, ja) = h.join_new(j("g", ""));
+    let (b, jb) = h.join_new(j("g", ""));
+    h.advance(0);
+    assert_eq!(h.join_resp(ja).unwrap().leader.as_str(), a);
+    h.join_resp(jb).unwrap();
+    let sb = h.sync("g", &b, 1, &[]);
+    assert!(h.sync_resp(sb).is_none(), "the follower waits");
+    // "other": a JoinGroup waits for the rebalance.
+    let (c, jc) = h.join_new(j("other", ""));
+    assert!(h.join_resp(jc).is_none());
+    let gc = std::mem::replace(
+        &mut h.gc,
+        GroupCoordinator::new(GroupConfig::default(), SequentialIds::default()),
+    );
+    let answers: BTreeMap<u64, Response> = gc.unload().into_iter().collect();
+    assert_eq!(answers.len(), 2, "{answers:?}");
+    match &answers[&sb] {
+        Response::SyncGroup(r) => assert_eq!(r.error_code, ErrorCode::NotCoordinator.code()),
+        other => panic!("{other:?}"),
+    }
+    match &answers[&jc] {
+        Response::JoinGroup(r) => {
+            assert_eq!(r.error_code, ErrorCode::NotCoordinator.code());
+            assert_eq!(r.member_id.as_str(), c);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn member_that_never_syncs_expires_by_session() {
     let mut h = H::new(0);
     let short = J {

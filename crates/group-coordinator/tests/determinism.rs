@@ -67,8 +67,8 @@ enum Logged {
     Plain(Record),
     /// A record of a transactional batch of a producer.
     Txn(i64, Record),
-    /// A transaction marker of a producer.
-    Marker(i64, bool),
+    /// A transaction marker of a producer, in the partition of a group.
+    Marker(i64, bool, String),
 }
 
 /// Seeded ids that remember how many they handed out (to line up a replayed coordinator's
@@ -147,7 +147,7 @@ impl Run {
                     r.gc.replay_txn_record(*pid, &rec.key, rec.value.as_deref())
                         .unwrap()
                 }
-                Logged::Marker(pid, commit) => r.gc.replay_txn_marker(*pid, *commit),
+                Logged::Marker(pid, commit, _) => r.gc.replay_txn_marker(*pid, *commit),
             }
         }
         r.gc.finish_replay(now);
@@ -352,7 +352,8 @@ impl Run {
     fn marker(&mut self, producer: i64, commit: bool) {
         self.gc.complete_txn(producer, commit);
         self.note(format!("marker {producer} commit={commit}"));
-        self.log.push(Logged::Marker(producer, commit));
+        self.log
+            .push(Logged::Marker(producer, commit, CLASSIC.to_string()));
     }
 
     fn kip848(&mut self, client: &mut Client, version: i16) {
@@ -382,7 +383,11 @@ impl Run {
 
     /// Everything a client can read back: group descriptions, listings, offsets.
     fn snapshot(&self) -> String {
-        let groups = [CLASSIC, KIP848, SIMPLE, "unknown"];
+        self.snapshot_of(&[CLASSIC, KIP848, SIMPLE, "unknown"])
+    }
+
+    /// What a client can read back about `groups`.
+    fn snapshot_of(&self, groups: &[&str]) -> String {
         let describe = self.gc.describe_groups(
             5,
             &DescribeGroupsRequest::default()
@@ -391,7 +396,9 @@ impl Run {
         let mut cdescribe = ConsumerGroupDescribeRequest::default();
         cdescribe.group_ids = groups.iter().map(|g| GroupId(s(g))).collect();
         let cdescribe = self.gc.consumer_group_describe(1, &cdescribe, &self.topics);
-        let list = self.gc.list_groups(5, &ListGroupsRequest::default());
+        let mut list = self.gc.list_groups(5, &ListGroupsRequest::default());
+        list.groups
+            .retain(|g| groups.contains(&g.group_id.as_str()));
         let fetch = self.gc.offset_fetch(
             self.now,
             8,
@@ -578,4 +585,51 @@ fn replay_then_same_inputs_same_outputs() {
     // And replaying everything the live one wrote rebuilds its final state.
     let z = Run::replayed(&live.log, SeededIds::new(0), live.now, 1);
     assert_eq!(z.snapshot(), live.snapshot());
+}
+
+#[test]
+fn shards_hold_only_their_groups() {
+    // The broker runs one coordinator per __consumer_offsets partition.
+    const PARTITIONS: i32 = 50;
+    let mut live = Run::new(SeededIds::new(SEED));
+    phase1(&mut live);
+    let groups = [CLASSIC, KIP848, SIMPLE];
+    let shard_of = |g: &str| partition_for(g, PARTITIONS);
+    let shards: std::collections::BTreeSet<i32> = groups.iter().map(|g| shard_of(g)).collect();
+    assert!(
+        shards.len() > 1,
+        "the groups must not all share a partition"
+    );
+    for shard in shards {
+        // Only this partition's records (and markers) reach this shard.
+        let log: Vec<Logged> = live
+            .log
+            .iter()
+            .filter(|l| match l {
+                Logged::Plain(r) | Logged::Txn(_, r) => shard_of(&r.group_id) == shard,
+                Logged::Marker(_, _, g) => shard_of(g) == shard,
+            })
+            .cloned()
+            .collect();
+        let replayed = Run::replayed(&log, SeededIds::new(0), live.now, 1);
+        for g in groups {
+            let expect = if shard_of(g) == shard {
+                live.snapshot_of(&[g])
+            } else {
+                Run::new(SeededIds::new(0)).snapshot_of(&[g])
+            };
+            assert_eq!(
+                replayed.snapshot_of(&[g]),
+                expect,
+                "group {g} in shard {shard}"
+            );
+            let listed = replayed
+                .gc
+                .list_groups(5, &ListGroupsRequest::default())
+                .groups
+                .iter()
+                .any(|l| l.group_id.as_str() == g);
+            assert_eq!(listed, shard_of(g) == shard, "{g} in shard {shard}");
+        }
+    }
 }

@@ -27,6 +27,30 @@
 //! the client retries), and [`TxnCoordinator::tick`] aborts timed-out transactions the same way
 //! and expires idle transactional ids (`transactional.id.expiration.ms`). EndTxn v5+
 //! (transaction version 2, KIP-890) bumps the epoch on every transaction end.
+//!
+//! # One instance is one shard
+//!
+//! A [`TxnCoordinator`] holds the transactional ids of one `__transaction_state` partition
+//! (Kafka's hash, `gregor_group_coordinator::partition_for(transactional_id, n)`): the broker
+//! makes one per partition it leads, replays that partition into it and calls
+//! [`TxnCoordinator::finish_replay`]; on losing the partition it drops the instance (nothing is
+//! parked in it: the next leader's `finish_replay` re-issues the markers of transactions left
+//! in Prepare*). Nothing is keyed across transactional ids, and producer ids are never made up
+//! here: `allocate` hands out ids from the cluster-wide blocks, so shards cannot collide. The
+//! caller:
+//! - builds each shard's [`TxnConfig`] with that partition's leader epoch as
+//!   `coordinator_epoch` (it goes into the shard's markers);
+//! - routes per transactional id: InitProducerId, AddPartitionsToTxn (v4+ batches: each
+//!   transaction to its shard), AddOffsetsToTxn, EndTxn, the TxnOffsetCommit and Produce
+//!   verifications ([`TxnCoordinator::verify_partitions`]), DescribeTransactions (each id to its
+//!   shard), and [`TxnCoordinator::markers_written`] to the shard that returned the
+//!   [`MarkerRequest`];
+//! - fans ListTransactions out to every loaded shard and combines the answers with
+//!   [`ListResult::merge`]; with no shard loaded, `TxnCoordinator::default().list(..)` gives
+//!   the answer that depends on the filter alone (unknown state filters, a bad regex);
+//! - hands each COMMIT/ABORT marker written to a `__consumer_offsets` partition to that
+//!   partition's group coordinator shard (`GroupCoordinator::complete_txn`);
+//! - fires each shard's [`TxnCoordinator::tick`].
 
 pub mod records;
 
@@ -252,6 +276,24 @@ pub struct ListResult {
     pub unknown_state_filters: Vec<String>,
     /// (transactional id, producer id, state name), sorted by id.
     pub transactions: Vec<(String, i64, &'static str)>,
+}
+
+impl ListResult {
+    /// Combines the answers of several shards to one ListTransactions (the caller asks every
+    /// `__transaction_state` partition it leads): the transactions of all, sorted by id (an id
+    /// lives in one shard only). The error and the unknown state filters depend on the filter
+    /// alone, so every shard answers them alike and they are kept once.
+    pub fn merge(mut self, other: ListResult) -> ListResult {
+        if self.error == ErrorCode::None {
+            self.error = other.error;
+        }
+        if self.unknown_state_filters.is_empty() {
+            self.unknown_state_filters = other.unknown_state_filters;
+        }
+        self.transactions.extend(other.transactions);
+        self.transactions.sort();
+        self
+    }
 }
 
 /// One transactional id's metadata (Kafka's `TransactionMetadata`).

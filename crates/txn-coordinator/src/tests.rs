@@ -525,3 +525,55 @@ fn state_ids_and_names_match_kafka() {
     assert_eq!(TxnState::PrepareEpochFence.name(), "PrepareEpochFence");
     assert_eq!(TxnState::from_id(8), None);
 }
+
+#[test]
+fn shards_list_and_merge_like_one_coordinator() {
+    // One cluster-wide producer id source shared by every shard (the controller's blocks).
+    let mut ids = Ids(100);
+    let (mut one, mut left, mut right) = (coord(), coord(), coord());
+    for (n, id) in ["a", "b", "c", "d"].iter().enumerate() {
+        let shard = if n % 2 == 0 { &mut left } else { &mut right };
+        let out = shard.init_producer_id(id, 60_000, None, &mut ids.alloc(), 0);
+        let pid = out.response.producer_id;
+        one.replay(&out.records[0].key, out.records[0].value.as_deref())
+            .unwrap();
+        if n == 1 {
+            let out = shard.add_partitions(id, pid, 0, &[tp("x", 0)], 10);
+            one.replay(&out.records[0].key, out.records[0].value.as_deref())
+                .unwrap();
+        }
+    }
+    for f in [
+        ListFilter {
+            duration_ms: -1,
+            ..Default::default()
+        },
+        ListFilter {
+            states: vec!["Empty".into(), "Bogus".into()],
+            duration_ms: -1,
+            ..Default::default()
+        },
+        ListFilter {
+            pattern: Some("(".into()),
+            duration_ms: -1,
+            ..Default::default()
+        },
+    ] {
+        let merged = left.list(&f, 20).merge(right.list(&f, 20));
+        assert_eq!(merged, one.list(&f, 20), "{f:?}");
+        // No shard loaded: the answer that depends on the filter alone.
+        let none = TxnCoordinator::default().list(&f, 20);
+        assert_eq!(none.error, merged.error);
+        assert_eq!(none.unknown_state_filters, merged.unknown_state_filters);
+        assert!(none.transactions.is_empty());
+    }
+    let all = one.list(
+        &ListFilter {
+            duration_ms: -1,
+            ..Default::default()
+        },
+        20,
+    );
+    let pids: BTreeSet<i64> = all.transactions.iter().map(|t| t.1).collect();
+    assert_eq!(pids.len(), 4, "producer ids never collide across shards");
+}
