@@ -69,6 +69,8 @@
 //! - [`consumer`]: KIP-848 consumer groups (ConsumerGroupHeartbeat/Describe, server-side
 //!   `uniform` and `range` assignors, regex subscriptions).
 
+#![warn(missing_docs)]
+
 pub mod consumer;
 
 use gregor_protocol::ErrorCode;

@@ -52,6 +52,8 @@
 //!   partition's group coordinator shard (`GroupCoordinator::complete_txn`);
 //! - fires each shard's [`TxnCoordinator::tick`].
 
+#![warn(missing_docs)]
+
 pub mod records;
 
 use gregor_protocol::ErrorCode;
