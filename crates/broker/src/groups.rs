@@ -354,7 +354,7 @@ fn load(
         }
     }
     let started = std::time::Instant::now();
-    let mut coordinator = GroupCoordinator::new(config);
+    let mut coordinator = GroupCoordinator::new(config, gregor_group_coordinator::RandomIds);
     let meta = broker
         .topic_meta(OFFSETS_TOPIC)
         .ok_or_else(|| GroupsError::NotAvailable("__consumer_offsets vanished".into()))?;

@@ -9,7 +9,6 @@ use bytes::Bytes;
 use gregor_protocol::messages::add_offsets_to_txn_request::AddOffsetsToTxnRequest;
 use gregor_protocol::messages::add_offsets_to_txn_response::AddOffsetsToTxnResponse;
 use gregor_protocol::ErrorCode;
-use gregor_txn_coordinator::errors as txn_errors;
 
 /// Served versions.
 pub const VERSIONS: (i16, i16) = (0, 4);
@@ -39,11 +38,12 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
                 now,
             )
         })
-        .unwrap_or(ErrorCode::CoordinatorNotAvailable.code());
-    resp.error_code = if ctx.version < 2 && code == txn_errors::PRODUCER_FENCED {
-        txn_errors::INVALID_PRODUCER_EPOCH
+        .unwrap_or(ErrorCode::CoordinatorNotAvailable);
+    resp.error_code = if ctx.version < 2 && code == ErrorCode::ProducerFenced {
+        ErrorCode::InvalidProducerEpoch
     } else {
         code
-    };
+    }
+    .code();
     ctx.respond(&resp)
 }

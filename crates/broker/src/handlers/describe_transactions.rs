@@ -33,9 +33,9 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
             broker
                 .txns
                 .read(|c| c.describe(id.as_str()))
-                .unwrap_or(Err(ErrorCode::CoordinatorNotAvailable.code()))
+                .unwrap_or(Err(ErrorCode::CoordinatorNotAvailable))
         } else {
-            Err(ErrorCode::CoordinatorNotAvailable.code())
+            Err(ErrorCode::CoordinatorNotAvailable)
         };
         match described {
             Ok(d) => {
@@ -55,7 +55,7 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
                     })
                     .collect();
             }
-            Err(code) => state.error_code = code,
+            Err(code) => state.error_code = code.code(),
         }
         resp.transaction_states.push(state);
     }

@@ -13,7 +13,6 @@ use gregor_protocol::messages::end_txn_request::EndTxnRequest;
 use gregor_protocol::messages::end_txn_response::EndTxnResponse;
 use gregor_protocol::messages::ProducerId;
 use gregor_protocol::ErrorCode;
-use gregor_txn_coordinator::errors as txn_errors;
 
 /// Served versions.
 pub const VERSIONS: (i16, i16) = (0, 5);
@@ -32,11 +31,7 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
     }
     let now = now_ms();
     let bump = ctx.version >= 5;
-    let mut allocate = || {
-        broker
-            .next_producer_id()
-            .map_err(|e| controller_code(&e).code())
-    };
+    let mut allocate = || broker.next_producer_id().map_err(|e| controller_code(&e));
     match broker.txns.with(broker, |c| {
         c.end_txn(
             req.transactional_id.as_str(),
@@ -49,11 +44,12 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
         )
     }) {
         Ok(a) => {
-            resp.error_code = if ctx.version < 2 && a.error == txn_errors::PRODUCER_FENCED {
-                txn_errors::INVALID_PRODUCER_EPOCH
+            resp.error_code = if ctx.version < 2 && a.error == ErrorCode::ProducerFenced {
+                ErrorCode::InvalidProducerEpoch
             } else {
                 a.error
-            };
+            }
+            .code();
             resp.producer_id = ProducerId(a.producer_id);
             resp.producer_epoch = a.producer_epoch;
         }

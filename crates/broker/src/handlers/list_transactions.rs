@@ -55,7 +55,7 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
     let now = now_ms();
     match broker.txns.read(|c| c.list(&filter, now)) {
         Ok(r) => {
-            resp.error_code = r.error;
+            resp.error_code = r.error.code();
             resp.unknown_state_filters = r
                 .unknown_state_filters
                 .into_iter()

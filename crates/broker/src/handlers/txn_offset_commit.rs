@@ -14,7 +14,6 @@ use gregor_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponse, TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
 use gregor_protocol::ErrorCode;
-use gregor_txn_coordinator::errors as txn_errors;
 
 /// Served versions.
 pub const VERSIONS: (i16, i16) = (0, 5);
@@ -40,20 +39,15 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
                 &[(OFFSETS_TOPIC.to_string(), partition)],
             )
         })
-        .map(|codes| {
-            codes
-                .first()
-                .copied()
-                .unwrap_or(txn_errors::INVALID_TXN_STATE)
-        })
-        .unwrap_or(ErrorCode::CoordinatorNotAvailable.code());
-    if verified != 0 {
-        let code = if version < 2 && verified == txn_errors::PRODUCER_FENCED {
-            txn_errors::INVALID_PRODUCER_EPOCH
+        .map(|codes| codes.first().copied().unwrap_or(ErrorCode::InvalidTxnState))
+        .unwrap_or(ErrorCode::CoordinatorNotAvailable);
+    if verified != ErrorCode::None {
+        let code = if version < 2 && verified == ErrorCode::ProducerFenced {
+            ErrorCode::InvalidProducerEpoch
         } else {
             verified
         };
-        return ctx.respond(&all(&req, code));
+        return ctx.respond(&all(&req, code.code()));
     }
     let (pid, epoch) = (req.producer_id.0, req.producer_epoch);
     let answer = broker.groups.with_txn(broker, pid, epoch, |c, topics| {
