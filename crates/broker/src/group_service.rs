@@ -107,7 +107,7 @@ impl GroupCoordinatorService {
     ) -> Arc<GroupCoordinatorService> {
         let runtime =
             CoordinatorRuntime::new(OFFSETS_TOPIC, replicas.clone(), clock, move |_, _| {
-                GroupCoordinator::new(config.clone())
+                GroupCoordinator::new(config.clone(), gregor_group_coordinator::RandomIds)
             });
         let service = Arc::new(GroupCoordinatorService {
             runtime: runtime.clone(),

@@ -43,9 +43,8 @@ impl ProducerIdManager {
 
     /// As [`ProducerIdManager::try_next`], for the allocation callbacks of the transaction
     /// coordinator: COORDINATOR_LOAD_IN_PROGRESS (retriable) when the block ran dry.
-    pub fn next_or_retriable(&self) -> Result<i64, i16> {
-        self.try_next()
-            .ok_or(ErrorCode::CoordinatorLoadInProgress.code())
+    pub fn next_or_retriable(&self) -> Result<i64, ErrorCode> {
+        self.try_next().ok_or(ErrorCode::CoordinatorLoadInProgress)
     }
 
     /// Makes sure a few ids are available, fetching a new block from the controller if not.

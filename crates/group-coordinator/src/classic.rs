@@ -47,14 +47,13 @@ use kafka_protocol::messages::{
     GroupId,
 };
 use kafka_protocol::protocol::StrBytes;
-use uuid::Uuid;
 
-use crate::errors::*;
 use crate::offsets::ExpiryRule;
 use crate::records::{
     consumer_subscription_topics, group_metadata_key, GroupMetadataValue, MemberMetadata,
 };
-use crate::{ClientInfo, GroupConfig, Output, Record, RequestId, Response};
+use crate::{ClientInfo, GroupConfig, IdGenerator, Output, Record, RequestId, Response};
+use gregor_protocol::ErrorCode;
 
 /// `group.classic.new.member.join.timeout.ms`: a new member's JoinGroup is held at most this
 /// long while the group rebalances.
@@ -188,11 +187,11 @@ fn join_response(version: i16, mut r: JoinGroupResponse) -> Response {
     Response::JoinGroup(r)
 }
 
-fn join_error(version: i16, member_id: &str, code: i16) -> Response {
+fn join_error(version: i16, member_id: &str, code: ErrorCode) -> Response {
     join_response(
         version,
         JoinGroupResponse::default()
-            .with_error_code(code)
+            .with_error_code(code.code())
             .with_member_id(sb(member_id))
             .with_protocol_name(None),
     )
@@ -200,13 +199,13 @@ fn join_error(version: i16, member_id: &str, code: i16) -> Response {
 
 fn sync_response(
     version: i16,
-    code: i16,
+    code: ErrorCode,
     ptype: Option<&str>,
     pname: Option<&str>,
     assignment: Bytes,
 ) -> Response {
     let mut r = SyncGroupResponse::default()
-        .with_error_code(code)
+        .with_error_code(code.code())
         .with_assignment(assignment);
     if version >= 5 {
         r.protocol_type = ptype.map(sb);
@@ -333,18 +332,18 @@ impl ClassicGroup {
     }
 
     /// Kafka's `validateMember`: Ok, UNKNOWN_MEMBER_ID or FENCED_INSTANCE_ID.
-    fn validate_member(&self, member_id: &str, instance_id: Option<&str>) -> Result<(), i16> {
+    fn validate_member(&self, member_id: &str, instance_id: Option<&str>) -> Result<(), ErrorCode> {
         match instance_id {
             Some(instance) => match self.static_member_id(instance) {
-                None => Err(UNKNOWN_MEMBER_ID),
-                Some(existing) if existing != member_id => Err(FENCED_INSTANCE_ID),
+                None => Err(ErrorCode::UnknownMemberId),
+                Some(existing) if existing != member_id => Err(ErrorCode::FencedInstanceId),
                 Some(_) => Ok(()),
             },
             None => {
                 if self.has_member(member_id) {
                     Ok(())
                 } else {
-                    Err(UNKNOWN_MEMBER_ID)
+                    Err(ErrorCode::UnknownMemberId)
                 }
             }
         }
@@ -356,20 +355,20 @@ impl ClassicGroup {
         member_id: &str,
         instance_id: Option<&str>,
         generation: i32,
-    ) -> Result<(), i16> {
+    ) -> Result<(), ErrorCode> {
         if generation < 0 && self.state == GroupState::Empty {
             return Ok(());
         }
         if generation >= 0 || !member_id.is_empty() || instance_id.is_some() {
             self.validate_member(member_id, instance_id)?;
             if generation != self.generation {
-                return Err(ILLEGAL_GENERATION);
+                return Err(ErrorCode::IllegalGeneration);
             }
         } else if self.state != GroupState::Empty {
-            return Err(UNKNOWN_MEMBER_ID);
+            return Err(ErrorCode::UnknownMemberId);
         }
         if self.state == GroupState::CompletingRebalance {
-            return Err(REBALANCE_IN_PROGRESS);
+            return Err(ErrorCode::RebalanceInProgress);
         }
         Ok(())
     }
@@ -540,14 +539,14 @@ impl ClassicGroup {
     // Transitions
 
     /// Removes a member, answering its pending requests with `code`.
-    fn remove_member(&mut self, member_id: &str, code: i16, out: &mut Output) {
+    fn remove_member(&mut self, member_id: &str, code: ErrorCode, out: &mut Output) {
         let Some(pos) = self.members.iter().position(|m| m.member_id == member_id) else {
             self.pending_members.remove(member_id);
             return;
         };
         let m = self.members.remove(pos);
         if let Some(p) = m.join {
-            let mid = if code == FENCED_INSTANCE_ID {
+            let mid = if code == ErrorCode::FencedInstanceId {
                 member_id
             } else {
                 ""
@@ -576,7 +575,7 @@ impl ClassicGroup {
         cfg: &GroupConfig,
         out: &mut Output,
     ) {
-        self.remove_member(member_id, UNKNOWN_MEMBER_ID, out);
+        self.remove_member(member_id, ErrorCode::UnknownMemberId, out);
         match self.state {
             GroupState::Stable | GroupState::CompletingRebalance => {
                 self.maybe_prepare_rebalance_or_complete_join(now_ms, cfg, out)
@@ -607,7 +606,13 @@ impl ClassicGroup {
                 if let Some(p) = m.sync.take() {
                     out.responses.push((
                         p.id,
-                        sync_response(p.version, REBALANCE_IN_PROGRESS, None, None, Bytes::new()),
+                        sync_response(
+                            p.version,
+                            ErrorCode::RebalanceInProgress,
+                            None,
+                            None,
+                            Bytes::new(),
+                        ),
                     ));
                 }
             }
@@ -670,7 +675,7 @@ impl ClassicGroup {
             .map(|m| m.member_id.clone())
             .collect();
         for id in gone {
-            self.remove_member(&id, UNKNOWN_MEMBER_ID, out);
+            self.remove_member(&id, ErrorCode::UnknownMemberId, out);
         }
         self.join_timer = None;
         if !self.maybe_elect_new_joined_leader() && !self.members.is_empty() {
@@ -750,7 +755,7 @@ impl ClassicGroup {
         {
             let ids: Vec<String> = self.pending_sync.iter().cloned().collect();
             for id in ids {
-                self.remove_member(&id, UNKNOWN_MEMBER_ID, out);
+                self.remove_member(&id, ErrorCode::UnknownMemberId, out);
             }
             self.pending_sync.clear();
             self.maybe_prepare_rebalance_or_complete_join(now_ms, cfg, out);
@@ -859,7 +864,7 @@ impl ClassicGroup {
             if let Some(old) = m.join.replace(p) {
                 out.responses.push((
                     old.id,
-                    join_error(old.version, member_id, REBALANCE_IN_PROGRESS),
+                    join_error(old.version, member_id, ErrorCode::RebalanceInProgress),
                 ));
             }
         }
@@ -926,10 +931,10 @@ impl ClassicGroups {
         Some(tombstone(id))
     }
     /// DeleteGroups for a classic group: NON_EMPTY_GROUP unless Empty.
-    pub fn delete(&mut self, id: &str) -> Result<Record, i16> {
-        let g = self.groups.get(id).ok_or(GROUP_ID_NOT_FOUND)?;
+    pub fn delete(&mut self, id: &str) -> Result<Record, ErrorCode> {
+        let g = self.groups.get(id).ok_or(ErrorCode::GroupIdNotFound)?;
         if g.state != GroupState::Empty {
-            return Err(NON_EMPTY_GROUP);
+            return Err(ErrorCode::NonEmptyGroup);
         }
         self.groups.remove(id);
         Ok(tombstone(id))
@@ -938,6 +943,35 @@ impl ClassicGroups {
     /// Earliest timer.
     pub fn next_deadline(&self) -> Option<i64> {
         self.groups.values().filter_map(|g| g.next_deadline()).min()
+    }
+
+    /// The shard is being unloaded (Kafka's `onUnloaded`): every JoinGroup and SyncGroup still
+    /// waiting is answered NOT_COORDINATOR, so its client finds the new coordinator.
+    pub fn unload(&mut self) -> Vec<(RequestId, Response)> {
+        let mut answers = Vec::new();
+        for g in self.groups.values_mut() {
+            for m in &mut g.members {
+                if let Some(p) = m.join.take() {
+                    answers.push((
+                        p.id,
+                        join_error(p.version, &m.member_id, ErrorCode::NotCoordinator),
+                    ));
+                }
+                if let Some(p) = m.sync.take() {
+                    answers.push((
+                        p.id,
+                        sync_response(
+                            p.version,
+                            ErrorCode::NotCoordinator,
+                            None,
+                            None,
+                            Bytes::new(),
+                        ),
+                    ));
+                }
+            }
+        }
+        answers
     }
 
     /// Fires due timers.
@@ -1004,7 +1038,8 @@ impl ClassicGroups {
     // -----------------------------------------------------------------------------------------
     // JoinGroup
 
-    /// JoinGroup for a group id the facade has cleared for classic use.
+    /// JoinGroup for a group id the facade has cleared for classic use; a new member's id is
+    /// `{instance id or client id}-{uuid}` with the uuid from `ids`.
     #[allow(clippy::too_many_arguments)]
     pub fn join(
         &mut self,
@@ -1014,20 +1049,25 @@ impl ClassicGroups {
         client: &ClientInfo,
         req: JoinGroupRequest,
         cfg: &GroupConfig,
+        ids: &mut dyn IdGenerator,
         out: &mut Output,
     ) {
         let group_id = req.group_id.to_string();
         let member_id = req.member_id.to_string();
         if group_id.is_empty() {
-            out.responses
-                .push((id, join_error(version, &member_id, INVALID_GROUP_ID)));
+            out.responses.push((
+                id,
+                join_error(version, &member_id, ErrorCode::InvalidGroupId),
+            ));
             return;
         }
         if req.session_timeout_ms < cfg.min_session_timeout_ms
             || req.session_timeout_ms > cfg.max_session_timeout_ms
         {
-            out.responses
-                .push((id, join_error(version, &member_id, INVALID_SESSION_TIMEOUT)));
+            out.responses.push((
+                id,
+                join_error(version, &member_id, ErrorCode::InvalidSessionTimeout),
+            ));
             return;
         }
         let args = JoinArgs {
@@ -1054,8 +1094,10 @@ impl ClassicGroups {
         let is_unknown = member_id.is_empty();
         let is_new_group = !self.groups.contains_key(&group_id);
         if is_new_group && !is_unknown {
-            out.responses
-                .push((id, join_error(version, &member_id, UNKNOWN_MEMBER_ID)));
+            out.responses.push((
+                id,
+                join_error(version, &member_id, ErrorCode::UnknownMemberId),
+            ));
             return;
         }
         let group = self
@@ -1081,9 +1123,9 @@ impl ClassicGroups {
                 group.pending_members.remove(&member_id);
             }
             out.responses
-                .push((id, join_error(version, "", GROUP_MAX_SIZE_REACHED)));
+                .push((id, join_error(version, "", ErrorCode::GroupMaxSizeReached)));
         } else if is_unknown {
-            Self::join_new_member(group, now_ms, client, args, cfg, out);
+            Self::join_new_member(group, now_ms, client, args, cfg, ids, out);
         } else {
             Self::join_existing_member(group, now_ms, client, args, cfg, out);
         }
@@ -1098,16 +1140,19 @@ impl ClassicGroups {
         client: &ClientInfo,
         args: JoinArgs,
         cfg: &GroupConfig,
+        ids: &mut dyn IdGenerator,
         out: &mut Output,
     ) {
         let p = args.pending;
         if !group.supports_protocols(&args.protocol_type, &args.protocols) {
-            out.responses
-                .push((p.id, join_error(p.version, "", INCONSISTENT_GROUP_PROTOCOL)));
+            out.responses.push((
+                p.id,
+                join_error(p.version, "", ErrorCode::InconsistentGroupProtocol),
+            ));
             return;
         }
         let prefix = args.instance_id.as_deref().unwrap_or(&client.client_id);
-        let new_id = format!("{prefix}-{}", Uuid::new_v4());
+        let new_id = format!("{prefix}-{}", ids.next_uuid());
         if let Some(instance) = args.instance_id.clone() {
             if let Some(old_id) = group.static_member_id(&instance) {
                 Self::update_static_member(group, now_ms, &old_id, &new_id, args, cfg, out);
@@ -1119,8 +1164,10 @@ impl ClassicGroups {
                 new_id.clone(),
                 now_ms.saturating_add(args.session_timeout_ms as i64),
             );
-            out.responses
-                .push((p.id, join_error(p.version, &new_id, MEMBER_ID_REQUIRED)));
+            out.responses.push((
+                p.id,
+                join_error(p.version, &new_id, ErrorCode::MemberIdRequired),
+            ));
         } else {
             Self::add_member_then_rebalance(group, now_ms, &new_id, client, args, cfg, out);
         }
@@ -1139,15 +1186,17 @@ impl ClassicGroups {
         if !group.supports_protocols(&args.protocol_type, &args.protocols) {
             out.responses.push((
                 p.id,
-                join_error(p.version, &member_id, INCONSISTENT_GROUP_PROTOCOL),
+                join_error(p.version, &member_id, ErrorCode::InconsistentGroupProtocol),
             ));
             return;
         }
         if group.pending_members.contains_key(&member_id) {
             if let Some(instance) = args.instance_id.as_deref() {
                 if group.static_member_id(instance).is_some() {
-                    out.responses
-                        .push((p.id, join_error(p.version, &member_id, FENCED_INSTANCE_ID)));
+                    out.responses.push((
+                        p.id,
+                        join_error(p.version, &member_id, ErrorCode::FencedInstanceId),
+                    ));
                     return;
                 }
             }
@@ -1183,9 +1232,10 @@ impl ClassicGroups {
                     out.responses.push((p.id, resp));
                 }
             }
-            GroupState::Empty | GroupState::Dead => out
-                .responses
-                .push((p.id, join_error(p.version, &member_id, UNKNOWN_MEMBER_ID))),
+            GroupState::Empty | GroupState::Dead => out.responses.push((
+                p.id,
+                join_error(p.version, &member_id, ErrorCode::UnknownMemberId),
+            )),
         }
     }
 
@@ -1256,19 +1306,27 @@ impl ClassicGroups {
         // replaceStaticMember: the old member id is fenced.
         let Some(pos) = group.members.iter().position(|m| m.member_id == old_id) else {
             out.responses
-                .push((p.id, join_error(p.version, "", UNKNOWN_MEMBER_ID)));
+                .push((p.id, join_error(p.version, "", ErrorCode::UnknownMemberId)));
             return;
         };
         {
             let m = &mut group.members[pos];
             if let Some(j) = m.join.take() {
-                out.responses
-                    .push((j.id, join_error(j.version, old_id, FENCED_INSTANCE_ID)));
+                out.responses.push((
+                    j.id,
+                    join_error(j.version, old_id, ErrorCode::FencedInstanceId),
+                ));
             }
             if let Some(s) = m.sync.take() {
                 out.responses.push((
                     s.id,
-                    sync_response(s.version, FENCED_INSTANCE_ID, None, None, Bytes::new()),
+                    sync_response(
+                        s.version,
+                        ErrorCode::FencedInstanceId,
+                        None,
+                        None,
+                        Bytes::new(),
+                    ),
                 ));
             }
             m.member_id = new_id.to_string();
@@ -1315,7 +1373,7 @@ impl ClassicGroups {
     ) {
         let err = |code| sync_response(version, code, None, None, Bytes::new());
         let Some(group) = self.groups.get_mut(req.group_id.as_str()) else {
-            out.responses.push((id, err(UNKNOWN_MEMBER_ID)));
+            out.responses.push((id, err(ErrorCode::UnknownMemberId)));
             return;
         };
         let member_id = req.member_id.to_string();
@@ -1329,7 +1387,7 @@ impl ClassicGroups {
             return;
         }
         if req.generation_id != group.generation {
-            out.responses.push((id, err(ILLEGAL_GENERATION)));
+            out.responses.push((id, err(ErrorCode::IllegalGeneration)));
             return;
         }
         let inconsistent =
@@ -1341,11 +1399,14 @@ impl ClassicGroups {
             && (inconsistent(&req.protocol_type, &group.protocol_type)
                 || inconsistent(&req.protocol_name, &group.protocol_name))
         {
-            out.responses.push((id, err(INCONSISTENT_GROUP_PROTOCOL)));
+            out.responses
+                .push((id, err(ErrorCode::InconsistentGroupProtocol)));
             return;
         }
         match group.state {
-            GroupState::PreparingRebalance => out.responses.push((id, err(REBALANCE_IN_PROGRESS))),
+            GroupState::PreparingRebalance => out
+                .responses
+                .push((id, err(ErrorCode::RebalanceInProgress))),
             GroupState::CompletingRebalance => {
                 if let Some(m) = group.member_mut(&member_id) {
                     if let Some(old) = m.sync.replace(Pending { id, version }) {
@@ -1353,7 +1414,7 @@ impl ClassicGroups {
                             old.id,
                             sync_response(
                                 old.version,
-                                REBALANCE_IN_PROGRESS,
+                                ErrorCode::RebalanceInProgress,
                                 None,
                                 None,
                                 Bytes::new(),
@@ -1384,7 +1445,7 @@ impl ClassicGroups {
                                 p.id,
                                 sync_response(
                                     p.version,
-                                    NONE,
+                                    ErrorCode::None,
                                     ptype.as_deref(),
                                     pname.as_deref(),
                                     m.assignment.clone(),
@@ -1407,7 +1468,7 @@ impl ClassicGroups {
                     m.heartbeat_deadline = Some(now_ms.saturating_add(m.session_timeout_ms as i64));
                     let resp = sync_response(
                         version,
-                        NONE,
+                        ErrorCode::None,
                         ptype.as_deref(),
                         pname.as_deref(),
                         m.assignment.clone(),
@@ -1416,15 +1477,15 @@ impl ClassicGroups {
                 }
             }
             GroupState::Empty | GroupState::Dead => {
-                out.responses.push((id, err(UNKNOWN_MEMBER_ID)))
+                out.responses.push((id, err(ErrorCode::UnknownMemberId)))
             }
         }
     }
 
     /// Heartbeat.
-    pub fn heartbeat(&mut self, now_ms: i64, version: i16, req: &HeartbeatRequest) -> i16 {
+    pub fn heartbeat(&mut self, now_ms: i64, version: i16, req: &HeartbeatRequest) -> ErrorCode {
         let Some(group) = self.groups.get_mut(req.group_id.as_str()) else {
-            return UNKNOWN_MEMBER_ID;
+            return ErrorCode::UnknownMemberId;
         };
         let instance_id = if version >= 3 {
             req.group_instance_id.as_deref()
@@ -1435,7 +1496,7 @@ impl ClassicGroups {
             return code;
         }
         if req.generation_id != group.generation {
-            return ILLEGAL_GENERATION;
+            return ErrorCode::IllegalGeneration;
         }
         let state = group.state;
         let renew = |g: &mut ClassicGroup| {
@@ -1446,13 +1507,13 @@ impl ClassicGroups {
         match state {
             GroupState::PreparingRebalance => {
                 renew(group);
-                REBALANCE_IN_PROGRESS
+                ErrorCode::RebalanceInProgress
             }
             GroupState::CompletingRebalance | GroupState::Stable => {
                 renew(group);
-                NONE
+                ErrorCode::None
             }
-            GroupState::Empty | GroupState::Dead => UNKNOWN_MEMBER_ID,
+            GroupState::Empty | GroupState::Dead => ErrorCode::UnknownMemberId,
         }
     }
 
@@ -1471,7 +1532,7 @@ impl ClassicGroups {
             vec![MemberIdentity::default().with_member_id(req.member_id.clone())]
         };
         let Some(group) = self.groups.get_mut(req.group_id.as_str()) else {
-            return leave_response(version, UNKNOWN_MEMBER_ID, Vec::new());
+            return leave_response(version, ErrorCode::UnknownMemberId, Vec::new());
         };
         let mut responses = Vec::with_capacity(identities.len());
         let mut any_valid = false;
@@ -1481,28 +1542,28 @@ impl ClassicGroups {
             let code = if member_id.is_empty() {
                 match instance.as_deref().and_then(|i| group.static_member_id(i)) {
                     Some(existing) => {
-                        group.remove_member(&existing, UNKNOWN_MEMBER_ID, out);
-                        NONE
+                        group.remove_member(&existing, ErrorCode::UnknownMemberId, out);
+                        ErrorCode::None
                     }
-                    None => UNKNOWN_MEMBER_ID,
+                    None => ErrorCode::UnknownMemberId,
                 }
             } else if group.pending_members.remove(&member_id).is_some() {
-                NONE
+                ErrorCode::None
             } else {
                 match group.validate_member(&member_id, instance.as_deref()) {
                     Ok(()) => {
-                        group.remove_member(&member_id, UNKNOWN_MEMBER_ID, out);
-                        NONE
+                        group.remove_member(&member_id, ErrorCode::UnknownMemberId, out);
+                        ErrorCode::None
                     }
                     Err(code) => code,
                 }
             };
-            any_valid |= code == NONE;
+            any_valid |= code == ErrorCode::None;
             responses.push(
                 MemberResponse::default()
                     .with_member_id(ident.member_id)
                     .with_group_instance_id(ident.group_instance_id)
-                    .with_error_code(code),
+                    .with_error_code(code.code()),
             );
         }
         if any_valid {
@@ -1514,31 +1575,36 @@ impl ClassicGroups {
                 _ => {}
             }
         }
-        leave_response(version, NONE, responses)
+        leave_response(version, ErrorCode::None, responses)
     }
 }
 
-fn leave_response(version: i16, code: i16, members: Vec<MemberResponse>) -> LeaveGroupResponse {
+fn leave_response(
+    version: i16,
+    code: ErrorCode,
+    members: Vec<MemberResponse>,
+) -> LeaveGroupResponse {
     if version >= 3 {
         return LeaveGroupResponse::default()
-            .with_error_code(code)
+            .with_error_code(code.code())
             .with_members(members);
     }
-    let code = if code != NONE {
-        code
+    // v0–v2 have one member and no per-member errors: its error is the top-level one.
+    let code = if code != ErrorCode::None {
+        code.code()
     } else {
         members
             .iter()
             .map(|m| m.error_code)
-            .find(|c| *c != NONE)
-            .unwrap_or(NONE)
+            .find(|c| *c != ErrorCode::None.code())
+            .unwrap_or(ErrorCode::None.code())
     };
     LeaveGroupResponse::default().with_error_code(code)
 }
 
 /// The heartbeat response.
-pub fn heartbeat_response(code: i16) -> HeartbeatResponse {
-    HeartbeatResponse::default().with_error_code(code)
+pub fn heartbeat_response(code: ErrorCode) -> HeartbeatResponse {
+    HeartbeatResponse::default().with_error_code(code.code())
 }
 
 fn tombstone(id: &str) -> Record {

@@ -23,6 +23,7 @@ pub mod records;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use gregor_protocol::ErrorCode;
 use kafka_protocol::messages::{
     consumer_group_describe_request::ConsumerGroupDescribeRequest,
     consumer_group_describe_response::{
@@ -43,17 +44,6 @@ use regex::Regex;
 use uuid::Uuid;
 
 use self::records::{CurrentAssignment, GroupRecord, MemberMetadata, Partitions};
-
-const UNKNOWN_MEMBER_ID: i16 = 25;
-const INVALID_REQUEST: i16 = 42;
-const GROUP_ID_NOT_FOUND: i16 = 69;
-const GROUP_MAX_SIZE_REACHED: i16 = 81;
-const FENCED_INSTANCE_ID: i16 = 82;
-const FENCED_MEMBER_EPOCH: i16 = 110;
-const UNRELEASED_INSTANCE_ID: i16 = 111;
-const UNSUPPORTED_ASSIGNOR: i16 = 112;
-const STALE_MEMBER_EPOCH: i16 = 113;
-const INVALID_REGULAR_EXPRESSION: i16 = 128;
 
 const LEAVE_GROUP_MEMBER_EPOCH: i32 = -1;
 const LEAVE_GROUP_STATIC_MEMBER_EPOCH: i32 = -2;
@@ -325,9 +315,9 @@ enum Base {
     Replace(String),
 }
 
-fn error_response(code: i16, message: &str) -> ConsumerGroupHeartbeatResponse {
+fn error_response(code: ErrorCode, message: &str) -> ConsumerGroupHeartbeatResponse {
     let mut r = ConsumerGroupHeartbeatResponse::default();
-    r.error_code = code;
+    r.error_code = code.code();
     r.error_message = Some(StrBytes::from_string(message.to_string()));
     r
 }
@@ -737,20 +727,20 @@ impl ConsumerGroups {
         group_id: &str,
         member_id: &str,
         member_epoch: i32,
-    ) -> Result<(), i16> {
+    ) -> Result<(), ErrorCode> {
         let Some(g) = self.groups.get(group_id) else {
             return if member_epoch < 0 {
                 Ok(())
             } else {
-                Err(UNKNOWN_MEMBER_ID)
+                Err(ErrorCode::UnknownMemberId)
             };
         };
         if member_epoch < 0 && g.members.is_empty() {
             return Ok(());
         }
-        let m = g.members.get(member_id).ok_or(UNKNOWN_MEMBER_ID)?;
+        let m = g.members.get(member_id).ok_or(ErrorCode::UnknownMemberId)?;
         if m.member_epoch != member_epoch {
-            return Err(STALE_MEMBER_EPOCH);
+            return Err(ErrorCode::StaleMemberEpoch);
         }
         Ok(())
     }
@@ -761,15 +751,15 @@ impl ConsumerGroups {
         group_id: &str,
         member_id: Option<&str>,
         member_epoch: i32,
-    ) -> Result<(), i16> {
+    ) -> Result<(), ErrorCode> {
         if member_id.is_none() && member_epoch < 0 {
             return Ok(());
         }
         let m = member_id
             .and_then(|id| self.groups.get(group_id).and_then(|g| g.members.get(id)))
-            .ok_or(UNKNOWN_MEMBER_ID)?;
+            .ok_or(ErrorCode::UnknownMemberId)?;
         if m.member_epoch != member_epoch {
-            return Err(STALE_MEMBER_EPOCH);
+            return Err(ErrorCode::StaleMemberEpoch);
         }
         Ok(())
     }
@@ -786,7 +776,7 @@ impl ConsumerGroups {
             let mut d = DescribedGroup::default();
             d.group_id = gid.clone();
             let Some(g) = self.groups.get(gid.0.as_str()) else {
-                d.error_code = GROUP_ID_NOT_FOUND;
+                d.error_code = ErrorCode::GroupIdNotFound.code();
                 d.error_message = Some(StrBytes::from_string(format!(
                     "Group {} not found.",
                     gid.0.as_str()
@@ -858,12 +848,12 @@ impl ConsumerGroups {
         &mut self,
         version: i16,
         req: &ConsumerGroupHeartbeatRequest,
-    ) -> Result<(), (i16, &'static str)> {
+    ) -> Result<(), (ErrorCode, &'static str)> {
         let epoch = req.member_epoch;
         if (version >= 1 || epoch > 0 || epoch == LEAVE_GROUP_MEMBER_EPOCH)
             && is_blank(&req.member_id)
         {
-            return Err((INVALID_REQUEST, "MemberId can't be empty."));
+            return Err((ErrorCode::InvalidRequest, "MemberId can't be empty."));
         }
         let too_long = |x: &str| x.len() > i16::MAX as usize;
         if too_long(&req.group_id.0)
@@ -872,23 +862,23 @@ impl ConsumerGroups {
         {
             // Kafka's record keys hold these as INT16-length strings.
             return Err((
-                INVALID_REQUEST,
+                ErrorCode::InvalidRequest,
                 "GroupId, MemberId and InstanceId must be at most 32767 bytes.",
             ));
         }
         if is_blank(&req.group_id.0) {
-            return Err((INVALID_REQUEST, "GroupId can't be empty."));
+            return Err((ErrorCode::InvalidRequest, "GroupId can't be empty."));
         }
         if req.instance_id.as_ref().is_some_and(|s| is_blank(s)) {
-            return Err((INVALID_REQUEST, "InstanceId can't be empty."));
+            return Err((ErrorCode::InvalidRequest, "InstanceId can't be empty."));
         }
         if req.rack_id.as_ref().is_some_and(|s| is_blank(s)) {
-            return Err((INVALID_REQUEST, "RackId can't be empty."));
+            return Err((ErrorCode::InvalidRequest, "RackId can't be empty."));
         }
         if epoch == 0 {
             if req.rebalance_timeout_ms == -1 {
                 return Err((
-                    INVALID_REQUEST,
+                    ErrorCode::InvalidRequest,
                     "RebalanceTimeoutMs must be provided in first request.",
                 ));
             }
@@ -898,27 +888,27 @@ impl ConsumerGroups {
                 .is_none_or(|tp| !tp.is_empty())
             {
                 return Err((
-                    INVALID_REQUEST,
+                    ErrorCode::InvalidRequest,
                     "TopicPartitions must be empty when (re-)joining.",
                 ));
             }
             if req.subscribed_topic_names.is_none() && req.subscribed_topic_regex.is_none() {
                 return Err((
-                    INVALID_REQUEST,
+                    ErrorCode::InvalidRequest,
                     "Either SubscribedTopicNames or SubscribedTopicRegex must be non-null when (re-)joining.",
                 ));
             }
         } else if epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH {
             if req.instance_id.is_none() {
-                return Err((INVALID_REQUEST, "InstanceId can't be null."));
+                return Err((ErrorCode::InvalidRequest, "InstanceId can't be null."));
             }
         } else if epoch < LEAVE_GROUP_STATIC_MEMBER_EPOCH {
-            return Err((INVALID_REQUEST, "MemberEpoch is invalid."));
+            return Err((ErrorCode::InvalidRequest, "MemberEpoch is invalid."));
         }
         if let Some(a) = &req.server_assignor {
             if !assignor::is_supported(a) {
                 return Err((
-                    UNSUPPORTED_ASSIGNOR,
+                    ErrorCode::UnsupportedAssignor,
                     "ServerAssignor is not supported. Supported assignors: uniform, range.",
                 ));
             }
@@ -927,7 +917,7 @@ impl ConsumerGroups {
             if let Some(re) = &req.subscribed_topic_regex {
                 if !re.is_empty() && self.compile_regex(re).is_err() {
                     return Err((
-                        INVALID_REGULAR_EXPRESSION,
+                        ErrorCode::InvalidRegularExpression,
                         "SubscribedTopicRegex is not a valid regular expression.",
                     ));
                 }
@@ -936,7 +926,7 @@ impl ConsumerGroups {
         Ok(())
     }
 
-    /// ConsumerGroupHeartbeat (v0–v1).
+    /// ConsumerGroupHeartbeat (v0–v1). A v0 join without a member id gets one from `ids`.
     pub fn heartbeat(
         &mut self,
         now_ms: i64,
@@ -944,6 +934,7 @@ impl ConsumerGroups {
         client: &crate::ClientInfo,
         req: ConsumerGroupHeartbeatRequest,
         topics: &dyn crate::TopicView,
+        ids: &mut dyn crate::IdGenerator,
     ) -> (Vec<crate::Record>, ConsumerGroupHeartbeatResponse) {
         if let Err((code, msg)) = self.validate(version, &req) {
             return (Vec::new(), error_response(code, msg));
@@ -952,7 +943,7 @@ impl ConsumerGroups {
         let result = if req.member_epoch < 0 {
             self.leave(&req, &mut out)
         } else {
-            self.regular_heartbeat(now_ms, client, req, topics, &mut out)
+            self.regular_heartbeat(now_ms, client, req, topics, ids, &mut out)
         };
         let records = out.iter().map(GroupRecord::encode).collect();
         match result {
@@ -965,12 +956,12 @@ impl ConsumerGroups {
         &mut self,
         req: &ConsumerGroupHeartbeatRequest,
         out: &mut Vec<GroupRecord>,
-    ) -> Result<ConsumerGroupHeartbeatResponse, (i16, String)> {
+    ) -> Result<ConsumerGroupHeartbeatResponse, (ErrorCode, String)> {
         let gid = req.group_id.0.to_string();
         let member_id = req.member_id.to_string();
         let g = self.groups.get(&gid).ok_or_else(|| {
             (
-                GROUP_ID_NOT_FOUND,
+                ErrorCode::GroupIdNotFound,
                 format!("Consumer group {gid} not found."),
             )
         })?;
@@ -981,7 +972,7 @@ impl ConsumerGroups {
             None => {
                 if !g.members.contains_key(&member_id) {
                     return Err((
-                        UNKNOWN_MEMBER_ID,
+                        ErrorCode::UnknownMemberId,
                         format!("Member {member_id} is not a member of group {gid}."),
                     ));
                 }
@@ -989,19 +980,24 @@ impl ConsumerGroups {
             }
             Some(iid) => {
                 let iid = iid.to_string();
-                let owner =
-                    g.static_members.get(&iid).cloned().ok_or_else(|| {
-                        (UNKNOWN_MEMBER_ID, format!("Instance id {iid} is unknown."))
-                    })?;
+                let owner = g.static_members.get(&iid).cloned().ok_or_else(|| {
+                    (
+                        ErrorCode::UnknownMemberId,
+                        format!("Instance id {iid} is unknown."),
+                    )
+                })?;
                 if owner != member_id {
                     return Err((
-                        FENCED_INSTANCE_ID,
+                        ErrorCode::FencedInstanceId,
                         format!("Static member {member_id} with instance id {iid} was fenced by member {owner}."),
                     ));
                 }
                 if req.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH {
                     let Some(m) = g.members.get(&member_id) else {
-                        return Err((UNKNOWN_MEMBER_ID, format!("Instance id {iid} is unknown.")));
+                        return Err((
+                            ErrorCode::UnknownMemberId,
+                            format!("Instance id {iid} is unknown."),
+                        ));
                     };
                     let mut c = m.current();
                     c.member_epoch = LEAVE_GROUP_STATIC_MEMBER_EPOCH;
@@ -1206,15 +1202,16 @@ impl ConsumerGroups {
         client: &crate::ClientInfo,
         req: ConsumerGroupHeartbeatRequest,
         topics: &dyn crate::TopicView,
+        ids: &mut dyn crate::IdGenerator,
         out: &mut Vec<GroupRecord>,
-    ) -> Result<ConsumerGroupHeartbeatResponse, (i16, String)> {
+    ) -> Result<ConsumerGroupHeartbeatResponse, (ErrorCode, String)> {
         let gid = req.group_id.0.to_string();
         let epoch = req.member_epoch;
         let owned = req.topic_partitions.as_deref();
         let group = self.groups.get(&gid);
         if group.is_none() && epoch != 0 {
             return Err((
-                GROUP_ID_NOT_FOUND,
+                ErrorCode::GroupIdNotFound,
                 format!("Consumer group {gid} not found."),
             ));
         }
@@ -1225,7 +1222,7 @@ impl ConsumerGroups {
                 && (member_id.is_empty() || !g.members.contains_key(&member_id))
             {
                 return Err((
-                    GROUP_MAX_SIZE_REACHED,
+                    ErrorCode::GroupMaxSizeReached,
                     format!(
                         "The consumer group has reached its maximum capacity of {max} members."
                     ),
@@ -1233,9 +1230,9 @@ impl ConsumerGroups {
             }
         }
         if member_id.is_empty() {
-            member_id = kafka_uuid_string(Uuid::new_v4());
+            member_id = kafka_uuid_string(ids.next_uuid());
         }
-        let check_epoch = |m: &Member| -> Result<(), (i16, String)> {
+        let check_epoch = |m: &Member| -> Result<(), (ErrorCode, String)> {
             if epoch == 0 {
                 // KAFKA-19233: a fenced member may rejoin with epoch 0 and its member id.
                 return Ok(());
@@ -1245,7 +1242,7 @@ impl ConsumerGroups {
                     && (epoch != m.previous_member_epoch || !is_subset(owned, &m.assigned)))
             {
                 return Err((
-                    FENCED_MEMBER_EPOCH,
+                    ErrorCode::FencedMemberEpoch,
                     format!(
                         "The consumer group member has a member epoch ({epoch}) that does not match the one known by \
                          the group coordinator ({}). The member must abandon all its partitions and rejoin.",
@@ -1257,7 +1254,7 @@ impl ConsumerGroups {
         };
         let unknown = || {
             (
-                UNKNOWN_MEMBER_ID,
+                ErrorCode::UnknownMemberId,
                 format!(
                     "Member {} is not a member of group {gid}.",
                     req.member_id.as_str()
@@ -1290,7 +1287,7 @@ impl ConsumerGroups {
                         Some((id, m)) => {
                             if m.member_epoch != LEAVE_GROUP_STATIC_MEMBER_EPOCH {
                                 return Err((
-                                    UNRELEASED_INSTANCE_ID,
+                                    ErrorCode::UnreleasedInstanceId,
                                     format!(
                                         "Static member {member_id} with instance id {iid} cannot join the group because \
                                          the instance id is owned by {id} member."
@@ -1299,7 +1296,7 @@ impl ConsumerGroups {
                             }
                             if g.members.contains_key(&member_id) {
                                 return Err((
-                                    INVALID_REQUEST,
+                                    ErrorCode::InvalidRequest,
                                     format!(
                                         "Member id {member_id} is already used by another member."
                                     ),
@@ -1310,10 +1307,10 @@ impl ConsumerGroups {
                     }
                 } else {
                     match existing {
-                        None => return Err((UNKNOWN_MEMBER_ID, format!("Instance id {iid} is unknown."))),
+                        None => return Err((ErrorCode::UnknownMemberId, format!("Instance id {iid} is unknown."))),
                         Some((id, _)) if *id != member_id => {
                             return Err((
-                                FENCED_INSTANCE_ID,
+                                ErrorCode::FencedInstanceId,
                                 format!("Static member {member_id} with instance id {iid} was fenced by member {id}."),
                             ))
                         }
@@ -1328,7 +1325,7 @@ impl ConsumerGroups {
         if let Base::Existing(m) = &base {
             if m.state == MemberState::Unknown && owned.is_none_or(|o| !o.is_empty()) {
                 return Err((
-                    FENCED_MEMBER_EPOCH,
+                    ErrorCode::FencedMemberEpoch,
                     "The consumer group member is in a unknown state. The member must abandon all its partitions and \
                      rejoin."
                         .to_string(),
@@ -1477,7 +1474,7 @@ impl ConsumerGroups {
             ),
             None => {
                 return Err((
-                    GROUP_ID_NOT_FOUND,
+                    ErrorCode::GroupIdNotFound,
                     format!("Consumer group {gid} not found."),
                 ))
             }
@@ -1504,7 +1501,7 @@ impl ConsumerGroups {
         let next = {
             let Some(g) = self.groups.get(&gid) else {
                 return Err((
-                    GROUP_ID_NOT_FOUND,
+                    ErrorCode::GroupIdNotFound,
                     format!("Consumer group {gid} not found."),
                 ));
             };

@@ -4,7 +4,14 @@
 //! `group-coordinator` module: every handler takes the request and the current time (`now_ms`,
 //! injected by the caller) and returns the records to persist in `__consumer_offsets` plus the
 //! response(s); [`GroupCoordinator::replay`] rebuilds the state from those records on start. No
-//! sockets, no threads, no wall clock: the broker owns the I/O (`crates/broker/src/groups.rs`).
+//! sockets, no threads, no wall clock, no randomness: the broker owns the I/O
+//! (`crates/broker/src/groups.rs`), and the member ids the coordinator makes up come from the
+//! [`IdGenerator`] given to [`GroupCoordinator::new`] ([`ids`]). Outputs are therefore a
+//! function of the inputs: two coordinators that replay the same records and then get the same
+//! requests, times and ids answer identically, and answer as the coordinator that wrote the
+//! records would have (`tests/determinism.rs`). The crate's `clippy.toml` forbids the clock
+//! and random UUIDs, and without the `random-ids` feature (which only adds `RandomIds`) `uuid`
+//! cannot make a random id at all.
 //!
 //! Records must be durable before the responses that follow them are sent.
 //!
@@ -15,7 +22,44 @@
 //! periodically) to fire timers: the initial rebalance delay, rebalance timeouts, session
 //! expiry.
 //!
+//! Error codes are [`gregor_protocol::ErrorCode`] throughout: internal results and the
+//! coordinator's own APIs carry `ErrorCode`; `.code()` turns one into the `i16` the
+//! kafka-protocol messages hold.
+//!
+//! # One instance is one shard
+//!
+//! A [`GroupCoordinator`] holds the groups of one `__consumer_offsets` partition, like Kafka's
+//! `GroupCoordinatorShard`: a group lives in partition [`partition_for`]`(group_id, n)`. The
+//! broker makes an instance when it becomes leader of a partition, replays that partition
+//! alone into it ([`GroupCoordinator::replay`], [`GroupCoordinator::replay_txn_record`],
+//! [`GroupCoordinator::replay_txn_marker`], then [`GroupCoordinator::finish_replay`]) and ends
+//! it with [`GroupCoordinator::unload`] (every parked JoinGroup/SyncGroup answered
+//! NOT_COORDINATOR) when it loses the leadership. No state is shared between groups (the
+//! regex cache aside), so the records an instance returns belong to its own partition as long
+//! as the caller gives it only its own groups (`tests/determinism.rs` replays each partition
+//! into its own instance). The caller:
+//! - routes single-group requests (JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit,
+//!   OffsetDelete, TxnOffsetCommit, ConsumerGroupHeartbeat, OffsetFetch v0–v7) to the shard of
+//!   the group;
+//! - splits multi-group requests (DescribeGroups, DeleteGroups, ConsumerGroupDescribe,
+//!   OffsetFetch v8+) by shard and puts the answers back in request order. It must not
+//!   broadcast them: a shard answers for a group it does not hold as for an unknown group
+//!   (Dead, GROUP_ID_NOT_FOUND, no offsets), which looks like a real answer;
+//! - fans ListGroups out to every loaded shard and concatenates the groups;
+//! - settles transactional offsets per partition: the COMMIT/ABORT marker written to
+//!   `__consumer_offsets` partition p goes to p's shard ([`GroupCoordinator::complete_txn`]);
+//!   a transaction that committed offsets of groups in several partitions has a marker in
+//!   each (AddOffsetsToTxn added each group's partition), and each shard settles only its own
+//!   groups' offsets;
+//! - fires each shard's timers ([`GroupCoordinator::tick`] at its
+//!   [`GroupCoordinator::next_deadline`]);
+//! - gives each shard its own [`IdGenerator`] ([`RandomIds`](ids) in the broker; a
+//!   deterministic one restarted with a reloaded shard could hand out a member id that is
+//!   still in use). [`RequestId`]s need only be unique per shard.
+//!
 //! Modules (tour):
+//! - [`ids`]: the injected [`IdGenerator`] and its implementations ([`SequentialIds`],
+//!   [`SeededIds`], and `RandomIds` with the `random-ids` feature).
 //! - [`records`]: the `__consumer_offsets` key/value formats (Kafka's schemas, byte compatible).
 //! - [`classic`]: the classic group protocol (JoinGroup/SyncGroup/Heartbeat/LeaveGroup) with
 //!   Kafka's states Empty, PreparingRebalance, CompletingRebalance, Stable, Dead.
@@ -25,8 +69,11 @@
 //! - [`consumer`]: KIP-848 consumer groups (ConsumerGroupHeartbeat/Describe, server-side
 //!   `uniform` and `range` assignors, regex subscriptions).
 
+#![warn(missing_docs)]
+
 pub mod consumer;
 
+use gregor_protocol::ErrorCode;
 use kafka_protocol::messages::{
     consumer_group_describe_request::ConsumerGroupDescribeRequest,
     consumer_group_describe_response::ConsumerGroupDescribeResponse,
@@ -57,7 +104,12 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
+#[cfg(feature = "random-ids")]
+pub use ids::RandomIds;
+pub use ids::{IdGenerator, SeededIds, SequentialIds};
+
 pub mod classic;
+pub mod ids;
 pub mod offsets;
 pub mod records;
 pub mod txn_offsets;
@@ -161,50 +213,6 @@ pub trait TopicView {
 #[error("cannot replay __consumer_offsets record: {0}")]
 pub struct ReplayError(pub String);
 
-/// Kafka error codes used by the coordinator.
-pub mod errors {
-    /// NONE.
-    pub const NONE: i16 = 0;
-    /// UNKNOWN_TOPIC_OR_PARTITION.
-    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-    /// OFFSET_METADATA_TOO_LARGE.
-    pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
-    /// COORDINATOR_NOT_AVAILABLE.
-    pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
-    /// ILLEGAL_GENERATION.
-    pub const ILLEGAL_GENERATION: i16 = 22;
-    /// INCONSISTENT_GROUP_PROTOCOL.
-    pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
-    /// INVALID_GROUP_ID.
-    pub const INVALID_GROUP_ID: i16 = 24;
-    /// UNKNOWN_MEMBER_ID.
-    pub const UNKNOWN_MEMBER_ID: i16 = 25;
-    /// INVALID_SESSION_TIMEOUT.
-    pub const INVALID_SESSION_TIMEOUT: i16 = 26;
-    /// REBALANCE_IN_PROGRESS.
-    pub const REBALANCE_IN_PROGRESS: i16 = 27;
-    /// UNSUPPORTED_VERSION.
-    pub const UNSUPPORTED_VERSION: i16 = 35;
-    /// NON_EMPTY_GROUP.
-    pub const NON_EMPTY_GROUP: i16 = 68;
-    /// GROUP_ID_NOT_FOUND.
-    pub const GROUP_ID_NOT_FOUND: i16 = 69;
-    /// MEMBER_ID_REQUIRED.
-    pub const MEMBER_ID_REQUIRED: i16 = 79;
-    /// GROUP_MAX_SIZE_REACHED.
-    pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
-    /// FENCED_INSTANCE_ID.
-    pub const FENCED_INSTANCE_ID: i16 = 82;
-    /// GROUP_SUBSCRIBED_TO_TOPIC.
-    pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
-    /// UNSTABLE_OFFSET_COMMIT.
-    pub const UNSTABLE_OFFSET_COMMIT: i16 = 88;
-    /// STALE_MEMBER_EPOCH.
-    pub const STALE_MEMBER_EPOCH: i16 = 113;
-}
-
-use errors::*;
-
 fn sb(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
@@ -218,13 +226,16 @@ pub struct GroupCoordinator {
     consumer: consumer::ConsumerGroups,
     next_cleanup: Option<i64>,
     txn_offsets: txn_offsets::PendingTxnOffsets,
+    ids: Box<dyn IdGenerator>,
 }
 
 impl GroupCoordinator {
-    /// A coordinator with no groups.
-    pub fn new(config: GroupConfig) -> Self {
+    /// A coordinator with no groups, making up member ids with `ids` (`RandomIds` in the
+    /// broker, [`SequentialIds`] or [`SeededIds`] in tests).
+    pub fn new(config: GroupConfig, ids: impl IdGenerator + 'static) -> Self {
         let consumer = consumer::ConsumerGroups::new(&config);
         GroupCoordinator {
+            ids: Box::new(ids),
             config,
             classic: classic::ClassicGroups::default(),
             offsets: offsets::OffsetStore::default(),
@@ -259,7 +270,7 @@ impl GroupCoordinator {
 
     fn arm_cleanup(&mut self, now_ms: i64) {
         if self.next_cleanup.is_none() {
-            self.next_cleanup = Some(now_ms.saturating_add(offsets::RETENTION_CHECK_INTERVAL_MS));
+            self.next_cleanup = Some(next_retention_check(now_ms));
         }
     }
 
@@ -345,7 +356,7 @@ impl GroupCoordinator {
                 out.records.extend(self.consumer.delete(&group_id));
             } else {
                 let mut r = JoinGroupResponse::default()
-                    .with_error_code(INCONSISTENT_GROUP_PROTOCOL)
+                    .with_error_code(ErrorCode::InconsistentGroupProtocol.code())
                     .with_member_id(req.member_id.clone());
                 if version < 7 {
                     r.protocol_name = Some(StrBytes::default());
@@ -356,8 +367,16 @@ impl GroupCoordinator {
                 return out;
             }
         }
-        self.classic
-            .join(now_ms, id, version, client, req, &self.config, &mut out);
+        self.classic.join(
+            now_ms,
+            id,
+            version,
+            client,
+            req,
+            &self.config,
+            self.ids.as_mut(),
+            &mut out,
+        );
         out
     }
 
@@ -466,7 +485,7 @@ impl GroupCoordinator {
                     } else {
                         format!("Group {} not found.", gid.as_str())
                     };
-                    dead.with_error_code(GROUP_ID_NOT_FOUND)
+                    dead.with_error_code(ErrorCode::GroupIdNotFound.code())
                         .with_error_message(Some(sb(&msg)))
                 } else {
                     dead
@@ -560,7 +579,7 @@ impl GroupCoordinator {
                     Ok(tombstone) => {
                         records.extend(self.offsets.delete_group(id));
                         records.push(tombstone);
-                        NONE
+                        ErrorCode::None
                     }
                     Err(code) => code,
                 }
@@ -568,19 +587,19 @@ impl GroupCoordinator {
                 if self.consumer.is_empty(id) {
                     records.extend(self.offsets.delete_group(id));
                     records.extend(self.consumer.delete(id));
-                    NONE
+                    ErrorCode::None
                 } else {
-                    NON_EMPTY_GROUP
+                    ErrorCode::NonEmptyGroup
                 }
             } else if id.is_empty() {
-                INVALID_GROUP_ID
+                ErrorCode::InvalidGroupId
             } else {
-                GROUP_ID_NOT_FOUND
+                ErrorCode::GroupIdNotFound
             };
             results.push(
                 DeletableGroupResult::default()
                     .with_group_id(gid.clone())
-                    .with_error_code(code),
+                    .with_error_code(code.code()),
             );
         }
         (
@@ -607,7 +626,7 @@ impl GroupCoordinator {
                 return (
                     Vec::new(),
                     ConsumerGroupHeartbeatResponse::default()
-                        .with_error_code(GROUP_ID_NOT_FOUND)
+                        .with_error_code(ErrorCode::GroupIdNotFound.code())
                         .with_error_message(Some(sb(&msg))),
                 );
             }
@@ -615,9 +634,9 @@ impl GroupCoordinator {
             self.classic.remove(&gid);
             records.push(classic::group_tombstone(&gid));
         }
-        let (more, resp) = self
-            .consumer
-            .heartbeat(now_ms, version, client, req, topics);
+        let (more, resp) =
+            self.consumer
+                .heartbeat(now_ms, version, client, req, topics, self.ids.as_mut());
         records.extend(more);
         (records, resp)
     }
@@ -634,7 +653,7 @@ impl GroupCoordinator {
             if self.classic.contains(g.group_id.as_str())
                 && !self.consumer.contains(g.group_id.as_str())
             {
-                g.error_code = GROUP_ID_NOT_FOUND;
+                g.error_code = ErrorCode::GroupIdNotFound.code();
                 g.error_message = Some(sb(&format!(
                     "Group {} is not a consumer group.",
                     g.group_id.as_str()
@@ -653,9 +672,16 @@ impl GroupCoordinator {
         out.records.extend(self.consumer.tick(now_ms));
         if self.next_cleanup.is_some_and(|t| t <= now_ms) {
             out.records.extend(self.cleanup_groups(now_ms));
-            self.next_cleanup = Some(now_ms.saturating_add(offsets::RETENTION_CHECK_INTERVAL_MS));
+            self.next_cleanup = Some(next_retention_check(now_ms));
         }
         out
+    }
+
+    /// The broker no longer leads this shard's `__consumer_offsets` partition: the answers to
+    /// every request still waiting (JoinGroup, SyncGroup), all NOT_COORDINATOR. The state is
+    /// dropped; the partition's next leader replays it.
+    pub fn unload(mut self) -> Vec<(RequestId, Response)> {
+        self.classic.unload()
     }
 
     /// Earliest time `tick` has something to do.
@@ -671,6 +697,18 @@ impl GroupCoordinator {
     }
 }
 
+/// The first retention check after `now_ms`: checks run at multiples of
+/// [`offsets::RETENTION_CHECK_INTERVAL_MS`] (not an interval after whenever the coordinator
+/// was loaded), so a coordinator that replays a partition retires offsets at the same times as
+/// the one that wrote it.
+fn next_retention_check(now_ms: i64) -> i64 {
+    let interval = offsets::RETENTION_CHECK_INTERVAL_MS;
+    now_ms
+        .div_euclid(interval)
+        .saturating_add(1)
+        .saturating_mul(interval)
+}
+
 /// Kafka's group → `__consumer_offsets` partition: `Utils.abs(groupId.hashCode()) % n`, with
 /// Java's `String.hashCode` over UTF-16 code units.
 pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
@@ -684,6 +722,16 @@ pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn retention_checks_fall_on_interval_multiples() {
+        use super::next_retention_check as next;
+        assert_eq!(next(0), 600_000);
+        assert_eq!(next(599_999), 600_000);
+        assert_eq!(next(600_000), 1_200_000);
+        assert_eq!(next(-1), 0);
+        assert!(next(i64::MAX) >= i64::MAX - 600_000);
+    }
+
     #[test]
     fn partition_matches_java_hashcode() {
         assert_eq!(super::partition_for("", 50), 0);

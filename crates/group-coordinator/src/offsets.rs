@@ -6,7 +6,8 @@
 //! id with generation -1 creates an Empty "simple" classic group, as Kafka does).
 //!
 //! Retention (Kafka 2.1+ semantics, checked every [`RETENTION_CHECK_INTERVAL_MS`] like
-//! `offsets.retention.check.interval.ms`): an offset with an explicit expire timestamp (v1
+//! `offsets.retention.check.interval.ms`, at multiples of it so that the schedule does not
+//! depend on when the coordinator was loaded): an offset with an explicit expire timestamp (v1
 //! records, OffsetCommit v2–v4 `retention_time_ms`) expires at that time; otherwise
 //! - Empty classic group with a protocol type: `offsets_retention_ms` after the group became
 //!   Empty (or after the commit when that time is unknown),
@@ -39,9 +40,9 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use crate::classic::GroupState;
-use crate::errors::*;
 use crate::records::{offset_commit_key, OffsetCommitValue};
 use crate::{GroupCoordinator, Record, TopicView};
+use gregor_protocol::ErrorCode;
 
 /// `offset.metadata.max.bytes` (Kafka compares the string length in chars).
 pub const OFFSET_METADATA_MAX_BYTES: usize = 4096;
@@ -267,7 +268,7 @@ impl GroupCoordinator {
         version: i16,
         req: &OffsetCommitRequest,
         transactional: bool,
-    ) -> Result<bool, i16> {
+    ) -> Result<bool, ErrorCode> {
         let group_id = req.group_id.as_str();
         let generation = req.generation_id_or_member_epoch;
         let member_id = req.member_id.as_str();
@@ -284,16 +285,16 @@ impl GroupCoordinator {
                 .validate_offset_commit(group_id, member_id, generation)?;
             if version < 9 && !transactional {
                 // KIP-848 members must use OffsetCommit v9+.
-                return Err(UNSUPPORTED_VERSION);
+                return Err(ErrorCode::UnsupportedVersion);
             }
             return Ok(false);
         }
         if generation < 0 {
             Ok(true)
         } else if version >= 9 {
-            Err(GROUP_ID_NOT_FOUND)
+            Err(ErrorCode::GroupIdNotFound)
         } else {
-            Err(ILLEGAL_GENERATION)
+            Err(ErrorCode::IllegalGeneration)
         }
     }
 
@@ -307,7 +308,7 @@ impl GroupCoordinator {
         self.arm_cleanup(now_ms);
         let group_id = req.group_id.to_string();
         let mut group_error = if group_id.is_empty() {
-            Err(INVALID_GROUP_ID)
+            Err(ErrorCode::InvalidGroupId)
         } else {
             self.validate_offset_commit(version, &req, false)
         };
@@ -334,7 +335,7 @@ impl GroupCoordinator {
             let mut parts = Vec::with_capacity(t.partitions.len());
             for p in t.partitions {
                 let code = if !partition_known(topics, &t.name, p.partition_index) {
-                    UNKNOWN_TOPIC_OR_PARTITION
+                    ErrorCode::UnknownTopicOrPartition
                 } else if let Err(code) = group_error {
                     code
                 } else if p
@@ -342,7 +343,7 @@ impl GroupCoordinator {
                     .as_ref()
                     .is_some_and(|m| m.chars().count() > OFFSET_METADATA_MAX_BYTES)
                 {
-                    OFFSET_METADATA_TOO_LARGE
+                    ErrorCode::OffsetMetadataTooLarge
                 } else {
                     let o = CommittedOffset {
                         offset: p.committed_offset,
@@ -363,12 +364,12 @@ impl GroupCoordinator {
                         self.offsets
                             .commit(&group_id, &t.name, p.partition_index, o),
                     );
-                    NONE
+                    ErrorCode::None
                 };
                 parts.push(
                     OffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
-                        .with_error_code(code),
+                        .with_error_code(code.code()),
                 );
             }
             resp_topics.push(
@@ -389,7 +390,7 @@ impl GroupCoordinator {
         group_id: &str,
         member_id: Option<&str>,
         member_epoch: i32,
-    ) -> Result<bool, i16> {
+    ) -> Result<bool, ErrorCode> {
         if self.classic.get(group_id).is_some() {
             return Ok(true);
         }
@@ -408,9 +409,9 @@ impl GroupCoordinator {
         member_id: Option<&str>,
         member_epoch: i32,
         topics: Option<Vec<(TopicName, Vec<i32>)>>,
-    ) -> (i16, FetchedTopics) {
+    ) -> (ErrorCode, FetchedTopics) {
         if group_id.is_empty() {
-            return (INVALID_GROUP_ID, Vec::new());
+            return (ErrorCode::InvalidGroupId, Vec::new());
         }
         let exists = match self.validate_offset_fetch(group_id, member_id, member_epoch) {
             Ok(e) => e,
@@ -446,7 +447,7 @@ impl GroupCoordinator {
                 })
                 .unwrap_or_default(),
         };
-        (NONE, out)
+        (ErrorCode::None, out)
     }
 
     pub(crate) fn offset_fetch_impl(
@@ -492,7 +493,9 @@ impl GroupCoordinator {
                                                     .with_committed_offset(-1)
                                                     .with_committed_leader_epoch(-1)
                                                     .with_metadata(Some(sb("")))
-                                                    .with_error_code(UNSTABLE_OFFSET_COMMIT);
+                                                    .with_error_code(
+                                                        ErrorCode::UnstableOffsetCommit.code(),
+                                                    );
                                             }
                                             let (offset, epoch, meta) = split(c);
                                             OffsetFetchResponsePartitions::default()
@@ -507,7 +510,7 @@ impl GroupCoordinator {
                         .collect();
                     OffsetFetchResponseGroup::default()
                         .with_group_id(g.group_id.clone())
-                        .with_error_code(code)
+                        .with_error_code(code.code())
                         .with_topics(topics)
                 })
                 .collect();
@@ -519,10 +522,10 @@ impl GroupCoordinator {
                 .collect::<Vec<_>>()
         });
         let (code, result) = self.fetch_group(&req.group_id, None, -1, topics.clone());
-        if code != NONE {
+        if code != ErrorCode::None {
             // v2+: top-level error, no topics; v1: the error on every requested partition.
             if version >= 2 {
-                return OffsetFetchResponse::default().with_error_code(code);
+                return OffsetFetchResponse::default().with_error_code(code.code());
             }
             let topics = topics
                 .unwrap_or_default()
@@ -539,7 +542,7 @@ impl GroupCoordinator {
                                         .with_committed_offset(-1)
                                         .with_committed_leader_epoch(-1)
                                         .with_metadata(Some(sb("")))
-                                        .with_error_code(code)
+                                        .with_error_code(code.code())
                                 })
                                 .collect(),
                         )
@@ -569,7 +572,7 @@ impl GroupCoordinator {
                                         .with_committed_offset(-1)
                                         .with_committed_leader_epoch(-1)
                                         .with_metadata(Some(sb("")))
-                                        .with_error_code(UNSTABLE_OFFSET_COMMIT);
+                                        .with_error_code(ErrorCode::UnstableOffsetCommit.code());
                                 }
                                 let (offset, epoch, meta) = split(c);
                                 OffsetFetchResponsePartition::default()
@@ -597,7 +600,8 @@ impl GroupCoordinator {
             if g.state() != GroupState::Empty && !g.uses_consumer_protocol() {
                 return (
                     Vec::new(),
-                    OffsetDeleteResponse::default().with_error_code(NON_EMPTY_GROUP),
+                    OffsetDeleteResponse::default()
+                        .with_error_code(ErrorCode::NonEmptyGroup.code()),
                 );
             }
             g.subscribed_topics().cloned().unwrap_or_default()
@@ -608,7 +612,7 @@ impl GroupCoordinator {
         } else {
             return (
                 Vec::new(),
-                OffsetDeleteResponse::default().with_error_code(GROUP_ID_NOT_FOUND),
+                OffsetDeleteResponse::default().with_error_code(ErrorCode::GroupIdNotFound.code()),
             );
         };
         let mut records = Vec::new();
@@ -620,19 +624,19 @@ impl GroupCoordinator {
                 .iter()
                 .map(|p| {
                     let code = if !partition_known(topics, &t.name, p.partition_index) {
-                        UNKNOWN_TOPIC_OR_PARTITION
+                        ErrorCode::UnknownTopicOrPartition
                     } else if is_subscribed {
-                        GROUP_SUBSCRIBED_TO_TOPIC
+                        ErrorCode::GroupSubscribedToTopic
                     } else {
                         if let Some(r) = self.offsets.delete(&group_id, &t.name, p.partition_index)
                         {
                             records.push(r);
                         }
-                        NONE
+                        ErrorCode::None
                     };
                     OffsetDeleteResponsePartition::default()
                         .with_partition_index(p.partition_index)
-                        .with_error_code(code)
+                        .with_error_code(code.code())
                 })
                 .collect();
             out_topics.push(

@@ -16,10 +16,10 @@ use kafka_protocol::messages::{
     },
 };
 
-use crate::errors::*;
 use crate::offsets::OFFSET_METADATA_MAX_BYTES;
 use crate::records::{self, offset_commit_key, OffsetCommitValue};
 use crate::{GroupCoordinator, Record, ReplayError, TopicView};
+use gregor_protocol::ErrorCode;
 
 /// Pending offsets: producer id → (group, topic, partition) → offset.
 pub type PendingTxnOffsets = BTreeMap<i64, BTreeMap<(String, String, i32), OffsetCommitValue>>;
@@ -35,8 +35,8 @@ impl GroupCoordinator {
         topics: &dyn TopicView,
     ) -> (Vec<Record>, TxnOffsetCommitResponse) {
         let group_id = req.group_id.to_string();
-        let group_error: Result<(), i16> = if group_id.is_empty() {
-            Err(INVALID_GROUP_ID)
+        let group_error: Result<(), ErrorCode> = if group_id.is_empty() {
+            Err(ErrorCode::InvalidGroupId)
         } else if version >= 3 {
             // Generation/member checks as an OffsetCommit v8 (a missing group is fine with
             // generation -1: the offsets create it when the transaction commits).
@@ -59,7 +59,7 @@ impl GroupCoordinator {
                     .partition_count(&t.name)
                     .is_some_and(|n| p.partition_index >= 0 && p.partition_index < n);
                 let code = if !known {
-                    UNKNOWN_TOPIC_OR_PARTITION
+                    ErrorCode::UnknownTopicOrPartition
                 } else if let Err(code) = group_error {
                     code
                 } else if p
@@ -67,7 +67,7 @@ impl GroupCoordinator {
                     .as_ref()
                     .is_some_and(|m| m.chars().count() > OFFSET_METADATA_MAX_BYTES)
                 {
-                    OFFSET_METADATA_TOO_LARGE
+                    ErrorCode::OffsetMetadataTooLarge
                 } else {
                     let value = OffsetCommitValue {
                         offset: p.committed_offset,
@@ -93,12 +93,12 @@ impl GroupCoordinator {
                         (group_id.clone(), t.name.to_string(), p.partition_index),
                         value,
                     );
-                    NONE
+                    ErrorCode::None
                 };
                 parts.push(
                     TxnOffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
-                        .with_error_code(code),
+                        .with_error_code(code.code()),
                 );
             }
             resp_topics.push(
@@ -233,9 +233,12 @@ mod tests {
 
     #[test]
     fn pending_until_commit_marker_dropped_on_abort() {
-        let mut c = GroupCoordinator::new(GroupConfig::default());
+        let mut c = GroupCoordinator::new(GroupConfig::default(), crate::SequentialIds::default());
         let (records, resp) = c.txn_offset_commit(1, 3, req(7, 42, 0), &Topics);
-        assert_eq!(resp.topics[0].partitions[0].error_code, NONE);
+        assert_eq!(
+            resp.topics[0].partitions[0].error_code,
+            ErrorCode::None.code()
+        );
         assert_eq!(records.len(), 1);
         assert_eq!(fetched(&c), -1, "invisible before the marker");
         assert!(c.has_pending_txn_offsets("g", "t", 0));
@@ -251,12 +254,15 @@ mod tests {
                     .with_partition_indexes(vec![0, 1])])),
             &Topics,
         );
-        let codes: Vec<i16> = stable.topics[0]
+        let codes: Vec<Option<ErrorCode>> = stable.topics[0]
             .partitions
             .iter()
-            .map(|p| p.error_code)
+            .map(|p| ErrorCode::from_code(p.error_code))
             .collect();
-        assert_eq!(codes, vec![UNSTABLE_OFFSET_COMMIT, NONE]);
+        assert_eq!(
+            codes,
+            vec![Some(ErrorCode::UnstableOffsetCommit), Some(ErrorCode::None)]
+        );
         c.complete_txn(7, false);
         assert_eq!(fetched(&c), -1, "aborted");
         c.txn_offset_commit(2, 3, req(7, 43, 0), &Topics);
@@ -267,20 +273,24 @@ mod tests {
         let (_, resp) = c.txn_offset_commit(3, 3, req(7, 1, 9), &Topics);
         assert_eq!(
             resp.topics[0].partitions[0].error_code,
-            UNKNOWN_TOPIC_OR_PARTITION
+            ErrorCode::UnknownTopicOrPartition.code()
         );
         let (recs, resp) = c.txn_offset_commit(3, 3, req(7, 1, 0).with_generation_id(5), &Topics);
         // The group exists now (committed offsets): an unknown member of generation 5.
-        assert_eq!(resp.topics[0].partitions[0].error_code, UNKNOWN_MEMBER_ID);
+        assert_eq!(
+            resp.topics[0].partitions[0].error_code,
+            ErrorCode::UnknownMemberId.code()
+        );
         assert!(recs.is_empty());
     }
 
     #[test]
     fn replay_applies_only_committed_transactions() {
-        let mut src = GroupCoordinator::new(GroupConfig::default());
+        let mut src =
+            GroupCoordinator::new(GroupConfig::default(), crate::SequentialIds::default());
         let (a, _) = src.txn_offset_commit(1, 3, req(7, 10, 0), &Topics);
         let (b, _) = src.txn_offset_commit(1, 3, req(8, 20, 0), &Topics);
-        let mut c = GroupCoordinator::new(GroupConfig::default());
+        let mut c = GroupCoordinator::new(GroupConfig::default(), crate::SequentialIds::default());
         c.replay_txn_record(7, &a[0].key, a[0].value.as_deref())
             .unwrap();
         c.replay_txn_record(8, &b[0].key, b[0].value.as_deref())

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use gregor_group_coordinator::classic::GroupState;
 use gregor_group_coordinator::records::encode_consumer_subscription;
 use gregor_group_coordinator::*;
+use gregor_protocol::ErrorCode;
 use kafka_protocol::messages::{
     heartbeat_request::HeartbeatRequest,
     join_group_request::{JoinGroupRequest, JoinGroupRequestProtocol},
@@ -17,16 +18,17 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-const NONE: i16 = 0;
-const ILLEGAL_GENERATION: i16 = 22;
-const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
-const INVALID_GROUP_ID: i16 = 24;
-const UNKNOWN_MEMBER_ID: i16 = 25;
-const INVALID_SESSION_TIMEOUT: i16 = 26;
-const REBALANCE_IN_PROGRESS: i16 = 27;
-const MEMBER_ID_REQUIRED: i16 = 79;
-const GROUP_MAX_SIZE_REACHED: i16 = 81;
-const FENCED_INSTANCE_ID: i16 = 82;
+// Wire values the assertions compare against (`ErrorCode` is the one definition).
+const NONE: i16 = ErrorCode::None.code();
+const ILLEGAL_GENERATION: i16 = ErrorCode::IllegalGeneration.code();
+const INCONSISTENT_GROUP_PROTOCOL: i16 = ErrorCode::InconsistentGroupProtocol.code();
+const INVALID_GROUP_ID: i16 = ErrorCode::InvalidGroupId.code();
+const UNKNOWN_MEMBER_ID: i16 = ErrorCode::UnknownMemberId.code();
+const INVALID_SESSION_TIMEOUT: i16 = ErrorCode::InvalidSessionTimeout.code();
+const REBALANCE_IN_PROGRESS: i16 = ErrorCode::RebalanceInProgress.code();
+const MEMBER_ID_REQUIRED: i16 = ErrorCode::MemberIdRequired.code();
+const GROUP_MAX_SIZE_REACHED: i16 = ErrorCode::GroupMaxSizeReached.code();
+const FENCED_INSTANCE_ID: i16 = ErrorCode::FencedInstanceId.code();
 
 fn s(x: &str) -> StrBytes {
     StrBytes::from_string(x.to_string())
@@ -72,7 +74,7 @@ impl H {
             ..GroupConfig::default()
         };
         H {
-            gc: GroupCoordinator::new(cfg),
+            gc: GroupCoordinator::new(cfg, SequentialIds::default()),
             now: 1_000_000,
             next_id: 1,
             responses: BTreeMap::new(),
@@ -352,6 +354,39 @@ fn sync_timeout_removes_followers_that_never_sync() {
 }
 
 #[test]
+fn unload_answers_waiting_requests_not_coordinator() {
+    let mut h = H::new(0);
+    // "g": Stable after the join; a follower's SyncGroup waits for the leader's.
+    let (a, ja) = h.join_new(j("g", ""));
+    let (b, jb) = h.join_new(j("g", ""));
+    h.advance(0);
+    assert_eq!(h.join_resp(ja).unwrap().leader.as_str(), a);
+    h.join_resp(jb).unwrap();
+    let sb = h.sync("g", &b, 1, &[]);
+    assert!(h.sync_resp(sb).is_none(), "the follower waits");
+    // "other": a JoinGroup waits for the rebalance.
+    let (c, jc) = h.join_new(j("other", ""));
+    assert!(h.join_resp(jc).is_none());
+    let gc = std::mem::replace(
+        &mut h.gc,
+        GroupCoordinator::new(GroupConfig::default(), SequentialIds::default()),
+    );
+    let answers: BTreeMap<u64, Response> = gc.unload().into_iter().collect();
+    assert_eq!(answers.len(), 2, "{answers:?}");
+    match &answers[&sb] {
+        Response::SyncGroup(r) => assert_eq!(r.error_code, ErrorCode::NotCoordinator.code()),
+        other => panic!("{other:?}"),
+    }
+    match &answers[&jc] {
+        Response::JoinGroup(r) => {
+            assert_eq!(r.error_code, ErrorCode::NotCoordinator.code());
+            assert_eq!(r.member_id.as_str(), c);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn member_that_never_syncs_expires_by_session() {
     let mut h = H::new(0);
     let short = J {
@@ -580,11 +615,14 @@ fn join_errors() {
 #[test]
 fn old_versions_and_group_max_size() {
     let mut h = H::new(0);
-    h.gc = GroupCoordinator::new(GroupConfig {
-        initial_rebalance_delay_ms: 0,
-        max_group_size: 1,
-        ..GroupConfig::default()
-    });
+    h.gc = GroupCoordinator::new(
+        GroupConfig {
+            initial_rebalance_delay_ms: 0,
+            max_group_size: 1,
+            ..GroupConfig::default()
+        },
+        SequentialIds::default(),
+    );
     // v0: no MEMBER_ID_REQUIRED step, no protocol_type field in the response.
     let id = h.join(J {
         version: 0,

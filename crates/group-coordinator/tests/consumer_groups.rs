@@ -4,7 +4,9 @@ mod consumer_support;
 
 use consumer_support::*;
 use gregor_group_coordinator::consumer::ConsumerGroups;
+use gregor_group_coordinator::SequentialIds;
 use gregor_group_coordinator::{GroupConfig, Record};
+use gregor_protocol::ErrorCode;
 use kafka_protocol::messages::consumer_group_describe_request::ConsumerGroupDescribeRequest;
 use kafka_protocol::messages::GroupId;
 
@@ -20,9 +22,10 @@ fn parts(topics: &Topics, t: &str, p: &[i32]) -> Owned {
 fn single_member_gets_all_partitions() {
     let topics = Topics::with(&[("t", 6)]);
     let mut cg = ConsumerGroups::new(&config());
+    let mut ids = SequentialIds::default();
     let mut log = Vec::new();
     let mut a = Client::new(G, "member-a", &["t"]);
-    let r = a.heartbeat(&mut cg, 0, &topics, &mut log);
+    let r = a.heartbeat(&mut cg, 0, &topics, &mut log, &mut ids);
     assert_eq!(r.error_code, 0);
     assert_eq!(r.member_epoch, 1);
     assert_eq!(r.heartbeat_interval_ms, 5000);
@@ -38,7 +41,7 @@ fn single_member_gets_all_partitions() {
     assert_eq!((d.group_epoch, d.assignment_epoch), (1, 1));
     assert_eq!(d.assignor_name.as_str(), "uniform");
     // A plain heartbeat without changes carries no assignment.
-    let r = a.heartbeat(&mut cg, 100, &topics, &mut log);
+    let r = a.heartbeat(&mut cg, 100, &topics, &mut log, &mut ids);
     assert_eq!(r.error_code, 0);
     assert!(r.assignment.is_none());
     assert_eq!(r.member_epoch, 1);
@@ -55,13 +58,28 @@ fn single_member_gets_all_partitions() {
 fn v0_join_generates_member_id() {
     let topics = Topics::with(&[("t", 2)]);
     let mut cg = ConsumerGroups::new(&config());
-    let (_, r) = cg.heartbeat(0, 0, &Default::default(), join_req(G, "", &["t"]), &topics);
+    let mut ids = SequentialIds::default();
+    let (_, r) = cg.heartbeat(
+        0,
+        0,
+        &Default::default(),
+        join_req(G, "", &["t"]),
+        &topics,
+        &mut ids,
+    );
     assert_eq!(r.error_code, 0);
     let id = r.member_id.unwrap().to_string();
     assert_eq!(id.len(), 22);
     // v1 requires a client-generated member id.
-    let (records, r) = cg.heartbeat(0, 1, &Default::default(), join_req(G, "", &["t"]), &topics);
-    assert_eq!(r.error_code, 42);
+    let (records, r) = cg.heartbeat(
+        0,
+        1,
+        &Default::default(),
+        join_req(G, "", &["t"]),
+        &topics,
+        &mut ids,
+    );
+    assert_eq!(r.error_code, ErrorCode::InvalidRequest.code());
     assert!(records.is_empty());
 }
 
@@ -69,14 +87,15 @@ fn v0_join_generates_member_id() {
 fn second_member_triggers_revocation_then_uniform_split() {
     let topics = Topics::with(&[("t", 6)]);
     let mut cg = ConsumerGroups::new(&config());
+    let mut ids = SequentialIds::default();
     let mut log = Vec::new();
     let mut a = Client::new(G, "a", &["t"]);
     let mut b = Client::new(G, "b", &["t"]);
-    a.heartbeat(&mut cg, 0, &topics, &mut log);
+    a.heartbeat(&mut cg, 0, &topics, &mut log, &mut ids);
     assert_eq!(count(&a.owned), 6);
 
     // b joins: group epoch 2, its target partitions are still owned by a (unreleased).
-    let r = b.heartbeat(&mut cg, 10, &topics, &mut log);
+    let r = b.heartbeat(&mut cg, 10, &topics, &mut log, &mut ids);
     assert_eq!(r.error_code, 0);
     assert_eq!(r.member_epoch, 2);
     assert_eq!(count(&assignment_of(&r).unwrap()), 0);
@@ -85,19 +104,19 @@ fn second_member_triggers_revocation_then_uniform_split() {
     assert_eq!(d.group_epoch, 2);
 
     // a must revoke first: same epoch, shrunk assignment.
-    let r = a.heartbeat(&mut cg, 20, &topics, &mut log);
+    let r = a.heartbeat(&mut cg, 20, &topics, &mut log, &mut ids);
     assert_eq!(r.member_epoch, 1);
     assert_eq!(assignment_of(&r).unwrap(), parts(&topics, "t", &[0, 1, 2]));
     // b still waits.
-    let r = b.heartbeat(&mut cg, 30, &topics, &mut log);
+    let r = b.heartbeat(&mut cg, 30, &topics, &mut log, &mut ids);
     assert!(r.assignment.is_none());
     assert_eq!(count(&b.owned), 0);
     // a acknowledges the revocation and moves to epoch 2.
-    let r = a.heartbeat(&mut cg, 40, &topics, &mut log);
+    let r = a.heartbeat(&mut cg, 40, &topics, &mut log, &mut ids);
     assert_eq!(r.member_epoch, 2);
     assert!(r.assignment.is_none());
     // b now gets the released partitions.
-    let r = b.heartbeat(&mut cg, 50, &topics, &mut log);
+    let r = b.heartbeat(&mut cg, 50, &topics, &mut log, &mut ids);
     assert_eq!(r.member_epoch, 2);
     assert_eq!(assignment_of(&r).unwrap(), parts(&topics, "t", &[3, 4, 5]));
     let d = describe(&cg, G, &topics);
@@ -114,6 +133,7 @@ fn second_member_triggers_revocation_then_uniform_split() {
 fn range_assignor_layout() {
     let topics = Topics::with(&[("x", 4), ("y", 4)]);
     let mut cg = ConsumerGroups::new(&config());
+    let mut ids = SequentialIds::default();
     let mut log = Vec::new();
     let mut clients = vec![
         Client::new(G, "a", &["x", "y"]),
@@ -122,11 +142,19 @@ fn range_assignor_layout() {
     for c in clients.iter_mut() {
         let mut req = c.request();
         req.server_assignor = Some(s("range"));
-        let (records, r) = cg.heartbeat(0, 1, &Default::default(), req, &topics);
+        let (records, r) = cg.heartbeat(0, 1, &Default::default(), req, &topics, &mut ids);
         log.extend(records);
         c.apply(&r);
     }
-    assert!(converge(&mut cg, &mut clients, 0, &topics, &mut log, 10));
+    assert!(converge(
+        &mut cg,
+        &mut clients,
+        0,
+        &topics,
+        &mut log,
+        10,
+        &mut ids
+    ));
     let d = describe(&cg, G, &topics);
     assert_eq!(d.assignor_name.as_str(), "range");
     let mut expect_a = parts(&topics, "x", &[0, 1]);
@@ -138,9 +166,17 @@ fn range_assignor_layout() {
 
     // A third member: per topic 4 partitions / 3 members.
     let mut c = Client::new(G, "c", &["x", "y"]);
-    c.heartbeat(&mut cg, 1, &topics, &mut log);
+    c.heartbeat(&mut cg, 1, &topics, &mut log, &mut ids);
     clients.push(c);
-    assert!(converge(&mut cg, &mut clients, 1, &topics, &mut log, 10));
+    assert!(converge(
+        &mut cg,
+        &mut clients,
+        1,
+        &topics,
+        &mut log,
+        10,
+        &mut ids
+    ));
     let sizes: Vec<usize> = clients.iter().map(|c| count(&c.owned)).collect();
     assert_eq!(sizes.iter().sum::<usize>(), 8);
     assert!(sizes.iter().all(|n| (2..=4).contains(n)), "{sizes:?}");
@@ -151,9 +187,18 @@ fn range_assignor_layout() {
 fn member_leave_gives_everything_to_the_rest() {
     let topics = Topics::with(&[("t", 6)]);
     let mut cg = ConsumerGroups::new(&config());
+    let mut ids = SequentialIds::default();
     let mut log = Vec::new();
     let mut clients = vec![Client::new(G, "a", &["t"]), Client::new(G, "b", &["t"])];
-    assert!(converge(&mut cg, &mut clients, 0, &topics, &mut log, 10));
+    assert!(converge(
+        &mut cg,
+        &mut clients,
+        0,
+        &topics,
+        &mut log,
+        10,
+        &mut ids
+    ));
     assert_eq!(count(&clients[0].owned), 3);
     assert_eq!(count(&clients[1].owned), 3);
     let epoch = describe(&cg, G, &topics).group_epoch;
@@ -164,6 +209,7 @@ fn member_leave_gives_everything_to_the_rest() {
         &Default::default(),
         hb_req(G, "b", clients[1].epoch, None).tap(|r| r.member_epoch = -1),
         &topics,
+        &mut ids,
     );
     log.extend(records);
     assert_eq!(r.error_code, 0);
@@ -174,7 +220,7 @@ fn member_leave_gives_everything_to_the_rest() {
     assert_eq!(d.members.len(), 1);
 
     let a = &mut clients[0];
-    let r = a.heartbeat(&mut cg, 6, &topics, &mut log);
+    let r = a.heartbeat(&mut cg, 6, &topics, &mut log, &mut ids);
     assert_eq!(r.member_epoch, epoch + 1);
     assert_eq!(
         assignment_of(&r).unwrap(),
@@ -185,7 +231,7 @@ fn member_leave_gives_everything_to_the_rest() {
     // Last member leaves: Empty, epochs aligned.
     let mut req = hb_req(G, "a", a.epoch, None);
     req.member_epoch = -1;
-    let (records, r) = cg.heartbeat(7, 1, &Default::default(), req, &topics);
+    let (records, r) = cg.heartbeat(7, 1, &Default::default(), req, &topics, &mut ids);
     log.extend(records);
     assert_eq!(r.error_code, 0);
     let d = describe(&cg, G, &topics);
@@ -196,10 +242,10 @@ fn member_leave_gives_everything_to_the_rest() {
     let mut req = hb_req(G, "a", -1, None);
     req.member_epoch = -1;
     assert_eq!(
-        cg.heartbeat(8, 1, &Default::default(), req, &topics)
+        cg.heartbeat(8, 1, &Default::default(), req, &topics, &mut ids)
             .1
             .error_code,
-        25
+        ErrorCode::UnknownMemberId.code()
     );
 }
 
@@ -221,12 +267,21 @@ fn session_expiry_removes_member() {
         ..config()
     };
     let mut cg = ConsumerGroups::new(&cfg);
+    let mut ids = SequentialIds::default();
     let mut log = Vec::new();
     let mut clients = vec![Client::new(G, "a", &["t"]), Client::new(G, "b", &["t"])];
-    assert!(converge(&mut cg, &mut clients, 0, &topics, &mut log, 10));
+    assert!(converge(
+        &mut cg,
+        &mut clients,
+        0,
+        &topics,
+        &mut log,
+        10,
+        &mut ids
+    ));
     assert_eq!(cg.next_deadline(), Some(10_000));
     // a keeps heartbeating, b goes silent.
-    clients[0].heartbeat(&mut cg, 6_000, &topics, &mut log);
+    clients[0].heartbeat(&mut cg, 6_000, &topics, &mut log, &mut ids);
     assert!(cg.tick(9_999).is_empty());
     let records = cg.tick(10_000);
     assert_eq!(records.len(), 4, "3 tombstones + group epoch");
@@ -235,12 +290,12 @@ fn session_expiry_removes_member() {
     let d = describe(&cg, G, &topics);
     assert_eq!(d.members.len(), 1);
     assert_eq!(d.members[0].member_id.as_str(), "a");
-    let r = clients[0].heartbeat(&mut cg, 10_001, &topics, &mut log);
+    let r = clients[0].heartbeat(&mut cg, 10_001, &topics, &mut log, &mut ids);
     assert_eq!(count(&assignment_of(&r).unwrap()), 4);
     assert_eq!(cg.next_deadline(), Some(20_001));
     // b comes back: unknown member, rejoins with epoch 0.
-    let r = clients[1].heartbeat(&mut cg, 10_002, &topics, &mut log);
-    assert_eq!(r.error_code, 25);
+    let r = clients[1].heartbeat(&mut cg, 10_002, &topics, &mut log, &mut ids);
+    assert_eq!(r.error_code, ErrorCode::UnknownMemberId.code());
     assert_eq!(clients[1].epoch, 0);
     assert!(converge(
         &mut cg,
@@ -248,7 +303,8 @@ fn session_expiry_removes_member() {
         10_003,
         &topics,
         &mut log,
-        10
+        10,
+        &mut ids
     ));
     assert_eq!(count(&clients[1].owned), 2);
 }
@@ -257,11 +313,12 @@ fn session_expiry_removes_member() {
 fn rebalance_timeout_fences_member_that_does_not_revoke() {
     let topics = Topics::with(&[("t", 4)]);
     let mut cg = ConsumerGroups::new(&config());
+    let mut ids = SequentialIds::default();
     let mut log = Vec::new();
     let mut a = Client::new(G, "a", &["t"]);
     let mut b = Client::new(G, "b", &["t"]);
-    a.heartbeat(&mut cg, 0, &topics, &mut log);
-    b.heartbeat(&mut cg, 0, &topics, &mut log);
+    a.heartbeat(&mut cg, 0, &topics, &mut log, &mut ids);
+    b.heartbeat(&mut cg, 0, &topics, &mut log, &mut ids);
     // a is asked to revoke (rebalance timeout 30 s) but keeps reporting all partitions.
     let all = a.owned.clone();
     let (_, r) = cg.heartbeat(
@@ -270,6 +327,7 @@ fn rebalance_timeout_fences_member_that_does_not_revoke() {
         &Default::default(),
         hb_req(G, "a", a.epoch, Some(&all)),
         &topics,
+        &mut ids,
     );
     assert_eq!(count(&assignment_of(&r).unwrap()), 2);
     for t in [5_000, 10_000, 20_000] {
@@ -279,9 +337,10 @@ fn rebalance_timeout_fences_member_that_does_not_revoke() {
             &Default::default(),
             hb_req(G, "a", a.epoch, Some(&all)),
             &topics,
+            &mut ids,
         );
         assert_eq!(r.error_code, 0);
-        b.heartbeat(&mut cg, t, &topics, &mut log);
+        b.heartbeat(&mut cg, t, &topics, &mut log, &mut ids);
     }
     assert_eq!(count(&b.owned), 0);
     assert_eq!(cg.next_deadline(), Some(31_000));
@@ -289,7 +348,7 @@ fn rebalance_timeout_fences_member_that_does_not_revoke() {
     assert!(!cg.tick(31_000).is_empty());
     let d = describe(&cg, G, &topics);
     assert_eq!(d.members.len(), 1);
-    let r = b.heartbeat(&mut cg, 31_001, &topics, &mut log);
+    let r = b.heartbeat(&mut cg, 31_001, &topics, &mut log, &mut ids);
     assert_eq!(count(&assignment_of(&r).unwrap()), 4);
     let (_, r) = cg.heartbeat(
         31_002,
@@ -297,19 +356,29 @@ fn rebalance_timeout_fences_member_that_does_not_revoke() {
         &Default::default(),
         hb_req(G, "a", a.epoch, Some(&all)),
         &topics,
+        &mut ids,
     );
-    assert_eq!(r.error_code, 25);
+    assert_eq!(r.error_code, ErrorCode::UnknownMemberId.code());
 }
 
 #[test]
 fn static_member_rejoin_keeps_assignment() {
     let topics = Topics::with(&[("t", 6)]);
     let mut cg = ConsumerGroups::new(&config());
+    let mut ids = SequentialIds::default();
     let mut log = Vec::new();
     let mut a = Client::new(G, "a1", &["t"]);
     a.instance_id = Some("instance-a".into());
     let mut clients = vec![a, Client::new(G, "b", &["t"])];
-    assert!(converge(&mut cg, &mut clients, 0, &topics, &mut log, 10));
+    assert!(converge(
+        &mut cg,
+        &mut clients,
+        0,
+        &topics,
+        &mut log,
+        10,
+        &mut ids
+    ));
     let a_owned = clients[0].owned.clone();
     assert_eq!(count(&a_owned), 3);
     let epoch = describe(&cg, G, &topics).group_epoch;
@@ -317,7 +386,7 @@ fn static_member_rejoin_keeps_assignment() {
     // Temporary leave with epoch -2.
     let mut req = clients[0].request();
     req.member_epoch = -2;
-    let (records, r) = cg.heartbeat(10, 1, &Default::default(), req, &topics);
+    let (records, r) = cg.heartbeat(10, 1, &Default::default(), req, &topics, &mut ids);
     log.extend(records);
     assert_eq!((r.error_code, r.member_epoch), (0, -2));
     assert_eq!(describe(&cg, G, &topics).members.len(), 2);
@@ -325,30 +394,30 @@ fn static_member_rejoin_keeps_assignment() {
     // Another process may not take the instance id while it is held.
     let mut intruder = join_req(G, "b2", &["t"]);
     intruder.instance_id = Some(s("b-instance"));
-    let (_, r) = cg.heartbeat(11, 1, &Default::default(), intruder, &topics);
+    let (_, r) = cg.heartbeat(11, 1, &Default::default(), intruder, &topics, &mut ids);
     assert_eq!(r.error_code, 0, "a new instance id joins");
     let mut steal = join_req(G, "x", &["t"]);
     steal.instance_id = Some(s("b-instance"));
     assert_eq!(
-        cg.heartbeat(12, 1, &Default::default(), steal, &topics)
+        cg.heartbeat(12, 1, &Default::default(), steal, &topics, &mut ids)
             .1
             .error_code,
-        111
+        ErrorCode::UnreleasedInstanceId.code()
     );
     let mut leave = hb_req(G, "b2", 0, None);
     leave.member_epoch = -1;
     leave.instance_id = Some(s("b-instance"));
-    let (records, r) = cg.heartbeat(13, 1, &Default::default(), leave, &topics);
+    let (records, r) = cg.heartbeat(13, 1, &Default::default(), leave, &topics, &mut ids);
     assert_eq!(r.error_code, 0);
     log.extend(records);
-    clients[1].heartbeat(&mut cg, 14, &topics, &mut log);
+    clients[1].heartbeat(&mut cg, 14, &topics, &mut log, &mut ids);
     let epoch_before = describe(&cg, G, &topics).group_epoch;
     assert!(epoch_before > epoch);
 
     // The restarted instance joins with a new member id and the same instance id.
     let mut a2 = Client::new(G, "a2", &["t"]);
     a2.instance_id = Some("instance-a".into());
-    let r = a2.heartbeat(&mut cg, 20, &topics, &mut log);
+    let r = a2.heartbeat(&mut cg, 20, &topics, &mut log, &mut ids);
     assert_eq!(r.error_code, 0);
     assert_eq!(a2.owned, a_owned);
     let d = describe(&cg, G, &topics);
@@ -367,17 +436,17 @@ fn static_member_rejoin_keeps_assignment() {
     let mut old = hb_req(G, "a1", 3, None);
     old.instance_id = Some(s("instance-a"));
     assert_eq!(
-        cg.heartbeat(21, 1, &Default::default(), old, &topics)
+        cg.heartbeat(21, 1, &Default::default(), old, &topics, &mut ids)
             .1
             .error_code,
-        82
+        ErrorCode::FencedInstanceId.code()
     );
     let old = hb_req(G, "a1", 3, None);
     assert_eq!(
-        cg.heartbeat(21, 1, &Default::default(), old, &topics)
+        cg.heartbeat(21, 1, &Default::default(), old, &topics, &mut ids)
             .1
             .error_code,
-        25
+        ErrorCode::UnknownMemberId.code()
     );
 }
 
@@ -385,11 +454,12 @@ fn static_member_rejoin_keeps_assignment() {
 fn regex_subscription_picks_up_new_topics() {
     let topics = Topics::with(&[("orders-eu", 2), ("payments", 3), ("__orders-internal", 1)]);
     let mut cg = ConsumerGroups::new(&config());
+    let mut ids = SequentialIds::default();
     let mut log = Vec::new();
     let mut req = hb_req(G, "a", 0, Some(&Owned::new()));
     req.rebalance_timeout_ms = 1000;
     req.subscribed_topic_regex = Some(s("orders-.*|__orders.*"));
-    let (records, r) = cg.heartbeat(0, 1, &Default::default(), req, &topics);
+    let (records, r) = cg.heartbeat(0, 1, &Default::default(), req, &topics, &mut ids);
     log.extend(records);
     assert_eq!(r.error_code, 0);
     // As in Kafka, a regex new to the group is resolved after the heartbeat that brings it:
@@ -398,7 +468,14 @@ fn regex_subscription_picks_up_new_topics() {
     assert_eq!(r.member_epoch, 1);
     // The next heartbeat sees the resolution (epoch bump). Like Kafka, a regex is matched
     // against every topic, internal-looking names included.
-    let (records, r) = cg.heartbeat(1, 1, &Default::default(), hb_req(G, "a", 1, None), &topics);
+    let (records, r) = cg.heartbeat(
+        1,
+        1,
+        &Default::default(),
+        hb_req(G, "a", 1, None),
+        &topics,
+        &mut ids,
+    );
     log.extend(records);
     assert_eq!(r.member_epoch, 2);
     let mut expected = parts(&topics, "orders-eu", &[0, 1]);
@@ -412,12 +489,20 @@ fn regex_subscription_picks_up_new_topics() {
         &Default::default(),
         hb_req(G, "a", r.member_epoch, None),
         &topics,
+        &mut ids,
     );
     assert!(r.assignment.is_none());
     assert_eq!(r.member_epoch, 2);
     // A new matching topic is assigned at the next heartbeat with a bumped epoch.
     topics.set("orders-us", 3);
-    let (records, r) = cg.heartbeat(3, 1, &Default::default(), hb_req(G, "a", 2, None), &topics);
+    let (records, r) = cg.heartbeat(
+        3,
+        1,
+        &Default::default(),
+        hb_req(G, "a", 2, None),
+        &topics,
+        &mut ids,
+    );
     log.extend(records);
     assert_eq!(r.member_epoch, 3);
     let mut expect = parts(&topics, "orders-eu", &[0, 1]);
@@ -446,13 +531,27 @@ fn regex_subscription_picks_up_new_topics() {
     );
     // Partition count growth also bumps the epoch.
     topics.set("orders-eu", 4);
-    let (records, r) = cg.heartbeat(4, 1, &Default::default(), hb_req(G, "a", 3, None), &topics);
+    let (records, r) = cg.heartbeat(
+        4,
+        1,
+        &Default::default(),
+        hb_req(G, "a", 3, None),
+        &topics,
+        &mut ids,
+    );
     log.extend(records);
     assert_eq!(r.member_epoch, 4);
     assert_eq!(count(&assignment_of(&r).unwrap()), 8);
     // Replay keeps the metadata hash and the regex resolution: no bump, no lost partitions.
     let mut again = replayed(&log);
-    let (_, r) = again.heartbeat(5, 1, &Default::default(), hb_req(G, "a", 4, None), &topics);
+    let (_, r) = again.heartbeat(
+        5,
+        1,
+        &Default::default(),
+        hb_req(G, "a", 4, None),
+        &topics,
+        &mut ids,
+    );
     assert_eq!((r.error_code, r.member_epoch), (0, 4));
     assert_eq!(describe(&again, G, &topics).group_epoch, 4);
 }
@@ -461,66 +560,91 @@ fn regex_subscription_picks_up_new_topics() {
 fn request_errors() {
     let topics = Topics::with(&[("t", 2)]);
     let mut cg = ConsumerGroups::new(&config());
+    let mut ids = SequentialIds::default();
     let mut log = Vec::new();
-    let check = |cg: &mut ConsumerGroups, req, code: i16| {
-        let (records, r) = cg.heartbeat(0, 1, &Default::default(), req, &topics);
-        assert_eq!(r.error_code, code, "{:?}", r.error_message);
+    // Refused requests never draw an id.
+    let check = |cg: &mut ConsumerGroups, req, code: ErrorCode| {
+        let mut no_ids = SequentialIds::default();
+        let (records, r) = cg.heartbeat(0, 1, &Default::default(), req, &topics, &mut no_ids);
+        assert_eq!(r.error_code, code.code(), "{:?}", r.error_message);
         assert!(records.is_empty());
         assert!(r.error_message.is_some());
+        assert_eq!(no_ids, SequentialIds::default());
     };
     check(
         &mut cg,
         join_req(G, "a", &["t"]).tap(|r| r.server_assignor = Some(s("sticky"))),
-        112,
+        ErrorCode::UnsupportedAssignor,
     );
     check(
         &mut cg,
         join_req(G, "a", &[]).tap(|r| r.subscribed_topic_regex = Some(s("("))),
-        128,
+        ErrorCode::InvalidRegularExpression,
     );
     check(
         &mut cg,
         join_req(G, "a", &["t"]).tap(|r| r.rebalance_timeout_ms = -1),
-        42,
+        ErrorCode::InvalidRequest,
     );
     check(
         &mut cg,
         join_req(G, "a", &["t"]).tap(|r| r.topic_partitions = None),
-        42,
+        ErrorCode::InvalidRequest,
     );
     check(
         &mut cg,
         join_req(G, "a", &["t"]).tap(|r| r.subscribed_topic_names = None),
-        42,
+        ErrorCode::InvalidRequest,
     );
-    check(&mut cg, join_req("", "a", &["t"]), 42);
-    check(&mut cg, join_req(G, "  ", &["t"]), 42);
+    check(
+        &mut cg,
+        join_req("", "a", &["t"]),
+        ErrorCode::InvalidRequest,
+    );
+    check(
+        &mut cg,
+        join_req(G, "  ", &["t"]),
+        ErrorCode::InvalidRequest,
+    );
     check(
         &mut cg,
         join_req(G, "a", &["t"]).tap(|r| r.instance_id = Some(s(""))),
-        42,
+        ErrorCode::InvalidRequest,
     );
-    check(&mut cg, hb_req(G, "a", -3, None), 42);
-    check(&mut cg, hb_req(G, "a", -2, None), 42);
-    check(&mut cg, hb_req(G, "a", 5, None), 69);
-    check(&mut cg, join_req(G, &"m".repeat(40_000), &["t"]), 42);
+    check(&mut cg, hb_req(G, "a", -3, None), ErrorCode::InvalidRequest);
+    check(&mut cg, hb_req(G, "a", -2, None), ErrorCode::InvalidRequest);
+    check(&mut cg, hb_req(G, "a", 5, None), ErrorCode::GroupIdNotFound);
+    check(
+        &mut cg,
+        join_req(G, &"m".repeat(40_000), &["t"]),
+        ErrorCode::InvalidRequest,
+    );
     assert!(!cg.contains(G), "failed requests create no group");
 
     let mut a = Client::new(G, "a", &["t"]);
-    a.heartbeat(&mut cg, 0, &topics, &mut log);
+    a.heartbeat(&mut cg, 0, &topics, &mut log, &mut ids);
     assert_eq!(a.epoch, 1);
-    check(&mut cg, hb_req(G, "a", 2, None), 110);
-    check(&mut cg, hb_req(G, "zz", 1, None), 25);
+    check(
+        &mut cg,
+        hb_req(G, "a", 2, None),
+        ErrorCode::FencedMemberEpoch,
+    );
+    check(
+        &mut cg,
+        hb_req(G, "zz", 1, None),
+        ErrorCode::UnknownMemberId,
+    );
     // Lower epoch than known: fenced unless previous epoch with a subset of the assignment.
     let mut b = Client::new(G, "b", &["t"]);
-    b.heartbeat(&mut cg, 1, &topics, &mut log);
+    b.heartbeat(&mut cg, 1, &topics, &mut log, &mut ids);
     assert!(converge(
         &mut cg,
         &mut [a.clone(), b.clone()],
         2,
         &topics,
         &mut log,
-        10
+        10,
+        &mut ids
     ));
     let d = describe(&cg, G, &topics);
     let am = d
@@ -535,14 +659,33 @@ fn request_errors() {
         &Default::default(),
         hb_req(G, "a", 1, Some(&Owned::new())),
         &topics,
+        &mut ids,
     );
     assert_eq!(r.error_code, 0, "previous epoch with a subset is accepted");
-    check(&mut cg, hb_req(G, "a", 1, None), 110);
+    check(
+        &mut cg,
+        hb_req(G, "a", 1, None),
+        ErrorCode::FencedMemberEpoch,
+    );
     // The group stays usable.
-    let (_, r) = cg.heartbeat(4, 1, &Default::default(), hb_req(G, "a", 2, None), &topics);
+    let (_, r) = cg.heartbeat(
+        4,
+        1,
+        &Default::default(),
+        hb_req(G, "a", 2, None),
+        &topics,
+        &mut ids,
+    );
     assert_eq!(r.error_code, 0);
     // A fenced member may rejoin with epoch 0 and the same id.
-    let (_, r) = cg.heartbeat(5, 1, &Default::default(), join_req(G, "a", &["t"]), &topics);
+    let (_, r) = cg.heartbeat(
+        5,
+        1,
+        &Default::default(),
+        join_req(G, "a", &["t"]),
+        &topics,
+        &mut ids,
+    );
     assert_eq!(r.error_code, 0);
     assert!(r.assignment.is_some());
     // Group size limit.
@@ -552,17 +695,31 @@ fn request_errors() {
     });
     assert_eq!(
         small
-            .heartbeat(0, 1, &Default::default(), join_req(G, "a", &["t"]), &topics)
+            .heartbeat(
+                0,
+                1,
+                &Default::default(),
+                join_req(G, "a", &["t"]),
+                &topics,
+                &mut ids
+            )
             .1
             .error_code,
         0
     );
     assert_eq!(
         small
-            .heartbeat(0, 1, &Default::default(), join_req(G, "b", &["t"]), &topics)
+            .heartbeat(
+                0,
+                1,
+                &Default::default(),
+                join_req(G, "b", &["t"]),
+                &topics,
+                &mut ids
+            )
             .1
             .error_code,
-        81
+        ErrorCode::GroupMaxSizeReached.code()
     );
 }
 
@@ -570,38 +727,58 @@ fn request_errors() {
 fn offset_commit_and_fetch_validation() {
     let topics = Topics::with(&[("t", 2)]);
     let mut cg = ConsumerGroups::new(&config());
+    let mut ids = SequentialIds::default();
     let mut log = Vec::new();
     let mut a = Client::new(G, "a", &["t"]);
-    a.heartbeat(&mut cg, 0, &topics, &mut log);
+    a.heartbeat(&mut cg, 0, &topics, &mut log, &mut ids);
     assert_eq!(cg.validate_offset_commit(G, "a", 1), Ok(()));
-    assert_eq!(cg.validate_offset_commit(G, "a", 0), Err(113));
-    assert_eq!(cg.validate_offset_commit(G, "a", 2), Err(113));
-    assert_eq!(cg.validate_offset_commit(G, "b", 1), Err(25));
+    assert_eq!(
+        cg.validate_offset_commit(G, "a", 0),
+        Err(ErrorCode::StaleMemberEpoch)
+    );
+    assert_eq!(
+        cg.validate_offset_commit(G, "a", 2),
+        Err(ErrorCode::StaleMemberEpoch)
+    );
+    assert_eq!(
+        cg.validate_offset_commit(G, "b", 1),
+        Err(ErrorCode::UnknownMemberId)
+    );
     assert_eq!(
         cg.validate_offset_commit(G, "", -1),
-        Err(25),
+        Err(ErrorCode::UnknownMemberId),
         "admin commits need an empty group"
     );
     assert_eq!(cg.validate_offset_fetch(G, Some("a"), 1), Ok(()));
-    assert_eq!(cg.validate_offset_fetch(G, Some("a"), 7), Err(113));
-    assert_eq!(cg.validate_offset_fetch(G, Some("b"), 1), Err(25));
+    assert_eq!(
+        cg.validate_offset_fetch(G, Some("a"), 7),
+        Err(ErrorCode::StaleMemberEpoch)
+    );
+    assert_eq!(
+        cg.validate_offset_fetch(G, Some("b"), 1),
+        Err(ErrorCode::UnknownMemberId)
+    );
     assert_eq!(cg.validate_offset_fetch(G, None, -1), Ok(()));
     let mut req = hb_req(G, "a", 1, None);
     req.member_epoch = -1;
-    cg.heartbeat(1, 1, &Default::default(), req, &topics);
+    cg.heartbeat(1, 1, &Default::default(), req, &topics, &mut ids);
     assert_eq!(cg.validate_offset_commit(G, "", -1), Ok(()));
-    assert_eq!(cg.validate_offset_commit(G, "a", 1), Err(25));
+    assert_eq!(
+        cg.validate_offset_commit(G, "a", 1),
+        Err(ErrorCode::UnknownMemberId)
+    );
 }
 
 #[test]
 fn describe_groups() {
     let topics = Topics::with(&[("t", 3)]);
     let mut cg = ConsumerGroups::new(&config());
+    let mut ids = SequentialIds::default();
     let mut log = Vec::new();
     let mut req = join_req(G, "a", &["t"]);
     req.rack_id = Some(s("rack-1"));
     req.instance_id = Some(s("i-a"));
-    let (records, _) = cg.heartbeat(0, 1, &Default::default(), req, &topics);
+    let (records, _) = cg.heartbeat(0, 1, &Default::default(), req, &topics, &mut ids);
     log.extend(records);
     let mut dreq = ConsumerGroupDescribeRequest::default();
     dreq.group_ids = vec![GroupId(s(G)), GroupId(s("nope"))];
@@ -628,7 +805,7 @@ fn describe_groups() {
     assert_eq!(m.assignment.topic_partitions[0].topic_name.0.as_str(), "t");
     assert_eq!(m.assignment.topic_partitions[0].partitions, vec![0, 1, 2]);
     assert_eq!(m.assignment, m.target_assignment);
-    assert_eq!(resp.groups[1].error_code, 69);
+    assert_eq!(resp.groups[1].error_code, ErrorCode::GroupIdNotFound.code());
     dreq.include_authorized_operations = true;
     assert_ne!(
         cg.describe(1, &dreq, &topics).groups[0].authorized_operations,
@@ -649,21 +826,33 @@ fn snapshot(cg: &ConsumerGroups, topics: &Topics, groups: &[&str]) -> String {
 fn replay_roundtrip() {
     let topics = Topics::with(&[("t", 6), ("u", 3)]);
     let mut cg = ConsumerGroups::new(&config());
+    let mut ids = SequentialIds::default();
     let mut log: Vec<Record> = Vec::new();
     let mut a = Client::new(G, "a", &["t", "u"]);
     a.instance_id = Some("static-a".into());
     let mut clients = vec![a, Client::new(G, "b", &["t"]), Client::new(G, "c", &["u"])];
-    assert!(converge(&mut cg, &mut clients, 0, &topics, &mut log, 10));
+    assert!(converge(
+        &mut cg,
+        &mut clients,
+        0,
+        &topics,
+        &mut log,
+        10,
+        &mut ids
+    ));
     // Mid-rebalance state: a fourth member joins and only some members heartbeat.
     let mut d = Client::new(G, "d", &["t", "u"]);
-    d.heartbeat(&mut cg, 1, &topics, &mut log);
-    clients[0].heartbeat(&mut cg, 2, &topics, &mut log);
+    d.heartbeat(&mut cg, 1, &topics, &mut log, &mut ids);
+    clients[0].heartbeat(&mut cg, 2, &topics, &mut log, &mut ids);
     // Another group, emptied.
     let mut x = Client::new("g2", "x", &["t"]);
-    x.heartbeat(&mut cg, 3, &topics, &mut log);
+    x.heartbeat(&mut cg, 3, &topics, &mut log, &mut ids);
     let mut req = hb_req("g2", "x", x.epoch, None);
     req.member_epoch = -1;
-    log.extend(cg.heartbeat(4, 1, &Default::default(), req, &topics).0);
+    log.extend(
+        cg.heartbeat(4, 1, &Default::default(), req, &topics, &mut ids)
+            .0,
+    );
 
     let groups = [G, "g2"];
     let again = replayed(&log);
@@ -683,7 +872,8 @@ fn replay_roundtrip() {
         10,
         &topics,
         &mut log2,
-        20
+        20,
+        &mut ids
     ));
     current_owners(&describe(&again, G, &topics));
     // Replayed members get session deadlines at the first tick.
@@ -709,12 +899,14 @@ fn replay_roundtrip() {
 fn record_bytes_match_kafka_schemas() {
     let topics = Topics::with(&[("t", 1)]);
     let mut cg = ConsumerGroups::new(&config());
+    let mut ids = SequentialIds::default();
     let (records, _) = cg.heartbeat(
         0,
         1,
         &Default::default(),
         join_req("g", "m", &["t"]),
         &topics,
+        &mut ids,
     );
     // ConsumerGroupMemberMetadata: key type 5, "g", "m"; value v0 flexible.
     assert_eq!(records[0].key, vec![0, 5, 0, 1, b'g', 0, 1, b'm']);

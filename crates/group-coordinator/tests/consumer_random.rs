@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use consumer_support::*;
 use gregor_group_coordinator::consumer::ConsumerGroups;
 use gregor_group_coordinator::Record;
+use gregor_group_coordinator::SequentialIds;
 use kafka_protocol::messages::consumer_group_describe_request::ConsumerGroupDescribeRequest;
 use kafka_protocol::messages::{GroupId, TopicName};
 use uuid::Uuid;
@@ -136,6 +137,7 @@ fn run(seed: u64, steps: usize) {
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let topics = Topics::with(&[("t", 5), ("u", 3), ("__consumer_offsets", 50)]);
     let mut cg = ConsumerGroups::new(&config());
+    let mut ids = SequentialIds::default();
     let mut log: Vec<Record> = Vec::new();
     let subs: [&[&str]; 4] = [&["t"], &["u"], &["t", "u"], &["t"]];
     let mut slots: Vec<Slot> = (0..5)
@@ -163,7 +165,8 @@ fn run(seed: u64, steps: usize) {
                     slot.client.epoch = 0;
                     slot.client.owned.clear();
                 }
-                slot.client.heartbeat(&mut cg, now, &topics, &mut log);
+                slot.client
+                    .heartbeat(&mut cg, now, &topics, &mut log, &mut ids);
             }
             4 => {
                 // A sloppy heartbeat: no owned partitions, or a stale epoch.
@@ -174,7 +177,8 @@ fn run(seed: u64, steps: usize) {
                 } else {
                     req.member_epoch = (req.member_epoch - 1).max(0);
                 }
-                let (records, r) = cg.heartbeat(now, 1, &Default::default(), req, &topics);
+                let (records, r) =
+                    cg.heartbeat(now, 1, &Default::default(), req, &topics, &mut ids);
                 log.extend(records);
                 c.apply(&r);
             }
@@ -183,7 +187,8 @@ fn run(seed: u64, steps: usize) {
                 let mut req = slot.client.request();
                 let temporary = slot.client.instance_id.is_some() && rng.chance(50);
                 req.member_epoch = if temporary { -2 } else { -1 };
-                let (records, r) = cg.heartbeat(now, 1, &Default::default(), req, &topics);
+                let (records, r) =
+                    cg.heartbeat(now, 1, &Default::default(), req, &topics, &mut ids);
                 log.extend(records);
                 if r.error_code == 0 {
                     slot.active = false;
@@ -215,14 +220,16 @@ fn run(seed: u64, steps: usize) {
                     req.subscribed_topic_names =
                         Some(c.topics.iter().map(|t| TopicName(s(t))).collect());
                 }
-                let (records, r) = cg.heartbeat(now, 1, &Default::default(), req, &topics);
+                let (records, r) =
+                    cg.heartbeat(now, 1, &Default::default(), req, &topics, &mut ids);
                 log.extend(records);
                 c.apply(&r);
             }
             9 => {
                 let req = garbage(&mut rng, &topics, &slots);
                 let version = rng.below(2) as i16;
-                let (records, _) = cg.heartbeat(now, version, &Default::default(), req, &topics);
+                let (records, _) =
+                    cg.heartbeat(now, version, &Default::default(), req, &topics, &mut ids);
                 log.extend(records);
             }
             10 => {
@@ -265,7 +272,7 @@ fn run(seed: u64, steps: usize) {
         return;
     }
     assert!(
-        converge(&mut cg, &mut clients, now, &topics, &mut log, 30),
+        converge(&mut cg, &mut clients, now, &topics, &mut log, 30, &mut ids),
         "seed {seed}: no convergence"
     );
     let d = describe(&cg, G, &topics);

@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use gregor_group_coordinator::records::encode_consumer_subscription;
 use gregor_group_coordinator::*;
+use gregor_protocol::ErrorCode;
 use kafka_protocol::messages::{
     delete_groups_request::DeleteGroupsRequest,
     describe_groups_request::DescribeGroupsRequest,
@@ -27,15 +28,16 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
-const NONE: i16 = 0;
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-const OFFSET_METADATA_TOO_LARGE: i16 = 12;
-const ILLEGAL_GENERATION: i16 = 22;
-const UNKNOWN_MEMBER_ID: i16 = 25;
-const REBALANCE_IN_PROGRESS: i16 = 27;
-const NON_EMPTY_GROUP: i16 = 68;
-const GROUP_ID_NOT_FOUND: i16 = 69;
-const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
+// Wire values the assertions compare against (`ErrorCode` is the one definition).
+const NONE: i16 = ErrorCode::None.code();
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = ErrorCode::UnknownTopicOrPartition.code();
+const OFFSET_METADATA_TOO_LARGE: i16 = ErrorCode::OffsetMetadataTooLarge.code();
+const ILLEGAL_GENERATION: i16 = ErrorCode::IllegalGeneration.code();
+const UNKNOWN_MEMBER_ID: i16 = ErrorCode::UnknownMemberId.code();
+const REBALANCE_IN_PROGRESS: i16 = ErrorCode::RebalanceInProgress.code();
+const NON_EMPTY_GROUP: i16 = ErrorCode::NonEmptyGroup.code();
+const GROUP_ID_NOT_FOUND: i16 = ErrorCode::GroupIdNotFound.code();
+const GROUP_SUBSCRIBED_TO_TOPIC: i16 = ErrorCode::GroupSubscribedToTopic.code();
 
 fn s(x: &str) -> StrBytes {
     StrBytes::from_string(x.to_string())
@@ -82,7 +84,7 @@ impl H {
     }
     fn with(cfg: GroupConfig) -> H {
         H {
-            gc: GroupCoordinator::new(cfg),
+            gc: GroupCoordinator::new(cfg, SequentialIds::default()),
             now: 10_000,
             next_id: 1,
             records: Vec::new(),
@@ -609,7 +611,7 @@ fn replay_rebuilds_offsets_and_groups() {
     let (leaver, _) = h.stable_member("left", &["t2"]);
     h.leave("left", &leaver);
 
-    let mut fresh = GroupCoordinator::new(GroupConfig::default());
+    let mut fresh = GroupCoordinator::new(GroupConfig::default(), SequentialIds::default());
     for r in &h.records {
         fresh.replay(&r.key, r.value.as_deref()).unwrap();
     }

@@ -189,8 +189,8 @@ fn consumer_subscription_topics_parse() {
 
 #[test]
 fn coordinator_replay_rejects_garbage_without_panicking() {
-    use gregor_group_coordinator::{GroupConfig, GroupCoordinator};
-    let mut gc = GroupCoordinator::new(GroupConfig::default());
+    use gregor_group_coordinator::{GroupConfig, GroupCoordinator, SequentialIds};
+    let mut gc = GroupCoordinator::new(GroupConfig::default(), SequentialIds::default());
     let mut seed: u32 = 99;
     let mut next = || {
         seed = seed.wrapping_mul(1103515245).wrapping_add(12345);

@@ -11,7 +11,8 @@
 //!   records) and then calls [`TxnCoordinator::markers_written`], which completes the
 //!   transaction (PrepareCommit → CompleteCommit, PrepareAbort → CompleteAbort) and returns the
 //!   record for that;
-//! - `response`: the answer (plain values; the broker builds the protocol message).
+//! - `response`: the answer (plain values; the broker builds the protocol message). Errors are
+//!   [`gregor_protocol::ErrorCode`]s; the broker writes `.code()` into the message.
 //!
 //! No sockets, no threads, no clock: the broker owns the I/O (`crates/broker/src/txns.rs`).
 //! [`TxnCoordinator::replay`] rebuilds the state from `__transaction_state` at start;
@@ -26,49 +27,38 @@
 //! the client retries), and [`TxnCoordinator::tick`] aborts timed-out transactions the same way
 //! and expires idle transactional ids (`transactional.id.expiration.ms`). EndTxn v5+
 //! (transaction version 2, KIP-890) bumps the epoch on every transaction end.
+//!
+//! # One instance is one shard
+//!
+//! A [`TxnCoordinator`] holds the transactional ids of one `__transaction_state` partition
+//! (Kafka's hash, `gregor_group_coordinator::partition_for(transactional_id, n)`): the broker
+//! makes one per partition it leads, replays that partition into it and calls
+//! [`TxnCoordinator::finish_replay`]; on losing the partition it drops the instance (nothing is
+//! parked in it: the next leader's `finish_replay` re-issues the markers of transactions left
+//! in Prepare*). Nothing is keyed across transactional ids, and producer ids are never made up
+//! here: `allocate` hands out ids from the cluster-wide blocks, so shards cannot collide. The
+//! caller:
+//! - builds each shard's [`TxnConfig`] with that partition's leader epoch as
+//!   `coordinator_epoch` (it goes into the shard's markers);
+//! - routes per transactional id: InitProducerId, AddPartitionsToTxn (v4+ batches: each
+//!   transaction to its shard), AddOffsetsToTxn, EndTxn, the TxnOffsetCommit and Produce
+//!   verifications ([`TxnCoordinator::verify_partitions`]), DescribeTransactions (each id to its
+//!   shard), and [`TxnCoordinator::markers_written`] to the shard that returned the
+//!   [`MarkerRequest`];
+//! - fans ListTransactions out to every loaded shard and combines the answers with
+//!   [`ListResult::merge`]; with no shard loaded, `TxnCoordinator::default().list(..)` gives
+//!   the answer that depends on the filter alone (unknown state filters, a bad regex);
+//! - hands each COMMIT/ABORT marker written to a `__consumer_offsets` partition to that
+//!   partition's group coordinator shard (`GroupCoordinator::complete_txn`);
+//! - fires each shard's [`TxnCoordinator::tick`].
+
+#![warn(missing_docs)]
 
 pub mod records;
 
+use gregor_protocol::ErrorCode;
 use records::{TxnLogValue, TxnPartitions};
 use std::collections::{BTreeMap, BTreeSet};
-
-/// Kafka error codes used by the coordinator.
-pub mod errors {
-    /// NONE.
-    pub const NONE: i16 = 0;
-    /// UNKNOWN_SERVER_ERROR.
-    pub const UNKNOWN_SERVER_ERROR: i16 = -1;
-    /// UNKNOWN_TOPIC_OR_PARTITION.
-    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-    /// COORDINATOR_LOAD_IN_PROGRESS.
-    pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
-    /// COORDINATOR_NOT_AVAILABLE.
-    pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
-    /// NOT_COORDINATOR.
-    pub const NOT_COORDINATOR: i16 = 16;
-    /// INVALID_REQUEST.
-    pub const INVALID_REQUEST: i16 = 42;
-    /// INVALID_PRODUCER_EPOCH.
-    pub const INVALID_PRODUCER_EPOCH: i16 = 47;
-    /// INVALID_TXN_STATE.
-    pub const INVALID_TXN_STATE: i16 = 48;
-    /// INVALID_PRODUCER_ID_MAPPING.
-    pub const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
-    /// INVALID_TRANSACTION_TIMEOUT.
-    pub const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
-    /// CONCURRENT_TRANSACTIONS.
-    pub const CONCURRENT_TRANSACTIONS: i16 = 51;
-    /// OPERATION_NOT_ATTEMPTED.
-    pub const OPERATION_NOT_ATTEMPTED: i16 = 55;
-    /// PRODUCER_FENCED.
-    pub const PRODUCER_FENCED: i16 = 90;
-    /// TRANSACTIONAL_ID_NOT_FOUND.
-    pub const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
-    /// INVALID_REGULAR_EXPRESSION.
-    pub const INVALID_REGULAR_EXPRESSION: i16 = 128;
-}
-
-use errors::*;
 
 /// Producer epoch meaning "none" (`RecordBatch.NO_PRODUCER_EPOCH`).
 pub const NO_PRODUCER_EPOCH: i16 = -1;
@@ -231,8 +221,8 @@ impl<T> Output<T> {
 /// InitProducerId / EndTxn v5 answer: error and the producer id/epoch to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProducerIdAndEpoch {
-    /// Error code.
-    pub error: i16,
+    /// Error ([`ErrorCode::None`] on success).
+    pub error: ErrorCode,
     /// Producer id (-1 on error).
     pub producer_id: i64,
     /// Producer epoch (-1 on error).
@@ -240,7 +230,7 @@ pub struct ProducerIdAndEpoch {
 }
 
 impl ProducerIdAndEpoch {
-    fn error(error: i16) -> Self {
+    fn error(error: ErrorCode) -> Self {
         ProducerIdAndEpoch {
             error,
             producer_id: NO_PRODUCER_ID,
@@ -282,12 +272,30 @@ pub struct ListFilter {
 /// ListTransactions answer.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ListResult {
-    /// Error code.
-    pub error: i16,
+    /// Error ([`ErrorCode::None`] or INVALID_REGULAR_EXPRESSION).
+    pub error: ErrorCode,
     /// State filters that name no state.
     pub unknown_state_filters: Vec<String>,
     /// (transactional id, producer id, state name), sorted by id.
     pub transactions: Vec<(String, i64, &'static str)>,
+}
+
+impl ListResult {
+    /// Combines the answers of several shards to one ListTransactions (the caller asks every
+    /// `__transaction_state` partition it leads): the transactions of all, sorted by id (an id
+    /// lives in one shard only). The error and the unknown state filters depend on the filter
+    /// alone, so every shard answers them alike and they are kept once.
+    pub fn merge(mut self, other: ListResult) -> ListResult {
+        if self.error == ErrorCode::None {
+            self.error = other.error;
+        }
+        if self.unknown_state_filters.is_empty() {
+            self.unknown_state_filters = other.unknown_state_filters;
+        }
+        self.transactions.extend(other.transactions);
+        self.transactions.sort();
+        self
+    }
 }
 
 /// One transactional id's metadata (Kafka's `TransactionMetadata`).
@@ -443,14 +451,16 @@ impl TxnCoordinator {
         transactional_id: &str,
         timeout_ms: i32,
         expected: Option<(i64, i16)>,
-        allocate: &mut dyn FnMut() -> Result<i64, i16>,
+        allocate: &mut dyn FnMut() -> Result<i64, ErrorCode>,
         now_ms: i64,
     ) -> Output<ProducerIdAndEpoch> {
         if transactional_id.is_empty() {
-            return Output::just(ProducerIdAndEpoch::error(INVALID_REQUEST));
+            return Output::just(ProducerIdAndEpoch::error(ErrorCode::InvalidRequest));
         }
         if timeout_ms <= 0 || timeout_ms > self.config.max_timeout_ms {
-            return Output::just(ProducerIdAndEpoch::error(INVALID_TRANSACTION_TIMEOUT));
+            return Output::just(ProducerIdAndEpoch::error(
+                ErrorCode::InvalidTransactionTimeout,
+            ));
         }
         if !self.txns.contains_key(transactional_id) {
             let pid = match allocate() {
@@ -475,7 +485,7 @@ impl TxnCoordinator {
             );
         }
         let Some(m) = self.txns.get_mut(transactional_id) else {
-            return Output::just(ProducerIdAndEpoch::error(UNKNOWN_SERVER_ERROR));
+            return Output::just(ProducerIdAndEpoch::error(ErrorCode::UnknownServerError));
         };
         if let Some((pid, epoch)) = expected {
             // Kafka's isValidProducerId.
@@ -483,14 +493,16 @@ impl TxnCoordinator {
                 || pid == m.producer_id
                 || (pid == m.prev_producer_id && is_epoch_exhausted(epoch));
             if !valid {
-                return Output::just(ProducerIdAndEpoch::error(PRODUCER_FENCED));
+                return Output::just(ProducerIdAndEpoch::error(ErrorCode::ProducerFenced));
             }
         }
         match m.state {
             TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence => {
-                Output::just(ProducerIdAndEpoch::error(CONCURRENT_TRANSACTIONS))
+                Output::just(ProducerIdAndEpoch::error(ErrorCode::ConcurrentTransactions))
             }
-            TxnState::Dead => Output::just(ProducerIdAndEpoch::error(CONCURRENT_TRANSACTIONS)),
+            TxnState::Dead => {
+                Output::just(ProducerIdAndEpoch::error(ErrorCode::ConcurrentTransactions))
+            }
             TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort => {
                 let exhausted = is_epoch_exhausted(m.producer_epoch)
                     && expected.is_none_or(|(_, e)| e == m.producer_epoch);
@@ -519,7 +531,11 @@ impl TxnCoordinator {
                         Some((_, e)) if e == m.last_producer_epoch => {
                             (m.producer_epoch, m.last_producer_epoch)
                         }
-                        Some(_) => return Output::just(ProducerIdAndEpoch::error(PRODUCER_FENCED)),
+                        Some(_) => {
+                            return Output::just(ProducerIdAndEpoch::error(
+                                ErrorCode::ProducerFenced,
+                            ))
+                        }
                     };
                     m.producer_epoch = epoch;
                     m.last_producer_epoch = last;
@@ -532,7 +548,7 @@ impl TxnCoordinator {
                 m.last_update_ms = now_ms;
                 m.client_txn_version = 0;
                 let resp = ProducerIdAndEpoch {
-                    error: NONE,
+                    error: ErrorCode::None,
                     producer_id: m.producer_id,
                     producer_epoch: m.producer_epoch,
                 };
@@ -549,7 +565,7 @@ impl TxnCoordinator {
                 Output {
                     records: vec![self.record(transactional_id)],
                     markers: self.markers_for(transactional_id).into_iter().collect(),
-                    response: ProducerIdAndEpoch::error(CONCURRENT_TRANSACTIONS),
+                    response: ProducerIdAndEpoch::error(ErrorCode::ConcurrentTransactions),
                 }
             }
         }
@@ -567,16 +583,24 @@ impl TxnCoordinator {
         }
     }
 
-    fn check_producer(&self, id: &str, producer_id: i64, epoch: i16) -> Result<&TxnMetadata, i16> {
+    fn check_producer(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+    ) -> Result<&TxnMetadata, ErrorCode> {
         if id.is_empty() {
-            return Err(INVALID_REQUEST);
+            return Err(ErrorCode::InvalidRequest);
         }
-        let m = self.txns.get(id).ok_or(INVALID_PRODUCER_ID_MAPPING)?;
+        let m = self
+            .txns
+            .get(id)
+            .ok_or(ErrorCode::InvalidProducerIdMapping)?;
         if m.producer_id != producer_id {
-            return Err(INVALID_PRODUCER_ID_MAPPING);
+            return Err(ErrorCode::InvalidProducerIdMapping);
         }
         if m.producer_epoch != epoch {
-            return Err(PRODUCER_FENCED);
+            return Err(ErrorCode::ProducerFenced);
         }
         Ok(m)
     }
@@ -590,23 +614,23 @@ impl TxnCoordinator {
         producer_epoch: i16,
         partitions: &[(String, i32)],
         now_ms: i64,
-    ) -> Output<i16> {
+    ) -> Output<ErrorCode> {
         let m = match self.check_producer(transactional_id, producer_id, producer_epoch) {
             Ok(m) => m,
             Err(code) => return Output::just(code),
         };
         match m.state {
             TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence => {
-                return Output::just(CONCURRENT_TRANSACTIONS)
+                return Output::just(ErrorCode::ConcurrentTransactions)
             }
-            TxnState::Dead => return Output::just(INVALID_TXN_STATE),
+            TxnState::Dead => return Output::just(ErrorCode::InvalidTxnState),
             TxnState::Ongoing if partitions.iter().all(|p| m.partitions.contains(p)) => {
-                return Output::just(NONE)
+                return Output::just(ErrorCode::None)
             }
             _ => {}
         }
         let Some(m) = self.txns.get_mut(transactional_id) else {
-            return Output::just(UNKNOWN_SERVER_ERROR);
+            return Output::just(ErrorCode::UnknownServerError);
         };
         if m.state != TxnState::Ongoing {
             m.start_ms = now_ms;
@@ -618,7 +642,7 @@ impl TxnCoordinator {
         Output {
             records: vec![self.record(transactional_id)],
             markers: Vec::new(),
-            response: NONE,
+            response: ErrorCode::None,
         }
     }
 
@@ -630,16 +654,16 @@ impl TxnCoordinator {
         producer_id: i64,
         producer_epoch: i16,
         partitions: &[(String, i32)],
-    ) -> Vec<i16> {
+    ) -> Vec<ErrorCode> {
         match self.check_producer(transactional_id, producer_id, producer_epoch) {
             Err(code) => vec![code; partitions.len()],
             Ok(m) => partitions
                 .iter()
                 .map(|p| {
                     if m.state == TxnState::Ongoing && m.partitions.contains(p) {
-                        NONE
+                        ErrorCode::None
                     } else {
-                        INVALID_TXN_STATE
+                        ErrorCode::InvalidTxnState
                     }
                 })
                 .collect(),
@@ -657,17 +681,19 @@ impl TxnCoordinator {
         producer_epoch: i16,
         commit: bool,
         bump_epoch: bool,
-        allocate: &mut dyn FnMut() -> Result<i64, i16>,
+        allocate: &mut dyn FnMut() -> Result<i64, ErrorCode>,
         now_ms: i64,
     ) -> Output<ProducerIdAndEpoch> {
         if transactional_id.is_empty() {
-            return Output::just(ProducerIdAndEpoch::error(INVALID_REQUEST));
+            return Output::just(ProducerIdAndEpoch::error(ErrorCode::InvalidRequest));
         }
         let Some(m) = self.txns.get(transactional_id) else {
-            return Output::just(ProducerIdAndEpoch::error(INVALID_PRODUCER_ID_MAPPING));
+            return Output::just(ProducerIdAndEpoch::error(
+                ErrorCode::InvalidProducerIdMapping,
+            ));
         };
         let ok = |m: &TxnMetadata| ProducerIdAndEpoch {
-            error: NONE,
+            error: ErrorCode::None,
             producer_id: m.producer_id,
             producer_epoch: m.producer_epoch,
         };
@@ -677,10 +703,12 @@ impl TxnCoordinator {
             && producer_epoch == m.last_producer_epoch
             && (producer_id == m.producer_id || producer_id == m.prev_producer_id);
         if producer_id != m.producer_id && !is_retry {
-            return Output::just(ProducerIdAndEpoch::error(INVALID_PRODUCER_ID_MAPPING));
+            return Output::just(ProducerIdAndEpoch::error(
+                ErrorCode::InvalidProducerIdMapping,
+            ));
         }
         if !is_retry && producer_epoch != m.producer_epoch {
-            return Output::just(ProducerIdAndEpoch::error(PRODUCER_FENCED));
+            return Output::just(ProducerIdAndEpoch::error(ErrorCode::ProducerFenced));
         }
         let code = match (m.state, commit) {
             (TxnState::Ongoing, _) if !is_retry => None,
@@ -696,10 +724,10 @@ impl TxnCoordinator {
                 return Output::just(ok(m));
             }
             (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
-                Some(CONCURRENT_TRANSACTIONS)
+                Some(ErrorCode::ConcurrentTransactions)
             }
-            (TxnState::PrepareEpochFence, _) => Some(CONCURRENT_TRANSACTIONS),
-            _ => Some(INVALID_TXN_STATE),
+            (TxnState::PrepareEpochFence, _) => Some(ErrorCode::ConcurrentTransactions),
+            _ => Some(ErrorCode::InvalidTxnState),
         };
         if let Some(code) = code {
             return Output::just(ProducerIdAndEpoch::error(code));
@@ -712,7 +740,7 @@ impl TxnCoordinator {
             };
         }
         let Some(m) = self.txns.get_mut(transactional_id) else {
-            return Output::just(ProducerIdAndEpoch::error(UNKNOWN_SERVER_ERROR));
+            return Output::just(ProducerIdAndEpoch::error(ErrorCode::UnknownServerError));
         };
         if bump_epoch {
             m.last_producer_epoch = m.producer_epoch;
@@ -733,7 +761,7 @@ impl TxnCoordinator {
         let mut records = vec![self.record(transactional_id)];
         let markers: Vec<MarkerRequest> = self.markers_for(transactional_id).into_iter().collect();
         let Some(m) = self.txns.get(transactional_id) else {
-            return Output::just(ProducerIdAndEpoch::error(UNKNOWN_SERVER_ERROR));
+            return Output::just(ProducerIdAndEpoch::error(ErrorCode::UnknownServerError));
         };
         let mut response = ok(m);
         if m.partitions.is_empty() {
@@ -832,12 +860,12 @@ impl TxnCoordinator {
     }
 
     /// DescribeTransactions for one id (TRANSACTIONAL_ID_NOT_FOUND if unknown).
-    pub fn describe(&self, transactional_id: &str) -> Result<TxnDescription, i16> {
+    pub fn describe(&self, transactional_id: &str) -> Result<TxnDescription, ErrorCode> {
         let m = self
             .txns
             .get(transactional_id)
             .filter(|m| m.state != TxnState::Dead)
-            .ok_or(TRANSACTIONAL_ID_NOT_FOUND)?;
+            .ok_or(ErrorCode::TransactionalIdNotFound)?;
         let mut topics: BTreeMap<String, Vec<i32>> = BTreeMap::new();
         for (t, p) in &m.partitions {
             topics.entry(t.clone()).or_default().push(*p);
@@ -872,7 +900,7 @@ impl TxnCoordinator {
             Some(p) => match regex::Regex::new(&format!("^(?:{p})$")) {
                 Ok(r) => Some(r),
                 Err(_) => {
-                    result.error = INVALID_REGULAR_EXPRESSION;
+                    result.error = ErrorCode::InvalidRegularExpression;
                     return result;
                 }
             },

@@ -4,7 +4,7 @@ const T: &str = "txn-1";
 
 struct Ids(i64);
 impl Ids {
-    fn alloc(&mut self) -> impl FnMut() -> Result<i64, i16> + '_ {
+    fn alloc(&mut self) -> impl FnMut() -> Result<i64, ErrorCode> + '_ {
         move || {
             self.0 += 1;
             Ok(self.0 - 1)
@@ -45,7 +45,7 @@ fn init_allocates_then_bumps_epoch() {
     assert_eq!(
         out.response,
         ProducerIdAndEpoch {
-            error: NONE,
+            error: ErrorCode::None,
             producer_id: 1000,
             producer_epoch: 0
         }
@@ -66,13 +66,19 @@ fn invalid_init_requests() {
     let mut c = coord();
     let mut ids = Ids(0);
     let r = c.init_producer_id("", 1000, None, &mut ids.alloc(), 0);
-    assert_eq!(r.response.error, INVALID_REQUEST);
+    assert_eq!(r.response.error, ErrorCode::InvalidRequest);
     let r = c.init_producer_id(T, 0, None, &mut ids.alloc(), 0);
-    assert_eq!(r.response.error, INVALID_TRANSACTION_TIMEOUT);
+    assert_eq!(r.response.error, ErrorCode::InvalidTransactionTimeout);
     let r = c.init_producer_id(T, 900_001, None, &mut ids.alloc(), 0);
-    assert_eq!(r.response.error, INVALID_TRANSACTION_TIMEOUT);
-    let r = c.init_producer_id(T, 1000, None, &mut || Err(COORDINATOR_NOT_AVAILABLE), 0);
-    assert_eq!(r.response.error, COORDINATOR_NOT_AVAILABLE);
+    assert_eq!(r.response.error, ErrorCode::InvalidTransactionTimeout);
+    let r = c.init_producer_id(
+        T,
+        1000,
+        None,
+        &mut || Err(ErrorCode::CoordinatorNotAvailable),
+        0,
+    );
+    assert_eq!(r.response.error, ErrorCode::CoordinatorNotAvailable);
     assert!(r.records.is_empty());
     assert!(c.is_empty());
 }
@@ -83,7 +89,7 @@ fn commit_flow_writes_markers_then_completes() {
     let mut ids = Ids(5);
     init(&mut c, &mut ids, 0);
     let out = c.add_partitions(T, 5, 0, &[tp("a", 1), tp("a", 0), tp("b", 2)], 100);
-    assert_eq!(out.response, NONE);
+    assert_eq!(out.response, ErrorCode::None);
     assert_eq!(c.get(T).unwrap().state, TxnState::Ongoing);
     assert_eq!(c.get(T).unwrap().start_ms, 100);
     let v = records::decode_value(out.records[0].value.as_deref().unwrap()).unwrap();
@@ -102,14 +108,14 @@ fn commit_flow_writes_markers_then_completes() {
     );
     // Re-adding known partitions writes nothing.
     let again = c.add_partitions(T, 5, 0, &[tp("a", 1)], 150);
-    assert_eq!(again.response, NONE);
+    assert_eq!(again.response, ErrorCode::None);
     assert!(again.records.is_empty());
     // Later adds keep the start time.
     c.add_partitions(T, 5, 0, &[tp("c", 0)], 160);
     assert_eq!(c.get(T).unwrap().start_ms, 100);
 
     let out = c.end_txn(T, 5, 0, true, false, &mut ids.alloc(), 200);
-    assert_eq!(out.response.error, NONE);
+    assert_eq!(out.response.error, ErrorCode::None);
     assert_eq!(c.get(T).unwrap().state, TxnState::PrepareCommit);
     assert_eq!(
         out.markers,
@@ -127,22 +133,22 @@ fn commit_flow_writes_markers_then_completes() {
         c.end_txn(T, 5, 0, true, false, &mut ids.alloc(), 201)
             .response
             .error,
-        CONCURRENT_TRANSACTIONS
+        ErrorCode::ConcurrentTransactions
     );
     assert_eq!(
         c.add_partitions(T, 5, 0, &[tp("a", 0)], 201).response,
-        CONCURRENT_TRANSACTIONS
+        ErrorCode::ConcurrentTransactions
     );
     assert_eq!(
         init(&mut c, &mut ids, 201).response.error,
-        CONCURRENT_TRANSACTIONS
+        ErrorCode::ConcurrentTransactions
     );
     // Abort while committing: invalid.
     assert_eq!(
         c.end_txn(T, 5, 0, false, false, &mut ids.alloc(), 201)
             .response
             .error,
-        INVALID_TXN_STATE
+        ErrorCode::InvalidTxnState
     );
     // Wrong epoch does not complete it.
     assert!(c.markers_written(T, 5, 1, 250).is_empty());
@@ -155,17 +161,20 @@ fn commit_flow_writes_markers_then_completes() {
     assert_eq!(v.partitions, Some(vec![]));
     // Idempotent retry of the completed commit.
     let retry = c.end_txn(T, 5, 0, true, false, &mut ids.alloc(), 310);
-    assert_eq!(retry.response.error, NONE);
+    assert_eq!(retry.response.error, ErrorCode::None);
     assert!(retry.records.is_empty() && retry.markers.is_empty());
     // ... but aborting a committed transaction is not.
     assert_eq!(
         c.end_txn(T, 5, 0, false, false, &mut ids.alloc(), 310)
             .response
             .error,
-        INVALID_TXN_STATE
+        ErrorCode::InvalidTxnState
     );
     // A new transaction starts from CompleteCommit.
-    assert_eq!(c.add_partitions(T, 5, 0, &[tp("z", 0)], 400).response, NONE);
+    assert_eq!(
+        c.add_partitions(T, 5, 0, &[tp("z", 0)], 400).response,
+        ErrorCode::None
+    );
     let m = c.get(T).unwrap();
     assert_eq!(m.start_ms, 400);
     assert_eq!(m.partitions.len(), 1);
@@ -179,45 +188,45 @@ fn end_txn_errors() {
         c.end_txn(T, 5, 0, true, false, &mut ids.alloc(), 0)
             .response
             .error,
-        INVALID_PRODUCER_ID_MAPPING
+        ErrorCode::InvalidProducerIdMapping
     );
     init(&mut c, &mut ids, 0);
     assert_eq!(
         c.end_txn(T, 6, 0, true, false, &mut ids.alloc(), 0)
             .response
             .error,
-        INVALID_PRODUCER_ID_MAPPING
+        ErrorCode::InvalidProducerIdMapping
     );
     assert_eq!(
         c.end_txn(T, 5, 1, true, false, &mut ids.alloc(), 0)
             .response
             .error,
-        PRODUCER_FENCED
+        ErrorCode::ProducerFenced
     );
     // Nothing ongoing (TV0/1): INVALID_TXN_STATE.
     assert_eq!(
         c.end_txn(T, 5, 0, true, false, &mut ids.alloc(), 0)
             .response
             .error,
-        INVALID_TXN_STATE
+        ErrorCode::InvalidTxnState
     );
     assert_eq!(
         c.end_txn("", 5, 0, true, false, &mut ids.alloc(), 0)
             .response
             .error,
-        INVALID_REQUEST
+        ErrorCode::InvalidRequest
     );
     assert_eq!(
         c.add_partitions(T, 5, 7, &[tp("a", 0)], 0).response,
-        PRODUCER_FENCED
+        ErrorCode::ProducerFenced
     );
     assert_eq!(
         c.add_partitions(T, 9, 0, &[tp("a", 0)], 0).response,
-        INVALID_PRODUCER_ID_MAPPING
+        ErrorCode::InvalidProducerIdMapping
     );
     assert_eq!(
         c.add_partitions("other", 5, 0, &[tp("a", 0)], 0).response,
-        INVALID_PRODUCER_ID_MAPPING
+        ErrorCode::InvalidProducerIdMapping
     );
 }
 
@@ -228,7 +237,7 @@ fn init_fences_an_ongoing_transaction() {
     init(&mut c, &mut ids, 0);
     c.add_partitions(T, 5, 0, &[tp("a", 0)], 10);
     let out = init(&mut c, &mut ids, 20);
-    assert_eq!(out.response.error, CONCURRENT_TRANSACTIONS);
+    assert_eq!(out.response.error, ErrorCode::ConcurrentTransactions);
     assert_eq!(out.records.len(), 1);
     let m = c.get(T).unwrap();
     assert_eq!(m.state, TxnState::PrepareAbort);
@@ -249,17 +258,17 @@ fn init_fences_an_ongoing_transaction() {
         c.end_txn(T, 5, 0, true, false, &mut ids.alloc(), 21)
             .response
             .error,
-        PRODUCER_FENCED
+        ErrorCode::ProducerFenced
     );
     // Retry while the abort completes.
     assert_eq!(
         init(&mut c, &mut ids, 22).response.error,
-        CONCURRENT_TRANSACTIONS
+        ErrorCode::ConcurrentTransactions
     );
     c.markers_written(T, 5, 1, 30);
     assert_eq!(c.get(T).unwrap().state, TxnState::CompleteAbort);
     let out = init(&mut c, &mut ids, 40);
-    assert_eq!(out.response.error, NONE);
+    assert_eq!(out.response.error, ErrorCode::None);
     assert_eq!(out.response.producer_epoch, 2);
     assert_eq!(c.get(T).unwrap().state, TxnState::Empty);
 }
@@ -271,20 +280,26 @@ fn kip360_recovery_with_expected_epoch() {
     init(&mut c, &mut ids, 0); // epoch 0
     init(&mut c, &mut ids, 0); // epoch 1
     let r = c.init_producer_id(T, 60_000, Some((5, 1)), &mut ids.alloc(), 1);
-    assert_eq!((r.response.error, r.response.producer_epoch), (NONE, 2));
+    assert_eq!(
+        (r.response.error, r.response.producer_epoch),
+        (ErrorCode::None, 2)
+    );
     // A retry of that call (response lost) gets the same epoch.
     let r = c.init_producer_id(T, 60_000, Some((5, 1)), &mut ids.alloc(), 2);
-    assert_eq!((r.response.error, r.response.producer_epoch), (NONE, 2));
+    assert_eq!(
+        (r.response.error, r.response.producer_epoch),
+        (ErrorCode::None, 2)
+    );
     // A stale epoch is fenced.
     let r = c.init_producer_id(T, 60_000, Some((5, 0)), &mut ids.alloc(), 3);
-    assert_eq!(r.response.error, PRODUCER_FENCED);
+    assert_eq!(r.response.error, ErrorCode::ProducerFenced);
     // Another producer id is fenced.
     let r = c.init_producer_id(T, 60_000, Some((77, 2)), &mut ids.alloc(), 3);
-    assert_eq!(r.response.error, PRODUCER_FENCED);
+    assert_eq!(r.response.error, ErrorCode::ProducerFenced);
     // After a plain init (new producer instance) the old epoch can no longer recover.
     init(&mut c, &mut ids, 4); // epoch 3, last -1
     let r = c.init_producer_id(T, 60_000, Some((5, 2)), &mut ids.alloc(), 5);
-    assert_eq!(r.response.error, PRODUCER_FENCED);
+    assert_eq!(r.response.error, ErrorCode::ProducerFenced);
 }
 
 #[test]
@@ -297,7 +312,7 @@ fn exhausted_epoch_rotates_the_producer_id() {
     assert_eq!(
         r.response,
         ProducerIdAndEpoch {
-            error: NONE,
+            error: ErrorCode::None,
             producer_id: 6,
             producer_epoch: 0
         }
@@ -330,7 +345,7 @@ fn timeout_aborts_with_epoch_bump() {
         c.end_txn(T, 5, 0, true, false, &mut ids.alloc(), 1200)
             .response
             .error,
-        PRODUCER_FENCED
+        ErrorCode::ProducerFenced
     );
     c.markers_written(T, 5, 1, 1300);
     assert_eq!(c.get(T).unwrap().state, TxnState::CompleteAbort);
@@ -364,7 +379,7 @@ fn end_txn_v5_bumps_epoch_and_accepts_retries() {
     assert_eq!(
         out.response,
         ProducerIdAndEpoch {
-            error: NONE,
+            error: ErrorCode::None,
             producer_id: 5,
             producer_epoch: 1
         }
@@ -373,7 +388,7 @@ fn end_txn_v5_bumps_epoch_and_accepts_retries() {
     c.markers_written(T, 5, 1, 3);
     // Retry with the old epoch: same answer.
     let retry = c.end_txn(T, 5, 0, true, true, &mut ids.alloc(), 4);
-    assert_eq!(retry.response.error, NONE);
+    assert_eq!(retry.response.error, ErrorCode::None);
     assert_eq!(retry.response.producer_epoch, 1);
     assert!(retry.records.is_empty());
     // Abort of an empty transaction is allowed in TV2 and bumps again.
@@ -392,11 +407,11 @@ fn verify_only() {
     c.add_partitions(T, 5, 0, &[tp("a", 0)], 1);
     assert_eq!(
         c.verify_partitions(T, 5, 0, &[tp("a", 0), tp("a", 1)]),
-        vec![NONE, INVALID_TXN_STATE]
+        vec![ErrorCode::None, ErrorCode::InvalidTxnState]
     );
     assert_eq!(
         c.verify_partitions(T, 5, 3, &[tp("a", 0)]),
-        vec![PRODUCER_FENCED]
+        vec![ErrorCode::ProducerFenced]
     );
 }
 
@@ -453,7 +468,7 @@ fn describe_and_list() {
     assert_eq!(d.start_time_ms, 100);
     assert_eq!(d.timeout_ms, 5000);
     assert_eq!(d.topics.get("x"), Some(&vec![1, 3]));
-    assert_eq!(c.describe("nope"), Err(TRANSACTIONAL_ID_NOT_FOUND));
+    assert_eq!(c.describe("nope"), Err(ErrorCode::TransactionalIdNotFound));
 
     let all = c.list(
         &ListFilter {
@@ -497,7 +512,7 @@ fn describe_and_list() {
         duration_ms: -1,
         ..Default::default()
     };
-    assert_eq!(c.list(&f, 0).error, INVALID_REGULAR_EXPRESSION);
+    assert_eq!(c.list(&f, 0).error, ErrorCode::InvalidRegularExpression);
 }
 
 #[test]
@@ -509,4 +524,56 @@ fn state_ids_and_names_match_kafka() {
     }
     assert_eq!(TxnState::PrepareEpochFence.name(), "PrepareEpochFence");
     assert_eq!(TxnState::from_id(8), None);
+}
+
+#[test]
+fn shards_list_and_merge_like_one_coordinator() {
+    // One cluster-wide producer id source shared by every shard (the controller's blocks).
+    let mut ids = Ids(100);
+    let (mut one, mut left, mut right) = (coord(), coord(), coord());
+    for (n, id) in ["a", "b", "c", "d"].iter().enumerate() {
+        let shard = if n % 2 == 0 { &mut left } else { &mut right };
+        let out = shard.init_producer_id(id, 60_000, None, &mut ids.alloc(), 0);
+        let pid = out.response.producer_id;
+        one.replay(&out.records[0].key, out.records[0].value.as_deref())
+            .unwrap();
+        if n == 1 {
+            let out = shard.add_partitions(id, pid, 0, &[tp("x", 0)], 10);
+            one.replay(&out.records[0].key, out.records[0].value.as_deref())
+                .unwrap();
+        }
+    }
+    for f in [
+        ListFilter {
+            duration_ms: -1,
+            ..Default::default()
+        },
+        ListFilter {
+            states: vec!["Empty".into(), "Bogus".into()],
+            duration_ms: -1,
+            ..Default::default()
+        },
+        ListFilter {
+            pattern: Some("(".into()),
+            duration_ms: -1,
+            ..Default::default()
+        },
+    ] {
+        let merged = left.list(&f, 20).merge(right.list(&f, 20));
+        assert_eq!(merged, one.list(&f, 20), "{f:?}");
+        // No shard loaded: the answer that depends on the filter alone.
+        let none = TxnCoordinator::default().list(&f, 20);
+        assert_eq!(none.error, merged.error);
+        assert_eq!(none.unknown_state_filters, merged.unknown_state_filters);
+        assert!(none.transactions.is_empty());
+    }
+    let all = one.list(
+        &ListFilter {
+            duration_ms: -1,
+            ..Default::default()
+        },
+        20,
+    );
+    let pids: BTreeSet<i64> = all.transactions.iter().map(|t| t.1).collect();
+    assert_eq!(pids.len(), 4, "producer ids never collide across shards");
 }

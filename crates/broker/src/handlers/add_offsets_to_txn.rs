@@ -8,7 +8,7 @@ use crate::group_service::OFFSETS_TOPIC;
 use bytes::Bytes;
 use gregor_protocol::messages::add_offsets_to_txn_request::AddOffsetsToTxnRequest;
 use gregor_protocol::messages::add_offsets_to_txn_response::AddOffsetsToTxnResponse;
-use gregor_txn_coordinator::errors as txn_errors;
+use gregor_protocol::ErrorCode;
 
 /// Served versions.
 pub const VERSIONS: (i16, i16) = (0, 4);
@@ -35,11 +35,12 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
             )
         })
         .await
-        .unwrap_or_else(|e| e.code().code());
-    resp.error_code = if ctx.version < 2 && code == txn_errors::PRODUCER_FENCED {
-        txn_errors::INVALID_PRODUCER_EPOCH
+        .unwrap_or_else(|e| e.code());
+    resp.error_code = if ctx.version < 2 && code == ErrorCode::ProducerFenced {
+        ErrorCode::InvalidProducerEpoch
     } else {
         code
-    };
+    }
+    .code();
     ctx.respond(&resp)
 }

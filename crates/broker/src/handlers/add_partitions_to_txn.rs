@@ -15,7 +15,6 @@ use gregor_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnTopicResult,
 };
 use gregor_protocol::ErrorCode;
-use gregor_txn_coordinator::errors as txn_errors;
 use std::collections::BTreeMap;
 
 /// Served versions.
@@ -92,12 +91,13 @@ async fn one(
             })
             .collect();
     }
-    let fenced = |code: i16| {
-        if ctx.version < 2 && code == txn_errors::PRODUCER_FENCED {
-            txn_errors::INVALID_PRODUCER_EPOCH
+    let fenced = |code: ErrorCode| {
+        if ctx.version < 2 && code == ErrorCode::ProducerFenced {
+            ErrorCode::InvalidProducerEpoch
         } else {
             code
         }
+        .code()
     };
     let txns = ctx.txns();
     if verify_only {

@@ -30,7 +30,7 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
             .txns()
             .read(id.as_str(), |c| c.describe(id.as_str()))
             .await
-            .unwrap_or_else(|e| Err(e.code().code()));
+            .unwrap_or_else(|e| Err(e.code()));
         match described {
             Ok(d) => {
                 state.error_code = 0;
@@ -49,7 +49,7 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
                     })
                     .collect();
             }
-            Err(code) => state.error_code = code,
+            Err(code) => state.error_code = code.code(),
         }
         resp.transaction_states.push(state);
     }

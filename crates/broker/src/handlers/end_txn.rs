@@ -11,7 +11,7 @@ use bytes::Bytes;
 use gregor_protocol::messages::end_txn_request::EndTxnRequest;
 use gregor_protocol::messages::end_txn_response::EndTxnResponse;
 use gregor_protocol::messages::ProducerId;
-use gregor_txn_coordinator::errors as txn_errors;
+use gregor_protocol::ErrorCode;
 
 /// Served versions.
 pub const VERSIONS: (i16, i16) = (0, 5);
@@ -41,11 +41,12 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
         .await;
     match answer {
         Ok(a) => {
-            resp.error_code = if ctx.version < 2 && a.error == txn_errors::PRODUCER_FENCED {
-                txn_errors::INVALID_PRODUCER_EPOCH
+            resp.error_code = if ctx.version < 2 && a.error == ErrorCode::ProducerFenced {
+                ErrorCode::InvalidProducerEpoch
             } else {
                 a.error
-            };
+            }
+            .code();
             resp.producer_id = ProducerId(a.producer_id);
             resp.producer_epoch = a.producer_epoch;
         }

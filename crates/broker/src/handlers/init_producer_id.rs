@@ -13,7 +13,6 @@ use gregor_protocol::messages::init_producer_id_request::InitProducerIdRequest;
 use gregor_protocol::messages::init_producer_id_response::InitProducerIdResponse;
 use gregor_protocol::messages::ProducerId;
 use gregor_protocol::ErrorCode;
-use gregor_txn_coordinator::errors as txn_errors;
 
 /// Served versions.
 pub const VERSIONS: (i16, i16) = (0, 5);
@@ -49,11 +48,12 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
             .await;
         match answer {
             Ok(a) => {
-                resp.error_code = if ctx.version < 4 && a.error == txn_errors::PRODUCER_FENCED {
-                    txn_errors::INVALID_PRODUCER_EPOCH
+                resp.error_code = if ctx.version < 4 && a.error == ErrorCode::ProducerFenced {
+                    ErrorCode::InvalidProducerEpoch
                 } else {
                     a.error
-                };
+                }
+                .code();
                 resp.producer_id = ProducerId(a.producer_id);
                 resp.producer_epoch = a.producer_epoch;
             }

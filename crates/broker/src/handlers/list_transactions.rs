@@ -59,8 +59,8 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
             .await
         {
             Ok(r) => {
-                if r.error != 0 {
-                    resp.error_code = r.error;
+                if r.error != ErrorCode::None {
+                    resp.error_code = r.error.code();
                 }
                 unknown.get_or_insert(r.unknown_state_filters);
                 resp.transaction_states

@@ -245,7 +245,7 @@ async fn verify_transactional(
         .await
         .map_err(|e| e.to_string())?;
     match codes.first() {
-        Some(0) => Ok(()),
+        Some(ErrorCode::None) => Ok(()),
         _ => Err(format!(
             "Partition {topic}-{partition} is not part of an ongoing transaction of {tid} (producer id {producer_id}, epoch {producer_epoch})"
         )),

@@ -13,7 +13,7 @@ use gregor_protocol::messages::txn_offset_commit_request::TxnOffsetCommitRequest
 use gregor_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponse, TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
-use gregor_txn_coordinator::errors as txn_errors;
+use gregor_protocol::ErrorCode;
 
 /// Served versions.
 pub const VERSIONS: (i16, i16) = (0, 5);
@@ -34,20 +34,15 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
             )
         })
         .await
-        .map(|codes| {
-            codes
-                .first()
-                .copied()
-                .unwrap_or(txn_errors::INVALID_TXN_STATE)
-        })
-        .unwrap_or_else(|e| e.code().code());
-    if verified != 0 {
-        let code = if version < 2 && verified == txn_errors::PRODUCER_FENCED {
-            txn_errors::INVALID_PRODUCER_EPOCH
+        .map(|codes| codes.first().copied().unwrap_or(ErrorCode::InvalidTxnState))
+        .unwrap_or_else(|e| e.code());
+    if verified != ErrorCode::None {
+        let code = if version < 2 && verified == ErrorCode::ProducerFenced {
+            ErrorCode::InvalidProducerEpoch
         } else {
             verified
         };
-        return ctx.respond(&all(&req, code));
+        return ctx.respond(&all(&req, code.code()));
     }
     let (pid, epoch) = (req.producer_id.0, req.producer_epoch);
     let answer = ctx

@@ -78,30 +78,43 @@ pub struct CurrentAssignment {
 pub enum GroupRecord {
     /// Group epoch and metadata hash.
     GroupMetadata {
+        /// Group id.
         group_id: String,
+        /// (group epoch, metadata hash); `None` deletes the group.
         value: Option<(i32, i64)>,
     },
     /// Member subscription.
     MemberMetadata {
+        /// Group id.
         group_id: String,
+        /// Member id.
         member_id: String,
+        /// The subscription; `None` removes the member.
         value: Option<MemberMetadata>,
     },
     /// Target assignment epoch.
     TargetMetadata {
+        /// Group id.
         group_id: String,
+        /// The target assignment epoch; `None` deletes it.
         value: Option<i32>,
     },
     /// A member's target assignment.
     TargetMember {
+        /// Group id.
         group_id: String,
+        /// Member id.
         member_id: String,
+        /// The member's target partitions; `None` deletes them.
         value: Option<Partitions>,
     },
     /// A member's current assignment.
     CurrentAssignment {
+        /// Group id.
         group_id: String,
+        /// Member id.
         member_id: String,
+        /// The member's current assignment; `None` deletes it.
         value: Option<CurrentAssignment>,
     },
     /// A record type we recognise but do not use.

@@ -5,7 +5,8 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
 use gregor_group_coordinator::consumer::ConsumerGroups;
-use gregor_group_coordinator::{GroupConfig, Record, TopicView};
+use gregor_group_coordinator::{GroupConfig, IdGenerator, Record, TopicView};
+use gregor_protocol::ErrorCode;
 use kafka_protocol::messages::consumer_group_describe_request::ConsumerGroupDescribeRequest;
 use kafka_protocol::messages::consumer_group_describe_response::DescribedGroup;
 use kafka_protocol::messages::consumer_group_heartbeat_request::{
@@ -164,8 +165,8 @@ impl Client {
     }
 
     pub fn apply(&mut self, r: &ConsumerGroupHeartbeatResponse) {
-        match r.error_code {
-            0 => {
+        match ErrorCode::from_code(r.error_code) {
+            Some(ErrorCode::None) => {
                 if let Some(id) = &r.member_id {
                     self.id = id.to_string();
                 }
@@ -174,7 +175,7 @@ impl Client {
                     self.owned = a;
                 }
             }
-            25 | 110 => {
+            Some(ErrorCode::UnknownMemberId | ErrorCode::FencedMemberEpoch) => {
                 self.epoch = 0;
                 self.owned.clear();
             }
@@ -188,8 +189,10 @@ impl Client {
         now: i64,
         topics: &Topics,
         log: &mut Vec<Record>,
+        ids: &mut dyn IdGenerator,
     ) -> ConsumerGroupHeartbeatResponse {
-        let (records, resp) = cg.heartbeat(now, 1, &Default::default(), self.request(), topics);
+        let (records, resp) =
+            cg.heartbeat(now, 1, &Default::default(), self.request(), topics, ids);
         log.extend(records);
         self.apply(&resp);
         resp
@@ -210,15 +213,16 @@ pub fn converge(
     topics: &Topics,
     log: &mut Vec<Record>,
     rounds: usize,
+    ids: &mut dyn IdGenerator,
 ) -> bool {
     for _ in 0..rounds {
         for c in clients.iter_mut() {
-            c.heartbeat(cg, now, topics, log);
+            c.heartbeat(cg, now, topics, log, ids);
         }
         if describe(cg, &clients[0].group, topics).group_state.as_str() == "Stable" {
             // One more round so every client has seen its final assignment.
             for c in clients.iter_mut() {
-                c.heartbeat(cg, now, topics, log);
+                c.heartbeat(cg, now, topics, log, ids);
             }
             return true;
         }
