@@ -500,6 +500,7 @@ impl CleanPlan {
             seg.base,
             Some(seg.next_base),
             self.index_interval_bytes,
+            self.now_ms,
         )?;
         out.stats.bytes_after += written;
         out.stats.segments_rewritten += 1;

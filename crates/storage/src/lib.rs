@@ -32,6 +32,9 @@
 //!   `log-start-offset-checkpoint` (DeleteRecords) and `cleaner-offset-checkpoint` (first
 //!   dirty offset), written atomically (temp file, fsync, rename, fsync of the directory).
 //! * [`clean_shutdown`] — the `.kafka_cleanshutdown` marker in the log directory.
+//! * [`clock`] — [`Clock`], the injected wall clock ([`SystemClock`], [`ManualClock`] for
+//!   tests): segment creation times and `segment.ms` rolls. Nothing else in the crate reads
+//!   the system time.
 //! * [`error`] — [`StorageError`].
 //!
 //! # Durability
@@ -103,6 +106,7 @@ pub mod batch;
 mod checkpoint;
 pub mod clean_shutdown;
 pub mod cleaner;
+pub mod clock;
 pub mod epoch;
 pub mod error;
 mod index;
@@ -116,6 +120,7 @@ use std::sync::Arc;
 
 pub use crate::batch::BatchHeader;
 pub use crate::cleaner::{CleanOutput, CleanPlan, CleanStats, RecordCodec, RecordMeta};
+pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use crate::error::StorageError;
 pub use crate::log::Log;
 pub use crate::producer::ProducerEntrySummary;

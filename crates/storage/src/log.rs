@@ -2,11 +2,13 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::batch::{self, BatchHeader};
 use crate::checkpoint;
 use crate::cleaner::{self, CleanOutput, CleanPlan, CleanStats, PlanSegment};
+use crate::clock::Clock;
 use crate::epoch::LeaderEpochCache;
 use crate::error::IoContext;
 use crate::producer::{self, CompletedTxn, ProducerStateManager, SequenceCheck};
@@ -38,7 +40,12 @@ pub struct Log {
     earliest_delete_horizon: Option<i64>,
     /// Files of deleted segments (renamed `.deleted`) and when to remove them.
     pending_deletes: Vec<(i64, Vec<PathBuf>)>,
+    /// The wall clock (segment creation times, `segment.ms` rolls on append).
+    clock: Arc<dyn Clock>,
 }
+
+/// Disambiguates the names of directories being deleted by [`Log::delete`].
+static DELETE_SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
 /// Why segments are deleted (for the log line).
 #[derive(Debug, Clone, Copy)]
@@ -113,13 +120,16 @@ fn sync_dir(dir: &Path) -> Result<(), StorageError> {
 impl Log {
     /// Opens or creates the partition log in `dir` (created if missing).
     /// `clean_shutdown == false` means the process may have been killed: the active
-    /// segment is scanned and its torn tail truncated.
+    /// segment is scanned and its torn tail truncated. `clock` is the wall clock used for
+    /// segment creation times and `segment.ms` rolls on append.
     pub fn open(
         dir: impl Into<PathBuf>,
         config: LogConfig,
         clean_shutdown: bool,
+        clock: Arc<dyn Clock>,
     ) -> Result<(Log, RecoveryReport), StorageError> {
         let dir = dir.into();
+        let now_ms = clock.now_ms();
         std::fs::create_dir_all(&dir).at(&dir)?;
         recover_interrupted_swaps(&dir)?;
         let mut report = RecoveryReport::default();
@@ -157,6 +167,7 @@ impl Log {
                 next_base,
                 recover,
                 config.index_interval_bytes,
+                now_ms,
                 &mut report,
             )?;
             if next_base.is_some() {
@@ -165,7 +176,12 @@ impl Log {
             segments.push(seg);
         }
         if segments.is_empty() {
-            segments.push(Segment::create(&dir, 0, config.index_interval_bytes)?);
+            segments.push(Segment::create(
+                &dir,
+                0,
+                config.index_interval_bytes,
+                now_ms,
+            )?);
             sync_dir(&dir)?;
         }
 
@@ -188,6 +204,7 @@ impl Log {
             cleaner_checkpoint,
             earliest_delete_horizon: None,
             pending_deletes: Vec::new(),
+            clock,
         };
         log.load_epochs()?;
         log.load_producer_state()?;
@@ -546,6 +563,7 @@ impl Log {
         let (segment_bytes, max_index_bytes) =
             (self.config.segment_bytes, self.config.max_index_bytes);
         let segment_ms = self.config.segment_ms;
+        let now_ms = self.clock.now_ms();
         let active = self.active()?;
         let roll = active.should_roll(
             batch.len() as u64,
@@ -553,7 +571,7 @@ impl Log {
             segment_bytes,
             max_index_bytes,
         ) || (active.size > 0
-            && active.time_waited_for_roll(segment::now_ms(), header.max_timestamp)? > segment_ms);
+            && active.time_waited_for_roll(now_ms, header.max_timestamp)? > segment_ms);
         if roll {
             self.roll()?;
         }
@@ -592,7 +610,12 @@ impl Log {
         self.unflushed_messages = 0;
         self.producers.write_snapshot(&self.dir, new_base)?;
         producer::retain_snapshots(&self.dir, SNAPSHOTS_TO_KEEP, i64::MAX, None)?;
-        let seg = Segment::create(&self.dir, new_base, self.config.index_interval_bytes)?;
+        let seg = Segment::create(
+            &self.dir,
+            new_base,
+            self.config.index_interval_bytes,
+            self.clock.now_ms(),
+        )?;
         sync_dir(&self.dir)?;
         tracing::debug!(dir = %self.dir.display(), base_offset = new_base, "rolled new segment");
         self.segments.push(seg);
@@ -1138,6 +1161,7 @@ impl Log {
             next_base,
             false,
             self.config.index_interval_bytes,
+            self.segments[idx].created_ms,
             &mut report,
         )?;
         seg.seal();
@@ -1174,15 +1198,14 @@ impl Log {
     /// deletes it. Open [`FileRegion`]s stay readable.
     pub fn delete(self) -> Result<(), StorageError> {
         let dir = self.dir.clone();
+        let now_ms = self.clock.now_ms();
         drop(self);
         let name = dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "log".to_string());
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let unique = format!("{nanos:x}{:x}", std::process::id());
+        let sequence = DELETE_SEQUENCE.fetch_add(1, Ordering::Relaxed);
+        let unique = format!("{now_ms:x}{:x}{sequence:x}", std::process::id());
         let target = dir.with_file_name(format!("{name}.{unique}-delete"));
         std::fs::rename(&dir, &target).at(&dir)?;
         if let Some(parent) = target.parent() {

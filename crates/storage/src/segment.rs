@@ -165,15 +165,8 @@ pub(crate) struct Segment {
     pub max_timestamp: Option<(i64, i64)>,
     /// Max timestamp of the first batch (Kafka's `rollingBasedTimestamp`), once known.
     first_batch_timestamp: Option<i64>,
-    /// Wall-clock time the segment was created or loaded (ms since the epoch).
+    /// Time the segment was created or loaded (ms since the epoch, from the log's clock).
     pub created_ms: i64,
-}
-
-/// Wall-clock milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Suffix added to the files of a compacted segment while it is being written.
@@ -194,11 +187,13 @@ impl Segment {
             .at(path)
     }
 
-    /// Creates a new empty segment (truncating any stale files of the same name).
+    /// Creates a new empty segment (truncating any stale files of the same name) at time
+    /// `now_ms`.
     pub fn create(
         dir: &Path,
         base_offset: i64,
         index_interval_bytes: u64,
+        now_ms: i64,
     ) -> Result<Segment, StorageError> {
         let log_path = dir.join(file_name(base_offset, LOG_SUFFIX));
         let log = Self::open_log_file(&log_path, true)?;
@@ -222,7 +217,7 @@ impl Segment {
             index_interval_bytes,
             max_timestamp: None,
             first_batch_timestamp: None,
-            created_ms: now_ms(),
+            created_ms: now_ms,
         })
     }
 
@@ -234,6 +229,7 @@ impl Segment {
         base_offset: i64,
         next_base: Option<i64>,
         index_interval_bytes: u64,
+        now_ms: i64,
     ) -> Result<(), StorageError> {
         let cleaned = |suffix: &str| {
             dir.join(format!(
@@ -258,7 +254,7 @@ impl Segment {
             index_interval_bytes,
             max_timestamp: None,
             first_batch_timestamp: None,
-            created_ms: now_ms(),
+            created_ms: now_ms,
         };
         let mut report = RecoveryReport::default();
         seg.rebuild(next_base, None, &mut report)?;
@@ -330,6 +326,7 @@ impl Segment {
         next_base: Option<i64>,
         recover: bool,
         index_interval_bytes: u64,
+        now_ms: i64,
         report: &mut RecoveryReport,
     ) -> Result<Segment, StorageError> {
         let log_path = dir.join(file_name(base_offset, LOG_SUFFIX));
@@ -352,7 +349,7 @@ impl Segment {
             index_interval_bytes,
             max_timestamp: None,
             first_batch_timestamp: None,
-            created_ms: now_ms(),
+            created_ms: now_ms,
         };
         if recover {
             seg.rebuild(next_base, None, report)?;

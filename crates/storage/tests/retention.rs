@@ -6,16 +6,19 @@ mod cleaner_codec;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use cleaner_codec::ProtocolCodec;
 use gregor_protocol::{Compression, RecordBatch, RecordBatchBuilder};
-use gregor_storage::{Log, LogConfig, RecordCodec, StorageError};
+use gregor_storage::{Log, LogConfig, ManualClock, RecordCodec, StorageError, SystemClock};
 
 const NOW: i64 = 1_700_000_000_000;
 
 fn open(dir: &Path, config: LogConfig, clean: bool) -> Log {
-    Log::open(dir, config, clean).expect("open log").0
+    Log::open(dir, config, clean, Arc::new(SystemClock))
+        .expect("open log")
+        .0
 }
 
 /// One batch of `(key, value)` records with timestamp `ts`.
@@ -355,6 +358,49 @@ fn segment_ms_rolls() {
     assert_eq!(read_records(&log).len(), 4);
 }
 
+#[test]
+fn segment_ms_roll_follows_the_manual_clock() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(NOW));
+    let mut cfg = small(1_000_000);
+    cfg.segment_ms = 1000;
+    let mut log = Log::open(dir.path(), cfg, true, clock.clone())
+        .expect("open")
+        .0;
+    // Batches without timestamps: the roll compares the clock with the segment's creation.
+    let no_ts = || {
+        let mut b = RecordBatchBuilder::new(Compression::None, -1);
+        b.push(-1, Some(b"k"), Some(b"v"), &[]);
+        b.build().expect("build").to_vec()
+    };
+    log.append(&mut no_ts(), 0).expect("append");
+    clock.advance(1000);
+    log.append(&mut no_ts(), 0).expect("append");
+    assert_eq!(log.segment_count(), 1, "not yet: exactly segment.ms");
+    clock.advance(1);
+    log.append(&mut no_ts(), 0).expect("append");
+    assert_eq!(
+        log.segment_count(),
+        2,
+        "rolled once the clock passed segment.ms"
+    );
+    // The new segment was created at the clock's time: it rolls 1001 ms after that.
+    clock.advance(1000);
+    log.append(&mut no_ts(), 0).expect("append");
+    assert_eq!(log.segment_count(), 2);
+    clock.advance(1);
+    log.append(&mut no_ts(), 0).expect("append");
+    assert_eq!(log.segment_count(), 3);
+    // A clock going backwards never rolls.
+    clock.set(0);
+    log.append(&mut no_ts(), 0).expect("append");
+    assert_eq!(log.segment_count(), 3);
+    // roll_if_due takes the time explicitly; the segment was created at NOW + 2002.
+    assert!(!log.roll_if_due(NOW + 3002).expect("exactly segment.ms"));
+    assert!(log.roll_if_due(NOW + 3003).expect("due"));
+    assert_eq!(log.segment_count(), 4);
+}
+
 // ---------------------------------------------------------------- leader epochs
 
 #[test]
@@ -492,7 +538,8 @@ fn compaction_keeps_the_latest_value_per_key() {
         log.close().expect("close");
         let log = open(dir.path(), cfg, true);
         assert_eq!(read_records(&log), after);
-        let (_, report) = Log::open(dir.path(), compact_cfg(600), true).expect("reopen");
+        let (_, report) =
+            Log::open(dir.path(), compact_cfg(600), true, Arc::new(SystemClock)).expect("reopen");
         assert_eq!(
             report.rebuilt_indexes, 0,
             "indexes of cleaned segments are valid"

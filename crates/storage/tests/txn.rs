@@ -3,15 +3,18 @@
 //! reads and recovery.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use gregor_protocol::{Compression, RecordBatch, RecordBatchBuilder};
-use gregor_storage::{AbortedTxn, Log, LogConfig, StorageError};
+use gregor_storage::{AbortedTxn, Log, LogConfig, StorageError, SystemClock};
 
 const NOW: i64 = 1_700_000_000_000;
 
 fn open(dir: &Path, config: LogConfig, clean: bool) -> Log {
-    Log::open(dir, config, clean).expect("open log").0
+    Log::open(dir, config, clean, Arc::new(SystemClock))
+        .expect("open log")
+        .0
 }
 
 /// A batch of `n` records of producer `pid` (transactional or not).
