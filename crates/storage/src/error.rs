@@ -69,6 +69,19 @@ pub enum StorageError {
         /// Coordinator epoch of the rejected marker.
         received: i32,
     },
+    /// A checkpoint file that does not follow its format (e.g. a malformed
+    /// `replication-offset-checkpoint`, [`crate::offset_checkpoint`]).
+    #[error("malformed checkpoint file {}: {reason}", path.display())]
+    MalformedCheckpoint {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (with the offending line).
+        reason: String,
+    },
+    /// An argument the storage cannot accept (e.g. a topic name that cannot be written to a
+    /// checkpoint file).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
 }
 
 impl StorageError {

@@ -31,6 +31,8 @@
 //! * `checkpoint` (internal) — the small durable files of a partition directory:
 //!   `log-start-offset-checkpoint` (DeleteRecords) and `cleaner-offset-checkpoint` (first
 //!   dirty offset), written atomically (temp file, fsync, rename, fsync of the directory).
+//! * [`offset_checkpoint`] — Kafka's `OffsetCheckpointFile` (`topic partition offset` lines),
+//!   e.g. the log directory's `replication-offset-checkpoint` of high watermarks.
 //! * [`clean_shutdown`] — the `.kafka_cleanshutdown` marker in the log directory.
 //! * [`clock`] — [`Clock`], the injected wall clock ([`SystemClock`], [`ManualClock`] for
 //!   tests): segment creation times and `segment.ms` rolls. Nothing else in the crate reads
@@ -111,6 +113,7 @@ pub mod epoch;
 pub mod error;
 mod index;
 pub mod log;
+pub mod offset_checkpoint;
 pub mod producer;
 mod segment;
 mod txn_index;
