@@ -202,7 +202,7 @@ pub struct AppendInfo {
 pub struct ReadResult {
     /// Whole batches to send, `None` if there is nothing (or nothing that fits).
     pub region: Option<FileRegion>,
-    /// High watermark (== log end offset on a single node).
+    /// The stored high watermark ([`Log::high_watermark`]) at the time of the read.
     pub high_watermark: i64,
     /// Last stable offset ([`Log::last_stable_offset`]) at the time of the read.
     pub last_stable_offset: i64,

@@ -42,6 +42,9 @@ pub struct Log {
     pending_deletes: Vec<(i64, Vec<PathBuf>)>,
     /// The wall clock (segment creation times, `segment.ms` rolls on append).
     clock: Arc<dyn Clock>,
+    /// Kafka's `highWatermarkMetadata`: within `[log_start_offset, log_end_offset]`, set by
+    /// the caller (the replica manager).
+    high_watermark: i64,
 }
 
 /// Disambiguates the names of directories being deleted by [`Log::delete`].
@@ -122,6 +125,10 @@ impl Log {
     /// `clean_shutdown == false` means the process may have been killed: the active
     /// segment is scanned and its torn tail truncated. `clock` is the wall clock used for
     /// segment creation times and `segment.ms` rolls on append.
+    ///
+    /// The high watermark starts at the log start offset (as in Kafka): the caller restores
+    /// it (e.g. from the `replication-offset-checkpoint`, [`crate::offset_checkpoint`]) with
+    /// [`Log::update_high_watermark`].
     pub fn open(
         dir: impl Into<PathBuf>,
         config: LogConfig,
@@ -205,9 +212,11 @@ impl Log {
             earliest_delete_horizon: None,
             pending_deletes: Vec::new(),
             clock,
+            high_watermark: log_start_offset,
         };
         log.load_epochs()?;
         log.load_producer_state()?;
+        log.producers.on_high_watermark_updated(log.high_watermark);
         if report != RecoveryReport::default() {
             tracing::info!(dir = %log.dir.display(), ?report, "log recovered");
         }
@@ -246,6 +255,7 @@ impl Log {
     fn load_producer_state(&mut self) -> Result<(), StorageError> {
         let log_end = self.log_end_offset();
         let log_start = self.log_start_offset();
+        self.producers.clear();
         // Snapshots past the log end describe truncated data.
         for offset in producer::list_snapshots(&self.dir)? {
             if offset > log_end {
@@ -287,9 +297,51 @@ impl Log {
         self.segments.last().map_or(0, |s| s.next_offset)
     }
 
-    /// High watermark; on a single node it equals the log end offset.
+    /// The high watermark (Kafka's `UnifiedLog.highWatermark`): the offset up to which the
+    /// log is known to be replicated to the ISR, always within `[log_start_offset,
+    /// log_end_offset]`. Set by the caller ([`Log::update_high_watermark`],
+    /// [`Log::maybe_increment_high_watermark`]); the log start offset after [`Log::open`].
     pub fn high_watermark(&self) -> i64 {
-        self.log_end_offset()
+        self.high_watermark
+    }
+
+    /// Kafka's `updateHighWatermark`: sets the high watermark to `hw` clamped to
+    /// `[log_start_offset, log_end_offset]`, even if that lowers it (restoring it from the
+    /// checkpoint after [`Log::open`]; a follower taking `min(leader HW, its LEO)`). Returns
+    /// the new high watermark.
+    pub fn update_high_watermark(&mut self, hw: i64) -> i64 {
+        let log_end = self.log_end_offset();
+        let new = if hw < self.log_start_offset {
+            self.log_start_offset
+        } else {
+            hw.min(log_end)
+        };
+        if new < self.high_watermark {
+            tracing::debug!(dir = %self.dir.display(), from = self.high_watermark, to = new, "non-monotonic update of the high watermark");
+        }
+        self.set_high_watermark(new);
+        new
+    }
+
+    /// Kafka's `maybeIncrementHighWatermark`: moves the high watermark forward to `hw`
+    /// (clamped to the log end offset; Kafka rejects a value above it) if that is higher;
+    /// returns the old value when it moved. A single-node leader calls it with
+    /// [`Log::log_end_offset`] after every append; a leader with followers with the
+    /// smallest log end offset of its ISR.
+    pub fn maybe_increment_high_watermark(&mut self, hw: i64) -> Option<i64> {
+        let new = hw.min(self.log_end_offset());
+        let old = self.high_watermark;
+        if new > old {
+            self.set_high_watermark(new);
+            Some(old)
+        } else {
+            None
+        }
+    }
+
+    fn set_high_watermark(&mut self, hw: i64) {
+        self.high_watermark = hw;
+        self.producers.on_high_watermark_updated(hw);
     }
 
     /// Sum of the segment sizes.
@@ -318,18 +370,19 @@ impl Log {
         self.producers.summaries()
     }
 
-    /// Kafka's `firstUnstableOffset`: the first offset of the earliest ongoing transaction
-    /// (at least the log start offset), `None` when no transaction is ongoing.
+    /// Kafka's `firstUnstableOffset`: the first offset of the earliest transaction that is
+    /// ongoing, or completed by a marker not yet below the high watermark (at least the log
+    /// start offset); `None` when there is none.
     pub fn first_unstable_offset(&self) -> Option<i64> {
         self.producers
             .first_unstable_offset()
             .map(|o| o.max(self.log_start_offset))
     }
 
-    /// Kafka's `lastStableOffset`: the first unstable offset, else the high watermark
-    /// (never above it). `read_committed` fetches read up to it.
+    /// Kafka's `lastStableOffset`: `min(first unstable offset, high watermark)`.
+    /// `read_committed` fetches read up to it.
     pub fn last_stable_offset(&self) -> i64 {
-        let hw = self.high_watermark();
+        let hw = self.high_watermark;
         self.first_unstable_offset().map_or(hw, |o| o.min(hw))
     }
 
@@ -634,7 +687,9 @@ impl Log {
 
     /// Whole batches starting with the batch that contains `offset`, as one region of one
     /// segment file, at most `max_bytes` (unless `min_one_batch` and the first batch alone
-    /// is larger).
+    /// is larger), up to the log end offset (Kafka's `FetchIsolation.LOG_END`: what a
+    /// follower fetch reads). Consumers read with [`Log::read_to_high_watermark`] or
+    /// [`Log::read_committed`].
     pub fn read(
         &self,
         offset: i64,
@@ -656,6 +711,37 @@ impl Log {
         min_one_batch: bool,
         max_offset: Option<i64>,
     ) -> Result<ReadResult, StorageError> {
+        self.read_bounded(offset, max_bytes, min_one_batch, max_offset, true)
+    }
+
+    /// A `read_uncommitted` consumer fetch (Kafka's `FetchIsolation.HIGH_WATERMARK`): whole
+    /// batches wholly below the high watermark, never anything at or above it (a batch
+    /// straddling it is not returned either, as in Kafka, whose read stops at the position
+    /// of the batch holding the high watermark). An `offset` in `[high watermark, log end
+    /// offset]` returns no region; one outside `[log start, log end]` is `OffsetOutOfRange`.
+    pub fn read_to_high_watermark(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<ReadResult, StorageError> {
+        self.read_bounded(
+            offset,
+            max_bytes,
+            min_one_batch,
+            Some(self.high_watermark),
+            false,
+        )
+    }
+
+    fn read_bounded(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+        max_offset: Option<i64>,
+        straddling: bool,
+    ) -> Result<ReadResult, StorageError> {
         let log_start = self.log_start_offset();
         let log_end = self.log_end_offset();
         if offset < log_start || offset > log_end {
@@ -673,7 +759,7 @@ impl Log {
             .partition_point(|s| s.base_offset <= offset)
             .saturating_sub(1);
         for seg in &self.segments[first..] {
-            match seg.read(offset, max_bytes, min_one_batch, max_offset)? {
+            match seg.read(offset, max_bytes, min_one_batch, max_offset, straddling)? {
                 SegmentRead::NotHere => continue,
                 SegmentRead::TooLarge | SegmentRead::Capped => return Ok(self.read_result(None)),
                 SegmentRead::Region { position, len } => {
@@ -689,7 +775,8 @@ impl Log {
     }
 
     /// A `read_committed` fetch (Kafka's `FetchIsolation.TXN_COMMITTED`): whole batches
-    /// below the last stable offset ([`Log::read_up_to`]) and the aborted transactions the
+    /// wholly below the last stable offset (like [`Log::read_to_high_watermark`], a batch
+    /// straddling it is not returned) and the aborted transactions the
     /// consumer needs to filter them ([`Log::aborted_transactions`] from `offset` to the
     /// fetch upper bound: the offset of the batch after the returned region, or the next
     /// segment's base offset / the log end offset when the region ends its segment, as in
@@ -701,11 +788,12 @@ impl Log {
         max_bytes: usize,
         min_one_batch: bool,
     ) -> Result<(ReadResult, Vec<AbortedTxn>), StorageError> {
-        let result = self.read_up_to(
+        let result = self.read_bounded(
             offset,
             max_bytes,
             min_one_batch,
             Some(self.last_stable_offset()),
+            false,
         )?;
         let Some(region) = &result.region else {
             return Ok((result, Vec::new()));
@@ -803,11 +891,16 @@ impl Log {
         Ok(target)
     }
 
+    /// Kafka's `updateLogStartOffset` + `onLogStartOffsetIncremented`: the high watermark is
+    /// never below the log start offset.
     fn advance_log_start(&mut self, offset: i64) -> Result<(), StorageError> {
         if offset <= self.log_start_offset {
             return Ok(());
         }
         self.log_start_offset = offset;
+        if self.high_watermark < offset {
+            self.set_high_watermark(offset);
+        }
         if self.epochs.truncate_from_start(offset) {
             self.epochs.persist(&self.dir)?;
         }
@@ -817,10 +910,11 @@ impl Log {
     /// Kafka's `deleteOldSegments`: deletes whole segments from the oldest, first those
     /// breaching `retention.ms` (newest record older than `now_ms - retention_ms`) and
     /// `retention.bytes` (while the log is larger) when `cleanup_delete`, then (always) those
-    /// wholly below the log start offset. As in Kafka, a non-empty active segment that must
-    /// go is rolled first, so the log always keeps an (empty) active segment. Deleted files
-    /// are renamed `.deleted` and removed by [`Log::purge_deleted`] after
-    /// `file_delete_delay_ms` (or at the next open).
+    /// wholly below the log start offset. As in Kafka, only segments wholly below the high
+    /// watermark are deleted (so the log start offset never passes it), and a non-empty
+    /// active segment that must go is rolled first, so the log always keeps an (empty)
+    /// active segment. Deleted files are renamed `.deleted` and removed by
+    /// [`Log::purge_deleted`] after `file_delete_delay_ms` (or at the next open).
     pub fn delete_old_segments(&mut self, now_ms: i64) -> Result<RetentionOutcome, StorageError> {
         let mut outcome = RetentionOutcome::default();
         if self.config.cleanup_delete {
@@ -854,14 +948,17 @@ impl Log {
     }
 
     /// How many segments from the oldest satisfy `pred(segment, next segment's base)`, never
-    /// counting an empty active segment.
+    /// counting an empty active segment nor one with offsets at or above the high watermark.
     fn deletable(&self, mut pred: impl FnMut(&Segment, Option<i64>) -> bool) -> usize {
         let n = self.segments.len();
+        let log_end = self.log_end_offset();
         let mut count = 0;
         while count < n {
             let seg = &self.segments[count];
             let next = self.segments.get(count + 1).map(|s| s.base_offset);
-            if (next.is_none() && seg.size == 0) || !pred(seg, next) {
+            let upper = next.unwrap_or(log_end);
+            if (next.is_none() && seg.size == 0) || self.high_watermark < upper || !pred(seg, next)
+            {
                 break;
             }
             count += 1;
@@ -989,7 +1086,8 @@ impl Log {
     /// cleaned now, and if so the plan. Cleanable when `cleanup_compact` and, over the sealed
     /// segments older than `min_compaction_lag_ms`, the dirty ratio exceeds
     /// `min_cleanable_dirty_ratio` or a dirty segment's first batch is older than
-    /// `max_compaction_lag_ms`, or a kept tombstone's delete horizon has passed.
+    /// `max_compaction_lag_ms`, or a kept tombstone's delete horizon has passed. The
+    /// segment holding the last stable offset and those after it are never cleaned.
     pub fn prepare_clean(&mut self, now_ms: i64) -> Option<CleanPlan> {
         if !self.config.cleanup_compact || self.segments.len() < 2 {
             return None;
@@ -1020,15 +1118,15 @@ impl Log {
                 uncleanable_idx = i;
             }
         }
-        // Kafka's firstUncleanableDirtyOffset also stops at the first unstable offset: the
-        // segment holding the earliest ongoing transaction is not cleaned.
-        if let Some(unstable) = self.first_unstable_offset() {
-            let idx = self
-                .segments
-                .partition_point(|s| s.base_offset <= unstable)
-                .saturating_sub(1);
-            uncleanable_idx = uncleanable_idx.min(idx);
-        }
+        // Kafka's firstUncleanableDirtyOffset also stops at the last stable offset (so at
+        // the high watermark and the first unstable offset): the segment holding it is not
+        // cleaned.
+        let lso = self.last_stable_offset();
+        let idx = self
+            .segments
+            .partition_point(|s| s.base_offset <= lso)
+            .saturating_sub(1);
+        uncleanable_idx = uncleanable_idx.min(idx);
         let size = |r: std::ops::Range<usize>| -> u64 {
             self.segments
                 .get(r)

@@ -2,7 +2,7 @@
 //! the high watermarks in `replication-offset-checkpoint` (written by the replica manager
 //! every `replica.high.watermark.checkpoint.interval.ms` and read back at startup to restore
 //! each [`Log`](crate::Log)'s high watermark with
-//! `Log::update_high_watermark`).
+//! [`Log::update_high_watermark`](crate::Log::update_high_watermark)).
 //!
 //! The format, byte for byte as Kafka's `CheckpointFile`:
 //!

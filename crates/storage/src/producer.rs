@@ -2,7 +2,10 @@
 //! producer id the epoch, the metadata of the last 5 appended batches (used to reject
 //! out-of-order sequences and to answer duplicates with the original offsets), the
 //! coordinator epoch of the last transaction marker and the first offset of the ongoing
-//! transaction, if any. The earliest ongoing transaction bounds the last stable offset.
+//! transaction, if any. The earliest ongoing transaction bounds the last stable offset, and
+//! so does, as in Kafka, a completed transaction whose marker is not yet below the high
+//! watermark (Kafka's `unreplicatedTxns`: "a transaction which has a COMMIT/ABORT marker
+//! written at a higher offset than the current high watermark").
 //!
 //! Snapshot files (`<20-digit offset>.snapshot`, valid at that log offset):
 //!
@@ -121,6 +124,10 @@ pub(crate) struct ProducerStateManager {
     producers: HashMap<i64, ProducerEntry>,
     /// Ongoing transactions as (first offset, producer id), earliest first.
     ongoing: BTreeSet<(i64, i64)>,
+    /// Completed transactions whose marker is not below the high watermark yet, as (first
+    /// offset, producer id, marker offset), earliest first (Kafka's `unreplicatedTxns`).
+    /// Not part of the snapshots (as in Kafka).
+    unreplicated: BTreeSet<(i64, i64, i64)>,
 }
 
 impl ProducerStateManager {
@@ -139,9 +146,28 @@ impl ProducerStateManager {
         all
     }
 
-    /// First offset of the earliest ongoing transaction.
+    /// Kafka's `firstUnstableOffset`: the first offset of the earliest transaction that is
+    /// ongoing or completed by a marker not yet below the high watermark.
     pub fn first_unstable_offset(&self) -> Option<i64> {
-        self.ongoing.first().map(|(o, _)| *o)
+        let undecided = self.ongoing.first().map(|(o, _)| *o);
+        let unreplicated = self.unreplicated.first().map(|(o, _, _)| *o);
+        match (undecided, unreplicated) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Kafka's `onHighWatermarkUpdated` (and `onLogStartOffsetIncremented`): completed
+    /// transactions whose marker is below `offset` no longer hold the first unstable offset.
+    pub fn on_high_watermark_updated(&mut self, offset: i64) {
+        self.unreplicated.retain(|&(_, _, marker)| marker >= offset);
+    }
+
+    /// Forgets everything (Kafka's `truncateFullyAndStartAt`).
+    pub fn clear(&mut self) {
+        self.producers.clear();
+        self.ongoing.clear();
+        self.unreplicated.clear();
     }
 
     /// Ongoing transactions as (first offset, producer id), earliest first.
@@ -188,8 +214,9 @@ impl ProducerStateManager {
     }
 
     /// Records a marker at `offset` (Kafka's `appendEndTxnMarker` + `completeTxn`): sets the
-    /// epoch and coordinator epoch and ends the ongoing transaction. Returns it, if there
-    /// was one (a marker without data changes neither the LSO nor the index).
+    /// epoch and coordinator epoch and ends the ongoing transaction, which then holds the
+    /// first unstable offset until the high watermark passes the marker. Returns it, if
+    /// there was one (a marker without data changes neither the LSO nor the index).
     pub fn complete_txn(
         &mut self,
         producer_id: i64,
@@ -209,6 +236,7 @@ impl ProducerStateManager {
         entry.coordinator_epoch = coordinator_epoch;
         let first = entry.current_txn_first_offset.take()?;
         self.ongoing.remove(&(first, producer_id));
+        self.unreplicated.insert((first, producer_id, offset));
         Some(CompletedTxn {
             producer_id,
             first_offset: first,
@@ -466,6 +494,7 @@ impl ProducerStateManager {
                         .iter()
                         .filter_map(|(id, e)| e.current_txn_first_offset.map(|o| (o, *id)))
                         .collect();
+                    self.unreplicated.clear();
                     self.producers = p;
                     return Ok(Some(offset));
                 }

@@ -679,13 +679,15 @@ impl Segment {
 
     /// Whole batches starting with the one containing `offset` (or the next one). With
     /// `max_offset`, only batches wholly below it, except that a first batch straddling it
-    /// is returned (alone); `Capped` if the first batch starts at or after it.
+    /// is returned (alone) if `straddling`; `Capped` if the first batch starts at or after
+    /// it (or straddles it and `!straddling`).
     pub fn read(
         &self,
         offset: i64,
         max_bytes: usize,
         min_one_batch: bool,
         max_offset: Option<i64>,
+        straddling: bool,
     ) -> Result<SegmentRead, StorageError> {
         let (_, pos) = self.offset_index.lookup(offset);
         let mut scanner = self.scanner(pos);
@@ -701,7 +703,8 @@ impl Segment {
         // End of the readable part of the segment.
         let end_cap = match max_offset {
             Some(m) if m < self.next_offset => {
-                if first.header.base_offset >= m {
+                if first.header.base_offset >= m || (!straddling && first.header.last_offset() >= m)
+                {
                     return Ok(SegmentRead::Capped);
                 }
                 if first.header.last_offset() >= m {

@@ -169,6 +169,7 @@ fn append_read_roundtrip() {
     }
     assert_eq!(log.log_end_offset(), 9);
     assert_eq!(log.size_bytes(), expected.len() as u64);
+    log.maybe_increment_high_watermark(log.log_end_offset());
     let r = log.read(0, usize::MAX, false).expect("read");
     assert_eq!(r.high_watermark, 9);
     assert_eq!(r.log_end_offset, 9);
