@@ -182,7 +182,7 @@ impl Default for LogConfig {
     }
 }
 
-/// Result of [`Log::append`].
+/// Result of [`Log::append`] (and [`Log::append_as_follower`], for all its batches).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {
     /// Offset assigned to the first record (of the original batch for a duplicate).

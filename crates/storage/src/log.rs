@@ -1,5 +1,6 @@
 //! [`Log`]: the partition log, an ordered list of segments.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,6 +46,8 @@ pub struct Log {
     /// Kafka's `highWatermarkMetadata`: within `[log_start_offset, log_end_offset]`, set by
     /// the caller (the replica manager).
     high_watermark: i64,
+    /// Bumped by every truncation: a compaction planned before one is discarded.
+    generation: u64,
 }
 
 /// Disambiguates the names of directories being deleted by [`Log::delete`].
@@ -116,6 +119,16 @@ pub(crate) fn parse_offset_file_name(name: &str, suffix: &str) -> Option<i64> {
     stem.parse::<i64>().ok()
 }
 
+/// Removes the files of a segment dropped by a truncation: the `.log` first (index files
+/// without a `.log` are removed by [`Log::open`]).
+fn remove_segment_files(seg: &Segment) -> Result<(), StorageError> {
+    tracing::info!(segment = %seg.log_path.display(), "deleting segment (truncation)");
+    for path in seg.paths() {
+        cleaner::remove_if_exists(&path)?;
+    }
+    Ok(())
+}
+
 fn sync_dir(dir: &Path) -> Result<(), StorageError> {
     File::open(dir).at(dir)?.sync_all().at(dir)
 }
@@ -182,10 +195,14 @@ impl Log {
             }
             segments.push(seg);
         }
+        let stored_start = checkpoint::read_offset(&dir, checkpoint::LOG_START_OFFSET_FILE)?;
         if segments.is_empty() {
+            // A new log, or one emptied by `truncate_fully_and_start_at` when a crash came
+            // before its new segment was created: start at the recorded log start.
+            let base = stored_start.unwrap_or(0).max(0);
             segments.push(Segment::create(
                 &dir,
-                0,
+                base,
                 config.index_interval_bytes,
                 now_ms,
             )?);
@@ -194,7 +211,6 @@ impl Log {
 
         let first_base = segments.first().map_or(0, |s| s.base_offset);
         let log_end = segments.last().map_or(0, |s| s.next_offset);
-        let stored_start = checkpoint::read_offset(&dir, checkpoint::LOG_START_OFFSET_FILE)?;
         let log_start_offset = stored_start
             .unwrap_or(first_base)
             .max(first_base)
@@ -213,6 +229,7 @@ impl Log {
             pending_deletes: Vec::new(),
             clock,
             high_watermark: log_start_offset,
+            generation: 0,
         };
         log.load_epochs()?;
         log.load_producer_state()?;
@@ -342,6 +359,37 @@ impl Log {
     fn set_high_watermark(&mut self, hw: i64) {
         self.high_watermark = hw;
         self.producers.on_high_watermark_updated(hw);
+    }
+
+    /// The latest leader epoch of the epoch cache (Kafka's `latestEpoch`; a follower sends
+    /// it as `LastFetchedEpoch`), `None` if the cache is empty.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.epochs.latest_epoch()
+    }
+
+    /// Kafka's `maybeAssignEpochStartOffset`, called when this replica becomes the leader
+    /// in `epoch`: records `(epoch, start_offset)` (`start_offset` being the log end offset)
+    /// in the leader-epoch cache and its checkpoint, unless `epoch` is not newer than the
+    /// latest epoch (or negative). Returns whether the cache changed. `OffsetOutOfRange` if
+    /// `start_offset` is negative or above the log end offset.
+    pub fn assign_epoch_start(
+        &mut self,
+        epoch: i32,
+        start_offset: i64,
+    ) -> Result<bool, StorageError> {
+        let log_end = self.log_end_offset();
+        if start_offset < 0 || start_offset > log_end {
+            return Err(StorageError::OffsetOutOfRange {
+                requested: start_offset,
+                log_start: self.log_start_offset,
+                log_end,
+            });
+        }
+        if !self.epochs.assign(epoch, start_offset) {
+            return Ok(false);
+        }
+        self.epochs.persist(&self.dir)?;
+        Ok(true)
     }
 
     /// Sum of the segment sizes.
@@ -603,6 +651,355 @@ impl Log {
         self.active()?.txn_index.append(entry)
     }
 
+    /// Kafka's `appendAsFollower` (origin `REPLICATION`): appends `records`, one or more
+    /// concatenated RecordBatch v2 whose offsets, partition leader epochs and timestamps
+    /// were assigned by the leader, byte for byte.
+    ///
+    /// * The first batch must not start below the log end offset
+    ///   ([`StorageError::UnexpectedAppendOffset`]); it may start above it, as in Kafka (the
+    ///   leader's compaction leaves gaps); later batches must follow the previous one's last
+    ///   offset. Every batch's CRC is verified. A trailing incomplete batch is ignored, as
+    ///   Kafka does with fetch responses cut at `max_bytes`; if nothing complete is left,
+    ///   nothing is appended (the result then has `last_offset = base_offset - 1`).
+    /// * The leader-epoch cache takes each batch's `partitionLeaderEpoch` when it is newer.
+    /// * Producer state is updated as for Kafka's origin `REPLICATION`: no sequence checks,
+    ///   no duplicate detection, older producer or coordinator epochs are accepted (and
+    ///   logged); transactional batches start transactions, markers end them, and an ABORT
+    ///   of a non-empty transaction adds a `.txnindex` entry. A non-transactional batch of a
+    ///   producer with an ongoing transaction is [`StorageError::InvalidTxnState`] (Kafka
+    ///   checks that whatever the origin); nothing is written then.
+    /// * As in Kafka, the batches go to one segment: a roll (size, index, `segment.ms`,
+    ///   offset range) happens before them, at the first batch's base offset; batches
+    ///   larger than `segment.bytes` together are [`StorageError::RecordBatchTooLarge`].
+    pub fn append_as_follower(&mut self, records: &[u8]) -> Result<AppendInfo, StorageError> {
+        let log_end = self.log_end_offset();
+        let log_start_offset = self.log_start_offset;
+        // 1. Split and validate.
+        let mut batches: Vec<(usize, BatchHeader)> = Vec::new();
+        let mut markers: HashMap<usize, (bool, i32)> = HashMap::new();
+        let mut pos = 0usize;
+        let mut max_timestamp = -1i64;
+        let mut records_count = 0i64;
+        while records.len() - pos >= batch::LOG_OVERHEAD {
+            let rest = &records[pos..];
+            let mut len = [0u8; 4];
+            len.copy_from_slice(&rest[batch::BATCH_LENGTH_POS..batch::BATCH_LENGTH_POS + 4]);
+            let batch_length = i32::from_be_bytes(len);
+            if batch_length < batch::MIN_BATCH_LENGTH {
+                return Err(StorageError::CorruptBatch(format!(
+                    "batch at byte {pos} of the follower append: batchLength {batch_length} is smaller than the minimum {}",
+                    batch::MIN_BATCH_LENGTH
+                )));
+            }
+            let total = batch_length as usize + batch::LOG_OVERHEAD;
+            if total > rest.len() {
+                tracing::debug!(dir = %self.dir.display(), bytes = rest.len(), "ignoring an incomplete batch at the end of a follower append");
+                break;
+            }
+            let bytes = &rest[..total];
+            let corrupt = |e: StorageError| {
+                StorageError::CorruptBatch(format!(
+                    "batch at byte {pos} of the follower append: {e}"
+                ))
+            };
+            let h = BatchHeader::parse(bytes).map_err(corrupt)?;
+            batch::verify_crc(bytes).map_err(corrupt)?;
+            if h.last_offset_delta < 0 || h.records_count < 0 || h.base_offset < 0 {
+                return Err(StorageError::CorruptBatch(format!(
+                    "batch at offset {}: invalid baseOffset, lastOffsetDelta {} or recordsCount {}",
+                    h.base_offset, h.last_offset_delta, h.records_count
+                )));
+            }
+            if h.last_offset() == i64::MAX {
+                return Err(StorageError::CorruptBatch(format!(
+                    "batch at offset {} overflows the offset space",
+                    h.base_offset
+                )));
+            }
+            match batches.last() {
+                None if h.base_offset < log_end => {
+                    let mut last_offset = h.last_offset();
+                    // Report the whole append's range like Kafka.
+                    let mut p = pos + total;
+                    while records.len() - p >= batch::HEADER_LEN {
+                        match BatchHeader::parse(&records[p..]) {
+                            Ok(n) if n.total_size() <= records.len() - p => {
+                                last_offset = n.last_offset();
+                                p += n.total_size();
+                            }
+                            _ => break,
+                        }
+                    }
+                    return Err(StorageError::UnexpectedAppendOffset {
+                        first_offset: h.base_offset,
+                        last_offset,
+                        log_end,
+                    });
+                }
+                Some((_, prev)) if h.base_offset <= prev.last_offset() => {
+                    return Err(StorageError::CorruptBatch(format!(
+                        "out of order offsets in follower append: batch at offset {} follows one ending at {}",
+                        h.base_offset,
+                        prev.last_offset()
+                    )));
+                }
+                _ => {}
+            }
+            if h.is_control() && h.producer_id >= 0 && h.records_count > 0 {
+                let (kind, coordinator_epoch) = batch::control_marker(bytes).map_err(corrupt)?;
+                let commit = match kind {
+                    batch::CONTROL_TYPE_COMMIT => true,
+                    batch::CONTROL_TYPE_ABORT => false,
+                    other => {
+                        return Err(StorageError::CorruptBatch(format!(
+                            "invalid record type for end transaction marker at offset {}: {other}",
+                            h.base_offset
+                        )))
+                    }
+                };
+                markers.insert(pos, (commit, coordinator_epoch));
+            }
+            max_timestamp = max_timestamp.max(h.max_timestamp);
+            records_count += i64::from(h.records_count);
+            batches.push((pos, h));
+            pos += total;
+        }
+        let (Some(&(_, first)), Some(&(_, last))) = (batches.first(), batches.last()) else {
+            return Ok(AppendInfo {
+                base_offset: log_end,
+                last_offset: log_end - 1,
+                max_timestamp: -1,
+                log_start_offset,
+                duplicate: false,
+            });
+        };
+        let valid = &records[..pos];
+        let segment_bytes = self.config.segment_bytes.min(u64::from(u32::MAX));
+        if valid.len() as u64 > segment_bytes {
+            return Err(StorageError::RecordBatchTooLarge {
+                size: valid.len() as u64,
+                max: segment_bytes,
+            });
+        }
+        if last.last_offset() - first.base_offset > i64::from(i32::MAX) {
+            return Err(StorageError::CorruptBatch(format!(
+                "follower append spans offsets {} to {}, more than a segment can hold",
+                first.base_offset,
+                last.last_offset()
+            )));
+        }
+        // 2. Producer state checks (nothing is written if they fail): Kafka's
+        // `appendDataBatch` rejects a non-transactional batch during a transaction.
+        let mut ongoing: HashMap<i64, Option<i64>> = HashMap::new();
+        for (at, h) in &batches {
+            if h.producer_id < 0 {
+                continue;
+            }
+            let current = *ongoing
+                .entry(h.producer_id)
+                .or_insert_with(|| self.producers.ongoing_txn_first_offset(h.producer_id));
+            if h.is_control() {
+                if markers.contains_key(at) {
+                    ongoing.insert(h.producer_id, None);
+                }
+                continue;
+            }
+            match current {
+                Some(first_offset) if !h.is_transactional() => {
+                    return Err(StorageError::InvalidTxnState {
+                        producer_id: h.producer_id,
+                        first_offset,
+                    });
+                }
+                None if h.is_transactional() => {
+                    ongoing.insert(h.producer_id, Some(h.base_offset));
+                }
+                _ => {}
+            }
+        }
+        // 3. Leader epochs first (see `write_batch`), roll, write.
+        let mut epochs_changed = false;
+        for (_, h) in &batches {
+            epochs_changed |= self.epochs.assign(h.partition_leader_epoch, h.base_offset);
+        }
+        if epochs_changed {
+            self.epochs.persist(&self.dir)?;
+        }
+        let (max_index_bytes, segment_ms) = (self.config.max_index_bytes, self.config.segment_ms);
+        let now_ms = self.clock.now_ms();
+        let active = self.active()?;
+        let roll = active.should_roll(
+            valid.len() as u64,
+            last.last_offset(),
+            segment_bytes,
+            max_index_bytes,
+        ) || (active.size > 0
+            && active.time_waited_for_roll(now_ms, max_timestamp)? > segment_ms);
+        if roll {
+            self.roll_at(first.base_offset)?;
+        }
+        self.active()?.append_batches(valid, &batches)?;
+        // 4. Producer state and transaction index, batch by batch (as recovery replays it).
+        for (at, h) in &batches {
+            if h.producer_id < 0 {
+                continue;
+            }
+            if !h.is_control() {
+                self.producers.update(h, h.base_offset, h.last_offset());
+                continue;
+            }
+            let Some(&(commit, coordinator_epoch)) = markers.get(at) else {
+                continue;
+            };
+            let completed = self.producers.complete_txn(
+                h.producer_id,
+                h.producer_epoch,
+                coordinator_epoch,
+                h.base_offset,
+                commit,
+            );
+            if let Some(txn) = completed {
+                self.index_completed(&txn)?;
+            }
+        }
+        self.after_write(i32::try_from(records_count).unwrap_or(i32::MAX))?;
+        Ok(AppendInfo {
+            base_offset: first.base_offset,
+            last_offset: last.last_offset(),
+            max_timestamp,
+            log_start_offset,
+            duplicate: false,
+        })
+    }
+
+    /// Kafka's `truncateTo`, for a follower whose log diverged from the leader's: removes
+    /// every batch whose last offset is `>= offset` (a batch holding `offset` goes whole, so
+    /// the log end offset may end up below `offset`): the segments above it with their
+    /// index and `.txnindex` files, the tail of the segment holding it with its index
+    /// entries. Then the leader-epoch cache drops the epochs starting at or after the new
+    /// log end offset (also when nothing is removed: an epoch assigned by a leader that
+    /// appended nothing must go), the producer snapshots past it are deleted and the
+    /// producer state is rebuilt from the newest snapshot at or below it, the log start
+    /// offset is lowered to it if needed and the high watermark clamped to it. An `offset`
+    /// below the first segment is [`Log::truncate_fully_and_start_at`]. Returns whether
+    /// anything was removed (`offset < log end offset`). A compaction planned before is
+    /// discarded at commit.
+    ///
+    /// Crash safety: data goes first, newest segment first, each step fsynced; whatever is
+    /// left then is a consistent log for [`Log::open`] (which drops dangling index entries,
+    /// epochs and snapshots past the log end, and replays the `.txnindex`).
+    pub fn truncate_to(&mut self, offset: i64) -> Result<bool, StorageError> {
+        if offset < 0 {
+            return Err(StorageError::OffsetOutOfRange {
+                requested: offset,
+                log_start: self.log_start_offset,
+                log_end: self.log_end_offset(),
+            });
+        }
+        let log_end = self.log_end_offset();
+        if offset >= log_end {
+            if self.epochs.truncate_from_end(log_end) {
+                self.epochs.persist(&self.dir)?;
+            }
+            return Ok(false);
+        }
+        let first_base = self.segments.first().map_or(0, |s| s.base_offset);
+        if offset < first_base {
+            self.truncate_fully_and_start_at(offset)?;
+            return Ok(true);
+        }
+        if offset < self.high_watermark {
+            tracing::warn!(dir = %self.dir.display(), offset, high_watermark = self.high_watermark, "truncating below the high watermark");
+        }
+        tracing::info!(dir = %self.dir.display(), offset, log_end, "truncating");
+        self.generation += 1;
+        let now_ms = self.clock.now_ms();
+        let mut removed_any = false;
+        while self.segments.len() > 1
+            && self.segments.last().is_some_and(|s| s.base_offset > offset)
+        {
+            if let Some(seg) = self.segments.pop() {
+                remove_segment_files(&seg)?;
+                removed_any = true;
+            }
+        }
+        if removed_any {
+            sync_dir(&self.dir)?;
+        }
+        self.active()?.truncate_to(offset, now_ms)?;
+        let new_end = self.log_end_offset();
+        if self.epochs.truncate_from_end(new_end) {
+            self.epochs.persist(&self.dir)?;
+        }
+        let new_start = self.log_start_offset.min(offset).min(new_end);
+        if new_start != self.log_start_offset {
+            checkpoint::write_offset(&self.dir, checkpoint::LOG_START_OFFSET_FILE, new_start)?;
+            self.log_start_offset = new_start;
+        }
+        if self.cleaner_checkpoint.is_some_and(|c| c > new_end) {
+            checkpoint::write_offset(&self.dir, checkpoint::CLEANER_OFFSET_FILE, new_end)?;
+            self.cleaner_checkpoint = Some(new_end);
+        }
+        for snapshot in producer::list_snapshots(&self.dir)? {
+            if snapshot > new_end {
+                let path = producer::snapshot_path(&self.dir, snapshot);
+                cleaner::remove_if_exists(&path)?;
+            }
+        }
+        self.load_producer_state()?;
+        let hw = self.high_watermark.min(new_end);
+        self.set_high_watermark(hw);
+        Ok(true)
+    }
+
+    /// Kafka's `truncateFullyAndStartAt`: deletes every segment and starts an empty log at
+    /// `offset` (a follower whose log end is below the leader's log start): log start
+    /// offset, log end offset and high watermark become `offset`; the leader-epoch cache,
+    /// the producer state (and snapshots) and the cleaner checkpoint are cleared.
+    ///
+    /// Crash safety: the new log start offset is recorded first, then the epoch checkpoint
+    /// (rebuilt from what is left), the producer snapshots and the cleaner checkpoint are
+    /// removed, then the segments newest first, and [`Log::open`] starts a log without
+    /// segments at the recorded log start offset.
+    pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), StorageError> {
+        if offset < 0 {
+            return Err(StorageError::OffsetOutOfRange {
+                requested: offset,
+                log_start: self.log_start_offset,
+                log_end: self.log_end_offset(),
+            });
+        }
+        tracing::info!(dir = %self.dir.display(), offset, "truncating fully and starting at the offset");
+        self.generation += 1;
+        checkpoint::write_offset(&self.dir, checkpoint::LOG_START_OFFSET_FILE, offset)?;
+        cleaner::remove_if_exists(&self.dir.join(crate::epoch::LEADER_EPOCH_CHECKPOINT))?;
+        for snapshot in producer::list_snapshots(&self.dir)? {
+            cleaner::remove_if_exists(&producer::snapshot_path(&self.dir, snapshot))?;
+        }
+        cleaner::remove_if_exists(&self.dir.join(checkpoint::CLEANER_OFFSET_FILE))?;
+        sync_dir(&self.dir)?;
+        while let Some(seg) = self.segments.pop() {
+            remove_segment_files(&seg)?;
+        }
+        sync_dir(&self.dir)?;
+        self.segments.push(Segment::create(
+            &self.dir,
+            offset,
+            self.config.index_interval_bytes,
+            self.clock.now_ms(),
+        )?);
+        sync_dir(&self.dir)?;
+        self.log_start_offset = offset;
+        self.epochs = LeaderEpochCache::default();
+        self.epochs.persist(&self.dir)?;
+        self.producers.clear();
+        self.cleaner_checkpoint = None;
+        self.earliest_delete_horizon = None;
+        self.unflushed_messages = 0;
+        self.set_high_watermark(offset);
+        Ok(())
+    }
+
     /// Rolls if needed and writes `batch` at the log end, patching its base offset and
     /// leader epoch (in `batch` and `header`). Returns its first and last offsets.
     fn write_batch(
@@ -626,16 +1023,18 @@ impl Log {
         ) || (active.size > 0
             && active.time_waited_for_roll(now_ms, header.max_timestamp)? > segment_ms);
         if roll {
-            self.roll()?;
+            self.roll_at(base_offset)?;
         }
         batch::set_base_offset(batch, base_offset);
         batch::set_partition_leader_epoch(batch, leader_epoch);
         header.base_offset = base_offset;
         header.partition_leader_epoch = leader_epoch;
-        self.active()?.append(batch, header)?;
+        // The epoch first, as in Kafka: an entry past the log end (a crash before the
+        // write) is dropped by `open`, a batch whose epoch the cache lacks would not be.
         if self.epochs.assign(leader_epoch, base_offset) {
             self.epochs.persist(&self.dir)?;
         }
+        self.active()?.append(batch, header)?;
         Ok((base_offset, last_offset))
     }
 
@@ -653,7 +1052,23 @@ impl Log {
     /// Seals the active segment (fsync, producer snapshot) and starts a new one at the
     /// log end offset.
     fn roll(&mut self) -> Result<(), StorageError> {
-        let new_base = self.log_end_offset();
+        self.roll_at(self.log_end_offset())
+    }
+
+    /// [`Log::roll`] with the new segment based at `new_base` (`>=` the log end offset: a
+    /// follower rolls at the base offset of the first batch it appends, which may lie past
+    /// the log end after compaction on the leader; Kafka's `roll(expectedNextOffset)`). The
+    /// producer snapshot is taken at `new_base`.
+    fn roll_at(&mut self, new_base: i64) -> Result<(), StorageError> {
+        let new_base = new_base.max(self.log_end_offset());
+        if self
+            .segments
+            .last()
+            .is_some_and(|s| s.base_offset >= new_base)
+        {
+            // Already there (an empty active segment at that base).
+            return Ok(());
+        }
         {
             let active = self.active()?;
             active.trim()?;
@@ -1193,6 +1608,7 @@ impl Log {
             producer_last_offsets,
             max_map_bytes: cleaner::DEFAULT_OFFSET_MAP_BYTES,
             dirty_ratio: ratio,
+            generation: self.generation,
         })
     }
 
@@ -1201,6 +1617,7 @@ impl Log {
     pub fn commit_clean(&mut self, out: CleanOutput) -> Result<CleanStats, StorageError> {
         let mut stats = out.stats.clone();
         let present = out.dir == self.dir
+            && out.generation == self.generation
             && out.segments.iter().all(|(base, file, _)| {
                 self.segments
                     .iter()
