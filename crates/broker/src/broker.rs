@@ -395,13 +395,16 @@ impl Broker {
         for index in existing as i32..meta.partitions {
             let dir = self.partition_dir(&meta.name, index);
             check_partition_metadata(&dir, meta.id)?;
-            let (log, report) =
-                Log::open(&dir, log_config.clone(), self.clean_start).map_err(|source| {
-                    StartError::Log {
-                        path: dir.clone(),
-                        source,
-                    }
-                })?;
+            let (log, report) = Log::open(
+                &dir,
+                log_config.clone(),
+                self.clean_start,
+                Arc::new(gregor_storage::SystemClock),
+            )
+            .map_err(|source| StartError::Log {
+                path: dir.clone(),
+                source,
+            })?;
             if report.truncated_bytes > 0 || report.rebuilt_indexes > 0 {
                 tracing::warn!(
                     partition = %format!("{}-{index}", meta.name),
