@@ -95,7 +95,7 @@ impl H {
         self.next_id += 1;
         self.next_id - 1
     }
-    fn join(&mut self, a: J) -> u64 {
+    fn join(&mut self, a: J<'_>) -> u64 {
         let id = self.id();
         let req = JoinGroupRequest::default()
             .with_group_id(GroupId(s(a.group)))
@@ -130,7 +130,7 @@ impl H {
         }
     }
     /// Two-step join of a new dynamic member; returns (member id, pending join request).
-    fn join_new(&mut self, a: J) -> (String, u64) {
+    fn join_new(&mut self, a: J<'_>) -> (String, u64) {
         let id = self.join(a.clone());
         let r = self.join_resp(id).expect("immediate MEMBER_ID_REQUIRED");
         assert_eq!(r.error_code, MEMBER_ID_REQUIRED);

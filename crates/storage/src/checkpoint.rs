@@ -16,8 +16,19 @@ pub const CLEANER_OFFSET_FILE: &str = "cleaner-offset-checkpoint";
 
 /// Writes `version 0`, the number of lines, then `lines`, atomically and durably.
 pub fn write_lines(dir: &Path, name: &str, lines: &[String]) -> Result<(), StorageError> {
-    let path = dir.join(name);
-    let tmp = dir.join(format!("{name}.tmp"));
+    write_lines_at(&dir.join(name), lines)
+}
+
+/// [`write_lines`] to `path`: through `<path>.tmp` (written, fsynced), renamed over `path`,
+/// then the directory fsynced (Kafka's `CheckpointFile.write` with `sync`).
+pub fn write_lines_at(path: &Path, lines: &[String]) -> Result<(), StorageError> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = path.as_os_str().to_os_string();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
     let mut text = format!("0\n{}\n", lines.len());
     for l in lines {
         text.push_str(l);
@@ -33,7 +44,7 @@ pub fn write_lines(dir: &Path, name: &str, lines: &[String]) -> Result<(), Stora
         f.write_all(text.as_bytes()).at(&tmp)?;
         f.sync_all().at(&tmp)?;
     }
-    std::fs::rename(&tmp, &path).at(&path)?;
+    std::fs::rename(&tmp, path).at(path)?;
     File::open(dir).at(dir)?.sync_all().at(dir)
 }
 

@@ -106,6 +106,9 @@ pub struct CleanPlan {
     pub(crate) max_map_bytes: usize,
     /// Dirty bytes / (clean + dirty bytes) when the plan was made.
     pub dirty_ratio: f64,
+    /// The log's truncation generation when the plan was made: a truncation in between
+    /// makes [`Log::commit_clean`](crate::Log::commit_clean) discard the output.
+    pub(crate) generation: u64,
 }
 
 /// The rewritten segments, ready for [`Log::commit_clean`](crate::Log::commit_clean).
@@ -119,6 +122,8 @@ pub struct CleanOutput {
     pub(crate) end_offset: i64,
     /// Earliest delete horizon of a kept tombstone, for a later clean to remove it.
     pub(crate) earliest_delete_horizon: Option<i64>,
+    /// The plan's truncation generation.
+    pub(crate) generation: u64,
     /// Statistics (finalised by commit).
     pub stats: CleanStats,
 }
@@ -358,6 +363,7 @@ impl CleanPlan {
                 .last()
                 .map_or(self.first_dirty_offset, |s| s.next_base),
             earliest_delete_horizon: None,
+            generation: self.generation,
             stats,
         };
         let result = (|| {
@@ -500,6 +506,7 @@ impl CleanPlan {
             seg.base,
             Some(seg.next_base),
             self.index_interval_bytes,
+            self.now_ms,
         )?;
         out.stats.bytes_after += written;
         out.stats.segments_rewritten += 1;

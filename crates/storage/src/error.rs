@@ -69,6 +69,42 @@ pub enum StorageError {
         /// Coordinator epoch of the rejected marker.
         received: i32,
     },
+    /// A follower append ([`crate::Log::append_as_follower`]) whose first batch starts below
+    /// the log end offset (Kafka's `UnexpectedAppendOffsetException`). Kafka's fetcher
+    /// recovers from it when the follower's log is empty (the leader's log start offset
+    /// lies inside a batch, after DeleteRecords) with `truncate_fully_and_start_at(first
+    /// offset)` and appends again.
+    #[error("unexpected offset in follower append: first offset {first_offset} (last offset {last_offset}) is below the log end offset {log_end}")]
+    UnexpectedAppendOffset {
+        /// Base offset of the first batch.
+        first_offset: i64,
+        /// Last offset of the appended batches.
+        last_offset: i64,
+        /// The log end offset.
+        log_end: i64,
+    },
+    /// The batches of one follower append exceed the segment size (Kafka's
+    /// `RecordBatchTooLargeException`).
+    #[error("record batches of {size} bytes exceed the maximum segment size {max}")]
+    RecordBatchTooLarge {
+        /// Bytes of the batches.
+        size: u64,
+        /// `segment.bytes`.
+        max: u64,
+    },
+    /// A checkpoint file that does not follow its format (e.g. a malformed
+    /// `replication-offset-checkpoint`, [`crate::offset_checkpoint`]).
+    #[error("malformed checkpoint file {}: {reason}", path.display())]
+    MalformedCheckpoint {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (with the offending line).
+        reason: String,
+    },
+    /// An argument the storage cannot accept (e.g. a topic name that cannot be written to a
+    /// checkpoint file).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
 }
 
 impl StorageError {

@@ -272,6 +272,17 @@ impl OffsetIndex {
         Ok(())
     }
 
+    /// Drops the entries of batches at or after file position `position` (Kafka's
+    /// `OffsetIndex.truncateTo`) and rewrites the file (fsynced).
+    pub fn truncate_from_position(&mut self, position: u64) -> Result<(), StorageError> {
+        let keep = self
+            .entries
+            .partition_point(|e| u64::from(e.position) < position);
+        self.entries.truncate(keep);
+        self.rewrite_file()?;
+        self.sync()
+    }
+
     /// Writes all in-memory entries to the file, replacing it.
     pub fn rewrite_file(&mut self) -> Result<(), StorageError> {
         let mut buf = Vec::with_capacity(self.entries.len() * OFFSET_ENTRY_SIZE);
@@ -417,6 +428,16 @@ impl TimeIndex {
         self.file.write_at(&buf, at)?;
         self.entries.push(e);
         Ok(())
+    }
+
+    /// Drops the entries pointing at offsets `>= offset` (Kafka's `TimeIndex.truncateTo`)
+    /// and rewrites the file (fsynced).
+    pub fn truncate_from_offset(&mut self, offset: i64) -> Result<(), StorageError> {
+        let base = self.base_offset;
+        self.entries
+            .retain(|e| base.saturating_add(i64::from(e.relative_offset)) < offset);
+        self.rewrite_file()?;
+        self.sync()
     }
 
     pub fn rewrite_file(&mut self) -> Result<(), StorageError> {

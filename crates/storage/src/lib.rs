@@ -4,10 +4,11 @@
 //! # Tour
 //!
 //! * [`log`] — [`Log`], one per topic-partition directory (`topic-partition`): an ordered
-//!   list of segments, the last one active. It assigns offsets, rolls segments, serves
-//!   reads as [`FileRegion`]s (for `sendfile`), looks batches up by timestamp, enforces
-//!   idempotent-producer sequencing and recovers after an unclean shutdown. `Log` is not
-//!   internally synchronised: the broker wraps it in a mutex.
+//!   list of segments, the last one active. It assigns offsets (leader) or takes them from
+//!   the leader (follower, see *Replication*), rolls segments, keeps the high watermark,
+//!   serves reads as [`FileRegion`]s (for `sendfile`), looks batches up by timestamp,
+//!   enforces idempotent-producer sequencing, truncates and recovers after an unclean
+//!   shutdown. `Log` is not internally synchronised: the broker wraps it in a mutex.
 //! * `segment` (internal) — one segment: the `.log` file of raw RecordBatch v2 bytes
 //!   (`00000000000000000000.log`, named by base offset), plus its indexes. Appends are a
 //!   single positional write; reads locate a batch through the sparse offset index and
@@ -31,7 +32,12 @@
 //! * `checkpoint` (internal) — the small durable files of a partition directory:
 //!   `log-start-offset-checkpoint` (DeleteRecords) and `cleaner-offset-checkpoint` (first
 //!   dirty offset), written atomically (temp file, fsync, rename, fsync of the directory).
+//! * [`offset_checkpoint`] — Kafka's `OffsetCheckpointFile` (`topic partition offset` lines),
+//!   e.g. the log directory's `replication-offset-checkpoint` of high watermarks.
 //! * [`clean_shutdown`] — the `.kafka_cleanshutdown` marker in the log directory.
+//! * [`clock`] — [`Clock`], the injected wall clock ([`SystemClock`], [`ManualClock`] for
+//!   tests): segment creation times and `segment.ms` rolls. Nothing else in the crate reads
+//!   the system time.
 //! * [`error`] — [`StorageError`].
 //!
 //! # Durability
@@ -42,7 +48,16 @@
 //! [`Log::close`]. After an unclean shutdown [`Log::open`] scans the active segment,
 //! verifies every batch (length, magic, CRC-32C, monotonic offsets), truncates the torn
 //! tail and rebuilds its indexes; indexes of the other segments are sanity-checked and
-//! rebuilt when missing or inconsistent.
+//! rebuilt when missing or inconsistent. The leader-epoch checkpoint is written before the
+//! batch that starts a new epoch (an entry past the log end is dropped at open).
+//!
+//! Truncations ([`Log::truncate_to`], [`Log::truncate_fully_and_start_at`]) remove data
+//! first, newest segment first (its `.log` before its index files), each step fsynced, and
+//! then fix the derived state (index entries, `.txnindex`, epochs, producer snapshots and
+//! state, checkpoints). A crash at any point leaves a log that [`Log::open`] turns into a
+//! consistent one: index entries, epochs and snapshots past the log end are dropped, a
+//! `.txnindex` with entries past its segment is rebuilt by the producer-state replay, and a
+//! directory left without segments starts at its recorded log start offset.
 //!
 //! # Transactions
 //!
@@ -62,16 +77,19 @@
 //!   batch passed to [`Log::append`] is handled the same way (it must be uncompressed and
 //!   of type ABORT or COMMIT). The Produce handler must keep refusing control batches
 //!   from clients.
-//! * [`Log::first_unstable_offset`] is the first offset of the earliest ongoing
-//!   transaction; [`Log::last_stable_offset`] (LSO) is that, else the high watermark.
-//!   [`ReadResult::last_stable_offset`] carries it for the Fetch response.
+//! * [`Log::first_unstable_offset`] is, as Kafka's, the first offset of the earliest
+//!   transaction that is ongoing or whose marker is not yet below the high watermark
+//!   (Kafka's `unreplicatedTxns`: a decided transaction stays unstable until its marker is
+//!   replicated); [`Log::last_stable_offset`] (LSO) is `min(first unstable offset, high
+//!   watermark)`. [`ReadResult::last_stable_offset`] carries it for the Fetch response.
 //! * An ABORT of a non-empty transaction appends a 34-byte big-endian entry (version i16
 //!   = 0, producerId i64, firstOffset i64, lastOffset i64 = the marker's offset,
 //!   lastStableOffset i64 = the LSO once the marker is written) to the `.txnindex` of the
 //!   segment that holds the marker — Kafka's format; the file is created lazily.
-//! * `read_committed` fetch: [`Log::read_committed`] returns the batches below the LSO
-//!   and the `AbortedTransactions` of the response. It is [`Log::read_up_to`]`(offset,
-//!   max_bytes, min_one_batch, Some(log.last_stable_offset()))` followed by
+//! * `read_committed` fetch: [`Log::read_committed`] returns the batches wholly below the
+//!   LSO and the `AbortedTransactions` of the response. It is a read capped at the LSO
+//!   (like [`Log::read_up_to`], but a batch straddling the LSO is not returned, as with
+//!   [`Log::read_to_high_watermark`]) followed by
 //!   [`Log::aborted_transactions`]`(offset, upper)`, `upper` being the fetch upper bound
 //!   (the offset of the batch after the region, else the next segment's base offset or the
 //!   log end offset), computed like Kafka's `collectAbortedTransactions`.
@@ -82,10 +100,54 @@
 //!   `.txnindex` rebuilt by that replay (from a snapshot at or before the segment).
 //!   Retention and DeleteRecords delete `.txnindex` files with their segments. The
 //!   cleaner keeps markers and `.txnindex` files unchanged and never cleans the segment
-//!   holding the first unstable offset, or anything after it.
+//!   holding the last stable offset, or anything after it (Kafka's
+//!   `firstUncleanableDirtyOffset`).
+//! * Followers maintain all of this from replicated batches and markers (see
+//!   *Replication*).
 //! * Not done (yet): producer state expiration (`producer.id.expiration.ms`,
 //!   `transaction.timeout` is the coordinator's business), removal of markers by the
 //!   cleaner.
+//!
+//! # Replication
+//!
+//! The storage half of Kafka's replication (`UnifiedLog`); the broker's replica manager
+//! drives it (leader/follower roles, ISR, the Fetch protocol):
+//!
+//! * **High watermark** (Kafka's `highWatermarkMetadata`): stored state, within `[log start
+//!   offset, log end offset]`, the log start offset after [`Log::open`]. The caller owns
+//!   advancing it: it restores it at startup from the `replication-offset-checkpoint`
+//!   ([`offset_checkpoint`]) with [`Log::update_high_watermark`] (which clamps and may go
+//!   down, as for a follower taking `min(leader HW, its LEO)`), and a leader moves it with
+//!   [`Log::maybe_increment_high_watermark`] (forward only) to the smallest log end offset
+//!   of its ISR — on a single-node leader, `maybe_increment_high_watermark(log_end_offset())`
+//!   after every append. Truncation clamps it; a log start offset moved past it (DeleteRecords,
+//!   retention) moves it up. Retention only deletes segments wholly below it, DeleteRecords
+//!   cannot pass it and the cleaner stays below the LSO, which is `<=` it.
+//! * **Reads**: [`Log::read`] reads up to the log end offset (`FetchIsolation.LOG_END`,
+//!   follower fetches); [`Log::read_to_high_watermark`] is the `read_uncommitted` consumer
+//!   read (`HIGH_WATERMARK`): nothing at or above the high watermark, an offset in `[HW,
+//!   LEO]` answers no records and one past the LEO `OffsetOutOfRange`, as in Kafka;
+//!   [`Log::read_committed`] is the `TXN_COMMITTED` read, capped at the LSO.
+//!   [`ReadResult::high_watermark`] is the stored high watermark.
+//! * **Follower appends**: [`Log::append_as_follower`] appends the leader's batches byte for
+//!   byte (offsets, leader epochs, timestamps as assigned by the leader; CRCs checked; the
+//!   first batch not below the log end offset), updates the leader-epoch cache from their
+//!   `partitionLeaderEpoch`, and the producer state as Kafka's `ProducerAppendInfo` with
+//!   origin `REPLICATION` (no sequence checks or duplicate detection, older epochs
+//!   tolerated, transactions started by transactional batches and ended by markers,
+//!   `.txnindex` entries for aborts). So a follower that becomes leader deduplicates
+//!   retries at once.
+//! * **Epochs**: [`Log::assign_epoch_start`] records `(epoch, log end offset)` when the
+//!   replica becomes leader (Kafka's `maybeAssignEpochStartOffset`); [`Log::latest_epoch`]
+//!   is the follower's `LastFetchedEpoch`; [`Log::end_offset_for_epoch`] answers
+//!   OffsetForLeaderEpoch and the leader's DivergingEpoch check.
+//! * **Truncation**: [`Log::truncate_to`] (Kafka's `truncateTo`: segments, index entries,
+//!   `.txnindex` entries and epochs at or past the offset go; producer state rebuilt from
+//!   the newest snapshot at or below it; log start and high watermark clamped) and
+//!   [`Log::truncate_fully_and_start_at`] (an empty log at the leader's log start).
+//!   Deciding where to truncate (OffsetForLeaderEpoch / DivergingEpoch,
+//!   `getOffsetTruncationState`) is the fetcher's job; `tests/replication.rs` plays it,
+//!   porting Kafka's epoch-driven replication acceptance tests.
 //!
 //! # Retention and the log start offset
 //!
@@ -103,10 +165,12 @@ pub mod batch;
 mod checkpoint;
 pub mod clean_shutdown;
 pub mod cleaner;
+pub mod clock;
 pub mod epoch;
 pub mod error;
 mod index;
 pub mod log;
+pub mod offset_checkpoint;
 pub mod producer;
 mod segment;
 mod txn_index;
@@ -116,6 +180,7 @@ use std::sync::Arc;
 
 pub use crate::batch::BatchHeader;
 pub use crate::cleaner::{CleanOutput, CleanPlan, CleanStats, RecordCodec, RecordMeta};
+pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use crate::error::StorageError;
 pub use crate::log::Log;
 pub use crate::producer::ProducerEntrySummary;
@@ -174,7 +239,7 @@ impl Default for LogConfig {
     }
 }
 
-/// Result of [`Log::append`].
+/// Result of [`Log::append`] (and [`Log::append_as_follower`], for all its batches).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {
     /// Offset assigned to the first record (of the original batch for a duplicate).
@@ -194,7 +259,7 @@ pub struct AppendInfo {
 pub struct ReadResult {
     /// Whole batches to send, `None` if there is nothing (or nothing that fits).
     pub region: Option<FileRegion>,
-    /// High watermark (== log end offset on a single node).
+    /// The stored high watermark ([`Log::high_watermark`]) at the time of the read.
     pub high_watermark: i64,
     /// Last stable offset ([`Log::last_stable_offset`]) at the time of the read.
     pub last_stable_offset: i64,

@@ -1,12 +1,15 @@
 //! [`Log`]: the partition log, an ordered list of segments.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::batch::{self, BatchHeader};
 use crate::checkpoint;
 use crate::cleaner::{self, CleanOutput, CleanPlan, CleanStats, PlanSegment};
+use crate::clock::Clock;
 use crate::epoch::LeaderEpochCache;
 use crate::error::IoContext;
 use crate::producer::{self, CompletedTxn, ProducerStateManager, SequenceCheck};
@@ -38,7 +41,17 @@ pub struct Log {
     earliest_delete_horizon: Option<i64>,
     /// Files of deleted segments (renamed `.deleted`) and when to remove them.
     pending_deletes: Vec<(i64, Vec<PathBuf>)>,
+    /// The wall clock (segment creation times, `segment.ms` rolls on append).
+    clock: Arc<dyn Clock>,
+    /// Kafka's `highWatermarkMetadata`: within `[log_start_offset, log_end_offset]`, set by
+    /// the caller (the replica manager).
+    high_watermark: i64,
+    /// Bumped by every truncation: a compaction planned before one is discarded.
+    generation: u64,
 }
+
+/// Disambiguates the names of directories being deleted by [`Log::delete`].
+static DELETE_SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
 /// Why segments are deleted (for the log line).
 #[derive(Debug, Clone, Copy)]
@@ -106,6 +119,16 @@ pub(crate) fn parse_offset_file_name(name: &str, suffix: &str) -> Option<i64> {
     stem.parse::<i64>().ok()
 }
 
+/// Removes the files of a segment dropped by a truncation: the `.log` first (index files
+/// without a `.log` are removed by [`Log::open`]).
+fn remove_segment_files(seg: &Segment) -> Result<(), StorageError> {
+    tracing::info!(segment = %seg.log_path.display(), "deleting segment (truncation)");
+    for path in seg.paths() {
+        cleaner::remove_if_exists(&path)?;
+    }
+    Ok(())
+}
+
 fn sync_dir(dir: &Path) -> Result<(), StorageError> {
     File::open(dir).at(dir)?.sync_all().at(dir)
 }
@@ -113,13 +136,20 @@ fn sync_dir(dir: &Path) -> Result<(), StorageError> {
 impl Log {
     /// Opens or creates the partition log in `dir` (created if missing).
     /// `clean_shutdown == false` means the process may have been killed: the active
-    /// segment is scanned and its torn tail truncated.
+    /// segment is scanned and its torn tail truncated. `clock` is the wall clock used for
+    /// segment creation times and `segment.ms` rolls on append.
+    ///
+    /// The high watermark starts at the log start offset (as in Kafka): the caller restores
+    /// it (e.g. from the `replication-offset-checkpoint`, [`crate::offset_checkpoint`]) with
+    /// [`Log::update_high_watermark`].
     pub fn open(
         dir: impl Into<PathBuf>,
         config: LogConfig,
         clean_shutdown: bool,
+        clock: Arc<dyn Clock>,
     ) -> Result<(Log, RecoveryReport), StorageError> {
         let dir = dir.into();
+        let now_ms = clock.now_ms();
         std::fs::create_dir_all(&dir).at(&dir)?;
         recover_interrupted_swaps(&dir)?;
         let mut report = RecoveryReport::default();
@@ -157,6 +187,7 @@ impl Log {
                 next_base,
                 recover,
                 config.index_interval_bytes,
+                now_ms,
                 &mut report,
             )?;
             if next_base.is_some() {
@@ -164,14 +195,22 @@ impl Log {
             }
             segments.push(seg);
         }
+        let stored_start = checkpoint::read_offset(&dir, checkpoint::LOG_START_OFFSET_FILE)?;
         if segments.is_empty() {
-            segments.push(Segment::create(&dir, 0, config.index_interval_bytes)?);
+            // A new log, or one emptied by `truncate_fully_and_start_at` when a crash came
+            // before its new segment was created: start at the recorded log start.
+            let base = stored_start.unwrap_or(0).max(0);
+            segments.push(Segment::create(
+                &dir,
+                base,
+                config.index_interval_bytes,
+                now_ms,
+            )?);
             sync_dir(&dir)?;
         }
 
         let first_base = segments.first().map_or(0, |s| s.base_offset);
         let log_end = segments.last().map_or(0, |s| s.next_offset);
-        let stored_start = checkpoint::read_offset(&dir, checkpoint::LOG_START_OFFSET_FILE)?;
         let log_start_offset = stored_start
             .unwrap_or(first_base)
             .max(first_base)
@@ -188,9 +227,13 @@ impl Log {
             cleaner_checkpoint,
             earliest_delete_horizon: None,
             pending_deletes: Vec::new(),
+            clock,
+            high_watermark: log_start_offset,
+            generation: 0,
         };
         log.load_epochs()?;
         log.load_producer_state()?;
+        log.producers.on_high_watermark_updated(log.high_watermark);
         if report != RecoveryReport::default() {
             tracing::info!(dir = %log.dir.display(), ?report, "log recovered");
         }
@@ -229,6 +272,7 @@ impl Log {
     fn load_producer_state(&mut self) -> Result<(), StorageError> {
         let log_end = self.log_end_offset();
         let log_start = self.log_start_offset();
+        self.producers.clear();
         // Snapshots past the log end describe truncated data.
         for offset in producer::list_snapshots(&self.dir)? {
             if offset > log_end {
@@ -270,9 +314,82 @@ impl Log {
         self.segments.last().map_or(0, |s| s.next_offset)
     }
 
-    /// High watermark; on a single node it equals the log end offset.
+    /// The high watermark (Kafka's `UnifiedLog.highWatermark`): the offset up to which the
+    /// log is known to be replicated to the ISR, always within `[log_start_offset,
+    /// log_end_offset]`. Set by the caller ([`Log::update_high_watermark`],
+    /// [`Log::maybe_increment_high_watermark`]); the log start offset after [`Log::open`].
     pub fn high_watermark(&self) -> i64 {
-        self.log_end_offset()
+        self.high_watermark
+    }
+
+    /// Kafka's `updateHighWatermark`: sets the high watermark to `hw` clamped to
+    /// `[log_start_offset, log_end_offset]`, even if that lowers it (restoring it from the
+    /// checkpoint after [`Log::open`]; a follower taking `min(leader HW, its LEO)`). Returns
+    /// the new high watermark.
+    pub fn update_high_watermark(&mut self, hw: i64) -> i64 {
+        let log_end = self.log_end_offset();
+        let new = if hw < self.log_start_offset {
+            self.log_start_offset
+        } else {
+            hw.min(log_end)
+        };
+        if new < self.high_watermark {
+            tracing::debug!(dir = %self.dir.display(), from = self.high_watermark, to = new, "non-monotonic update of the high watermark");
+        }
+        self.set_high_watermark(new);
+        new
+    }
+
+    /// Kafka's `maybeIncrementHighWatermark`: moves the high watermark forward to `hw`
+    /// (clamped to the log end offset; Kafka rejects a value above it) if that is higher;
+    /// returns the old value when it moved. A single-node leader calls it with
+    /// [`Log::log_end_offset`] after every append; a leader with followers with the
+    /// smallest log end offset of its ISR.
+    pub fn maybe_increment_high_watermark(&mut self, hw: i64) -> Option<i64> {
+        let new = hw.min(self.log_end_offset());
+        let old = self.high_watermark;
+        if new > old {
+            self.set_high_watermark(new);
+            Some(old)
+        } else {
+            None
+        }
+    }
+
+    fn set_high_watermark(&mut self, hw: i64) {
+        self.high_watermark = hw;
+        self.producers.on_high_watermark_updated(hw);
+    }
+
+    /// The latest leader epoch of the epoch cache (Kafka's `latestEpoch`; a follower sends
+    /// it as `LastFetchedEpoch`), `None` if the cache is empty.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.epochs.latest_epoch()
+    }
+
+    /// Kafka's `maybeAssignEpochStartOffset`, called when this replica becomes the leader
+    /// in `epoch`: records `(epoch, start_offset)` (`start_offset` being the log end offset)
+    /// in the leader-epoch cache and its checkpoint, unless `epoch` is not newer than the
+    /// latest epoch (or negative). Returns whether the cache changed. `OffsetOutOfRange` if
+    /// `start_offset` is negative or above the log end offset.
+    pub fn assign_epoch_start(
+        &mut self,
+        epoch: i32,
+        start_offset: i64,
+    ) -> Result<bool, StorageError> {
+        let log_end = self.log_end_offset();
+        if start_offset < 0 || start_offset > log_end {
+            return Err(StorageError::OffsetOutOfRange {
+                requested: start_offset,
+                log_start: self.log_start_offset,
+                log_end,
+            });
+        }
+        if !self.epochs.assign(epoch, start_offset) {
+            return Ok(false);
+        }
+        self.epochs.persist(&self.dir)?;
+        Ok(true)
     }
 
     /// Sum of the segment sizes.
@@ -301,18 +418,19 @@ impl Log {
         self.producers.summaries()
     }
 
-    /// Kafka's `firstUnstableOffset`: the first offset of the earliest ongoing transaction
-    /// (at least the log start offset), `None` when no transaction is ongoing.
+    /// Kafka's `firstUnstableOffset`: the first offset of the earliest transaction that is
+    /// ongoing, or completed by a marker not yet below the high watermark (at least the log
+    /// start offset); `None` when there is none.
     pub fn first_unstable_offset(&self) -> Option<i64> {
         self.producers
             .first_unstable_offset()
             .map(|o| o.max(self.log_start_offset))
     }
 
-    /// Kafka's `lastStableOffset`: the first unstable offset, else the high watermark
-    /// (never above it). `read_committed` fetches read up to it.
+    /// Kafka's `lastStableOffset`: `min(first unstable offset, high watermark)`.
+    /// `read_committed` fetches read up to it.
     pub fn last_stable_offset(&self) -> i64 {
-        let hw = self.high_watermark();
+        let hw = self.high_watermark;
         self.first_unstable_offset().map_or(hw, |o| o.min(hw))
     }
 
@@ -533,6 +651,355 @@ impl Log {
         self.active()?.txn_index.append(entry)
     }
 
+    /// Kafka's `appendAsFollower` (origin `REPLICATION`): appends `records`, one or more
+    /// concatenated RecordBatch v2 whose offsets, partition leader epochs and timestamps
+    /// were assigned by the leader, byte for byte.
+    ///
+    /// * The first batch must not start below the log end offset
+    ///   ([`StorageError::UnexpectedAppendOffset`]); it may start above it, as in Kafka (the
+    ///   leader's compaction leaves gaps); later batches must follow the previous one's last
+    ///   offset. Every batch's CRC is verified. A trailing incomplete batch is ignored, as
+    ///   Kafka does with fetch responses cut at `max_bytes`; if nothing complete is left,
+    ///   nothing is appended (the result then has `last_offset = base_offset - 1`).
+    /// * The leader-epoch cache takes each batch's `partitionLeaderEpoch` when it is newer.
+    /// * Producer state is updated as for Kafka's origin `REPLICATION`: no sequence checks,
+    ///   no duplicate detection, older producer or coordinator epochs are accepted (and
+    ///   logged); transactional batches start transactions, markers end them, and an ABORT
+    ///   of a non-empty transaction adds a `.txnindex` entry. A non-transactional batch of a
+    ///   producer with an ongoing transaction is [`StorageError::InvalidTxnState`] (Kafka
+    ///   checks that whatever the origin); nothing is written then.
+    /// * As in Kafka, the batches go to one segment: a roll (size, index, `segment.ms`,
+    ///   offset range) happens before them, at the first batch's base offset; batches
+    ///   larger than `segment.bytes` together are [`StorageError::RecordBatchTooLarge`].
+    pub fn append_as_follower(&mut self, records: &[u8]) -> Result<AppendInfo, StorageError> {
+        let log_end = self.log_end_offset();
+        let log_start_offset = self.log_start_offset;
+        // 1. Split and validate.
+        let mut batches: Vec<(usize, BatchHeader)> = Vec::new();
+        let mut markers: HashMap<usize, (bool, i32)> = HashMap::new();
+        let mut pos = 0usize;
+        let mut max_timestamp = -1i64;
+        let mut records_count = 0i64;
+        while records.len() - pos >= batch::LOG_OVERHEAD {
+            let rest = &records[pos..];
+            let mut len = [0u8; 4];
+            len.copy_from_slice(&rest[batch::BATCH_LENGTH_POS..batch::BATCH_LENGTH_POS + 4]);
+            let batch_length = i32::from_be_bytes(len);
+            if batch_length < batch::MIN_BATCH_LENGTH {
+                return Err(StorageError::CorruptBatch(format!(
+                    "batch at byte {pos} of the follower append: batchLength {batch_length} is smaller than the minimum {}",
+                    batch::MIN_BATCH_LENGTH
+                )));
+            }
+            let total = batch_length as usize + batch::LOG_OVERHEAD;
+            if total > rest.len() {
+                tracing::debug!(dir = %self.dir.display(), bytes = rest.len(), "ignoring an incomplete batch at the end of a follower append");
+                break;
+            }
+            let bytes = &rest[..total];
+            let corrupt = |e: StorageError| {
+                StorageError::CorruptBatch(format!(
+                    "batch at byte {pos} of the follower append: {e}"
+                ))
+            };
+            let h = BatchHeader::parse(bytes).map_err(corrupt)?;
+            batch::verify_crc(bytes).map_err(corrupt)?;
+            if h.last_offset_delta < 0 || h.records_count < 0 || h.base_offset < 0 {
+                return Err(StorageError::CorruptBatch(format!(
+                    "batch at offset {}: invalid baseOffset, lastOffsetDelta {} or recordsCount {}",
+                    h.base_offset, h.last_offset_delta, h.records_count
+                )));
+            }
+            if h.last_offset() == i64::MAX {
+                return Err(StorageError::CorruptBatch(format!(
+                    "batch at offset {} overflows the offset space",
+                    h.base_offset
+                )));
+            }
+            match batches.last() {
+                None if h.base_offset < log_end => {
+                    let mut last_offset = h.last_offset();
+                    // Report the whole append's range like Kafka.
+                    let mut p = pos + total;
+                    while records.len() - p >= batch::HEADER_LEN {
+                        match BatchHeader::parse(&records[p..]) {
+                            Ok(n) if n.total_size() <= records.len() - p => {
+                                last_offset = n.last_offset();
+                                p += n.total_size();
+                            }
+                            _ => break,
+                        }
+                    }
+                    return Err(StorageError::UnexpectedAppendOffset {
+                        first_offset: h.base_offset,
+                        last_offset,
+                        log_end,
+                    });
+                }
+                Some((_, prev)) if h.base_offset <= prev.last_offset() => {
+                    return Err(StorageError::CorruptBatch(format!(
+                        "out of order offsets in follower append: batch at offset {} follows one ending at {}",
+                        h.base_offset,
+                        prev.last_offset()
+                    )));
+                }
+                _ => {}
+            }
+            if h.is_control() && h.producer_id >= 0 && h.records_count > 0 {
+                let (kind, coordinator_epoch) = batch::control_marker(bytes).map_err(corrupt)?;
+                let commit = match kind {
+                    batch::CONTROL_TYPE_COMMIT => true,
+                    batch::CONTROL_TYPE_ABORT => false,
+                    other => {
+                        return Err(StorageError::CorruptBatch(format!(
+                            "invalid record type for end transaction marker at offset {}: {other}",
+                            h.base_offset
+                        )))
+                    }
+                };
+                markers.insert(pos, (commit, coordinator_epoch));
+            }
+            max_timestamp = max_timestamp.max(h.max_timestamp);
+            records_count += i64::from(h.records_count);
+            batches.push((pos, h));
+            pos += total;
+        }
+        let (Some(&(_, first)), Some(&(_, last))) = (batches.first(), batches.last()) else {
+            return Ok(AppendInfo {
+                base_offset: log_end,
+                last_offset: log_end - 1,
+                max_timestamp: -1,
+                log_start_offset,
+                duplicate: false,
+            });
+        };
+        let valid = &records[..pos];
+        let segment_bytes = self.config.segment_bytes.min(u64::from(u32::MAX));
+        if valid.len() as u64 > segment_bytes {
+            return Err(StorageError::RecordBatchTooLarge {
+                size: valid.len() as u64,
+                max: segment_bytes,
+            });
+        }
+        if last.last_offset() - first.base_offset > i64::from(i32::MAX) {
+            return Err(StorageError::CorruptBatch(format!(
+                "follower append spans offsets {} to {}, more than a segment can hold",
+                first.base_offset,
+                last.last_offset()
+            )));
+        }
+        // 2. Producer state checks (nothing is written if they fail): Kafka's
+        // `appendDataBatch` rejects a non-transactional batch during a transaction.
+        let mut ongoing: HashMap<i64, Option<i64>> = HashMap::new();
+        for (at, h) in &batches {
+            if h.producer_id < 0 {
+                continue;
+            }
+            let current = *ongoing
+                .entry(h.producer_id)
+                .or_insert_with(|| self.producers.ongoing_txn_first_offset(h.producer_id));
+            if h.is_control() {
+                if markers.contains_key(at) {
+                    ongoing.insert(h.producer_id, None);
+                }
+                continue;
+            }
+            match current {
+                Some(first_offset) if !h.is_transactional() => {
+                    return Err(StorageError::InvalidTxnState {
+                        producer_id: h.producer_id,
+                        first_offset,
+                    });
+                }
+                None if h.is_transactional() => {
+                    ongoing.insert(h.producer_id, Some(h.base_offset));
+                }
+                _ => {}
+            }
+        }
+        // 3. Leader epochs first (see `write_batch`), roll, write.
+        let mut epochs_changed = false;
+        for (_, h) in &batches {
+            epochs_changed |= self.epochs.assign(h.partition_leader_epoch, h.base_offset);
+        }
+        if epochs_changed {
+            self.epochs.persist(&self.dir)?;
+        }
+        let (max_index_bytes, segment_ms) = (self.config.max_index_bytes, self.config.segment_ms);
+        let now_ms = self.clock.now_ms();
+        let active = self.active()?;
+        let roll = active.should_roll(
+            valid.len() as u64,
+            last.last_offset(),
+            segment_bytes,
+            max_index_bytes,
+        ) || (active.size > 0
+            && active.time_waited_for_roll(now_ms, max_timestamp)? > segment_ms);
+        if roll {
+            self.roll_at(first.base_offset)?;
+        }
+        self.active()?.append_batches(valid, &batches)?;
+        // 4. Producer state and transaction index, batch by batch (as recovery replays it).
+        for (at, h) in &batches {
+            if h.producer_id < 0 {
+                continue;
+            }
+            if !h.is_control() {
+                self.producers.update(h, h.base_offset, h.last_offset());
+                continue;
+            }
+            let Some(&(commit, coordinator_epoch)) = markers.get(at) else {
+                continue;
+            };
+            let completed = self.producers.complete_txn(
+                h.producer_id,
+                h.producer_epoch,
+                coordinator_epoch,
+                h.base_offset,
+                commit,
+            );
+            if let Some(txn) = completed {
+                self.index_completed(&txn)?;
+            }
+        }
+        self.after_write(i32::try_from(records_count).unwrap_or(i32::MAX))?;
+        Ok(AppendInfo {
+            base_offset: first.base_offset,
+            last_offset: last.last_offset(),
+            max_timestamp,
+            log_start_offset,
+            duplicate: false,
+        })
+    }
+
+    /// Kafka's `truncateTo`, for a follower whose log diverged from the leader's: removes
+    /// every batch whose last offset is `>= offset` (a batch holding `offset` goes whole, so
+    /// the log end offset may end up below `offset`): the segments above it with their
+    /// index and `.txnindex` files, the tail of the segment holding it with its index
+    /// entries. Then the leader-epoch cache drops the epochs starting at or after the new
+    /// log end offset (also when nothing is removed: an epoch assigned by a leader that
+    /// appended nothing must go), the producer snapshots past it are deleted and the
+    /// producer state is rebuilt from the newest snapshot at or below it, the log start
+    /// offset is lowered to it if needed and the high watermark clamped to it. An `offset`
+    /// below the first segment is [`Log::truncate_fully_and_start_at`]. Returns whether
+    /// anything was removed (`offset < log end offset`). A compaction planned before is
+    /// discarded at commit.
+    ///
+    /// Crash safety: data goes first, newest segment first, each step fsynced; whatever is
+    /// left then is a consistent log for [`Log::open`] (which drops dangling index entries,
+    /// epochs and snapshots past the log end, and replays the `.txnindex`).
+    pub fn truncate_to(&mut self, offset: i64) -> Result<bool, StorageError> {
+        if offset < 0 {
+            return Err(StorageError::OffsetOutOfRange {
+                requested: offset,
+                log_start: self.log_start_offset,
+                log_end: self.log_end_offset(),
+            });
+        }
+        let log_end = self.log_end_offset();
+        if offset >= log_end {
+            if self.epochs.truncate_from_end(log_end) {
+                self.epochs.persist(&self.dir)?;
+            }
+            return Ok(false);
+        }
+        let first_base = self.segments.first().map_or(0, |s| s.base_offset);
+        if offset < first_base {
+            self.truncate_fully_and_start_at(offset)?;
+            return Ok(true);
+        }
+        if offset < self.high_watermark {
+            tracing::warn!(dir = %self.dir.display(), offset, high_watermark = self.high_watermark, "truncating below the high watermark");
+        }
+        tracing::info!(dir = %self.dir.display(), offset, log_end, "truncating");
+        self.generation += 1;
+        let now_ms = self.clock.now_ms();
+        let mut removed_any = false;
+        while self.segments.len() > 1
+            && self.segments.last().is_some_and(|s| s.base_offset > offset)
+        {
+            if let Some(seg) = self.segments.pop() {
+                remove_segment_files(&seg)?;
+                removed_any = true;
+            }
+        }
+        if removed_any {
+            sync_dir(&self.dir)?;
+        }
+        self.active()?.truncate_to(offset, now_ms)?;
+        let new_end = self.log_end_offset();
+        if self.epochs.truncate_from_end(new_end) {
+            self.epochs.persist(&self.dir)?;
+        }
+        let new_start = self.log_start_offset.min(offset).min(new_end);
+        if new_start != self.log_start_offset {
+            checkpoint::write_offset(&self.dir, checkpoint::LOG_START_OFFSET_FILE, new_start)?;
+            self.log_start_offset = new_start;
+        }
+        if self.cleaner_checkpoint.is_some_and(|c| c > new_end) {
+            checkpoint::write_offset(&self.dir, checkpoint::CLEANER_OFFSET_FILE, new_end)?;
+            self.cleaner_checkpoint = Some(new_end);
+        }
+        for snapshot in producer::list_snapshots(&self.dir)? {
+            if snapshot > new_end {
+                let path = producer::snapshot_path(&self.dir, snapshot);
+                cleaner::remove_if_exists(&path)?;
+            }
+        }
+        self.load_producer_state()?;
+        let hw = self.high_watermark.min(new_end);
+        self.set_high_watermark(hw);
+        Ok(true)
+    }
+
+    /// Kafka's `truncateFullyAndStartAt`: deletes every segment and starts an empty log at
+    /// `offset` (a follower whose log end is below the leader's log start): log start
+    /// offset, log end offset and high watermark become `offset`; the leader-epoch cache,
+    /// the producer state (and snapshots) and the cleaner checkpoint are cleared.
+    ///
+    /// Crash safety: the new log start offset is recorded first, then the epoch checkpoint
+    /// (rebuilt from what is left), the producer snapshots and the cleaner checkpoint are
+    /// removed, then the segments newest first, and [`Log::open`] starts a log without
+    /// segments at the recorded log start offset.
+    pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), StorageError> {
+        if offset < 0 {
+            return Err(StorageError::OffsetOutOfRange {
+                requested: offset,
+                log_start: self.log_start_offset,
+                log_end: self.log_end_offset(),
+            });
+        }
+        tracing::info!(dir = %self.dir.display(), offset, "truncating fully and starting at the offset");
+        self.generation += 1;
+        checkpoint::write_offset(&self.dir, checkpoint::LOG_START_OFFSET_FILE, offset)?;
+        cleaner::remove_if_exists(&self.dir.join(crate::epoch::LEADER_EPOCH_CHECKPOINT))?;
+        for snapshot in producer::list_snapshots(&self.dir)? {
+            cleaner::remove_if_exists(&producer::snapshot_path(&self.dir, snapshot))?;
+        }
+        cleaner::remove_if_exists(&self.dir.join(checkpoint::CLEANER_OFFSET_FILE))?;
+        sync_dir(&self.dir)?;
+        while let Some(seg) = self.segments.pop() {
+            remove_segment_files(&seg)?;
+        }
+        sync_dir(&self.dir)?;
+        self.segments.push(Segment::create(
+            &self.dir,
+            offset,
+            self.config.index_interval_bytes,
+            self.clock.now_ms(),
+        )?);
+        sync_dir(&self.dir)?;
+        self.log_start_offset = offset;
+        self.epochs = LeaderEpochCache::default();
+        self.epochs.persist(&self.dir)?;
+        self.producers.clear();
+        self.cleaner_checkpoint = None;
+        self.earliest_delete_horizon = None;
+        self.unflushed_messages = 0;
+        self.set_high_watermark(offset);
+        Ok(())
+    }
+
     /// Rolls if needed and writes `batch` at the log end, patching its base offset and
     /// leader epoch (in `batch` and `header`). Returns its first and last offsets.
     fn write_batch(
@@ -546,6 +1013,7 @@ impl Log {
         let (segment_bytes, max_index_bytes) =
             (self.config.segment_bytes, self.config.max_index_bytes);
         let segment_ms = self.config.segment_ms;
+        let now_ms = self.clock.now_ms();
         let active = self.active()?;
         let roll = active.should_roll(
             batch.len() as u64,
@@ -553,18 +1021,20 @@ impl Log {
             segment_bytes,
             max_index_bytes,
         ) || (active.size > 0
-            && active.time_waited_for_roll(segment::now_ms(), header.max_timestamp)? > segment_ms);
+            && active.time_waited_for_roll(now_ms, header.max_timestamp)? > segment_ms);
         if roll {
-            self.roll()?;
+            self.roll_at(base_offset)?;
         }
         batch::set_base_offset(batch, base_offset);
         batch::set_partition_leader_epoch(batch, leader_epoch);
         header.base_offset = base_offset;
         header.partition_leader_epoch = leader_epoch;
-        self.active()?.append(batch, header)?;
+        // The epoch first, as in Kafka: an entry past the log end (a crash before the
+        // write) is dropped by `open`, a batch whose epoch the cache lacks would not be.
         if self.epochs.assign(leader_epoch, base_offset) {
             self.epochs.persist(&self.dir)?;
         }
+        self.active()?.append(batch, header)?;
         Ok((base_offset, last_offset))
     }
 
@@ -582,7 +1052,23 @@ impl Log {
     /// Seals the active segment (fsync, producer snapshot) and starts a new one at the
     /// log end offset.
     fn roll(&mut self) -> Result<(), StorageError> {
-        let new_base = self.log_end_offset();
+        self.roll_at(self.log_end_offset())
+    }
+
+    /// [`Log::roll`] with the new segment based at `new_base` (`>=` the log end offset: a
+    /// follower rolls at the base offset of the first batch it appends, which may lie past
+    /// the log end after compaction on the leader; Kafka's `roll(expectedNextOffset)`). The
+    /// producer snapshot is taken at `new_base`.
+    fn roll_at(&mut self, new_base: i64) -> Result<(), StorageError> {
+        let new_base = new_base.max(self.log_end_offset());
+        if self
+            .segments
+            .last()
+            .is_some_and(|s| s.base_offset >= new_base)
+        {
+            // Already there (an empty active segment at that base).
+            return Ok(());
+        }
         {
             let active = self.active()?;
             active.trim()?;
@@ -592,7 +1078,12 @@ impl Log {
         self.unflushed_messages = 0;
         self.producers.write_snapshot(&self.dir, new_base)?;
         producer::retain_snapshots(&self.dir, SNAPSHOTS_TO_KEEP, i64::MAX, None)?;
-        let seg = Segment::create(&self.dir, new_base, self.config.index_interval_bytes)?;
+        let seg = Segment::create(
+            &self.dir,
+            new_base,
+            self.config.index_interval_bytes,
+            self.clock.now_ms(),
+        )?;
         sync_dir(&self.dir)?;
         tracing::debug!(dir = %self.dir.display(), base_offset = new_base, "rolled new segment");
         self.segments.push(seg);
@@ -611,7 +1102,9 @@ impl Log {
 
     /// Whole batches starting with the batch that contains `offset`, as one region of one
     /// segment file, at most `max_bytes` (unless `min_one_batch` and the first batch alone
-    /// is larger).
+    /// is larger), up to the log end offset (Kafka's `FetchIsolation.LOG_END`: what a
+    /// follower fetch reads). Consumers read with [`Log::read_to_high_watermark`] or
+    /// [`Log::read_committed`].
     pub fn read(
         &self,
         offset: i64,
@@ -633,6 +1126,37 @@ impl Log {
         min_one_batch: bool,
         max_offset: Option<i64>,
     ) -> Result<ReadResult, StorageError> {
+        self.read_bounded(offset, max_bytes, min_one_batch, max_offset, true)
+    }
+
+    /// A `read_uncommitted` consumer fetch (Kafka's `FetchIsolation.HIGH_WATERMARK`): whole
+    /// batches wholly below the high watermark, never anything at or above it (a batch
+    /// straddling it is not returned either, as in Kafka, whose read stops at the position
+    /// of the batch holding the high watermark). An `offset` in `[high watermark, log end
+    /// offset]` returns no region; one outside `[log start, log end]` is `OffsetOutOfRange`.
+    pub fn read_to_high_watermark(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<ReadResult, StorageError> {
+        self.read_bounded(
+            offset,
+            max_bytes,
+            min_one_batch,
+            Some(self.high_watermark),
+            false,
+        )
+    }
+
+    fn read_bounded(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+        max_offset: Option<i64>,
+        straddling: bool,
+    ) -> Result<ReadResult, StorageError> {
         let log_start = self.log_start_offset();
         let log_end = self.log_end_offset();
         if offset < log_start || offset > log_end {
@@ -650,7 +1174,7 @@ impl Log {
             .partition_point(|s| s.base_offset <= offset)
             .saturating_sub(1);
         for seg in &self.segments[first..] {
-            match seg.read(offset, max_bytes, min_one_batch, max_offset)? {
+            match seg.read(offset, max_bytes, min_one_batch, max_offset, straddling)? {
                 SegmentRead::NotHere => continue,
                 SegmentRead::TooLarge | SegmentRead::Capped => return Ok(self.read_result(None)),
                 SegmentRead::Region { position, len } => {
@@ -666,7 +1190,8 @@ impl Log {
     }
 
     /// A `read_committed` fetch (Kafka's `FetchIsolation.TXN_COMMITTED`): whole batches
-    /// below the last stable offset ([`Log::read_up_to`]) and the aborted transactions the
+    /// wholly below the last stable offset (like [`Log::read_to_high_watermark`], a batch
+    /// straddling it is not returned) and the aborted transactions the
     /// consumer needs to filter them ([`Log::aborted_transactions`] from `offset` to the
     /// fetch upper bound: the offset of the batch after the returned region, or the next
     /// segment's base offset / the log end offset when the region ends its segment, as in
@@ -678,11 +1203,12 @@ impl Log {
         max_bytes: usize,
         min_one_batch: bool,
     ) -> Result<(ReadResult, Vec<AbortedTxn>), StorageError> {
-        let result = self.read_up_to(
+        let result = self.read_bounded(
             offset,
             max_bytes,
             min_one_batch,
             Some(self.last_stable_offset()),
+            false,
         )?;
         let Some(region) = &result.region else {
             return Ok((result, Vec::new()));
@@ -780,11 +1306,16 @@ impl Log {
         Ok(target)
     }
 
+    /// Kafka's `updateLogStartOffset` + `onLogStartOffsetIncremented`: the high watermark is
+    /// never below the log start offset.
     fn advance_log_start(&mut self, offset: i64) -> Result<(), StorageError> {
         if offset <= self.log_start_offset {
             return Ok(());
         }
         self.log_start_offset = offset;
+        if self.high_watermark < offset {
+            self.set_high_watermark(offset);
+        }
         if self.epochs.truncate_from_start(offset) {
             self.epochs.persist(&self.dir)?;
         }
@@ -794,10 +1325,11 @@ impl Log {
     /// Kafka's `deleteOldSegments`: deletes whole segments from the oldest, first those
     /// breaching `retention.ms` (newest record older than `now_ms - retention_ms`) and
     /// `retention.bytes` (while the log is larger) when `cleanup_delete`, then (always) those
-    /// wholly below the log start offset. As in Kafka, a non-empty active segment that must
-    /// go is rolled first, so the log always keeps an (empty) active segment. Deleted files
-    /// are renamed `.deleted` and removed by [`Log::purge_deleted`] after
-    /// `file_delete_delay_ms` (or at the next open).
+    /// wholly below the log start offset. As in Kafka, only segments wholly below the high
+    /// watermark are deleted (so the log start offset never passes it), and a non-empty
+    /// active segment that must go is rolled first, so the log always keeps an (empty)
+    /// active segment. Deleted files are renamed `.deleted` and removed by
+    /// [`Log::purge_deleted`] after `file_delete_delay_ms` (or at the next open).
     pub fn delete_old_segments(&mut self, now_ms: i64) -> Result<RetentionOutcome, StorageError> {
         let mut outcome = RetentionOutcome::default();
         if self.config.cleanup_delete {
@@ -831,14 +1363,17 @@ impl Log {
     }
 
     /// How many segments from the oldest satisfy `pred(segment, next segment's base)`, never
-    /// counting an empty active segment.
+    /// counting an empty active segment nor one with offsets at or above the high watermark.
     fn deletable(&self, mut pred: impl FnMut(&Segment, Option<i64>) -> bool) -> usize {
         let n = self.segments.len();
+        let log_end = self.log_end_offset();
         let mut count = 0;
         while count < n {
             let seg = &self.segments[count];
             let next = self.segments.get(count + 1).map(|s| s.base_offset);
-            if (next.is_none() && seg.size == 0) || !pred(seg, next) {
+            let upper = next.unwrap_or(log_end);
+            if (next.is_none() && seg.size == 0) || self.high_watermark < upper || !pred(seg, next)
+            {
                 break;
             }
             count += 1;
@@ -966,7 +1501,8 @@ impl Log {
     /// cleaned now, and if so the plan. Cleanable when `cleanup_compact` and, over the sealed
     /// segments older than `min_compaction_lag_ms`, the dirty ratio exceeds
     /// `min_cleanable_dirty_ratio` or a dirty segment's first batch is older than
-    /// `max_compaction_lag_ms`, or a kept tombstone's delete horizon has passed.
+    /// `max_compaction_lag_ms`, or a kept tombstone's delete horizon has passed. The
+    /// segment holding the last stable offset and those after it are never cleaned.
     pub fn prepare_clean(&mut self, now_ms: i64) -> Option<CleanPlan> {
         if !self.config.cleanup_compact || self.segments.len() < 2 {
             return None;
@@ -997,15 +1533,15 @@ impl Log {
                 uncleanable_idx = i;
             }
         }
-        // Kafka's firstUncleanableDirtyOffset also stops at the first unstable offset: the
-        // segment holding the earliest ongoing transaction is not cleaned.
-        if let Some(unstable) = self.first_unstable_offset() {
-            let idx = self
-                .segments
-                .partition_point(|s| s.base_offset <= unstable)
-                .saturating_sub(1);
-            uncleanable_idx = uncleanable_idx.min(idx);
-        }
+        // Kafka's firstUncleanableDirtyOffset also stops at the last stable offset (so at
+        // the high watermark and the first unstable offset): the segment holding it is not
+        // cleaned.
+        let lso = self.last_stable_offset();
+        let idx = self
+            .segments
+            .partition_point(|s| s.base_offset <= lso)
+            .saturating_sub(1);
+        uncleanable_idx = uncleanable_idx.min(idx);
         let size = |r: std::ops::Range<usize>| -> u64 {
             self.segments
                 .get(r)
@@ -1072,6 +1608,7 @@ impl Log {
             producer_last_offsets,
             max_map_bytes: cleaner::DEFAULT_OFFSET_MAP_BYTES,
             dirty_ratio: ratio,
+            generation: self.generation,
         })
     }
 
@@ -1080,6 +1617,7 @@ impl Log {
     pub fn commit_clean(&mut self, out: CleanOutput) -> Result<CleanStats, StorageError> {
         let mut stats = out.stats.clone();
         let present = out.dir == self.dir
+            && out.generation == self.generation
             && out.segments.iter().all(|(base, file, _)| {
                 self.segments
                     .iter()
@@ -1138,6 +1676,7 @@ impl Log {
             next_base,
             false,
             self.config.index_interval_bytes,
+            self.segments[idx].created_ms,
             &mut report,
         )?;
         seg.seal();
@@ -1174,15 +1713,14 @@ impl Log {
     /// deletes it. Open [`FileRegion`]s stay readable.
     pub fn delete(self) -> Result<(), StorageError> {
         let dir = self.dir.clone();
+        let now_ms = self.clock.now_ms();
         drop(self);
         let name = dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "log".to_string());
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let unique = format!("{nanos:x}{:x}", std::process::id());
+        let sequence = DELETE_SEQUENCE.fetch_add(1, Ordering::Relaxed);
+        let unique = format!("{now_ms:x}{:x}{sequence:x}", std::process::id());
         let target = dir.with_file_name(format!("{name}.{unique}-delete"));
         std::fs::rename(&dir, &target).at(&dir)?;
         if let Some(parent) = target.parent() {

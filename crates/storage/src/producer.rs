@@ -2,7 +2,16 @@
 //! producer id the epoch, the metadata of the last 5 appended batches (used to reject
 //! out-of-order sequences and to answer duplicates with the original offsets), the
 //! coordinator epoch of the last transaction marker and the first offset of the ongoing
-//! transaction, if any. The earliest ongoing transaction bounds the last stable offset.
+//! transaction, if any. The earliest ongoing transaction bounds the last stable offset, and
+//! so does, as in Kafka, a completed transaction whose marker is not yet below the high
+//! watermark (Kafka's `unreplicatedTxns`: "a transaction which has a COMMIT/ABORT marker
+//! written at a higher offset than the current high watermark").
+//!
+//! Updates follow Kafka's `ProducerAppendInfo`: the caller validates client appends first
+//! (`ProducerStateManager::check`, `check_marker`); the updates
+//! themselves are those of origin `REPLICATION` (also used for replay after a restart or a
+//! truncation): a batch or marker whose producer epoch differs from the producer's (even
+//! an older one) becomes the producer's epoch and clears its batch history.
 //!
 //! Snapshot files (`<20-digit offset>.snapshot`, valid at that log offset):
 //!
@@ -121,6 +130,10 @@ pub(crate) struct ProducerStateManager {
     producers: HashMap<i64, ProducerEntry>,
     /// Ongoing transactions as (first offset, producer id), earliest first.
     ongoing: BTreeSet<(i64, i64)>,
+    /// Completed transactions whose marker is not below the high watermark yet, as (first
+    /// offset, producer id, marker offset), earliest first (Kafka's `unreplicatedTxns`).
+    /// Not part of the snapshots (as in Kafka).
+    unreplicated: BTreeSet<(i64, i64, i64)>,
 }
 
 impl ProducerStateManager {
@@ -139,9 +152,35 @@ impl ProducerStateManager {
         all
     }
 
-    /// First offset of the earliest ongoing transaction.
+    /// Kafka's `firstUnstableOffset`: the first offset of the earliest transaction that is
+    /// ongoing or completed by a marker not yet below the high watermark.
     pub fn first_unstable_offset(&self) -> Option<i64> {
-        self.ongoing.first().map(|(o, _)| *o)
+        let undecided = self.ongoing.first().map(|(o, _)| *o);
+        let unreplicated = self.unreplicated.first().map(|(o, _, _)| *o);
+        match (undecided, unreplicated) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Kafka's `onHighWatermarkUpdated` (and `onLogStartOffsetIncremented`): completed
+    /// transactions whose marker is below `offset` no longer hold the first unstable offset.
+    pub fn on_high_watermark_updated(&mut self, offset: i64) {
+        self.unreplicated.retain(|&(_, _, marker)| marker >= offset);
+    }
+
+    /// Forgets everything (Kafka's `truncateFullyAndStartAt`).
+    pub fn clear(&mut self) {
+        self.producers.clear();
+        self.ongoing.clear();
+        self.unreplicated.clear();
+    }
+
+    /// The first offset of `producer_id`'s ongoing transaction, if any.
+    pub fn ongoing_txn_first_offset(&self, producer_id: i64) -> Option<i64> {
+        self.producers
+            .get(&producer_id)
+            .and_then(|e| e.current_txn_first_offset)
     }
 
     /// Ongoing transactions as (first offset, producer id), earliest first.
@@ -188,8 +227,11 @@ impl ProducerStateManager {
     }
 
     /// Records a marker at `offset` (Kafka's `appendEndTxnMarker` + `completeTxn`): sets the
-    /// epoch and coordinator epoch and ends the ongoing transaction. Returns it, if there
-    /// was one (a marker without data changes neither the LSO nor the index).
+    /// epoch (a different one clears the batch history) and coordinator epoch and ends the
+    /// ongoing transaction, which then holds the first unstable offset until the high
+    /// watermark passes the marker. Returns it, if there was one (a marker without data
+    /// changes neither the LSO nor the index). Stale epochs are not checked here (origin
+    /// `REPLICATION`; client appends go through [`ProducerStateManager::check_marker`]).
     pub fn complete_txn(
         &mut self,
         producer_id: i64,
@@ -202,13 +244,32 @@ impl ProducerStateManager {
             .producers
             .entry(producer_id)
             .or_insert_with(|| ProducerEntry::new(producer_epoch));
-        if producer_epoch > entry.epoch {
+        if producer_epoch != entry.epoch {
+            if producer_epoch < entry.epoch {
+                tracing::warn!(
+                    producer_id,
+                    offset,
+                    producer_epoch,
+                    current = entry.epoch,
+                    "transaction marker with an older producer epoch (replicated)"
+                );
+            }
             entry.epoch = producer_epoch;
             entry.batches.clear();
+        }
+        if coordinator_epoch < entry.coordinator_epoch {
+            tracing::info!(
+                producer_id,
+                offset,
+                coordinator_epoch,
+                current = entry.coordinator_epoch,
+                "transaction marker with an older coordinator epoch (replicated)"
+            );
         }
         entry.coordinator_epoch = coordinator_epoch;
         let first = entry.current_txn_first_offset.take()?;
         self.ongoing.remove(&(first, producer_id));
+        self.unreplicated.insert((first, producer_id, offset));
         Some(CompletedTxn {
             producer_id,
             first_offset: first,
@@ -292,26 +353,33 @@ impl ProducerStateManager {
         txn_state(SequenceCheck::Append)
     }
 
-    /// Records an appended (or replayed) data batch occupying `[first_offset, last_offset]`;
-    /// a transactional one starts the producer's transaction if none is ongoing. (Markers go
-    /// through [`ProducerStateManager::complete_txn`].)
+    /// Records an appended (replicated, or replayed) data batch occupying `[first_offset,
+    /// last_offset]` (Kafka's `appendDataBatch`, origin `REPLICATION`): a different producer
+    /// epoch, even an older one, becomes the producer's and clears its batch history; a
+    /// transactional batch starts the producer's transaction if none is ongoing. A
+    /// non-transactional batch during a transaction is recorded as well (callers reject it
+    /// beforehand: [`ProducerStateManager::check`] for clients, `Log::append_as_follower` for
+    /// replication). Markers go through [`ProducerStateManager::complete_txn`].
     pub fn update(&mut self, h: &BatchHeader, first_offset: i64, last_offset: i64) {
-        if h.producer_id < 0 {
+        if h.producer_id < 0 || h.is_control() {
             return;
         }
         let entry = self
             .producers
             .entry(h.producer_id)
             .or_insert_with(|| ProducerEntry::new(h.producer_epoch));
-        if h.producer_epoch > entry.epoch {
+        if h.producer_epoch != entry.epoch {
+            if h.producer_epoch < entry.epoch {
+                tracing::warn!(
+                    producer_id = h.producer_id,
+                    offset = first_offset,
+                    producer_epoch = h.producer_epoch,
+                    current = entry.epoch,
+                    "batch with an older producer epoch (replicated)"
+                );
+            }
             entry.epoch = h.producer_epoch;
             entry.batches.clear();
-        } else if h.producer_epoch < entry.epoch {
-            // Only possible when replaying odd data; keep the newer epoch.
-            return;
-        }
-        if h.is_control() {
-            return;
         }
         if h.is_transactional() && entry.current_txn_first_offset.is_none() {
             entry.current_txn_first_offset = Some(first_offset);
@@ -466,6 +534,7 @@ impl ProducerStateManager {
                         .iter()
                         .filter_map(|(id, e)| e.current_txn_first_offset.map(|o| (o, *id)))
                         .collect();
+                    self.unreplicated.clear();
                     self.producers = p;
                     return Ok(Some(offset));
                 }

@@ -165,15 +165,8 @@ pub(crate) struct Segment {
     pub max_timestamp: Option<(i64, i64)>,
     /// Max timestamp of the first batch (Kafka's `rollingBasedTimestamp`), once known.
     first_batch_timestamp: Option<i64>,
-    /// Wall-clock time the segment was created or loaded (ms since the epoch).
+    /// Time the segment was created or loaded (ms since the epoch, from the log's clock).
     pub created_ms: i64,
-}
-
-/// Wall-clock milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Suffix added to the files of a compacted segment while it is being written.
@@ -194,11 +187,13 @@ impl Segment {
             .at(path)
     }
 
-    /// Creates a new empty segment (truncating any stale files of the same name).
+    /// Creates a new empty segment (truncating any stale files of the same name) at time
+    /// `now_ms`.
     pub fn create(
         dir: &Path,
         base_offset: i64,
         index_interval_bytes: u64,
+        now_ms: i64,
     ) -> Result<Segment, StorageError> {
         let log_path = dir.join(file_name(base_offset, LOG_SUFFIX));
         let log = Self::open_log_file(&log_path, true)?;
@@ -222,7 +217,7 @@ impl Segment {
             index_interval_bytes,
             max_timestamp: None,
             first_batch_timestamp: None,
-            created_ms: now_ms(),
+            created_ms: now_ms,
         })
     }
 
@@ -234,6 +229,7 @@ impl Segment {
         base_offset: i64,
         next_base: Option<i64>,
         index_interval_bytes: u64,
+        now_ms: i64,
     ) -> Result<(), StorageError> {
         let cleaned = |suffix: &str| {
             dir.join(format!(
@@ -258,7 +254,7 @@ impl Segment {
             index_interval_bytes,
             max_timestamp: None,
             first_batch_timestamp: None,
-            created_ms: now_ms(),
+            created_ms: now_ms,
         };
         let mut report = RecoveryReport::default();
         seg.rebuild(next_base, None, &mut report)?;
@@ -330,6 +326,7 @@ impl Segment {
         next_base: Option<i64>,
         recover: bool,
         index_interval_bytes: u64,
+        now_ms: i64,
         report: &mut RecoveryReport,
     ) -> Result<Segment, StorageError> {
         let log_path = dir.join(file_name(base_offset, LOG_SUFFIX));
@@ -352,7 +349,7 @@ impl Segment {
             index_interval_bytes,
             max_timestamp: None,
             first_batch_timestamp: None,
-            created_ms: now_ms(),
+            created_ms: now_ms,
         };
         if recover {
             seg.rebuild(next_base, None, report)?;
@@ -632,6 +629,11 @@ impl Segment {
         segment_bytes: u64,
         max_index_bytes: u64,
     ) -> bool {
+        // Offsets too far from the base (a follower appending past a compaction gap) need a
+        // new segment even if this one is empty, as in Kafka.
+        if last_offset.saturating_sub(self.base_offset) > i64::from(i32::MAX) {
+            return true;
+        }
         if self.size == 0 {
             return false;
         }
@@ -641,27 +643,76 @@ impl Segment {
                 > max_index_bytes
             || (self.time_index.len() as u64 + 1) * crate::index::TIME_ENTRY_SIZE as u64
                 > max_index_bytes
-            || last_offset - self.base_offset > i64::from(i32::MAX)
     }
 
     /// Appends a batch whose header (with the patched base offset) is `header`.
     pub fn append(&mut self, bytes: &[u8], header: &BatchHeader) -> Result<(), StorageError> {
+        self.append_batches(bytes, &[(0, *header)])
+    }
+
+    /// Appends back-to-back batches with one write: `batches` holds each batch's position
+    /// in `bytes` and its header, in order (offsets already validated by the caller).
+    pub fn append_batches(
+        &mut self,
+        bytes: &[u8],
+        batches: &[(usize, BatchHeader)],
+    ) -> Result<(), StorageError> {
+        let (Some((_, first)), Some((_, last))) = (batches.first(), batches.last()) else {
+            return Ok(());
+        };
         let position = self.size;
         if position == 0 {
-            self.first_batch_timestamp = Some(header.max_timestamp);
+            self.first_batch_timestamp = Some(first.max_timestamp);
         }
         self.log.write_all_at(bytes, position).at(&self.log_path)?;
-        let size = bytes.len() as u64;
-        let (oe, te) = self.track_batch(position, header.base_offset, size, header.max_timestamp);
-        if let Some(e) = oe {
-            self.offset_index.append(e)?;
+        for (i, (at, h)) in batches.iter().enumerate() {
+            let end = batches.get(i + 1).map_or(bytes.len(), |(next, _)| *next);
+            let size = end.saturating_sub(*at) as u64;
+            let (oe, te) =
+                self.track_batch(position + *at as u64, h.base_offset, size, h.max_timestamp);
+            if let Some(e) = oe {
+                self.offset_index.append(e)?;
+            }
+            if let Some(e) = te {
+                self.time_index.append(e)?;
+            }
         }
-        if let Some(e) = te {
-            self.time_index.append(e)?;
-        }
-        self.size += size;
-        self.next_offset = header.last_offset() + 1;
+        self.size += bytes.len() as u64;
+        self.next_offset = last.last_offset() + 1;
         Ok(())
+    }
+
+    /// Kafka's `LogSegment.truncateTo`: removes every batch whose last offset is `>= offset`
+    /// (a batch holding `offset` goes whole), with its offset, time and transaction index
+    /// entries. Returns the number of bytes removed. The `.log` is cut (and fsynced) first:
+    /// after a crash in between, the now dangling index entries make [`Segment::open`]
+    /// rebuild the indexes (and the log replay the `.txnindex`). An emptied segment is
+    /// considered created at `now_ms`.
+    pub fn truncate_to(&mut self, offset: i64, now_ms: i64) -> Result<u64, StorageError> {
+        let Some(cut) = self.find_batch(offset)? else {
+            return Ok(0);
+        };
+        let position = cut.position;
+        let removed = self.size.saturating_sub(position);
+        self.log.set_len(position).at(&self.log_path)?;
+        self.log.sync_all().at(&self.log_path)?;
+        self.size = position;
+        self.offset_index.truncate_from_position(position)?;
+        self.time_index
+            .truncate_from_offset(cut.header.base_offset)?;
+        self.txn_index.truncate_to(cut.header.base_offset)?;
+        if position == 0 {
+            self.first_batch_timestamp = None;
+            self.created_ms = now_ms;
+        }
+        match self.tail_scan(None)? {
+            Ok(()) => {}
+            Err(reason) => {
+                let mut report = RecoveryReport::default();
+                self.rebuild(None, Some(reason), &mut report)?;
+            }
+        }
+        Ok(removed)
     }
 
     pub fn scanner(&self, start: u64) -> HeaderScanner<'_> {
@@ -682,13 +733,15 @@ impl Segment {
 
     /// Whole batches starting with the one containing `offset` (or the next one). With
     /// `max_offset`, only batches wholly below it, except that a first batch straddling it
-    /// is returned (alone); `Capped` if the first batch starts at or after it.
+    /// is returned (alone) if `straddling`; `Capped` if the first batch starts at or after
+    /// it (or straddles it and `!straddling`).
     pub fn read(
         &self,
         offset: i64,
         max_bytes: usize,
         min_one_batch: bool,
         max_offset: Option<i64>,
+        straddling: bool,
     ) -> Result<SegmentRead, StorageError> {
         let (_, pos) = self.offset_index.lookup(offset);
         let mut scanner = self.scanner(pos);
@@ -704,7 +757,8 @@ impl Segment {
         // End of the readable part of the segment.
         let end_cap = match max_offset {
             Some(m) if m < self.next_offset => {
-                if first.header.base_offset >= m {
+                if first.header.base_offset >= m || (!straddling && first.header.last_offset() >= m)
+                {
                     return Ok(SegmentRead::Capped);
                 }
                 if first.header.last_offset() >= m {

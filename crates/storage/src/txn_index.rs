@@ -206,6 +206,27 @@ impl TxnIndex {
         Ok(())
     }
 
+    /// Drops the entries whose marker is at or after `offset` (Kafka's
+    /// `TransactionIndex.truncateTo`). They are a suffix (last offsets increase), so the
+    /// file is cut to the kept entries (fsynced), or removed when none is left.
+    pub fn truncate_to(&mut self, offset: i64) -> Result<(), StorageError> {
+        let keep = self.entries.partition_point(|e| e.last_offset < offset);
+        if keep == self.entries.len() {
+            return Ok(());
+        }
+        self.entries.truncate(keep);
+        self.file = None;
+        if keep == 0 {
+            return crate::cleaner::remove_if_exists(&self.path);
+        }
+        let f = OpenOptions::new()
+            .write(true)
+            .open(&self.path)
+            .at(&self.path)?;
+        f.set_len((keep * TXN_ENTRY_SIZE) as u64).at(&self.path)?;
+        f.sync_all().at(&self.path)
+    }
+
     /// fsyncs the file if it was written to.
     pub fn sync(&self) -> Result<(), StorageError> {
         match &self.file {

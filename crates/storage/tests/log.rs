@@ -3,9 +3,10 @@
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use gregor_storage::batch::{self, BatchHeader};
-use gregor_storage::{Log, LogConfig, StorageError};
+use gregor_storage::{Log, LogConfig, StorageError, SystemClock};
 
 fn put_varint(out: &mut Vec<u8>, v: i64) {
     let mut z = ((v << 1) ^ (v >> 63)) as u64;
@@ -76,7 +77,7 @@ fn small_config() -> LogConfig {
 }
 
 fn open(dir: &Path, config: LogConfig, clean: bool) -> (Log, gregor_storage::RecoveryReport) {
-    Log::open(dir, config, clean).expect("open log")
+    Log::open(dir, config, clean, Arc::new(SystemClock)).expect("open log")
 }
 
 fn read_all(log: &Log, offset: i64) -> Vec<u8> {
@@ -168,6 +169,7 @@ fn append_read_roundtrip() {
     }
     assert_eq!(log.log_end_offset(), 9);
     assert_eq!(log.size_bytes(), expected.len() as u64);
+    log.maybe_increment_high_watermark(log.log_end_offset());
     let r = log.read(0, usize::MAX, false).expect("read");
     assert_eq!(r.high_watermark, 9);
     assert_eq!(r.log_end_offset, 9);
@@ -1048,7 +1050,9 @@ fn random_corruption_never_panics() {
             std::fs::write(f, &data).expect("write");
         }
         let clean = next() % 2 == 0;
-        if let Ok((mut log, _)) = Log::open(dir.path(), config.clone(), clean) {
+        if let Ok((mut log, _)) =
+            Log::open(dir.path(), config.clone(), clean, Arc::new(SystemClock))
+        {
             let end = log.log_end_offset();
             let start = log.log_start_offset();
             for offset in (start..=end).take(200).chain([end]) {

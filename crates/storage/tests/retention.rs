@@ -6,16 +6,23 @@ mod cleaner_codec;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use cleaner_codec::ProtocolCodec;
 use gregor_protocol::{Compression, RecordBatch, RecordBatchBuilder};
-use gregor_storage::{Log, LogConfig, RecordCodec, StorageError};
+use gregor_storage::{Log, LogConfig, ManualClock, RecordCodec, StorageError, SystemClock};
+
+mod common;
+use common::SingleNode;
 
 const NOW: i64 = 1_700_000_000_000;
 
 fn open(dir: &Path, config: LogConfig, clean: bool) -> Log {
-    Log::open(dir, config, clean).expect("open log").0
+    Log::open(dir, config, clean, Arc::new(SystemClock))
+        .expect("open log")
+        .0
+        .commit_all()
 }
 
 /// One batch of `(key, value)` records with timestamp `ts`.
@@ -29,7 +36,9 @@ fn kv_batch(c: Compression, ts: i64, records: &[(&str, Option<&str>)]) -> Vec<u8
 
 fn append(log: &mut Log, c: Compression, ts: i64, records: &[(&str, Option<&str>)]) -> i64 {
     let mut b = kv_batch(c, ts, records);
-    log.append(&mut b, 0).expect("append").base_offset
+    log.append_and_commit(&mut b, 0)
+        .expect("append")
+        .base_offset
 }
 
 /// Every record of the log from its start: (offset, key, value), with every batch's CRC
@@ -317,7 +326,7 @@ fn delete_records_moves_the_start_durably() {
         .expect("batch");
     assert_eq!(b.base_offset, 6);
     let info = log
-        .append(&mut kv_batch(Compression::None, NOW, &[("c", None)]), 0)
+        .append_and_commit(&mut kv_batch(Compression::None, NOW, &[("c", None)]), 0)
         .expect("append");
     assert_eq!(info.log_start_offset, 7);
     drop(log); // no close: unclean
@@ -355,6 +364,49 @@ fn segment_ms_rolls() {
     assert_eq!(read_records(&log).len(), 4);
 }
 
+#[test]
+fn segment_ms_roll_follows_the_manual_clock() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(NOW));
+    let mut cfg = small(1_000_000);
+    cfg.segment_ms = 1000;
+    let mut log = Log::open(dir.path(), cfg, true, clock.clone())
+        .expect("open")
+        .0;
+    // Batches without timestamps: the roll compares the clock with the segment's creation.
+    let no_ts = || {
+        let mut b = RecordBatchBuilder::new(Compression::None, -1);
+        b.push(-1, Some(b"k"), Some(b"v"), &[]);
+        b.build().expect("build").to_vec()
+    };
+    log.append(&mut no_ts(), 0).expect("append");
+    clock.advance(1000);
+    log.append(&mut no_ts(), 0).expect("append");
+    assert_eq!(log.segment_count(), 1, "not yet: exactly segment.ms");
+    clock.advance(1);
+    log.append(&mut no_ts(), 0).expect("append");
+    assert_eq!(
+        log.segment_count(),
+        2,
+        "rolled once the clock passed segment.ms"
+    );
+    // The new segment was created at the clock's time: it rolls 1001 ms after that.
+    clock.advance(1000);
+    log.append(&mut no_ts(), 0).expect("append");
+    assert_eq!(log.segment_count(), 2);
+    clock.advance(1);
+    log.append(&mut no_ts(), 0).expect("append");
+    assert_eq!(log.segment_count(), 3);
+    // A clock going backwards never rolls.
+    clock.set(0);
+    log.append(&mut no_ts(), 0).expect("append");
+    assert_eq!(log.segment_count(), 3);
+    // roll_if_due takes the time explicitly; the segment was created at NOW + 2002.
+    assert!(!log.roll_if_due(NOW + 3002).expect("exactly segment.ms"));
+    assert!(log.roll_if_due(NOW + 3003).expect("due"));
+    assert_eq!(log.segment_count(), 4);
+}
+
 // ---------------------------------------------------------------- leader epochs
 
 #[test]
@@ -369,7 +421,7 @@ fn leader_epoch_checkpoint() {
             NOW,
             &[("k", Some("v")), ("k", Some("w"))],
         );
-        log.append(&mut b, epoch).expect("append");
+        log.append_and_commit(&mut b, epoch).expect("append");
     }
     assert_eq!(
         std::fs::read_to_string(&path).expect("checkpoint"),
@@ -492,7 +544,8 @@ fn compaction_keeps_the_latest_value_per_key() {
         log.close().expect("close");
         let log = open(dir.path(), cfg, true);
         assert_eq!(read_records(&log), after);
-        let (_, report) = Log::open(dir.path(), compact_cfg(600), true).expect("reopen");
+        let (_, report) =
+            Log::open(dir.path(), compact_cfg(600), true, Arc::new(SystemClock)).expect("reopen");
         assert_eq!(
             report.rebuilt_indexes, 0,
             "indexes of cleaned segments are valid"
@@ -610,7 +663,7 @@ fn producer_state_survives_compaction_and_reopen() {
         b.push(NOW, Some(format!("p{i}").as_bytes()), Some(b"x"), &[]);
         b.push(NOW, Some(format!("q{i}").as_bytes()), Some(b"x"), &[]);
         let mut bytes = b.build().expect("build").to_vec();
-        log.append(&mut bytes, 0).expect("append");
+        log.append_and_commit(&mut bytes, 0).expect("append");
         last_producer_batch = bytes;
         seq += 2;
     }
@@ -653,7 +706,11 @@ fn producer_state_survives_compaction_and_reopen() {
         assert_eq!(log.producer_entry(7), Some(summary));
         // A retry of the last batch is still recognised as a duplicate.
         let mut retry = last_producer_batch.clone();
-        assert!(log.append(&mut retry, 0).expect("append").duplicate);
+        assert!(
+            log.append_and_commit(&mut retry, 0)
+                .expect("append")
+                .duplicate
+        );
     }
     // Remove the snapshots: state is rebuilt from the (compacted) log.
     log.close().expect("close");
@@ -665,7 +722,11 @@ fn producer_state_survives_compaction_and_reopen() {
     let mut next = RecordBatchBuilder::new(Compression::None, NOW).producer(7, 3, 8);
     next.push(NOW, Some(b"z"), Some(b"z"), &[]);
     let mut next = next.build().expect("build").to_vec();
-    assert!(!log.append(&mut next, 0).expect("in sequence").duplicate);
+    assert!(
+        !log.append_and_commit(&mut next, 0)
+            .expect("in sequence")
+            .duplicate
+    );
 }
 
 /// A control batch (transaction marker) of producer `pid`: type 0 abort, 1 commit.
@@ -700,17 +761,19 @@ fn transactions_markers_are_kept_and_aborted_data_never_wins() {
         NOW,
         &[("a", Some("committed-0"))],
     );
-    log.append(&mut txn_batch(9, 0, &[("a", Some("aborted"))]), 0)
+    log.append_and_commit(&mut txn_batch(9, 0, &[("a", Some("aborted"))]), 0)
         .expect("append");
-    log.append(&mut marker(9, false), 0).expect("abort");
-    log.append(&mut txn_batch(9, 1, &[("b", Some("committed-1"))]), 0)
+    log.append_and_commit(&mut marker(9, false), 0)
+        .expect("abort");
+    log.append_and_commit(&mut txn_batch(9, 1, &[("b", Some("committed-1"))]), 0)
         .expect("append");
-    log.append(&mut marker(9, true), 0).expect("commit");
+    log.append_and_commit(&mut marker(9, true), 0)
+        .expect("commit");
     append(&mut log, Compression::None, NOW, &[("b", Some("plain"))]);
     // An open transaction of producer 11: nothing from its first batch on is cleaned.
     fill_keys(&mut log, Compression::None, 3, 3);
     let open_at = log.log_end_offset();
-    log.append(&mut txn_batch(11, 0, &[("a", Some("pending"))]), 0)
+    log.append_and_commit(&mut txn_batch(11, 0, &[("a", Some("pending"))]), 0)
         .expect("append");
     fill_keys(&mut log, Compression::None, 3, 6);
     let controls_before = count_control_batches(&log);
@@ -946,20 +1009,21 @@ fn compaction_keeps_aborted_transactions_and_stops_at_the_lso() {
     let mut log = open(dir.path(), compact_cfg(400), true);
     append(&mut log, Compression::None, NOW, &[("a", Some("plain-0"))]);
     let aborted_at = log
-        .append(&mut txn_batch(9, 0, &[("a", Some("aborted"))]), 0)
+        .append_and_commit(&mut txn_batch(9, 0, &[("a", Some("aborted"))]), 0)
         .expect("append")
         .base_offset;
     let abort = log
-        .append_control(9, 0, false, 0, 0, NOW)
+        .append_control_and_commit(9, 0, false, 0, 0, NOW)
         .expect("abort")
         .base_offset;
-    log.append(&mut txn_batch(9, 1, &[("c", Some("committed"))]), 0)
+    log.append_and_commit(&mut txn_batch(9, 1, &[("c", Some("committed"))]), 0)
         .expect("append");
-    log.append_control(9, 0, true, 0, 0, NOW).expect("commit");
+    log.append_control_and_commit(9, 0, true, 0, 0, NOW)
+        .expect("commit");
     fill_keys(&mut log, Compression::None, 3, 4);
     // Producer 11's transaction stays open: the LSO, and the cleaner, stop there.
     let open_at = log
-        .append(&mut txn_batch(11, 0, &[("a", Some("pending"))]), 0)
+        .append_and_commit(&mut txn_batch(11, 0, &[("a", Some("pending"))]), 0)
         .expect("append")
         .base_offset;
     fill_keys(&mut log, Compression::None, 3, 4);
@@ -1007,13 +1071,14 @@ fn nothing_to_clean_behind_an_open_transaction() {
     // transaction open from the start, no segment is cleanable.
     let dir = tempfile::tempdir().expect("tempdir");
     let mut log = open(dir.path(), compact_cfg(300), true);
-    log.append(&mut txn_batch(11, 0, &[("a", Some("pending"))]), 0)
+    log.append_and_commit(&mut txn_batch(11, 0, &[("a", Some("pending"))]), 0)
         .expect("append");
     fill_keys(&mut log, Compression::None, 3, 6);
     assert!(log.segment_count() > 3);
     assert_eq!(log.last_stable_offset(), 0);
     assert!(log.prepare_clean(NOW + 10).is_none());
-    log.append_control(11, 0, true, 0, 0, NOW).expect("commit");
+    log.append_control_and_commit(11, 0, true, 0, 0, NOW)
+        .expect("commit");
     fill_keys(&mut log, Compression::None, 3, 1);
     let s = clean(&mut log, NOW + 10).expect("cleanable once committed");
     assert!(s.committed && s.records_removed > 0);

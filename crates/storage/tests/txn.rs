@@ -3,15 +3,22 @@
 //! reads and recovery.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use gregor_protocol::{Compression, RecordBatch, RecordBatchBuilder};
-use gregor_storage::{AbortedTxn, Log, LogConfig, StorageError};
+use gregor_storage::{AbortedTxn, Log, LogConfig, StorageError, SystemClock};
+
+mod common;
+use common::SingleNode;
 
 const NOW: i64 = 1_700_000_000_000;
 
 fn open(dir: &Path, config: LogConfig, clean: bool) -> Log {
-    Log::open(dir, config, clean).expect("open log").0
+    Log::open(dir, config, clean, Arc::new(SystemClock))
+        .expect("open log")
+        .0
+        .commit_all()
 }
 
 /// A batch of `n` records of producer `pid` (transactional or not).
@@ -28,20 +35,20 @@ fn data(pid: i64, epoch: i16, seq: i32, n: usize, txn: bool) -> Vec<u8> {
 
 /// Appends `n` transactional records of `pid` (epoch 0); returns the base offset.
 fn txn(log: &mut Log, pid: i64, seq: i32, n: usize) -> i64 {
-    log.append(&mut data(pid, 0, seq, n, true), 0)
+    log.append_and_commit(&mut data(pid, 0, seq, n, true), 0)
         .expect("transactional append")
         .base_offset
 }
 
 fn plain(log: &mut Log, n: usize) -> i64 {
-    log.append(&mut data(-1, -1, -1, n, false), 0)
+    log.append_and_commit(&mut data(-1, -1, -1, n, false), 0)
         .expect("append")
         .base_offset
 }
 
 fn end(log: &mut Log, pid: i64, commit: bool) -> i64 {
     let info = log
-        .append_control(pid, 0, commit, 0, 0, NOW)
+        .append_control_and_commit(pid, 0, commit, 0, 0, NOW)
         .expect("marker");
     assert_eq!(info.base_offset, info.last_offset);
     info.base_offset
@@ -122,11 +129,11 @@ fn marker_batch_is_kafkas_control_batch() {
     let mut log = open(dir.path(), LogConfig::default(), true);
     txn(&mut log, 7, 0, 1);
     let info = log
-        .append_control(7, 3, false, 42, 5, NOW + 1)
+        .append_control_and_commit(7, 3, false, 42, 5, NOW + 1)
         .expect("abort");
     assert_eq!((info.base_offset, info.max_timestamp), (1, NOW + 1));
     let info = log
-        .append_control(7, 3, true, 42, 5, NOW + 2)
+        .append_control_and_commit(7, 3, true, 42, 5, NOW + 2)
         .expect("commit");
     assert_eq!(info.base_offset, 2);
     let all = batches(&log);
@@ -460,11 +467,11 @@ fn read_up_to_across_segments() {
 fn epoch_fencing_and_transaction_state_checks() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut log = open(dir.path(), LogConfig::default(), true);
-    log.append(&mut data(1, 2, 0, 1, true), 0)
+    log.append_and_commit(&mut data(1, 2, 0, 1, true), 0)
         .expect("txn data");
     // A marker with an older epoch is fenced.
     let err = log
-        .append_control(1, 1, true, 0, 0, NOW)
+        .append_control_and_commit(1, 1, true, 0, 0, NOW)
         .expect_err("stale epoch");
     assert!(
         matches!(
@@ -479,7 +486,7 @@ fn epoch_fencing_and_transaction_state_checks() {
     );
     // A non-transactional write while the transaction is open.
     let err = log
-        .append(&mut data(1, 2, 1, 1, false), 0)
+        .append_and_commit(&mut data(1, 2, 1, 1, false), 0)
         .expect_err("mixed write");
     assert!(
         matches!(
@@ -494,13 +501,14 @@ fn epoch_fencing_and_transaction_state_checks() {
     let leo = log.log_end_offset();
     assert_eq!(leo, 1, "rejected appends write nothing");
     // The current epoch commits, with coordinator epoch 5.
-    log.append_control(1, 2, true, 5, 0, NOW).expect("commit");
+    log.append_control_and_commit(1, 2, true, 5, 0, NOW)
+        .expect("commit");
     // The sequence continues after the marker, in a new transaction.
-    log.append(&mut data(1, 2, 1, 1, true), 0)
+    log.append_and_commit(&mut data(1, 2, 1, 1, true), 0)
         .expect("txn data");
     // A marker from an older coordinator is fenced.
     let err = log
-        .append_control(1, 2, false, 4, 0, NOW)
+        .append_control_and_commit(1, 2, false, 4, 0, NOW)
         .expect_err("stale coordinator");
     assert!(
         matches!(
@@ -515,19 +523,20 @@ fn epoch_fencing_and_transaction_state_checks() {
     );
     // A marker with a bumped epoch (Kafka's epoch bump on abort) is accepted and fences
     // the old epoch's data.
-    log.append_control(1, 3, false, 5, 0, NOW).expect("abort");
+    log.append_control_and_commit(1, 3, false, 5, 0, NOW)
+        .expect("abort");
     assert_eq!(log.producer_entry(1).map(|p| p.epoch), Some(3));
     let err = log
-        .append(&mut data(1, 2, 2, 1, true), 0)
+        .append_and_commit(&mut data(1, 2, 2, 1, true), 0)
         .expect_err("old epoch");
     assert!(matches!(err, StorageError::InvalidProducerEpoch { .. }));
     // The new epoch starts again at sequence 0.
-    log.append(&mut data(1, 3, 0, 1, false), 0)
+    log.append_and_commit(&mut data(1, 3, 0, 1, false), 0)
         .expect("new epoch");
     // A marker for an unknown producer is written, changes nothing else.
     let before = log.last_stable_offset();
     let info = log
-        .append_control(77, 0, false, 0, 0, NOW)
+        .append_control_and_commit(77, 0, false, 0, 0, NOW)
         .expect("stray marker");
     assert_eq!(info.base_offset, before);
     assert_eq!(log.last_stable_offset(), log.log_end_offset());
@@ -536,9 +545,11 @@ fn epoch_fencing_and_transaction_state_checks() {
             .expect("aborted"),
         aborted(&[(1, 2)])
     );
-    assert!(log.append_control(-1, 0, true, 0, 0, NOW).is_err());
+    assert!(log
+        .append_control_and_commit(-1, 0, true, 0, 0, NOW)
+        .is_err());
     assert!(matches!(
-        log.append(&mut data(-1, -1, -1, 1, true), 0),
+        log.append_and_commit(&mut data(-1, -1, -1, 1, true), 0),
         Err(StorageError::CorruptBatch(_))
     ));
 }
@@ -550,7 +561,7 @@ fn control_batches_through_append_are_markers() {
     let mut log = open(dir.path(), LogConfig::default(), true);
     let first = txn(&mut log, 3, 0, 2);
     let mut marker = gregor_storage::batch::control_batch(3, 0, false, 1, NOW);
-    let info = log.append(&mut marker, 0).expect("abort marker");
+    let info = log.append_and_commit(&mut marker, 0).expect("abort marker");
     assert_eq!(log.last_stable_offset(), log.log_end_offset());
     assert_eq!(
         txn_indexes(dir.path()),
@@ -569,7 +580,7 @@ fn control_batches_through_append_are_markers() {
         9
     );
     assert!(matches!(
-        log.append(&mut weird, 0),
+        log.append_and_commit(&mut weird, 0),
         Err(StorageError::CorruptBatch(_))
     ));
 }
@@ -728,7 +739,7 @@ fn ongoing_transactions_survive_a_clean_restart_through_the_snapshot() {
     let mut log = open(dir.path(), LogConfig::default(), true);
     plain(&mut log, 1);
     let first = txn(&mut log, 4, 0, 2);
-    log.append_control(5, 1, true, 7, 0, NOW)
+    log.append_control_and_commit(5, 1, true, 7, 0, NOW)
         .expect("stray marker sets the coordinator epoch");
     let leo = log.log_end_offset();
     log.close().expect("close");
@@ -740,7 +751,7 @@ fn ongoing_transactions_survive_a_clean_restart_through_the_snapshot() {
     assert_eq!(log.last_stable_offset(), first);
     assert_eq!(log.producer_entry(5).map(|p| p.coordinator_epoch), Some(7));
     assert!(matches!(
-        log.append_control(5, 1, true, 6, 0, NOW),
+        log.append_control_and_commit(5, 1, true, 6, 0, NOW),
         Err(StorageError::TransactionCoordinatorFenced { .. })
     ));
     // The sequence continues and the transaction is still the same one.
@@ -821,7 +832,7 @@ fn producers_lists_every_producer_with_its_transaction() {
     assert!(log.producers().is_empty());
     plain(&mut log, 2);
     let first = txn(&mut log, 9, 0, 3);
-    log.append(&mut data(4, 2, 0, 2, false), 0)
+    log.append_and_commit(&mut data(4, 2, 0, 2, false), 0)
         .expect("idempotent append");
     let all = log.producers();
     assert_eq!(all.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [4, 9]);

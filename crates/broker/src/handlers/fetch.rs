@@ -122,7 +122,7 @@ fn read_log(
                 (r, Some(aborted))
             })
     } else {
-        log.read_up_to(w.fetch_offset, limit, min_one, Some(log.high_watermark()))
+        log.read_to_high_watermark(w.fetch_offset, limit, min_one)
             .map(|r| (r, None))
     }
 }
