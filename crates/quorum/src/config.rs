@@ -20,11 +20,19 @@ pub struct QuorumConfig {
     /// A name shared by all voters; RPCs carrying another name are rejected. Default `"gregor"`.
     pub cluster_name: String,
     /// The lower bound of the randomized election timeout. Default 500 ms.
+    ///
+    /// Each node draws its election timeout `t` in `[min, max)` once at start. A follower that
+    /// has not heard from the leader for `election_timeout_max` (openraft's leader lease, during
+    /// which it also refuses to vote for others) plus `t` campaigns. So after a leader crash a
+    /// new leader is elected after about `max + t`: 1.5–2 s with the defaults, 0.9–1.2 s in the
+    /// tests' 300–600 ms setting.
     pub election_timeout_min: Duration,
-    /// The upper bound of the randomized election timeout. Default 1000 ms (Kafka's
-    /// `controller.quorum.election.timeout.ms`).
+    /// The upper bound of the randomized election timeout, and the leader lease. Default
+    /// 1000 ms (Kafka's `controller.quorum.election.timeout.ms`).
     pub election_timeout_max: Duration,
-    /// How often the leader sends heartbeats; must be below `election_timeout_min`. Default 100 ms.
+    /// How often the leader sends heartbeats; must be below `election_timeout_min`. openraft
+    /// also uses it as the timeout of one AppendEntries RPC (network round trip plus the
+    /// follower's fsync). Default 100 ms.
     pub heartbeat_interval: Duration,
     /// Build a snapshot every this many committed entries (openraft's
     /// `SnapshotPolicy::LogsSinceLast`); `0` never snapshots on its own. Default 10000.
@@ -36,8 +44,11 @@ pub struct QuorumConfig {
     /// and applied before answering [`ProposeError::Timeout`](crate::ProposeError::Timeout).
     /// Default 5 s.
     pub propose_timeout: Duration,
-    /// How long one AppendEntries or Vote RPC may take before it counts as failed. Default 1 s.
-    pub rpc_timeout: Duration,
+    /// How long sending one snapshot chunk (and the follower installing the last one) may take
+    /// before the transfer is abandoned and retried later. Default 1 s. (openraft bounds the
+    /// other RPCs itself: an AppendEntries by `heartbeat_interval`, a Vote by
+    /// `election_timeout_min`.)
+    pub snapshot_chunk_timeout: Duration,
     /// Snapshots are sent to lagging followers in chunks of at most this many bytes (keeps every
     /// RPC frame bounded). Default 1 MiB.
     pub snapshot_chunk_bytes: u64,
@@ -60,7 +71,7 @@ impl QuorumConfig {
             snapshot_every: 10_000,
             keep_after_snapshot: 1_000,
             propose_timeout: Duration::from_secs(5),
-            rpc_timeout: Duration::from_secs(1),
+            snapshot_chunk_timeout: Duration::from_secs(1),
             snapshot_chunk_bytes: 1024 * 1024,
             segment_entries: 1024,
         }
@@ -92,7 +103,7 @@ impl QuorumConfig {
             election_timeout_min: ms(self.election_timeout_min),
             election_timeout_max: ms(self.election_timeout_max),
             heartbeat_interval: ms(self.heartbeat_interval),
-            install_snapshot_timeout: ms(self.rpc_timeout).max(200),
+            install_snapshot_timeout: ms(self.snapshot_chunk_timeout).max(1),
             snapshot_policy: if self.snapshot_every == 0 {
                 openraft::SnapshotPolicy::Never
             } else {

@@ -8,6 +8,43 @@
 //! frames to ([`handle_rpc`](Quorum::handle_rpc)), and to watch ([`QuorumStatus`]). It has no
 //! sockets: only `gregor-broker` has.
 //!
+//! ```
+//! use gregor_quorum::{MemNetwork, Quorum, QuorumConfig, StateMachine};
+//! use std::collections::BTreeMap;
+//!
+//! /// Counts the bytes proposed.
+//! #[derive(Default)]
+//! struct Counter(u64);
+//!
+//! impl StateMachine for Counter {
+//!     fn apply(&mut self, _index: u64, data: &[u8]) -> Vec<u8> {
+//!         self.0 += data.len() as u64;
+//!         self.0.to_be_bytes().to_vec()
+//!     }
+//!     fn snapshot(&self) -> Vec<u8> {
+//!         self.0.to_be_bytes().to_vec()
+//!     }
+//!     fn restore(&mut self, _last_index: u64, snapshot: &[u8]) -> Result<(), String> {
+//!         self.0 = u64::from_be_bytes(snapshot.try_into().map_err(|_| "bad snapshot")?);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! let voters = BTreeMap::from([(1, "localhost:9093".to_string())]);
+//! let config = QuorumConfig::new(1, voters, dir.path().join("quorum"));
+//! let net = MemNetwork::new(); // the broker passes its own `Transport` here
+//! let quorum = Quorum::open(config, Counter::default(), net.transport(1)).await?;
+//! assert!(quorum.is_leader()); // a single voter leads as soon as `open` returns
+//! let proposed = quorum.propose(b"abc".to_vec()).await?;
+//! assert_eq!(proposed.reply, 3u64.to_be_bytes());
+//! quorum.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! ## What openraft does and what this crate does
 //! openraft (pinned to `=0.9.25`) is the consensus engine: elections, terms and votes, log
 //! replication and conflict truncation, the commit index, deciding when to snapshot, sending
@@ -67,6 +104,8 @@
 //!   not for large data.
 //! - The on-disk entry encoding is openraft's serde form: moving to another openraft version
 //!   needs a check (or a conversion) of existing directories.
+
+#![deny(missing_docs)]
 
 pub mod config;
 pub mod error;

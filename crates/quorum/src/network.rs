@@ -185,7 +185,6 @@ pub(crate) struct NetFactory {
     pub(crate) transport: Arc<dyn DynTransport>,
     pub(crate) clock: Arc<PeerClock>,
     pub(crate) log: Arc<LogShared>,
-    pub(crate) rpc_timeout: Duration,
     pub(crate) backoff: Duration,
 }
 
@@ -208,7 +207,6 @@ impl RaftNetworkFactory<TypeConfig> for NetFactory {
             transport: self.transport.clone(),
             clock: self.clock.clone(),
             log: self.log.clone(),
-            rpc_timeout: self.rpc_timeout,
             backoff: self.backoff,
         }
     }
@@ -223,7 +221,6 @@ pub(crate) struct NetClient {
     transport: Arc<dyn DynTransport>,
     clock: Arc<PeerClock>,
     log: Arc<LogShared>,
-    rpc_timeout: Duration,
     backoff: Duration,
 }
 
@@ -278,8 +275,12 @@ impl RaftNetwork<TypeConfig> for NetClient {
             .or(rpc.prev_log_id.map(|l| l.index))
             .unwrap_or(NO_INDEX);
         let caught_up = leader_end == NO_INDEX || (covers != NO_INDEX && covers >= leader_end);
-        let timeout = option.hard_ttl().min(self.rpc_timeout);
-        match self.send(RpcBody::AppendEntries(rpc), timeout).await? {
+        // openraft bounds an AppendEntries by the heartbeat interval, a Vote by the minimum
+        // election timeout and a snapshot chunk by `snapshot_chunk_timeout`.
+        match self
+            .send(RpcBody::AppendEntries(rpc), option.hard_ttl())
+            .await?
+        {
             RpcReply::AppendEntries(resp) => {
                 if resp.is_success() {
                     self.clock.acked(self.target, caught_up.then_some(sent_at));
@@ -297,8 +298,10 @@ impl RaftNetwork<TypeConfig> for NetClient {
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<InstallSnapshotResponse<NodeId>, RpcErr<InstallSnapshotError>> {
-        let timeout = option.hard_ttl().max(self.rpc_timeout);
-        match self.send(RpcBody::InstallSnapshot(rpc), timeout).await? {
+        match self
+            .send(RpcBody::InstallSnapshot(rpc), option.hard_ttl())
+            .await?
+        {
             RpcReply::InstallSnapshot(resp) => {
                 self.clock.acked(self.target, None);
                 Ok(resp)
@@ -316,8 +319,7 @@ impl RaftNetwork<TypeConfig> for NetClient {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RpcErr> {
-        let timeout = option.hard_ttl().min(self.rpc_timeout);
-        match self.send(RpcBody::Vote(rpc), timeout).await? {
+        match self.send(RpcBody::Vote(rpc), option.hard_ttl()).await? {
             RpcReply::Vote(resp) => Ok(resp),
             _ => Err(self.unexpected("Vote").into()),
         }

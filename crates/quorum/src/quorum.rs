@@ -209,7 +209,6 @@ impl Quorum {
             transport: Arc::new(transport),
             clock: clock.clone(),
             log: log.clone(),
-            rpc_timeout: config.rpc_timeout,
             backoff: (config.heartbeat_interval * 3).max(Duration::from_millis(10)),
         };
         let raft = Raft::new(node_id, raft_config, network, log_store, sm_store)
@@ -239,16 +238,13 @@ impl Quorum {
                         tracing::info!(node_id, reason = %e, "quorum already formed")
                     }
                     Err(e) => {
-                        let _ = raft.shutdown().await;
+                        stop(&raft, writer).await;
                         return Err(raft_err(e));
                     }
                 }
             }
         } else if stored != configured {
-            let _ = raft.shutdown().await;
-            if let Some(w) = writer {
-                let _ = tokio::task::spawn_blocking(move || w.join()).await;
-            }
+            stop(&raft, writer).await;
             return Err(QuorumError::VoterSetMismatch {
                 configured: configured.into_iter().collect(),
                 stored: stored.into_iter().collect(),
@@ -501,21 +497,32 @@ impl Quorum {
         if self.inner.shut.swap(true, Ordering::AcqRel) {
             return;
         }
-        if let Err(e) = self.inner.raft.shutdown().await {
-            tracing::warn!(error = %e, "raft core ended with an error");
-        }
         let teardown = self.inner.teardown.lock().take();
         if let Some(t) = teardown {
             t.status_task.abort();
-            if let Some(w) = t.writer {
-                let _ = tokio::task::spawn_blocking(move || w.join()).await;
-            }
+            stop(&self.inner.raft, t.writer).await;
         }
         let mut last = self.status();
         last.role = Role::Shutdown;
         last.leader = None;
         self.inner.status_tx.send_replace(last);
         tracing::info!(node_id = self.inner.node_id, "quorum member shut down");
+    }
+}
+
+/// Stops the raft core (which drops the log store) and waits for the log writer to drain.
+async fn stop(raft: &Raft, writer: Option<WriterHandle>) {
+    if let Err(e) = raft.shutdown().await {
+        tracing::warn!(error = %e, "raft core ended with an error");
+    }
+    if let Some(w) = writer {
+        let join = tokio::task::spawn_blocking(move || w.join());
+        if tokio::time::timeout(Duration::from_secs(10), join)
+            .await
+            .is_err()
+        {
+            tracing::error!("the quorum log writer did not stop within 10 s");
+        }
     }
 }
 

@@ -109,7 +109,6 @@ pub fn test_config(id: NodeId, n: u64, dir: &Path) -> QuorumConfig {
     c.heartbeat_interval = Duration::from_millis(50);
     c.election_timeout_min = Duration::from_millis(300);
     c.election_timeout_max = Duration::from_millis(600);
-    c.rpc_timeout = Duration::from_millis(500);
     c.propose_timeout = Duration::from_secs(3);
     c
 }
