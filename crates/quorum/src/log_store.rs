@@ -173,6 +173,20 @@ impl LogStore {
             .next_back()
             .map(|e| e.log_id)
             .or(last_purged);
+        // A node accepts entries of a term only after durably voting for that term, so its vote
+        // is never older than its log. If it is, the vote file was lost or rolled back, and
+        // starting could vote twice in a term: refuse.
+        let vote_term = vote.map(|v| v.leader_id.term).unwrap_or(0);
+        let log_term = last_log_id.map(|l| l.leader_id.term).unwrap_or(0);
+        if vote_term < log_term {
+            return Err(QuorumError::corrupt(
+                &vote_path,
+                format!(
+                    "the vote (term {vote_term}) is older than the log (last entry term {log_term}): \
+                     the vote file was lost or rolled back; starting could vote twice in a term"
+                ),
+            ));
+        }
         if committed.map(|c| c.index) > last_log_id.map(|l| l.index) {
             tracing::warn!(
                 ?committed,
@@ -896,13 +910,6 @@ mod tests {
     async fn vote_committed_and_entries_roundtrip_through_the_store() {
         let dir = tempfile::tempdir().unwrap();
         let entries: Vec<Entry> = (0..6).map(|i| entry(3, i, b"e")).collect();
-        // Entries go in through the Disk API (openraft's `LogFlushed` callback cannot be built
-        // outside openraft; the cluster tests cover `append`).
-        std::fs::create_dir_all(dir.path().join("log")).unwrap();
-        let (mut disk, _) = Disk::open(dir.path().join("log"), 4, None).unwrap();
-        write(&mut disk, &entries);
-        drop(disk);
-
         let mut store = LogStore::open(dir.path(), 4).unwrap();
         let handle = store.writer_handle().unwrap();
         store.save_vote(&Vote::new(3, 2)).await.unwrap();
@@ -910,6 +917,11 @@ mod tests {
         store.save_committed(committed).await.unwrap();
         drop(store);
         handle.join();
+        // Entries go in through the Disk API (openraft's `LogFlushed` callback cannot be built
+        // outside openraft; the cluster tests cover `append`).
+        let (mut disk, _) = Disk::open(dir.path().join("log"), 4, None).unwrap();
+        write(&mut disk, &entries);
+        drop(disk);
 
         let mut store = LogStore::open(dir.path(), 4).unwrap();
         let handle = store.writer_handle().unwrap();

