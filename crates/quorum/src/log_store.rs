@@ -446,8 +446,11 @@ impl Writer {
                     frames,
                     callback,
                 } => {
-                    // Group commit: take every append already queued behind this one.
+                    // Group commit: take every append already queued behind this one. Committed
+                    // hints in between are coalesced and written after the batch's fsync (a
+                    // hint may only reach the disk after the appends queued before it).
                     let mut batch = vec![(first, frames, callback)];
+                    let mut hint = None;
                     while let Ok(next) = rx.try_recv() {
                         match next {
                             Cmd::Append {
@@ -455,6 +458,7 @@ impl Writer {
                                 frames,
                                 callback,
                             } => batch.push((first, frames, callback)),
+                            Cmd::Committed { body } => hint = Some(body),
                             other => {
                                 pending = Some(other);
                                 break;
@@ -479,8 +483,13 @@ impl Writer {
                                 .map_err(|e| std::io::Error::other(e.to_string())),
                         );
                     }
-                    if let Err(e) = result {
-                        tracing::error!(error = %e, "quorum log append failed");
+                    match result {
+                        Ok(()) => {
+                            if let Some(body) = hint {
+                                self.write_hint(&body);
+                            }
+                        }
+                        Err(e) => tracing::error!(error = %e, "quorum log append failed"),
                     }
                 }
                 Cmd::Truncate { since, done } => {
@@ -494,11 +503,7 @@ impl Writer {
                 Cmd::Vote { body, done } => {
                     let _ = done.send(fsutil::write_atomic(&self.vote_path, VOTE_MAGIC, &body));
                 }
-                Cmd::Committed { body } => {
-                    if let Err(e) = write_hint(&self.committed_path, &body) {
-                        tracing::warn!(error = %e, "could not write the committed-index hint");
-                    }
-                }
+                Cmd::Committed { body } => self.write_hint(&body),
             }
         }
         if let Err(e) = self.disk.sync() {
@@ -508,13 +513,18 @@ impl Writer {
     }
 }
 
-/// Replaces the committed hint: temp file + rename, no fsync.
-fn write_hint(path: &Path, body: &[u8]) -> Result<(), QuorumError> {
-    let tmp = path.with_extension("tmp");
-    let mut buf = COMMITTED_MAGIC.to_vec();
-    fsutil::push_frame(&mut buf, body);
-    std::fs::write(&tmp, &buf).map_err(|e| QuorumError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| QuorumError::io(path, e))
+impl Writer {
+    /// Replaces the committed hint: temp file + rename, no fsync. Failures are only logged.
+    fn write_hint(&self, body: &[u8]) {
+        let path = &self.committed_path;
+        let tmp = path.with_extension("tmp");
+        let mut buf = COMMITTED_MAGIC.to_vec();
+        fsutil::push_frame(&mut buf, body);
+        let res = std::fs::write(&tmp, &buf).and_then(|_| std::fs::rename(&tmp, path));
+        if let Err(e) = res {
+            tracing::warn!(path = %path.display(), error = %e, "could not write the committed-index hint");
+        }
+    }
 }
 
 /// One segment file.

@@ -292,9 +292,15 @@ impl Quorum {
         if voters.len() == 1 {
             // A single voter needs nobody's vote: campaign now instead of after an election
             // timeout (a no-op when it already resumed its leadership).
-            raft.trigger().elect().await.map_err(raft_err)?;
             let wait = (config.election_timeout_max * 4).max(Duration::from_secs(5));
-            quorum.wait_for_leader(wait).await?;
+            let led = match raft.trigger().elect().await {
+                Ok(()) => quorum.wait_for_leader(wait).await.map(|_| ()),
+                Err(e) => Err(raft_err(e)),
+            };
+            if let Err(e) = led {
+                quorum.shutdown().await;
+                return Err(e);
+            }
             tracing::info!(
                 node_id,
                 elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
