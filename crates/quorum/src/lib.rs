@@ -91,10 +91,18 @@
 //! ## Why openraft 0.9.25 and these features
 //! 0.9.25 is the latest stable release; the 0.10 line is still alpha (its API changes between
 //! alphas, and safety fixes were still landing in 2026), and nothing this crate needs is 0.10
-//! only. Features: `storage-v2` (the current storage traits), `serde` (the encodings), and
-//! `single-term-leader`: standard Raft voting, at most one leader per term. openraft's default
-//! lets a second node lead in the same term after the first, which would make the term useless as
-//! Kafka's `LeaderEpoch`; with this feature [`QuorumStatus::term`] is the epoch.
+//! only. Features: `storage-v2` (the current storage traits) and `serde` (the encodings).
+//!
+//! openraft's default voting is kept, although it is not textbook Raft: a leader is identified by
+//! `(term, node id)`, and a voter may move its vote to a higher node id within the same term, so
+//! two nodes can lead one after the other in one term (safety is unaffected: log ids carry the
+//! node id too). The textbook mode (feature `single-term-leader`) was tried and dropped: 0.9.25
+//! draws each node's election timeout once at start and never again, so two surviving voters
+//! whose timers line up split every vote forever (the partition test hit it: both candidates
+//! started terms 3 to 10 within 2 ms of each other). With the default mode the higher node id
+//! wins such a tie at once. The term is therefore not a unique leader id, and
+//! [`QuorumStatus::leader_epoch`] provides Kafka's `LeaderEpoch` instead: unique per leader and
+//! increasing.
 //!
 //! ## Limitations
 //! - The voter set is static (no AddRaftVoter/RemoveRaftVoter), and there are no observers:

@@ -7,7 +7,7 @@ use crate::network::{
     decode, encode, unix_ms, NetFactory, PeerClock, RpcBody, RpcReply, RpcRequest,
 };
 use crate::state_machine::{SmShared, SmStore, StateMachine};
-use crate::types::{NodeId, Raft};
+use crate::types::{NodeId, Raft, Vote};
 use crate::Transport;
 use bytes::Bytes;
 use openraft::error::{ClientWriteError, Fatal, InitializeError, InstallSnapshotError, RaftError};
@@ -74,7 +74,9 @@ impl VoterStatus {
     }
 }
 
-/// A summary of the quorum as this node sees it: enough for Kafka's DescribeQuorum.
+/// A summary of the quorum as this node sees it: enough for Kafka's DescribeQuorum, which the
+/// leader answers with `LeaderId` = `leader`, `LeaderEpoch` = `leader_epoch`, `HighWatermark` =
+/// [`QuorumStatus::high_watermark`] and one [`VoterStatus`] per voter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuorumStatus {
     /// This node's id.
@@ -83,8 +85,14 @@ pub struct QuorumStatus {
     pub role: Role,
     /// The current leader, when known.
     pub leader: Option<NodeId>,
-    /// The current raft term. With at most one leader per term it is Kafka's `LeaderEpoch`.
+    /// The current raft term (of this node's vote). Two leaders can share a term (see the crate
+    /// docs); use `leader_epoch` for Kafka's `LeaderEpoch`.
     pub term: u64,
+    /// Kafka's `LeaderEpoch`: `term × number of voters + rank of the voted-for node among the
+    /// voters` (ranks from 0 in id order). It identifies a leadership uniquely and only grows,
+    /// because openraft orders votes by `(term, node id)`; it has gaps. Valid while the voter set
+    /// is static.
+    pub leader_epoch: u64,
     /// The last index in this node's log.
     pub last_log_index: Option<u64>,
     /// The last index this node knows to be committed (Kafka's `HighWatermark` is this + 1, see
@@ -256,6 +264,7 @@ impl Quorum {
             role: Role::Follower,
             leader: None,
             term: 0,
+            leader_epoch: 0,
             last_log_index: None,
             committed: None,
             applied: None,
@@ -326,7 +335,10 @@ impl Quorum {
         Some((id, self.inner.voters.get(&id).cloned().unwrap_or_default()))
     }
 
-    /// Whether this node is the leader right now (it may learn otherwise a moment later).
+    /// Whether this node is the leader right now. It may learn otherwise a moment later: in
+    /// particular a former leader that restarts resumes its old term's leadership until a peer
+    /// with a newer term answers it (within a heartbeat). Treat [`ProposeError::NotLeader`] as the
+    /// authority.
     pub fn is_leader(&self) -> bool {
         let m = self.inner.raft.metrics();
         let m = m.borrow();
@@ -533,6 +545,16 @@ async fn stop(raft: &Raft, writer: Option<WriterHandle>) {
 }
 
 impl Inner {
+    /// See [`QuorumStatus::leader_epoch`].
+    fn leader_epoch(&self, vote: &Vote) -> u64 {
+        let id = vote.leader_id();
+        let rank = id
+            .voted_for()
+            .and_then(|n| self.voters.keys().position(|v| *v == n))
+            .unwrap_or(0) as u64;
+        id.term * self.voters.len() as u64 + rank
+    }
+
     fn build_status(&self, m: &RaftMetrics<NodeId, BasicNode>) -> QuorumStatus {
         let now = unix_ms();
         let role = if self.shut.load(Ordering::Acquire) {
@@ -585,7 +607,8 @@ impl Inner {
             node_id: self.node_id,
             role,
             leader: m.current_leader,
-            term: m.current_term,
+            term: m.vote.leader_id().term,
+            leader_epoch: self.leader_epoch(&m.vote),
             last_log_index,
             committed: opt(self.log.committed.load(Ordering::Acquire)),
             applied: opt(self.sm.applied.load(Ordering::Acquire)),
@@ -701,18 +724,21 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_vote_survives_a_restart_no_double_vote() {
+        // openraft orders votes by (term, node id): within a term a voter may move to a higher
+        // node id, never back to a lower one. Losing the vote on restart would let node 1 vote
+        // for node 2 in term 5 after it voted for node 3 in term 5: two votes in one term.
         let dir = tempfile::tempdir().unwrap();
         let net = MemNetwork::new();
         let cfg = lonely_config(dir.path());
         let q = Quorum::open(cfg.clone(), Nop, net.transport(1))
             .await
             .unwrap();
-        // Node 1 campaigned once at formation (term 1); node 2 asks for term 5 and gets it.
-        let r = ask_vote(&q, 5, 2).await;
+        // Node 1 campaigned once at formation (term 1); node 3 asks for term 5 and gets it.
+        let r = ask_vote(&q, 5, 3).await;
         assert!(r.vote_granted, "{r:?}");
         q.shutdown().await;
         let (vote, last) = peek(&cfg.dir).unwrap();
-        assert_eq!(vote, Some(Vote::new(5, 2)), "the vote is on disk");
+        assert_eq!(vote, Some(Vote::new(5, 3)), "the vote is on disk");
         assert_eq!(
             last,
             Some(LogId::default()),
@@ -722,18 +748,20 @@ mod tests {
         let q = Quorum::open(cfg.clone(), Nop, net.transport(1))
             .await
             .unwrap();
-        // Another candidate in the same term is refused: the restart forgot nothing.
-        let r = ask_vote(&q, 5, 3).await;
+        assert_eq!(q.status().term, 5);
+        // Node 2 in the same term is refused: the restart forgot nothing.
+        let r = ask_vote(&q, 5, 2).await;
         assert!(
             !r.vote_granted,
             "double vote in term 5 after a restart: {r:?}"
         );
-        assert_eq!(r.vote, Vote::new(5, 2));
-        // The same candidate again is fine, and a later term is a new vote.
-        assert!(ask_vote(&q, 5, 2).await.vote_granted);
-        assert!(ask_vote(&q, 6, 3).await.vote_granted);
+        assert_eq!(r.vote, Vote::new(5, 3));
+        // So is an older term; the same candidate again is fine, and a later term is a new vote.
+        assert!(!ask_vote(&q, 4, 2).await.vote_granted);
+        assert!(ask_vote(&q, 5, 3).await.vote_granted);
+        assert!(ask_vote(&q, 6, 2).await.vote_granted);
         q.shutdown().await;
-        assert_eq!(peek(&cfg.dir).unwrap().0, Some(Vote::new(6, 3)));
+        assert_eq!(peek(&cfg.dir).unwrap().0, Some(Vote::new(6, 2)));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
