@@ -76,7 +76,8 @@
 //!   writer thread *before* openraft's flushed callback runs (appends queued together share one
 //!   fsync); a torn tail is truncated on open, any other damage is a clear error, never a panic;
 //! - the vote is its own file, replaced by write-temp, fsync, rename, fsync-directory, before
-//!   `save_vote` returns;
+//!   `save_vote` returns; a directory whose vote is older than its log (a lost or rolled-back
+//!   vote file) is refused;
 //! - snapshots are written the same way; the log is purged behind them by openraft's policy
 //!   ([`QuorumConfig::snapshot_every`], [`QuorumConfig::keep_after_snapshot`]) after the
 //!   purge point itself is durable;
@@ -112,6 +113,15 @@
 //!   not for large data.
 //! - The on-disk entry encoding is openraft's serde form: moving to another openraft version
 //!   needs a check (or a conversion) of existing directories.
+//! - A voter whose directory is lost must not rejoin with an empty one: it would form the quorum
+//!   afresh and could vote a second time in a term it already voted in. Replacing a voter needs a
+//!   membership change, which is not implemented.
+//! - openraft 0.9 has no pre-vote: a voter that was partitioned away keeps raising its term and
+//!   forces one extra election when it reconnects. A restarted former leader acts as leader of
+//!   its old term until a peer answers it (see [`Quorum::is_leader`]).
+//! - openraft logs each failed RPC to an unreachable peer at ERROR level (targets
+//!   `openraft::core::raft_core` and `openraft::replication`), which is noisy while a voter is
+//!   down; the broker's log filter may want to quieten those two targets.
 
 #![deny(missing_docs)]
 
