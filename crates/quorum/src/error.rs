@@ -101,6 +101,14 @@ pub enum ProposeError {
     /// The quorum is shut down.
     #[error("the quorum is shut down")]
     ShutDown,
+    /// The entry is larger than one log frame may be. Nothing was appended.
+    #[error("the proposed entry is {size} bytes; at most {max} are allowed")]
+    TooLarge {
+        /// The entry's size.
+        size: usize,
+        /// The limit ([`MAX_ENTRY_BYTES`](crate::quorum::MAX_ENTRY_BYTES)).
+        max: usize,
+    },
     /// openraft stopped with an error (for example a storage failure).
     #[error("raft failed: {0}")]
     Fatal(String),

@@ -44,6 +44,11 @@ pub(crate) const WIRE_VERSION: u8 = 1;
 ///
 /// Implementations may write `async fn call(..)` in their `impl` block; the returned future must
 /// be `Send`.
+///
+/// Frames are as large as what they carry: an AppendEntries holds up to 300 entries (openraft's
+/// `max_payload_entries`), each at most [`MAX_ENTRY_BYTES`](crate::quorum::MAX_ENTRY_BYTES), and
+/// a snapshot chunk up to [`QuorumConfig::snapshot_chunk_bytes`](crate::QuorumConfig). Size the
+/// listener's frame limit for the entries Gregor actually proposes (metadata records are small).
 pub trait Transport: Send + Sync + 'static {
     /// Sends one serialized raft RPC to `target` (address from the voter set) and returns the
     /// serialized reply, which the remote produced with

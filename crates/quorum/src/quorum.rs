@@ -19,6 +19,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
+/// The largest entry [`Quorum::propose`] accepts (the log's frames are read back with a 64 MiB
+/// limit; this leaves room for the entry's envelope).
+pub const MAX_ENTRY_BYTES: usize = 32 * 1024 * 1024;
+
 /// The outcome of a committed proposal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Proposed {
@@ -376,6 +380,12 @@ impl Quorum {
     pub async fn propose(&self, data: Vec<u8>) -> Result<Proposed, ProposeError> {
         if self.inner.shut.load(Ordering::Acquire) {
             return Err(ProposeError::ShutDown);
+        }
+        if data.len() > MAX_ENTRY_BYTES {
+            return Err(ProposeError::TooLarge {
+                size: data.len(),
+                max: MAX_ENTRY_BYTES,
+            });
         }
         let timeout = self.inner.propose_timeout;
         let res = match tokio::time::timeout(timeout, self.inner.raft.client_write(data)).await {

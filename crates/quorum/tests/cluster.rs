@@ -41,6 +41,11 @@ async fn single_voter_leads_at_once_fresh_and_after_restart() {
         assert_eq!(p.reply, ((i + 1) as u64).to_be_bytes().to_vec());
     }
     let before = q.status();
+    let huge = vec![0u8; gregor_quorum::quorum::MAX_ENTRY_BYTES + 1];
+    assert!(matches!(
+        q.propose(huge).await,
+        Err(ProposeError::TooLarge { .. })
+    ));
     q.shutdown().await;
     assert!(matches!(
         q.propose(b"x".to_vec()).await,
