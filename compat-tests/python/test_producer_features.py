@@ -130,3 +130,26 @@ def test_log_append_time_topic_stamps_records(broker, codec):
         ts_type, ts = m.timestamp()
         assert ts_type == TIMESTAMP_LOG_APPEND_TIME and ts_type != TIMESTAMP_CREATE_TIME
         assert before - 1000 <= ts <= after + 1000, (ts, before, after)
+
+
+@pytest.mark.parametrize("min_isr", ["1", "2"])
+def test_acks_all_min_insync_capped_at_replication_factor(broker, min_isr):
+    """acks=all needs min(min.insync.replicas, replication factor) in-sync replicas (Kafka's
+    effective min ISR, KAFKA-18762): a replication-factor-1 topic with min.insync.replicas=2
+    accepts acks=all writes, both from librdkafka and from the Java-protocol kafka-python."""
+    topic = create_topic(broker.bootstrap, unique("minisr"), partitions=1,
+                         config={"min.insync.replicas": min_isr})
+    p = Producer(rdkafka_conf(broker.bootstrap, **{"acks": "all", "message.timeout.ms": 20000}))
+    cb, results = delivery_collector()
+    for i in range(10):
+        p.produce(topic, value=f"v{i}".encode(), partition=0, on_delivery=cb)
+    flush_all(p)
+    assert [e for e, _ in results] == [None] * 10
+    kp = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", retries=0,
+                       request_timeout_ms=15000, max_block_ms=15000)
+    try:
+        assert kp.send(topic, value=b"kp", partition=0).get(timeout=30).offset == 10
+    finally:
+        kp.close(timeout=10)
+    msgs = consume_confluent(broker.bootstrap, topic, 0, 11)
+    assert [m.value() for m in msgs] == [f"v{i}".encode() for i in range(10)] + [b"kp"]

@@ -155,7 +155,7 @@ pub const KEYS: &[Key] = &[
     k("log.cleaner.max.compaction.lag.ms", Long, Some("9223372036854775807"), true, "Default max.compaction.lag.ms."),
     k("log.cleaner.min.cleanable.ratio", Double, Some("0.5"), true, "Default min.cleanable.dirty.ratio."),
     k("log.message.timestamp.type", Str, Some("CreateTime"), true, "Default message.timestamp.type: CreateTime or LogAppendTime."),
-    k("min.insync.replicas", Int, Some("1"), true, "Default min.insync.replicas (acks=all needs that many in-sync replicas: more than 1 fails on a single node, as in Kafka)."),
+    k("min.insync.replicas", Int, Some("1"), true, "Default min.insync.replicas (acks=all needs that many in-sync replicas, capped at the replication factor, as in Kafka)."),
     k("compression.type", Str, Some("producer"), true, "Default compression.type: producer keeps batches as sent, a codec name re-encodes them."),
     k("unclean.leader.election.enable", Bool, Some("false"), false, "Accepted for compatibility."),
     k("zookeeper.connect", Str, None, false, "Ignored: Gregor never uses ZooKeeper."),

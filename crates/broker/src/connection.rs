@@ -57,12 +57,6 @@ pub async fn serve(
     listener: Arc<Listener>,
     shutdown: watch::Receiver<bool>,
 ) {
-    let _ = stream.set_nodelay(true);
-    // socket.send.buffer.bytes, as Kafka's acceptor sets it (<= 0: the OS default, autotuned).
-    let send_buffer = services.config.socket_send_buffer_bytes;
-    if send_buffer > 0 {
-        let _ = rustix::net::sockopt::set_socket_send_buffer_size(&stream, send_buffer as usize);
-    }
     let _counted = services.metrics.connection_opened(&listener.name);
     let end = run(stream, peer, &services, &listener, shutdown).await;
     match end {

@@ -100,12 +100,22 @@ impl Server {
         let mut connections = JoinSet::new();
         let mut acceptors = JoinSet::new();
         let (conn_tx, mut conn_rx) = tokio::sync::mpsc::channel(64);
+        let send_buffer = self.broker.services.config.socket_send_buffer_bytes;
         for (socket, listener) in self.listeners {
             let tx = conn_tx.clone();
             acceptors.spawn(async move {
                 loop {
                     match socket.accept().await {
                         Ok((stream, peer)) => {
+                            // As Kafka's acceptor: options set before the connection is served
+                            // (socket.send.buffer.bytes <= 0 keeps the OS default, autotuned).
+                            let _ = stream.set_nodelay(true);
+                            if send_buffer > 0 {
+                                let _ = rustix::net::sockopt::set_socket_send_buffer_size(
+                                    &stream,
+                                    send_buffer as usize,
+                                );
+                            }
                             if tx.send((stream, peer, listener.clone())).await.is_err() {
                                 return;
                             }
