@@ -92,11 +92,14 @@ pub const KEYS: &[Key] = &[
     k("listeners", List, Some("PLAINTEXT://0.0.0.0:9092"), true, "Listener URIs to bind: NAME://host:port, comma separated."),
     k("advertised.listeners", List, Some("PLAINTEXT://localhost:9092"), true, "Listener URIs returned to clients in Metadata."),
     k("listener.security.protocol.map", List, Some("PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"), true, "Listener name to security protocol."),
-    k("controller.listener.names", List, None, true, "Controller listeners (not bound by a single-node Gregor)."),
-    k("inter.broker.listener.name", Str, None, false, "Accepted for compatibility."),
-    k("process.roles", List, Some("broker,controller"), false, "Accepted for compatibility: Gregor is always combined mode."),
-    k("controller.quorum.voters", List, None, false, "Accepted for compatibility."),
-    k("controller.quorum.bootstrap.servers", List, None, false, "Accepted for compatibility."),
+    k("controller.listener.names", List, None, true, "Listeners the controller quorum and brokers use to reach controllers (KRaft's CONTROLLER listener)."),
+    k("inter.broker.listener.name", Str, None, true, "Listener brokers use to reach each other (replica fetchers, forwarding); default: the first client listener."),
+    k("process.roles", List, Some("broker,controller"), true, "broker, controller, or both (combined). Without controller.quorum.voters a node runs alone with an embedded quorum."),
+    k("controller.quorum.voters", List, None, true, "The controller quorum: id@host:port of every voter (their controller listeners)."),
+    k("controller.quorum.bootstrap.servers", List, None, true, "host:port of controllers a broker-only node contacts to find the quorum (alternative to controller.quorum.voters for brokers)."),
+    k("broker.session.timeout.ms", Int, Some("9000"), true, "A broker without a heartbeat for this long is fenced by the controller."),
+    k("broker.heartbeat.interval.ms", Int, Some("2000"), true, "How often a broker heartbeats to the controller."),
+    k("controller.quorum.election.timeout.ms", Int, Some("1000"), true, "Minimum raft election timeout of the controller quorum (the maximum is twice it)."),
     k("node.id", Int, Some("1"), true, "This broker's id."),
     k("broker.id", Int, None, true, "Alias of node.id."),
     k("broker.rack", Str, None, true, "Rack of this broker."),
@@ -126,9 +129,9 @@ pub const KEYS: &[Key] = &[
     k("socket.receive.buffer.bytes", Int, Some("102400"), true, "SO_RCVBUF of the listening sockets (inherited by accepted connections), as Kafka sets it; -1 keeps the OS default (autotuned)."),
     k("queued.max.requests", Int, Some("500"), false, "Accepted for compatibility."),
     k("offsets.topic.num.partitions", Int, Some("50"), true, "Partitions of __consumer_offsets."),
-    k("offsets.topic.replication.factor", Int, Some("3"), false, "Accepted for compatibility."),
-    k("transaction.state.log.replication.factor", Int, Some("3"), false, "Accepted for compatibility."),
-    k("transaction.state.log.min.isr", Int, Some("2"), false, "Accepted for compatibility."),
+    k("offsets.topic.replication.factor", Int, Some("3"), true, "Replication factor of __consumer_offsets in a cluster (a single node uses 1)."),
+    k("transaction.state.log.replication.factor", Int, Some("3"), true, "Replication factor of __transaction_state in a cluster (a single node uses 1)."),
+    k("transaction.state.log.min.isr", Int, Some("2"), true, "min.insync.replicas of __transaction_state in a cluster (a single node uses 1)."),
     // Transaction coordinator (crates/txn-coordinator, crates/broker/src/txns.rs).
     k("transaction.max.timeout.ms", Int, Some("900000"), false, "Largest transaction timeout a producer may ask for (InitProducerId answers INVALID_TRANSACTION_TIMEOUT above it)."),
     k("transaction.state.log.num.partitions", Int, Some("50"), false, "Partitions of __transaction_state (created on the first transactional request)."),
@@ -359,6 +362,201 @@ pub struct Config {
     pub slow_request: Option<std::time::Duration>,
     /// Unknown keys that were set (warned about at startup).
     pub unknown: Vec<String>,
+    /// How this node takes part in a cluster.
+    pub cluster: ClusterConfig,
+}
+
+/// How a node takes part in a cluster (`process.roles`, `controller.quorum.*`, the controller
+/// and inter-broker listeners), Kafka's KRaft settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// `process.roles` contains `broker`.
+    pub broker: bool,
+    /// `process.roles` contains `controller`.
+    pub controller: bool,
+    /// `controller.quorum.voters`: voter id → `host:port` of its controller listener. Empty
+    /// (and no bootstrap servers): a single node with an embedded quorum, as before clusters.
+    pub voters: BTreeMap<i32, String>,
+    /// `controller.quorum.bootstrap.servers`.
+    pub bootstrap_servers: Vec<String>,
+    /// The controller listener this node binds (controllers only).
+    pub controller_listener: Option<Listener>,
+    /// `inter.broker.listener.name`.
+    pub inter_broker_listener: String,
+    /// `broker.session.timeout.ms`.
+    pub broker_session_timeout_ms: i64,
+    /// `broker.heartbeat.interval.ms`.
+    pub broker_heartbeat_interval_ms: i64,
+    /// `controller.quorum.election.timeout.ms`.
+    pub election_timeout_ms: u64,
+    /// `offsets.topic.replication.factor`.
+    pub offsets_topic_replication_factor: i16,
+    /// `transaction.state.log.replication.factor`.
+    pub transaction_state_log_replication_factor: i16,
+    /// `transaction.state.log.min.isr`.
+    pub transaction_state_log_min_isr: i32,
+}
+
+impl ClusterConfig {
+    /// A single node with an embedded quorum (no `controller.quorum.*` settings).
+    pub fn is_embedded(&self) -> bool {
+        self.voters.is_empty() && self.bootstrap_servers.is_empty()
+    }
+}
+
+fn invalid(key: &str, value: &str, reason: String) -> ConfigError {
+    ConfigError::InvalidValue {
+        key: key.to_string(),
+        value: value.to_string(),
+        reason,
+    }
+}
+
+/// The cluster settings, validated as Kafka's `KafkaConfig` validates KRaft settings.
+fn cluster_config(
+    get: &dyn Fn(&str) -> Option<String>,
+    node_id: i32,
+    listeners: &[Listener],
+    controller_listeners: Vec<Listener>,
+    controller_names: &[String],
+) -> Result<ClusterConfig, ConfigError> {
+    let int = |name: &str| -> Result<i64, ConfigError> {
+        let raw = get(name).unwrap_or_default();
+        raw.trim()
+            .parse::<i64>()
+            .map_err(|_| invalid(name, &raw, "not a number".into()))
+    };
+    let roles_raw = get("process.roles").unwrap_or_default();
+    let roles = split_list(&roles_raw);
+    let mut broker = false;
+    let mut controller = false;
+    for r in &roles {
+        match r.to_ascii_lowercase().as_str() {
+            "broker" => broker = true,
+            "controller" => controller = true,
+            other => {
+                return Err(invalid(
+                    "process.roles",
+                    &roles_raw,
+                    format!("unknown process role '{other}' (broker, controller)"),
+                ))
+            }
+        }
+    }
+    if !broker && !controller {
+        return Err(invalid(
+            "process.roles",
+            &roles_raw,
+            "must contain broker, controller or both".into(),
+        ));
+    }
+    let voters_raw = get("controller.quorum.voters").unwrap_or_default();
+    let voters = parse_voters(&voters_raw)
+        .map_err(|e| invalid("controller.quorum.voters", &voters_raw, e))?;
+    let bootstrap_raw = get("controller.quorum.bootstrap.servers").unwrap_or_default();
+    let bootstrap_servers = split_list(&bootstrap_raw);
+    let embedded = voters.is_empty() && bootstrap_servers.is_empty();
+    if !embedded {
+        if controller && !voters.contains_key(&node_id) {
+            return Err(invalid(
+                "controller.quorum.voters",
+                &voters_raw,
+                format!("If process.roles contains controller, controller.quorum.voters must contain this node.id {node_id} (Gregor's controller quorum is static)"),
+            ));
+        }
+        if controller && controller_listeners.is_empty() {
+            return Err(invalid(
+                "controller.listener.names",
+                &controller_names.join(","),
+                "a controller needs a listener named in controller.listener.names among its listeners".into(),
+            ));
+        }
+        if !controller && controller_names.is_empty() {
+            return Err(invalid(
+                "controller.listener.names",
+                "",
+                "must name the listener brokers use to reach the controllers".into(),
+            ));
+        }
+    }
+    if !broker && embedded {
+        return Err(invalid(
+            "process.roles",
+            &roles_raw,
+            "a controller-only node needs controller.quorum.voters".into(),
+        ));
+    }
+    let inter_broker_listener = match get("inter.broker.listener.name") {
+        Some(n) if !n.trim().is_empty() => {
+            let n = n.trim().to_ascii_uppercase();
+            if broker && !listeners.iter().any(|l| l.name == n) {
+                return Err(invalid(
+                    "inter.broker.listener.name",
+                    &n,
+                    "must be one of the listeners".into(),
+                ));
+            }
+            n
+        }
+        _ => listeners
+            .first()
+            .map(|l| l.name.clone())
+            .unwrap_or_else(|| "PLAINTEXT".into()),
+    };
+    let rf = |name: &str| -> Result<i16, ConfigError> {
+        let v = int(name)?;
+        if v <= 0 || v > i64::from(i16::MAX) {
+            return Err(invalid(name, &v.to_string(), "must be positive".into()));
+        }
+        Ok(v as i16)
+    };
+    let session = int("broker.session.timeout.ms")?;
+    let heartbeat = int("broker.heartbeat.interval.ms")?;
+    if session <= 0 || heartbeat <= 0 {
+        return Err(invalid(
+            "broker.session.timeout.ms",
+            &session.to_string(),
+            "broker.session.timeout.ms and broker.heartbeat.interval.ms must be positive".into(),
+        ));
+    }
+    Ok(ClusterConfig {
+        broker,
+        controller,
+        voters,
+        bootstrap_servers,
+        controller_listener: controller_listeners.into_iter().next(),
+        inter_broker_listener,
+        broker_session_timeout_ms: session,
+        broker_heartbeat_interval_ms: heartbeat,
+        election_timeout_ms: int("controller.quorum.election.timeout.ms")?.max(10) as u64,
+        offsets_topic_replication_factor: rf("offsets.topic.replication.factor")?,
+        transaction_state_log_replication_factor: rf("transaction.state.log.replication.factor")?,
+        transaction_state_log_min_isr: int("transaction.state.log.min.isr")?.max(1) as i32,
+    })
+}
+
+/// Parses `controller.quorum.voters` (`id@host:port,...`).
+pub fn parse_voters(value: &str) -> Result<BTreeMap<i32, String>, String> {
+    let mut voters = BTreeMap::new();
+    for item in split_list(value) {
+        let (id, addr) = item
+            .split_once('@')
+            .ok_or_else(|| format!("'{item}' is not of the form id@host:port"))?;
+        let id: i32 = id
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{id}' is not a valid node id in '{item}'"))?;
+        let (host, port) = addr
+            .rsplit_once(':')
+            .ok_or_else(|| format!("'{item}' has no port"))?;
+        if host.is_empty() || port.parse::<u16>().is_err() {
+            return Err(format!("'{item}' is not of the form id@host:port"));
+        }
+        if voters.insert(id, addr.to_string()).is_some() {
+            return Err(format!("voter {id} is listed twice"));
+        }
+    }
+    Ok(voters)
 }
 
 /// Parses `metrics.listener`: `http://host:port` (or `host:port`); empty disables it.
@@ -510,11 +708,6 @@ impl Config {
             values.insert(k.clone(), v.clone());
         }
         let get = |k: &str| values.get(k).map(|s| s.trim().to_string());
-        let invalid = |k: &str, v: &str, reason: String| ConfigError::InvalidValue {
-            key: k.to_string(),
-            value: v.to_string(),
-            reason,
-        };
         let int = |k: &str| -> i64 { get(k).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0) };
         let positive = |name: &str| -> Result<i64, ConfigError> {
             let v = int(name);
@@ -547,9 +740,11 @@ impl Config {
             .unwrap_or_default();
         let listeners_raw = get("listeners").unwrap_or_default();
         let mut listeners = Vec::new();
+        let mut controller_listeners = Vec::new();
         for item in split_list(&listeners_raw) {
             let l = parse_listener(&item).map_err(|e| invalid("listeners", &listeners_raw, e))?;
             if controller_names.contains(&l.name) {
+                controller_listeners.push(l);
                 continue;
             }
             let protocol = protocol_map
@@ -637,6 +832,13 @@ impl Config {
                 .map(|v| v.eq_ignore_ascii_case("true"))
                 .unwrap_or(false)
         };
+        let cluster = cluster_config(
+            &get,
+            node_id as i32,
+            &listeners,
+            controller_listeners,
+            &controller_names,
+        )?;
         let replication = int("default.replication.factor");
         let flush_interval_ms = get("log.flush.interval.ms").and_then(|v| v.parse::<i64>().ok());
         let min_session = int("group.min.session.timeout.ms");
@@ -741,6 +943,7 @@ impl Config {
             replica_high_watermark_checkpoint_interval_ms: positive(
                 "replica.high.watermark.checkpoint.interval.ms",
             )? as u64,
+            cluster,
             values,
             explicit,
             unknown,
@@ -909,5 +1112,70 @@ mod tests {
                 ("e".into(), "A\tB".into()),
             ]
         );
+    }
+
+    #[test]
+    fn single_node_without_quorum_settings_is_embedded() {
+        let c = cfg(&[]).unwrap();
+        assert!(c.cluster.is_embedded());
+        assert!(c.cluster.broker && c.cluster.controller);
+        assert_eq!(c.cluster.inter_broker_listener, "PLAINTEXT");
+        assert_eq!(c.cluster.broker_session_timeout_ms, 9000);
+        assert_eq!(c.cluster.broker_heartbeat_interval_ms, 2000);
+        assert_eq!(c.cluster.offsets_topic_replication_factor, 3);
+    }
+
+    #[test]
+    fn combined_node_of_a_three_voter_quorum() {
+        let c = cfg(&[
+            ("process.roles", "broker,controller"),
+            ("node.id", "2"),
+            (
+                "controller.quorum.voters",
+                "1@127.0.0.1:19093,2@127.0.0.1:29093,3@127.0.0.1:39093",
+            ),
+            (
+                "listeners",
+                "PLAINTEXT://127.0.0.1:29092,CONTROLLER://127.0.0.1:29093",
+            ),
+            ("controller.listener.names", "CONTROLLER"),
+            ("inter.broker.listener.name", "PLAINTEXT"),
+        ])
+        .unwrap();
+        assert!(!c.cluster.is_embedded());
+        assert_eq!(c.cluster.voters.len(), 3);
+        assert_eq!(c.cluster.voters[&2], "127.0.0.1:29093");
+        let cl = c.cluster.controller_listener.as_ref().unwrap();
+        assert_eq!((cl.name.as_str(), cl.port), ("CONTROLLER", 29093));
+        assert_eq!(
+            c.listeners.len(),
+            1,
+            "the controller listener is not a client listener"
+        );
+    }
+
+    #[test]
+    fn bad_quorum_settings_are_refused() {
+        let voters = ("controller.quorum.voters", "1@h:1,2@h:2,3@h:3");
+        // A controller that is not a voter.
+        assert!(cfg(&[
+            ("node.id", "4"),
+            voters,
+            ("listeners", "PLAINTEXT://:9092,CONTROLLER://:9093"),
+            ("controller.listener.names", "CONTROLLER")
+        ])
+        .is_err());
+        // A controller without a controller listener.
+        assert!(cfg(&[("node.id", "1"), voters]).is_err());
+        // Malformed voters.
+        for bad in ["1@h", "x@h:1", "1@h:1,1@h:2", "1:h:1"] {
+            assert!(cfg(&[("controller.quorum.voters", bad)]).is_err(), "{bad}");
+        }
+        // Unknown role.
+        assert!(cfg(&[("process.roles", "broker,zookeeper")]).is_err());
+        // A controller-only node alone.
+        assert!(cfg(&[("process.roles", "controller")]).is_err());
+        // An inter-broker listener that does not exist.
+        assert!(cfg(&[("inter.broker.listener.name", "INTERNAL")]).is_err());
     }
 }
