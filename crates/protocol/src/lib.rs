@@ -8,6 +8,8 @@
 //! - [`request`]: request header and body decoding on top of the `kafka-protocol` crate, guarded
 //!   against hostile input (short frames, unknown API keys, array counts larger than the frame).
 //! - [`fetch`]: the Fetch response encoder that leaves record data to `sendfile`.
+//! - [`internal`]: Gregor's private APIs between cluster nodes (raft, metadata fetch, forwarded
+//!   controller commands): keys, header versions, framing.
 //! - [`response`]: response framing (size prefix, header version per API, ApiVersions' v0 header).
 //! - [`record_batch`]: a zero-copy view over a RecordBatch v2 (`Bytes`): header fields, CRC-32C
 //!   check, record framing and offset-delta validation, record decoding, and a builder.
@@ -23,6 +25,7 @@ pub mod compression;
 pub mod error;
 pub mod fetch;
 pub mod frame;
+pub mod internal;
 pub mod record_batch;
 pub mod request;
 pub mod response;
