@@ -134,3 +134,35 @@ def cache_dir():
     d = Path(os.environ.get("CLUSTER_CACHE_DIR", COMPAT_DIR / ".cache" / "cluster"))
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+@pytest.fixture(scope="session")
+def franzgo_bin(cache_dir):
+    """compat-tests/cluster/franzgo built once into the cache dir (rebuilt when its sources change). Go module and
+    build caches live in CACHE/go; the Go module proxy must be reachable on the first build."""
+    import hashlib
+    import shutil
+    import subprocess
+
+    src = Path(__file__).resolve().parent / "franzgo"
+    h = hashlib.sha256()
+    for name in ("go.mod", "go.sum", "main.go"):
+        h.update((src / name).read_bytes())
+    out = cache_dir / f"franzgo-{h.hexdigest()[:12]}"
+    if out.is_file() and os.access(out, os.X_OK):
+        return str(out)
+    go = shutil.which("go")
+    if go is None:
+        pytest.fail("go is not installed: cannot build compat-tests/cluster/franzgo", pytrace=False)
+    env = dict(os.environ, GOMODCACHE=str(cache_dir / "go" / "mod"), GOCACHE=str(cache_dir / "go" / "build"),
+               GOFLAGS="-modcacherw", GOTOOLCHAIN=os.environ.get("GOTOOLCHAIN", "local"))
+    tmp = out.with_suffix(".tmp")
+    try:
+        p = subprocess.run(["nice", "-n", "10", go, "build", "-o", str(tmp), "."], cwd=src, env=env,
+                           capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired:
+        pytest.fail("building franzgo took more than 600 s", pytrace=False)
+    if p.returncode != 0:
+        pytest.fail(f"building franzgo failed:\n{p.stdout}\n{p.stderr}", pytrace=False)
+    tmp.rename(out)
+    return str(out)
