@@ -1,5 +1,6 @@
 """Helpers for the cluster tests: clients, bounded polling, CLI output parsers."""
 
+import os
 import re
 import time
 import uuid
@@ -7,7 +8,21 @@ import uuid
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from cluster import run_tool  # noqa: F401  (re-exported for the tests)
+from cluster import run_tool, selected_impl  # noqa: F401  (run_tool re-exported for the tests)
+
+TIMINGS = []
+
+
+def timing(name, value, unit="ms"):
+    line = f"CLUSTER-TIMING {name}_{unit}={value:.0f}" if isinstance(value, float) else \
+        f"CLUSTER-TIMING {name}_{unit}={value}"
+    line += f" impl={selected_impl()}"
+    print(line, flush=True)
+    TIMINGS.append(line)
+    path = os.environ.get("CLUSTER_TIMINGS_FILE")
+    if path:
+        with open(path, "a") as f:
+            f.write(line + "\n")
 
 
 def unique(prefix="t"):

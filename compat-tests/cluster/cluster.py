@@ -20,6 +20,7 @@ kafka: the same properties; `kafka-storage.sh format -t <one cluster id> -c node
 Every node runs in its own session/process group (setsid); logs go to DIR/nodeN/node.log.
 """
 
+import atexit
 import base64
 import os
 import re
@@ -38,6 +39,20 @@ REPO_DIR = COMPAT_DIR.parent
 BIN_DIR = COMPAT_DIR / "bin"
 
 IMPLS = ("gregor", "kafka")
+
+# Every Cluster with processes that may still run; killed at interpreter exit as a last resort.
+_LIVE_CLUSTERS = set()
+
+
+@atexit.register
+def _kill_leftovers():
+    for c in list(_LIVE_CLUSTERS):
+        for n in c.nodes.values():
+            if n.proc is not None and n.proc.poll() is None:
+                try:
+                    os.killpg(n.proc.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
 
 
 def selected_impl():
@@ -349,6 +364,7 @@ class Cluster:
                                      env=env, start_new_session=True, cwd=str(node.dir))
         log.close()
         node.last_exit = None
+        _LIVE_CLUSTERS.add(self)
 
     def start(self, timeout=None):
         """Start every node and wait until each answers Metadata listing all n brokers."""
@@ -503,6 +519,7 @@ class Cluster:
                 except (ProcessLookupError, PermissionError):
                     pass
         self.started = False
+        _LIVE_CLUSTERS.discard(self)
         return codes
 
     # ------------------------------------------------------------------ logs

@@ -15,6 +15,7 @@ and repeated at the end of the run (lines starting with CLUSTER-TIMING).
 """
 
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -23,25 +24,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from chelpers import TIMINGS, timing  # noqa: E402
 from cluster import COMPAT_DIR, Cluster, selected_impl  # noqa: E402
 
 SHARED_EXTRA_PROPS = {"broker.session.timeout.ms": "6000"}
 SHARED_NODE_PROPS = {1: {"broker.rack": "rack-a"}, 2: {"broker.rack": "rack-b"}}
-
-_TIMINGS = []
-
-
-def timing(name, value, unit="ms"):
-    line = f"CLUSTER-TIMING {name}_{unit}={value:.0f}" if isinstance(value, float) else \
-        f"CLUSTER-TIMING {name}_{unit}={value}"
-    line += f" impl={selected_impl()}"
-    print(line, flush=True)
-    _TIMINGS.append(line)
-    path = os.environ.get("CLUSTER_TIMINGS_FILE")
-    if path:
-        with open(path, "a") as f:
-            f.write(line + "\n")
-
 
 class ClusterManager:
     def __init__(self, tmp_path_factory):
@@ -50,6 +37,7 @@ class ClusterManager:
         self.config = None
         self.dirty = False
         self.starts = 0
+        self.start_failures = 0
 
     def get(self, extra_props, node_props, fresh):
         config = (tuple(sorted(extra_props.items())),
@@ -58,10 +46,23 @@ class ClusterManager:
         if c is not None and (fresh or self.dirty or config != self.config or len(c.live_ids()) != c.n):
             self.shutdown()
         if self.current is None:
+            if self.start_failures >= 2:
+                pytest.fail(f"the cluster failed to start {self.start_failures} times; not trying again "
+                            f"(last error above)", pytrace=False)
             self.starts += 1
-            c = Cluster(n=3, extra_props=extra_props, node_props=node_props,
-                        base_dir=self.tmp.mktemp(f"cluster{self.starts}-{selected_impl()}"))
-            secs = c.start()
+            try:
+                c = Cluster(n=3, extra_props=extra_props, node_props=node_props,
+                            base_dir=self.tmp.mktemp(f"cluster{self.starts}-{selected_impl()}"))
+            except RuntimeError as e:  # no gregor binary
+                self.start_failures = 2
+                pytest.fail(str(e), pytrace=False)
+            try:
+                secs = c.start()
+            except Exception as e:  # noqa: BLE001 - reported as the test's failure
+                self.start_failures += 1
+                pytest.fail(f"cluster #{self.starts} ({c.impl}) did not start: {e}\n"
+                            + "\n".join(f"--- node {i} log tail ---\n{c.log(i, 40)}" for i in c.ids), pytrace=False)
+            self.start_failures = 0
             print(f"cluster #{self.starts} ({c.impl}) started in {secs:.1f}s: {c}", flush=True)
             timing("cluster_start", secs * 1000)
             self.current, self.config, self.dirty = c, config, False
@@ -118,13 +119,19 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_terminal_summary(terminalreporter):
-    if _TIMINGS:
+    if TIMINGS:
         terminalreporter.section("cluster timings")
-        for line in _TIMINGS:
+        for line in TIMINGS:
             terminalreporter.write_line(line)
 
 
+def _terminate(signum, frame):
+    # SIGTERM (e.g. a CI timeout) unwinds like Ctrl-C, so the fixtures stop the cluster.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def pytest_configure(config):
+    signal.signal(signal.SIGTERM, _terminate)
     config.addinivalue_line("markers", "cluster_config(extra_props=None, node_props=None, fresh=False): cluster setup")
     config.addinivalue_line("markers", "destructive: kills or stops nodes (runs after the other tests)")
 
