@@ -55,6 +55,11 @@ secs=$(( $(date +%s) - t0 ))
 last=$(grep -E "[0-9]+ (passed|failed|error|errors|skipped)" "$LOG" | tail -1)
 num() { echo "$last" | grep -oE "[0-9]+ $1" | grep -oE "[0-9]+" || echo 0; }
 passed=$(num passed); failed=$(num failed); errors=$(( $(num error) )); skipped=$(num skipped)
+# Interrupted (2), internal/usage error (3, 4) or killed: count the run itself as a failure.
+if [ "$rc" -ne 0 ] && [ "$rc" -ne 1 ] && [ "$rc" -ne 5 ] && [ $(( failed + errors )) -eq 0 ]; then
+  echo "cluster/run.sh: pytest exited $rc" >&2
+  errors=1
+fi
 echo "gregor-cluster: wall time ${secs}s (CLUSTER_IMPL=$IMPL)"
 echo "gregor-cluster: $passed passed, $(( failed + errors )) failed, $skipped skipped, 0 not applicable"
 if [ "$rc" -eq 5 ]; then
