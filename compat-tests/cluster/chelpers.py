@@ -1,7 +1,6 @@
 """Helpers for the cluster tests: clients, bounded polling, CLI output parsers."""
 
 import os
-import re
 import time
 import uuid
 

@@ -131,8 +131,8 @@ def run_tool(tool, *args, timeout=60, check=True, env=None, input=None):
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env, input=input,
                            start_new_session=True)
     except subprocess.TimeoutExpired as e:
-        raise AssertionError(f"{tool} timed out after {timeout}s\ncmd: {cmd}\nstdout:\n{e.stdout}\nstderr:\n{e.stderr}") \
-            from None
+        raise AssertionError(
+            f"{tool} timed out after {timeout}s\ncmd: {cmd}\nstdout:\n{e.stdout}\nstderr:\n{e.stderr}") from None
     if check and p.returncode != 0:
         raise AssertionError(f"{tool} exited {p.returncode}\ncmd: {cmd}\nstdout:\n{p.stdout}\nstderr:\n{p.stderr}")
     return p
@@ -388,7 +388,8 @@ class Cluster:
         for i in node_ids:
             node = self.nodes[i]
             if node.proc is not None and node.proc.poll() is not None:
-                raise RuntimeError(f"node {i} exited with code {node.proc.returncode}; log tail:\n{tail(node.log_path)}")
+                raise RuntimeError(
+                    f"node {i} exited with code {node.proc.returncode}; log tail:\n{tail(node.log_path)}")
 
     def wait_ports(self, node_ids, timeout):
         deadline = time.monotonic() + timeout
@@ -566,4 +567,5 @@ class Cluster:
             time.sleep(0.5)
 
     def __repr__(self):
-        return f"Cluster({self.impl}, nodes={ {i: (n.client_port, n.controller_port, n.pid) for i, n in self.nodes.items()} })"
+        nodes = {i: (n.client_port, n.controller_port, n.pid) for i, n in self.nodes.items()}
+        return f"Cluster({self.impl}, nodes (client port, controller port, pid)={nodes})"

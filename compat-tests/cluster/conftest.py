@@ -17,7 +17,6 @@ and repeated at the end of the run (lines starting with CLUSTER-TIMING).
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -109,7 +108,8 @@ def pytest_runtest_makereport(item, call):
         c = getattr(item, "_cluster", None)
         if c is not None:
             for i in c.ids:
-                state = f"pid {c.pid(i)}, running" if c.alive(i) else f"exit {c.nodes[i].proc.returncode if c.nodes[i].proc else None}"
+                proc = c.nodes[i].proc
+                state = f"pid {c.pid(i)}, running" if c.alive(i) else f"exit {proc.returncode if proc else None}"
                 rep.sections.append((f"log tail of node {i} ({state}; {c.log_path(i)})", c.log(i)))
 
 

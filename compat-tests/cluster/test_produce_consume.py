@@ -9,7 +9,6 @@ acked (partition, offset) of every record is recorded. Per partition the acked o
 """
 
 import json
-import os
 import subprocess
 import time
 
@@ -24,7 +23,8 @@ PER_PARTITION = 10
 
 def create_spread_topic(cluster, topic):
     a = admin(cluster.bootstrap)
-    fut = a.create_topics([NewTopic(topic, num_partitions=len(ASSIGNMENT), replica_assignment=ASSIGNMENT)], request_timeout=30)[topic]
+    nt = NewTopic(topic, num_partitions=len(ASSIGNMENT), replica_assignment=ASSIGNMENT)
+    fut = a.create_topics([nt], request_timeout=30)[topic]
     fut.result(timeout=40)
 
     def leaders_ok():
