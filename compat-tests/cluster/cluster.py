@@ -221,6 +221,8 @@ class Cluster:
             if not self.binary:
                 raise RuntimeError("no gregor binary: set GREGOR_BIN or build target/release/gregor "
                                    "(CLUSTER_IMPL=kafka runs the suite against Apache Kafka)")
+            if not (os.path.isfile(self.binary) and os.access(self.binary, os.X_OK)):
+                raise RuntimeError(f"gregor binary {self.binary} is not an executable file")
         else:
             self.binary = str(BIN_DIR / "kafka-server-start.sh")
         ports = free_ports(2 * n)
