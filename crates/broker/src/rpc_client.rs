@@ -574,7 +574,8 @@ async fn write_loop(
             break;
         }
     }
-    let _ = out.shutdown().await;
+    // Dropping the half shuts the socket down for writing without waiting: a flush here could
+    // block forever on a peer that stopped reading.
 }
 
 /// Reads response frames and routes each to the caller of its correlation id, until the
