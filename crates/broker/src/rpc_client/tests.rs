@@ -617,8 +617,11 @@ async fn an_idle_connection_is_closed_and_reopened_on_the_next_call() {
         .await
         .unwrap();
     assert!(ch.is_connected());
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!ch.is_connected());
+    let deadline = Instant::now() + T;
+    while ch.is_connected() {
+        assert!(Instant::now() < deadline, "the idle connection stayed open");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     ch.call_raw(PRIVATE_KEY, 0, Bytes::from_static(b"b"), T)
         .await
         .unwrap();
@@ -628,9 +631,16 @@ async fn an_idle_connection_is_closed_and_reopened_on_the_next_call() {
 
 #[tokio::test]
 async fn close_fails_calls_in_flight_and_later_calls() {
-    let (addr, _) = fake(|mut s, _| async move {
-        handshake(&mut s, RANGES).await;
-        while read_request(&mut s).await.is_some() {}
+    let received = Arc::new(tokio::sync::Notify::new());
+    let notify = received.clone();
+    let (addr, _) = fake(move |mut s, _| {
+        let notify = notify.clone();
+        async move {
+            handshake(&mut s, RANGES).await;
+            while read_request(&mut s).await.is_some() {
+                notify.notify_one();
+            }
+        }
     })
     .await;
     let ch = NodeChannel::new(addr, config());
@@ -639,7 +649,7 @@ async fn close_fails_calls_in_flight_and_later_calls() {
         let ch = ch.clone();
         tokio::spawn(async move { ch.call_raw(PRIVATE_KEY, 0, Bytes::new(), T).await })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    received.notified().await;
     ch.close();
     let e = pending.await.unwrap().unwrap_err();
     assert!(
@@ -702,11 +712,17 @@ async fn the_pool_replaces_a_channel_when_the_node_moves() {
 
 #[tokio::test]
 async fn a_retired_channel_lets_calls_in_flight_finish() {
-    let (addr, _) = fake(|mut s, _| async move {
-        handshake(&mut s, RANGES).await;
-        while let Some(req) = read_request(&mut s).await {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            answer(&mut s, &req, &req.body).await;
+    let received = Arc::new(tokio::sync::Notify::new());
+    let notify = received.clone();
+    let (addr, _) = fake(move |mut s, _| {
+        let notify = notify.clone();
+        async move {
+            handshake(&mut s, RANGES).await;
+            while let Some(req) = read_request(&mut s).await {
+                notify.notify_one();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                answer(&mut s, &req, &req.body).await;
+            }
         }
     })
     .await;
@@ -720,7 +736,7 @@ async fn a_retired_channel_lets_calls_in_flight_finish() {
                 .await
         })
     };
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    received.notified().await;
     pool.remove(3);
     assert_eq!(&pending.await.unwrap().unwrap()[..], b"p");
 }
