@@ -38,6 +38,8 @@
 //!
 //! This module is a leaf: it uses no other module of the broker.
 
+#![warn(missing_docs)]
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use gregor_protocol::frame::{self, FrameError};
 use gregor_protocol::messages::{
@@ -1174,7 +1176,9 @@ impl NodeChannel {
             tokio::time::sleep(wait).await;
         }
         backoff.last_attempt = Some(Instant::now());
+        // A root span: the connection's tasks outlive the call that opened it.
         let span = tracing::debug_span!(
+            parent: None,
             "rpc_connection",
             node = self.inner.node_id.unwrap_or(-1),
             addr = %self.inner.addr,
