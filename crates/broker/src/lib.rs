@@ -34,6 +34,9 @@
 //!   the slow-request clock.
 //! - [`errors`]: the one mapping from storage/controller errors to Kafka error codes.
 //! - [`clock`], [`limits`]: the wall clock and broker-wide limits (leaves).
+//! - [`rpc_client`]: the Kafka-wire client for traffic to other nodes (controller RPCs, replica
+//!   fetches, forwarded requests, private raft RPCs): pipelined per-node channels with ApiVersions
+//!   negotiation, timeouts and reconnects, pooled by node id (a leaf).
 //! - [`healthcheck`]: `gregor healthcheck`, the container health check (ApiVersions).
 //! - [`cli`]: `gregor topics|produce|consume|groups`, an rpk-like client for any Kafka broker.
 //!
@@ -62,6 +65,7 @@ pub mod metadata_cache;
 pub mod metrics;
 pub mod producer_ids;
 pub mod replica_manager;
+pub mod rpc_client;
 pub mod sendfile;
 pub mod server;
 pub mod services;

@@ -36,6 +36,7 @@ const LAYERS: &[&[&str]] = &[
         "clock",
         "limits",
         "cli",
+        "rpc_client",
     ],
 ];
 
