@@ -60,6 +60,8 @@
 //! [`alter_topic_configs`](ClusterState::alter_topic_configs),
 //! [`alter_partition`](ClusterState::alter_partition),
 //! [`elect_leaders`](ClusterState::elect_leaders),
+//! [`elect_unclean_leaders`](ClusterState::elect_unclean_leaders) and
+//! [`balance_partition_leaders`](ClusterState::balance_partition_leaders) (periodic tasks),
 //! [`alter_partition_reassignments`](ClusterState::alter_partition_reassignments),
 //! [`list_partition_reassignments`](ClusterState::list_partition_reassignments) (a query),
 //! [`unregister_broker`](ClusterState::unregister_broker),
@@ -92,7 +94,13 @@
 //! 5. Snapshots: [`ClusterState::snapshot_records`] at offset `o`; a receiver rebuilds with
 //!    [`ClusterState::from_snapshot`]`(o, &records)` and replays the log after `o`.
 //! 6. `unclean.leader.election.enable` is read from the topic's configs, then the
-//!    cluster-wide dynamic broker default (`BrokerConfig` resource `""`), else false.
+//!    cluster-wide dynamic broker default (`BrokerConfig` resource `""`), else false. Run
+//!    [`ClusterState::elect_unclean_leaders`] every `unclean.leader.election.interval.ms`
+//!    and [`ClusterState::balance_partition_leaders`] every
+//!    `leader.imbalance.check.interval.seconds` (both bounded; rerun at once when they say
+//!    more remain).
+
+#![warn(missing_docs)]
 
 pub mod cluster;
 pub mod controller;

@@ -724,6 +724,49 @@ impl ClusterState {
         Ok((records, results))
     }
 
+    /// The periodic unclean election (Kafka 3.9+'s `maybeElectUncleanLeaders`, run every
+    /// `unclean.leader.election.interval.ms`, 5 min): leaderless partitions of topics where
+    /// unclean election is enabled get any live replica as leader. At most `max_elections`
+    /// records; the reply says whether more partitions may remain (run again at once).
+    pub fn elect_unclean_leaders(&self, max_elections: usize) -> CommandResult<bool> {
+        let mut records = Vec::new();
+        for tp in self.leaderless_partitions() {
+            if records.len() >= max_elections {
+                return Ok((records, true));
+            }
+            if self.unclean_leader_election_enabled(&tp.topic_id) {
+                let name = &self.topic_by_id(&tp.topic_id).expect("topic").name;
+                self.elect_leader(name, tp.partition, ElectionType::Unclean, &mut records);
+            }
+        }
+        Ok((records, false))
+    }
+
+    /// Auto leader rebalance (Kafka's `maybeBalancePartitionLeaders`, run every
+    /// `leader.imbalance.check.interval.seconds` when `auto.leader.rebalance.enable`): a
+    /// preferred election for every partition not led by its preferred replica. At most
+    /// `max_elections` records (Kafka: 1000); the reply says whether more may remain.
+    pub fn balance_partition_leaders(&self, max_elections: usize) -> CommandResult<bool> {
+        let mut records = Vec::new();
+        for t in self.topics() {
+            for (p, part) in self.partitions(&t.id) {
+                if part.has_preferred_leader() {
+                    continue;
+                }
+                if records.len() >= max_elections {
+                    return Ok((records, true));
+                }
+                if let Some(r) = PartitionChangeBuilder::new(part, t.id, p, |r| self.is_active(r))
+                    .election(Election::Preferred)
+                    .build()
+                {
+                    records.push(r);
+                }
+            }
+        }
+        Ok((records, false))
+    }
+
     /// Kafka's `alterPartitionReassignments`: per target, start/change a reassignment
     /// (replicas = target + the current replicas not in it, with adding/removing set, or
     /// completed at once when the ISR already allows) or cancel one. Results are in the order

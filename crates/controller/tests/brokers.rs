@@ -387,3 +387,39 @@ fn activate_gives_every_registered_broker_a_new_session() {
     );
     assert_eq!(hb.next_check_ms(), Some(h.now + 69_000));
 }
+
+#[test]
+fn ten_thousand_partitions() {
+    let mut h = Harness::new();
+    for n in 1..=5 {
+        h.start(n, None);
+    }
+    let id = h.create_topic("big", 10_000, 3);
+    let led_by_1 = h.state.partitions_led_by(1).count();
+    assert_eq!(led_by_1, 2000);
+    assert_eq!(h.state.partitions_with_replica_in_isr(1).count(), 6000);
+    let reply = h.heartbeat(1, true, false).unwrap();
+    assert!(reply.is_fenced);
+    assert_eq!(h.state.partitions_led_by(1).count(), 0);
+    assert_eq!(h.state.partitions_with_replica_in_isr(1).count(), 0);
+    assert_eq!(h.state.leaderless_partitions().count(), 0);
+    assert!(h
+        .state
+        .partitions(&id)
+        .all(|(_, p)| p.isr.len() == if p.replicas.contains(&1) { 2 } else { 3 }));
+    h.heartbeat(1, false, false).unwrap();
+    let result = h
+        .state
+        .elect_leaders(gregor_controller::ElectionType::Preferred, None);
+    let results = h.run(result);
+    assert_eq!(
+        results.len(),
+        2000,
+        "only the partitions whose preferred leader is 1"
+    );
+    assert!(
+        results.iter().all(|r| r.error.is_some()),
+        "1 is not back in the ISRs"
+    );
+    h.assert_snapshot_round_trip();
+}

@@ -493,3 +493,40 @@ fn cancelling_when_only_adding_replicas_are_in_sync_needs_unclean_election() {
         (vec![1], vec![1], 1)
     );
 }
+
+#[test]
+fn periodic_unclean_election_and_leader_balancing() {
+    let mut h = setup(3);
+    let mut reg = part(&h);
+    reg.leader = NO_LEADER;
+    reg.isr = vec![1];
+    set_partition(&mut h, reg);
+    h.heartbeat(1, true, false).unwrap();
+    // Unclean election off: nothing to do.
+    let (records, more) = h.state.elect_unclean_leaders(1000).unwrap();
+    assert!(records.is_empty() && !more);
+    // Enabled dynamically for the cluster: the next periodic run elects.
+    h.commit(vec![MetadataRecord::BrokerConfig {
+        resource_name: String::new(),
+        key: "unclean.leader.election.enable".into(),
+        value: Some("true".into()),
+    }]);
+    let result = h.state.elect_unclean_leaders(1000);
+    h.run(result);
+    let p = part(&h);
+    assert_eq!((p.leader, p.isr.clone()), (2, vec![2]));
+    assert_eq!(p.leader_recovery_state, LeaderRecoveryState::Recovering);
+    // The preferred replica 1 comes back and catches up: balancing moves leadership to it.
+    h.heartbeat(1, false, false).unwrap();
+    let mut req = alter(&h, &[2, 1]);
+    req.leader_recovery_state = LeaderRecoveryState::Recovered;
+    let result = h.state.alter_partition(&req);
+    h.run(result);
+    let (records, more) = h.state.balance_partition_leaders(0).unwrap();
+    assert!(records.is_empty() && more);
+    let result = h.state.balance_partition_leaders(1000);
+    assert!(!h.run(result));
+    assert_eq!(part(&h).leader, 1);
+    let (records, _) = h.state.balance_partition_leaders(1000).unwrap();
+    assert!(records.is_empty());
+}

@@ -299,12 +299,20 @@ impl Sim {
             64..=75 => self.alter_isr(true),
             76..=83 => self.alter_isr(false),
             84..=88 => self.reassign(),
-            89..=91 => {
+            89..=90 => {
                 let result = self.h.state.elect_leaders(ElectionType::Preferred, None);
                 self.h.run(result);
             }
-            92..=93 => {
+            91 => {
+                let result = self.h.state.balance_partition_leaders(1000);
+                self.h.run(result);
+            }
+            92 => {
                 let result = self.h.state.elect_leaders(ElectionType::Unclean, None);
+                self.h.run(result);
+            }
+            93 => {
+                let result = self.h.state.elect_unclean_leaders(1000);
                 self.h.run(result);
             }
             94..=95 => {
