@@ -78,7 +78,9 @@
 //! 1. Only the active controller runs commands. It proposes the returned records (in order,
 //!    atomically) to the metadata log and, **once they commit**, every node — controllers and
 //!    brokers — replays them with their offsets: `state.replay(offset, &record)`. A command
-//!    changes nothing in [`ClusterState`] by itself.
+//!    changes nothing in [`ClusterState`] by itself. Offsets are the metadata log's (Kafka:
+//!    one per record); they must never decrease, two `RegisterBroker` records of one node
+//!    must not share one, and brokers report `current_metadata_offset` in the same numbering.
 //! 2. Commands must see the records of earlier commands: run the next command only against a
 //!    state that has replayed every record proposed before it (serialize commands through
 //!    commit, or keep a speculative copy of the state that replays proposals at once, as
