@@ -5,8 +5,13 @@
 //! (`ReplicationControlManager.processBrokerHeartbeat`) and session expiry
 //! (`maybeFenceOneStaleBroker`).
 //!
+//! Sessions are kept per (broker id, broker epoch), as Kafka 4's `BrokerHeartbeatTracker`: a
+//! heartbeat with the current epoch renews its session, fenced or not; a session not renewed
+//! within `broker.session.timeout.ms` expires, and fences the broker if that registration is
+//! still unfenced.
+//!
 //! Only the active controller has one. A controller that becomes active builds a fresh one
-//! and calls [`BrokerHeartbeatManager::activate`]: every registered broker then gets a full
+//! and calls [`BrokerHeartbeatManager::activate`]: every unfenced broker then gets a full
 //! session from that moment, as in Kafka. Time is passed in (milliseconds of a monotonic
 //! clock); nothing here reads a clock.
 
@@ -93,10 +98,9 @@ impl BrokerControlState {
     }
 }
 
-/// One broker's soft state.
+/// One broker's soft control state (Kafka's `BrokerHeartbeatState`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct HeartbeatState {
-    last_contact_ms: i64,
     metadata_offset: i64,
     fenced: bool,
     /// Controlled shutdown granted (Kafka: `controlledShutdownOffset >= 0`).
@@ -110,6 +114,8 @@ struct HeartbeatState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerHeartbeatManager {
     session_timeout_ms: i64,
+    /// (node id, broker epoch) -> last contact (Kafka's `BrokerHeartbeatTracker`).
+    sessions: BTreeMap<(i32, i64), i64>,
     brokers: BTreeMap<i32, HeartbeatState>,
 }
 
@@ -118,6 +124,7 @@ impl BrokerHeartbeatManager {
     pub fn new(session_timeout_ms: i64) -> BrokerHeartbeatManager {
         BrokerHeartbeatManager {
             session_timeout_ms,
+            sessions: BTreeMap::new(),
             brokers: BTreeMap::new(),
         }
     }
@@ -128,23 +135,27 @@ impl BrokerHeartbeatManager {
     }
 
     /// Kafka's `ClusterControlManager.activate`: on becoming the active controller, every
-    /// registered broker gets a session starting `now_ms`, fenced as registered.
+    /// registered broker is tracked as registered, and every unfenced one gets a session
+    /// starting `now_ms`.
     pub fn activate(&mut self, state: &ClusterState, now_ms: i64) {
+        self.sessions.clear();
         self.brokers.clear();
         for b in state.brokers() {
-            self.touch(b.node_id, b.fenced, -1, now_ms);
+            self.register(b.node_id, b.fenced);
+            if !b.fenced {
+                self.sessions.insert((b.node_id, b.epoch), now_ms);
+            }
         }
     }
 
-    fn touch(&mut self, node_id: i32, fenced: bool, metadata_offset: i64, now_ms: i64) {
+    /// Kafka's `touch`: the broker's fencing and reported offset.
+    fn touch(&mut self, node_id: i32, fenced: bool, metadata_offset: i64) {
         let s = self.brokers.entry(node_id).or_insert(HeartbeatState {
-            last_contact_ms: now_ms,
             metadata_offset: -1,
             fenced,
             shutting_down: false,
             shutdown_offset: None,
         });
-        s.last_contact_ms = now_ms;
         s.metadata_offset = metadata_offset;
         s.fenced = fenced;
         if fenced {
@@ -154,36 +165,37 @@ impl BrokerHeartbeatManager {
         }
     }
 
-    /// Kafka's `register`: a new session, or a changed fencing, counts as contact.
-    fn register(&mut self, node_id: i32, fenced: bool, now_ms: i64) {
-        match self.brokers.get(&node_id) {
-            None => self.touch(node_id, fenced, -1, now_ms),
-            Some(s) if s.fenced != fenced => {
-                let offset = s.metadata_offset;
-                self.touch(node_id, fenced, offset, now_ms)
-            }
-            Some(_) => {}
-        }
+    /// Kafka's `register`: track the broker, with the given fencing.
+    fn register(&mut self, node_id: i32, fenced: bool) {
+        let offset = match self.brokers.get(&node_id) {
+            Some(s) if s.fenced != fenced => s.metadata_offset,
+            _ => -1,
+        };
+        self.touch(node_id, fenced, offset);
     }
 
-    /// Whether a broker has a live session: unfenced and heard from within the timeout.
-    pub fn has_valid_session(&self, node_id: i32, now_ms: i64) -> bool {
-        self.brokers.get(&node_id).is_some_and(|s| {
-            !s.fenced && s.last_contact_ms.saturating_add(self.session_timeout_ms) >= now_ms
-        })
+    fn is_expired(&self, last_contact_ms: i64, now_ms: i64) -> bool {
+        now_ms > last_contact_ms && last_contact_ms.saturating_add(self.session_timeout_ms) < now_ms
     }
 
-    /// The last time a broker was heard from.
-    pub fn last_contact_ms(&self, node_id: i32) -> Option<i64> {
-        self.brokers.get(&node_id).map(|s| s.last_contact_ms)
+    /// Whether this registration (broker id and epoch) was heard from within the session
+    /// timeout.
+    pub fn has_valid_session(&self, node_id: i32, broker_epoch: i64, now_ms: i64) -> bool {
+        self.sessions
+            .get(&(node_id, broker_epoch))
+            .is_some_and(|t| !self.is_expired(*t, now_ms))
     }
 
-    /// When the next session may expire (`None`: no unfenced session).
+    /// The last time this registration was heard from.
+    pub fn last_contact_ms(&self, node_id: i32, broker_epoch: i64) -> Option<i64> {
+        self.sessions.get(&(node_id, broker_epoch)).copied()
+    }
+
+    /// When the next session may expire (`None`: no session).
     pub fn next_check_ms(&self) -> Option<i64> {
-        self.brokers
+        self.sessions
             .values()
-            .filter(|s| !s.fenced)
-            .map(|s| s.last_contact_ms.saturating_add(self.session_timeout_ms))
+            .map(|t| t.saturating_add(self.session_timeout_ms))
             .min()
     }
 
@@ -227,13 +239,14 @@ impl BrokerHeartbeatManager {
         let mut records = Vec::new();
         if let Some(e) = existing {
             if e.incarnation_id != req.incarnation_id {
-                if self.has_valid_session(node_id, now_ms) {
+                if self.has_valid_session(node_id, e.epoch, now_ms) {
                     return Err(ControllerError::new(
                         ErrorCode::DuplicateBrokerRegistration,
                         "Another broker is registered with that broker id. If the broker was recently restarted this should self-resolve once the heartbeat manager expires the broker's session.",
                     ));
                 }
                 self.brokers.remove(&node_id);
+                self.sessions.retain(|(n, _), _| *n != node_id);
                 if !e.fenced {
                     records.extend(state.handle_broker_fenced(node_id));
                 }
@@ -254,7 +267,7 @@ impl BrokerHeartbeatManager {
             fenced,
             in_controlled_shutdown: amended.is_some_and(|e| e.in_controlled_shutdown),
         });
-        self.register(node_id, fenced, now_ms);
+        self.register(node_id, fenced);
         Ok((
             records,
             BrokerRegistrationReply {
@@ -345,8 +358,9 @@ impl BrokerHeartbeatManager {
         };
         state.check_broker_epoch(node_id, req.broker_epoch)?;
         let registration_offset = reg.registration_offset;
+        self.sessions.insert((node_id, reg.epoch), now_ms);
         if !self.brokers.contains_key(&node_id) {
-            self.touch(node_id, reg.fenced, -1, now_ms);
+            self.register(node_id, reg.fenced);
         }
         let (current, next) = self.next_state(state, req, registration_offset);
         let mut records = Vec::new();
@@ -363,7 +377,7 @@ impl BrokerHeartbeatManager {
                 }
             }
         }
-        self.touch(node_id, next.fenced(), req.current_metadata_offset, now_ms);
+        self.touch(node_id, next.fenced(), req.current_metadata_offset);
         if next == BrokerControlState::ControlledShutdown {
             if let Some(s) = self.brokers.get_mut(&node_id) {
                 s.shutting_down = true;
@@ -380,29 +394,39 @@ impl BrokerHeartbeatManager {
         ))
     }
 
-    /// Kafka's `maybeFenceOneStaleBroker`: fences the broker whose session expired first (the
-    /// records of `handleBrokerFenced`), or returns no record. One broker per call, so that
-    /// each fencing is computed against a state that includes the previous one: replay the
-    /// records, then call again until it returns `None`.
+    /// Kafka's `maybeFenceOneStaleBroker`: removes expired sessions, oldest first, until one
+    /// belongs to a registration that is still unfenced, and fences that broker (the records
+    /// of `handleBrokerFenced`); no record when no such session expired. One broker per call,
+    /// so that each fencing is computed against a state that includes the previous one:
+    /// replay the records, then call again until it returns `None`.
     pub fn fence_expired(
         &mut self,
         state: &ClusterState,
         now_ms: i64,
     ) -> (Vec<MetadataRecord>, Option<i32>) {
-        self.brokers.retain(|id, _| state.broker(*id).is_some());
-        let stale = self
-            .brokers
-            .iter()
-            .filter(|(_, s)| !s.fenced)
-            .min_by_key(|(id, s)| (s.last_contact_ms, **id))
-            .map(|(id, _)| *id)
-            .filter(|id| !self.has_valid_session(*id, now_ms));
-        let Some(node_id) = stale else {
-            return (vec![], None);
-        };
-        if let Some(s) = self.brokers.get_mut(&node_id) {
-            s.fenced = true;
+        loop {
+            let expired = self
+                .sessions
+                .iter()
+                .filter(|(_, t)| self.is_expired(**t, now_ms))
+                .min_by_key(|(key, t)| (**t, **key))
+                .map(|(key, _)| *key);
+            let Some((node_id, epoch)) = expired else {
+                return (vec![], None);
+            };
+            self.sessions.remove(&(node_id, epoch));
+            match state.broker(node_id) {
+                Some(b) if b.epoch == epoch && !b.fenced => {
+                    if let Some(s) = self.brokers.get_mut(&node_id) {
+                        s.fenced = true;
+                    }
+                    return (state.handle_broker_fenced(node_id), Some(node_id));
+                }
+                Some(_) => {}
+                None => {
+                    self.brokers.remove(&node_id);
+                }
+            }
         }
-        (state.handle_broker_fenced(node_id), Some(node_id))
     }
 }

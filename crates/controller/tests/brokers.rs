@@ -171,6 +171,26 @@ fn another_incarnation_waits_for_the_session_to_expire() {
 }
 
 #[test]
+fn a_fenced_but_live_incarnation_also_blocks_another() {
+    let mut h = Harness::new();
+    h.register(1, None);
+    // Still recovering its logs: heartbeats while asking to stay fenced.
+    let reply = h.heartbeat(1, true, false).unwrap();
+    assert!(reply.is_fenced);
+    let inc = h.fresh_incarnation();
+    let req = Harness::registration(1, inc, None);
+    let e = h.hb.register_broker(&h.state, &req, h.now).unwrap_err();
+    assert_eq!(e.code, ErrorCode::DuplicateBrokerRegistration);
+    // Its session expires without fencing anything (it is fenced already).
+    h.now += 9001;
+    assert!(h.fence_expired().is_empty());
+    let result = h.hb.register_broker(&h.state, &req, h.now);
+    let records = h.run(result);
+    assert_eq!(records.broker_epoch, None);
+    assert_eq!(h.state.broker(1).unwrap().incarnation_id, inc);
+}
+
+#[test]
 fn the_same_incarnation_amends_its_registration() {
     let mut h = Harness::new();
     let (inc, epoch) = h.register(1, None);
@@ -209,7 +229,8 @@ fn session_expiry_fences_and_elects_from_the_isr() {
     assert_eq!(p.isr.len(), 2);
     assert_eq!((p.leader_epoch, p.partition_epoch), (1, 1));
     assert!(h.state.broker(leader).unwrap().fenced);
-    assert!(!h.hb.has_valid_session(leader, h.now));
+    let epoch = h.state.broker(leader).unwrap().epoch;
+    assert!(!h.hb.has_valid_session(leader, epoch, h.now));
 }
 
 #[test]
@@ -380,9 +401,13 @@ fn activate_gives_every_registered_broker_a_new_session() {
     h.register(2, None);
     let mut hb = gregor_controller::BrokerHeartbeatManager::new(9000);
     hb.activate(&h.state, h.now + 60_000);
-    assert!(hb.has_valid_session(1, h.now + 60_000));
+    let (e1, e2) = (
+        h.state.broker(1).unwrap().epoch,
+        h.state.broker(2).unwrap().epoch,
+    );
+    assert!(hb.has_valid_session(1, e1, h.now + 60_000));
     assert!(
-        !hb.has_valid_session(2, h.now + 60_000),
+        !hb.has_valid_session(2, e2, h.now + 60_000),
         "fenced: no session"
     );
     assert_eq!(hb.next_check_ms(), Some(h.now + 69_000));
