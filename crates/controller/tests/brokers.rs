@@ -448,3 +448,20 @@ fn ten_thousand_partitions() {
     );
     h.assert_snapshot_round_trip();
 }
+
+#[test]
+fn producer_ids_run_out_as_kafka() {
+    let mut h = Harness::new();
+    let epoch = h.start(1, None);
+    h.commit(vec![MetadataRecord::ProducerIds {
+        next_block_start: i64::MAX - 10,
+        broker_id: 1,
+        broker_epoch: epoch,
+    }]);
+    let e = h.state.allocate_producer_ids(1, epoch).unwrap_err();
+    assert_eq!(e.code, ErrorCode::UnknownServerError);
+    assert_eq!(
+        e.message,
+        "Exhausted all producerIds as the next block's end producerId has exceeded the int64 type limit"
+    );
+}

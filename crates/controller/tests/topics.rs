@@ -296,3 +296,36 @@ fn delete_topic_and_configs() {
     assert_eq!(h.state.partitions_with_replica_in_isr(2).count(), 0);
     h.assert_snapshot_round_trip();
 }
+
+#[test]
+fn create_partitions_on_fenced_brokers() {
+    let mut h = cluster(2);
+    h.register(3, None);
+    h.create_topic("t", 1, 2);
+    // A fenced replica is fine while another one is active.
+    h.state
+        .create_partitions("t", 2, Some(&[vec![3, 1]]))
+        .unwrap();
+    let e = h
+        .state
+        .create_partitions("t", 2, Some(&[vec![3, 3]]))
+        .unwrap_err();
+    assert_eq!(
+        e.message,
+        "The manual partition assignment includes the broker 3 more than once."
+    );
+    h.heartbeat(1, true, false).unwrap();
+    h.heartbeat(2, true, false).unwrap();
+    let e = h
+        .state
+        .create_partitions("t", 2, Some(&[vec![3, 1]]))
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidReplicaAssignment);
+    assert_eq!(
+        e.message,
+        "All brokers specified in the manual partition assignment for partition 1 are fenced or in controlled shutdown."
+    );
+    let e = h.state.create_partitions("t", 2, None).unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidReplicationFactor);
+    assert_eq!(e.message, "All brokers are currently fenced.");
+}
