@@ -71,15 +71,14 @@ impl ControllerChannel {
         let this = self.clone();
         tokio::task::spawn_blocking(move || this.change_blocking(f))
             .await
-            .map_err(|e| ControllerError::Storage(format!("controller task failed: {e}")))?
+            .map_err(|e| ControllerError::storage(format!("controller task failed: {e}")))?
     }
 
     /// Validates a topic creation against the current image without applying it.
     pub fn validate_create_topic(&self, req: &CreateTopic) -> Result<(), ControllerError> {
-        let image = self.metadata.image();
-        let live = image.brokers().count().max(1);
-        image
-            .create_topic(req, Uuid::from_u128(2), live)
+        self.metadata
+            .image()
+            .create_topic(req, Uuid::from_u128(2))
             .map(|_| ())
     }
 
@@ -101,7 +100,7 @@ impl ControllerChannel {
     ) -> Result<(), ControllerError> {
         self.metadata
             .image()
-            .create_partitions(name, count)
+            .create_partitions(name, count, None)
             .map(|_| ())
     }
 
@@ -147,11 +146,6 @@ impl ControllerChannel {
     pub async fn allocate_producer_ids(
         self: &Arc<Self>,
     ) -> Result<std::ops::Range<i64>, ControllerError> {
-        self.change(|c| {
-            let (records, block) = c.state().allocate_producer_ids();
-            c.commit(records)?;
-            Ok(block)
-        })
-        .await
+        self.change(|c| c.allocate_producer_ids()).await
     }
 }

@@ -43,16 +43,5 @@ pub fn storage_code(e: &StorageError) -> ErrorCode {
 
 /// Kafka error code of a controller error.
 pub fn controller_code(e: &ControllerError) -> ErrorCode {
-    match e {
-        ControllerError::TopicAlreadyExists(_) => ErrorCode::TopicAlreadyExists,
-        ControllerError::InvalidTopic(_) => ErrorCode::InvalidTopicException,
-        ControllerError::InvalidPartitions(_) => ErrorCode::InvalidPartitions,
-        ControllerError::InvalidReplicationFactor(_) => ErrorCode::InvalidReplicationFactor,
-        ControllerError::InvalidReplicaAssignment(_) => ErrorCode::InvalidReplicaAssignment,
-        ControllerError::InvalidConfig(_) => ErrorCode::InvalidConfig,
-        ControllerError::InvalidRequest(_) => ErrorCode::InvalidRequest,
-        ControllerError::UnknownTopic(_) => ErrorCode::UnknownTopicOrPartition,
-        ControllerError::UnknownTopicId(_) => ErrorCode::UnknownTopicId,
-        ControllerError::Storage(_) => ErrorCode::KafkaStorageError,
-    }
+    e.code
 }

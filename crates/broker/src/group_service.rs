@@ -161,7 +161,8 @@ impl GroupCoordinatorService {
             ]),
         };
         match self.controller.create_topic(req).await {
-            Ok(_) | Err(gregor_controller::ControllerError::TopicAlreadyExists(_)) => Ok(()),
+            Ok(_) => Ok(()),
+            Err(e) if e.code == gregor_protocol::ErrorCode::TopicAlreadyExists => Ok(()),
             Err(e) => Err(CoordinatorError::NotAvailable(e.to_string())),
         }
     }

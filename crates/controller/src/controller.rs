@@ -1,10 +1,15 @@
-//! [`Controller`]: the cluster state plus its metadata log. Every change is validated against the
-//! state, appended (and fsynced) to the log, then applied — the same records a Raft quorum will
-//! replicate later.
+//! [`Controller`]: the embedded single-node controller — the cluster state plus its local
+//! metadata log. Every change is validated against the state, appended (and fsynced) to the
+//! log, then replayed. Records are numbered by their position in the log: 1, 2, 3, ...
+//!
+//! This is the one part of the crate that does I/O and draws random ids (topic ids, the
+//! process's incarnation id); a Raft quorum drives [`ClusterState`] and the commands directly.
 
+use crate::error::ControllerError;
 use crate::log::MetadataLog;
-use crate::records::MetadataRecord;
-use crate::state::{ClusterState, ControllerError, CreateTopic, TopicMeta};
+use crate::records::{Endpoint, MetadataRecord};
+use crate::replication::{CreateTopic, CreatedTopic};
+use crate::state::{ClusterState, TopicMeta};
 use std::path::Path;
 use uuid::Uuid;
 
@@ -13,16 +18,24 @@ use uuid::Uuid;
 pub struct Controller {
     state: ClusterState,
     log: MetadataLog,
+    /// Offset the next appended record gets.
+    next_offset: i64,
     producer_ids: std::ops::Range<i64>,
+    /// This process's incarnation id.
+    incarnation_id: Uuid,
+    /// The node registered by [`Controller::register_broker`].
+    local_node: Option<i32>,
 }
 
 impl Controller {
-    /// Opens the metadata log at `path` and replays it.
+    /// Opens the metadata log at `path` and replays it (record `i`, from 1, at offset `i`).
     pub fn open(path: &Path) -> std::io::Result<Controller> {
         let (log, records) = MetadataLog::open(path)?;
         let mut state = ClusterState::default();
+        let mut next_offset = 1;
         for r in &records {
-            state.replay(r);
+            state.replay(next_offset, r);
+            next_offset += 1;
         }
         tracing::info!(
             records = records.len(),
@@ -32,7 +45,10 @@ impl Controller {
         Ok(Controller {
             state,
             log,
+            next_offset,
             producer_ids: 0..0,
+            incarnation_id: crate::random_kafka_uuid(),
+            local_node: None,
         })
     }
 
@@ -41,21 +57,23 @@ impl Controller {
         &self.state
     }
 
-    /// Appends records to the log and applies them.
+    /// Appends records to the log and replays them.
     pub fn commit(&mut self, records: Vec<MetadataRecord>) -> Result<(), ControllerError> {
         if records.is_empty() {
             return Ok(());
         }
         self.log
             .append(&records)
-            .map_err(|e| ControllerError::Storage(e.to_string()))?;
+            .map_err(ControllerError::storage)?;
         for r in &records {
-            self.state.replay(r);
+            self.state.replay(self.next_offset, r);
+            self.next_offset += 1;
         }
         Ok(())
     }
 
-    /// Registers this broker if it is not registered with the same endpoint yet.
+    /// Registers this broker, unfenced (it is its own controller: no heartbeat), with one
+    /// `PLAINTEXT` endpoint, unless it is registered so already.
     pub fn register_broker(
         &mut self,
         node_id: i32,
@@ -63,35 +81,48 @@ impl Controller {
         port: i32,
         rack: Option<String>,
     ) -> Result<(), ControllerError> {
-        let current = self.state.brokers().find(|b| b.node_id == node_id);
-        if current.is_some_and(|b| b.host == host && b.port == port && b.rack == rack) {
+        self.local_node = Some(node_id);
+        let endpoint = Endpoint {
+            name: "PLAINTEXT".into(),
+            host: host.to_string(),
+            port: u16::try_from(port).unwrap_or(0),
+            security_protocol: 0,
+        };
+        if self
+            .state
+            .broker(node_id)
+            .is_some_and(|b| b.is_active() && b.endpoints == [endpoint.clone()] && b.rack == rack)
+        {
             return Ok(());
         }
         self.commit(vec![MetadataRecord::RegisterBroker {
             node_id,
-            host: host.to_string(),
-            port,
+            host: None,
+            port: None,
             rack,
+            incarnation_id: self.incarnation_id,
+            broker_epoch: None,
+            registration_offset: None,
+            endpoints: vec![endpoint],
+            features: vec![],
+            fenced: false,
+            in_controlled_shutdown: false,
         }])
     }
 
     /// Validates a topic creation without applying it.
     pub fn validate_create_topic(&self, req: &CreateTopic) -> Result<(), ControllerError> {
-        let live = self.state.brokers().count().max(1);
-        self.state
-            .create_topic(req, Uuid::from_u128(2), live)
-            .map(|_| ())
+        self.state.create_topic(req, Uuid::from_u128(2)).map(|_| ())
     }
 
     /// Creates a topic with a fresh topic id.
     pub fn create_topic(&mut self, req: &CreateTopic) -> Result<TopicMeta, ControllerError> {
-        let live = self.state.brokers().count().max(1);
         let id = crate::random_kafka_uuid();
-        let records = self.state.create_topic(req, id, live)?;
+        let (records, CreatedTopic { topic_id, .. }) = self.state.create_topic(req, id)?;
         self.commit(records)?;
         Ok(self
             .state
-            .topic_by_id(&id)
+            .topic_by_id(&topic_id)
             .cloned()
             .expect("topic just created"))
     }
@@ -102,7 +133,7 @@ impl Controller {
         name: &str,
         count: i32,
     ) -> Result<(), ControllerError> {
-        self.state.create_partitions(name, count).map(|_| ())
+        self.state.create_partitions(name, count, None).map(|_| ())
     }
 
     /// Grows a topic to `count` partitions.
@@ -111,20 +142,17 @@ impl Controller {
         name: &str,
         count: i32,
     ) -> Result<TopicMeta, ControllerError> {
-        let records = self.state.create_partitions(name, count)?;
+        let (records, ()) = self.state.create_partitions(name, count, None)?;
         self.commit(records)?;
         Ok(self.state.topic(name).cloned().expect("topic exists"))
     }
 
     /// Deletes a topic.
     pub fn delete_topic(&mut self, id: &Uuid) -> Result<TopicMeta, ControllerError> {
-        let meta =
-            self.state.topic_by_id(id).cloned().ok_or_else(|| {
-                ControllerError::UnknownTopicId("Topic id does not exist.".into())
-            })?;
-        let records = self.state.delete_topic(id)?;
+        let meta = self.state.topic_by_id(id).cloned();
+        let (records, ()) = self.state.delete_topic(id)?;
         self.commit(records)?;
-        Ok(meta)
+        Ok(meta.expect("topic exists"))
     }
 
     /// Changes a topic's config overrides (all or nothing); returns the updated topic.
@@ -133,17 +161,28 @@ impl Controller {
         name: &str,
         changes: &[(String, Option<String>)],
     ) -> Result<TopicMeta, ControllerError> {
-        let records = self.state.alter_topic_configs(name, changes)?;
+        let (records, ()) = self.state.alter_topic_configs(name, changes)?;
         self.commit(records)?;
         Ok(self.state.topic(name).cloned().expect("topic exists"))
+    }
+
+    /// Allocates (and persists) the next block of producer ids for this node.
+    pub fn allocate_producer_ids(&mut self) -> Result<std::ops::Range<i64>, ControllerError> {
+        let (broker_id, broker_epoch) = self
+            .local_node
+            .and_then(|n| self.state.broker(n))
+            .map_or((-1, -1), |b| (b.node_id, b.epoch));
+        let (records, block) = self
+            .state
+            .next_producer_id_block_for(broker_id, broker_epoch)?;
+        self.commit(records)?;
+        Ok(block)
     }
 
     /// Hands out the next producer id, allocating (and persisting) a new block when needed.
     pub fn next_producer_id(&mut self) -> Result<i64, ControllerError> {
         if self.producer_ids.is_empty() {
-            let (records, block) = self.state.allocate_producer_ids();
-            self.commit(records)?;
-            self.producer_ids = block;
+            self.producer_ids = self.allocate_producer_ids()?;
         }
         let id = self.producer_ids.start;
         self.producer_ids.start += 1;
@@ -160,7 +199,7 @@ mod tests {
     fn state_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.log");
-        let (id, pid) = {
+        let (id, pid, before) = {
             let mut c = Controller::open(&path).unwrap();
             c.register_broker(1, "localhost", 9092, None).unwrap();
             let t = c
@@ -173,9 +212,10 @@ mod tests {
                 })
                 .unwrap();
             c.create_partitions("orders", 4).unwrap();
-            (t.id, c.next_producer_id().unwrap())
+            (t.id, c.next_producer_id().unwrap(), c.state().clone())
         };
         let mut c = Controller::open(&path).unwrap();
+        assert_eq!(c.state(), &before);
         let t = c.state().topic("orders").unwrap();
         assert_eq!(t.id, id);
         assert_eq!(t.partitions, 4);
@@ -183,6 +223,15 @@ mod tests {
             t.configs.get("retention.ms").map(String::as_str),
             Some("1000")
         );
+        for p in 0..4 {
+            let part = c.state().partition(&id, p).unwrap();
+            assert_eq!((part.leader, part.isr.as_slice()), (1, &[1][..]));
+        }
+        // Registering the same endpoint again writes nothing.
+        let n = c.state().records_applied();
+        c.register_broker(1, "localhost", 9092, None).unwrap();
+        assert_eq!(c.state().records_applied(), n);
         assert!(c.next_producer_id().unwrap() > pid);
+        assert_eq!(c.state().broker(1).unwrap().epoch, 1);
     }
 }

@@ -1,30 +1,136 @@
 //! # gregor-controller
 //!
-//! Cluster metadata (topics with stable UUID topic ids, partitions, topic configs, broker
-//! registrations, producer-id blocks) as a state machine whose every change is a
-//! [`MetadataRecord`]. It is single-node for now, and written so that a Raft quorum can later
-//! replicate the same records: no sockets, no clocks, no async.
+//! The KRaft controller state machine, as pure deterministic Rust: cluster metadata (brokers
+//! and their registrations, topics with stable UUID topic ids, partitions with leader, ISR
+//! and epochs, configs, quotas, producer-id blocks) whose every change is a
+//! [`MetadataRecord`], and the validating commands that turn requests into records. It is
+//! Kafka's `ClusterControlManager`, `ReplicationControlManager`, `PartitionChangeBuilder`,
+//! `StripedReplicaPlacer`, `BrokerHeartbeatManager` and `ProducerIdControlManager`
+//! (`metadata/src/main/java/org/apache/kafka/controller/`), without ELR (KIP-966) and log
+//! directories. No sockets, no clock, no randomness, no async: time and ids are passed in.
+//! (The embedded single-node [`Controller`] is the exception: it owns a file and draws ids.)
 //!
-//! A tour of the modules:
-//! - [`records`]: the [`MetadataRecord`] enum, the unit of change and of persistence.
-//! - [`state`]: [`ClusterState`], which `replay`s records, and the validating command methods
-//!   (`create_topic`, `create_partitions`, `delete_topic`, ...) that return the records a change
-//!   needs without applying them.
-//! - [`log`]: [`MetadataLog`], the local metadata log file (CRC-framed records, fsynced per
-//!   commit, torn tail truncated on open).
-//! - [`controller`]: [`Controller`], state + log: validate, append, then apply.
+//! ## Records
+//!
+//! | Gregor [`MetadataRecord`] | Kafka record |
+//! |---|---|
+//! | `ClusterId` | none (Kafka keeps `cluster.id` in `meta.properties`); written once at bootstrap |
+//! | `RegisterBroker` | `RegisterBrokerRecord` (the broker epoch is the record's offset) |
+//! | `UnregisterBroker` | `UnregisterBrokerRecord` |
+//! | `BrokerRegistrationChange` | `BrokerRegistrationChangeRecord` (fence, unfence, controlled shutdown) |
+//! | `Topic` | `TopicRecord` + its `ConfigRecord`s (inline) |
+//! | `Partition` | `PartitionRecord` |
+//! | `PartitionChange` | `PartitionChangeRecord` (a delta: leader set ⇒ leader epoch + 1; always partition epoch + 1) |
+//! | `TopicConfig`, `BrokerConfig` | `ConfigRecord` (TOPIC, BROKER resources) |
+//! | `RemoveTopic` | `RemoveTopicRecord` |
+//! | `ClientQuota` | `ClientQuotaRecord` |
+//! | `ProducerIds` | `ProducerIdsRecord` |
+//! | `PartitionCount` | none: legacy single-node logs; replay synthesizes the partitions |
+//!
+//! Records are JSON (`#[serde(tag = "type")]`); older logs replay unchanged. A legacy topic
+//! (`Topic` + `PartitionCount`, no `Partition`) gets partitions led by the lowest registered
+//! broker id, alone in the ISR, at epoch 0; a legacy `RegisterBroker {node_id, host, port,
+//! rack}` is an unfenced broker with one `PLAINTEXT` endpoint.
+//!
+//! ## Modules
+//!
+//! - [`records`]: [`MetadataRecord`], the unit of change and of persistence.
+//! - [`state`]: [`ClusterState`]: [`ClusterState::replay`] (record + its log offset), the
+//!   queries (partitions, brokers, reverse indexes of leaders and ISR members), and
+//!   [`ClusterState::snapshot_records`].
+//! - [`replication`]: topic and partition commands (create topics and partitions, delete,
+//!   configs, AlterPartition, ElectLeaders, reassignments).
+//! - [`cluster`]: cluster id bootstrap, UnregisterBroker, AllocateProducerIds.
+//! - [`heartbeat`]: [`BrokerHeartbeatManager`], the leader-local broker sessions, and the
+//!   commands that need them: BrokerRegistration, BrokerHeartbeat, session expiry.
+//! - `partition_change` (private): Kafka's `PartitionChangeBuilder`: elections (PREFERRED,
+//!   ONLINE, UNCLEAN), reassignment completion.
+//! - [`placement`]: [`placement::StripedReplicaPlacer`], rack-aware and seeded.
+//! - [`error`]: [`ControllerError`]: a Kafka [`gregor_protocol::ErrorCode`] and Kafka's message.
+//! - [`log`], [`controller`]: the embedded single-node path: [`MetadataLog`] (CRC-framed
+//!   records, fsynced, record `i` at offset `i` from 1) and [`Controller`] (validate, append,
+//!   replay).
 //! - [`topic`]: topic name rules and the known topic config names.
+//!
+//! ## Commands
+//!
+//! On [`ClusterState`] (pure; `&self`): [`create_topic`](ClusterState::create_topic),
+//! [`create_partitions`](ClusterState::create_partitions),
+//! [`delete_topic`](ClusterState::delete_topic),
+//! [`alter_topic_configs`](ClusterState::alter_topic_configs),
+//! [`alter_partition`](ClusterState::alter_partition),
+//! [`elect_leaders`](ClusterState::elect_leaders),
+//! [`elect_unclean_leaders`](ClusterState::elect_unclean_leaders) and
+//! [`balance_partition_leaders`](ClusterState::balance_partition_leaders) (periodic tasks),
+//! [`alter_partition_reassignments`](ClusterState::alter_partition_reassignments),
+//! [`list_partition_reassignments`](ClusterState::list_partition_reassignments) (a query),
+//! [`unregister_broker`](ClusterState::unregister_broker),
+//! [`allocate_producer_ids`](ClusterState::allocate_producer_ids),
+//! [`bootstrap`](ClusterState::bootstrap).
+//! On [`BrokerHeartbeatManager`] (`&mut self` for the soft state, `&ClusterState`):
+//! [`register_broker`](BrokerHeartbeatManager::register_broker),
+//! [`heartbeat`](BrokerHeartbeatManager::heartbeat),
+//! [`fence_expired`](BrokerHeartbeatManager::fence_expired).
+//! Each returns `Result<(Vec<MetadataRecord>, Reply), ControllerError>` ([`CommandResult`]).
+//!
+//! ## What the caller must do
+//!
+//! 1. Only the active controller runs commands. It proposes the returned records (in order,
+//!    atomically) to the metadata log and, **once they commit**, every node — controllers and
+//!    brokers — replays them with their offsets: `state.replay(offset, &record)`. A command
+//!    changes nothing in [`ClusterState`] by itself. Offsets are the metadata log's (Kafka:
+//!    one per record); they must never decrease, two `RegisterBroker` records of one node
+//!    must not share one, and brokers report `current_metadata_offset` in the same numbering.
+//! 2. Commands must see the records of earlier commands: run the next command only against a
+//!    state that has replayed every record proposed before it (serialize commands through
+//!    commit, or keep a speculative copy of the state that replays proposals at once, as
+//!    Kafka's controller does). Otherwise two commands can, for example, create the same
+//!    topic twice.
+//! 3. The [`BrokerHeartbeatManager`] is leader-local and not replicated. Build a new one on
+//!    becoming active and call [`BrokerHeartbeatManager::activate`]; drop it on losing
+//!    leadership. Call [`BrokerHeartbeatManager::fence_expired`] when
+//!    [`BrokerHeartbeatManager::next_check_ms`] passes, and again after replaying its
+//!    records, until it fences nobody.
+//! 4. A new broker's epoch is the offset its `RegisterBroker` record commits at: read it
+//!    from [`ClusterState::broker`] after replay to answer BrokerRegistration.
+//! 5. Snapshots: [`ClusterState::snapshot_records`] at offset `o`; a receiver rebuilds with
+//!    [`ClusterState::from_snapshot`]`(o, &records)` and replays the log after `o`.
+//! 6. `unclean.leader.election.enable` is read from the topic's configs, then the
+//!    cluster-wide dynamic broker default (`BrokerConfig` resource `""`), else false. Run
+//!    [`ClusterState::elect_unclean_leaders`] every `unclean.leader.election.interval.ms`
+//!    and [`ClusterState::balance_partition_leaders`] every
+//!    `leader.imbalance.check.interval.seconds` (both bounded; rerun at once when they say
+//!    more remain).
 
+#![warn(missing_docs)]
+
+pub mod cluster;
 pub mod controller;
+pub mod error;
+pub mod heartbeat;
 pub mod log;
+mod partition_change;
+pub mod placement;
 pub mod records;
+pub mod replication;
 pub mod state;
 pub mod topic;
 
 pub use controller::Controller;
+pub use error::ControllerError;
+pub use heartbeat::{
+    BrokerHeartbeatManager, BrokerHeartbeatRequest, BrokerRegistrationReply,
+    BrokerRegistrationRequest, HeartbeatReply,
+};
 pub use log::MetadataLog;
-pub use records::MetadataRecord;
-pub use state::{ClusterState, ControllerError, TopicMeta};
+pub use records::{Endpoint, LeaderRecoveryState, MetadataRecord, NO_LEADER};
+pub use replication::{
+    AlterPartitionReply, AlterPartitionRequest, CommandResult, CreateTopic, CreatedTopic,
+    ElectionResult, ElectionType, OngoingReassignment, ReassignmentTarget,
+};
+pub use state::{
+    BrokerRegistration, ClusterState, PartitionRegistration, TopicIdPartition, TopicMeta,
+};
 
 /// Kafka's `Uuid` text form: URL-safe base64 without padding (22 characters).
 pub fn uuid_to_base64(id: uuid::Uuid) -> String {

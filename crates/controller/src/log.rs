@@ -1,6 +1,7 @@
 //! [`MetadataLog`]: the local metadata log.
 //!
-//! One file of frames `u32 length | u32 crc32c | JSON record`. Each commit is appended and
+//! One file of frames `u32 length | u32 crc32c | JSON record`; the `i`-th record (from 1) has
+//! metadata offset `i`. Each commit is appended and
 //! fsynced before it is applied, so an acknowledged metadata change survives `kill -9`. Opening
 //! reads every frame and truncates a torn or corrupt tail (logged).
 
@@ -119,6 +120,8 @@ mod tests {
         let recs = vec![
             MetadataRecord::ProducerIds {
                 next_block_start: 1000,
+                broker_id: 1,
+                broker_epoch: 5,
             },
             MetadataRecord::RemoveTopic {
                 topic_id: uuid::Uuid::from_u128(5),

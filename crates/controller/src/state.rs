@@ -1,46 +1,13 @@
-//! [`ClusterState`]: the replayed view of the metadata log, and the validating commands that
-//! turn requests into records.
+//! [`ClusterState`]: the metadata image rebuilt by replaying [`MetadataRecord`]s, its queries,
+//! and [`ClusterState::snapshot_records`]. The commands that turn requests into records live in
+//! [`crate::replication`] (topics, partitions, elections, reassignments, producer ids) and
+//! [`crate::heartbeat`] (registration, heartbeats, fencing).
 
-use crate::records::MetadataRecord;
-use crate::topic;
-use std::collections::{BTreeMap, HashMap};
-use thiserror::Error;
+use crate::records::{BrokerFeature, Endpoint, LeaderRecoveryState, MetadataRecord, NO_LEADER};
+/// Where the broker imports it from.
+pub use crate::replication::CreateTopic;
+use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
-
-/// Why a metadata command was refused. Each variant corresponds to one Kafka error code.
-#[derive(Debug, Clone, Error, PartialEq, Eq)]
-pub enum ControllerError {
-    /// TOPIC_ALREADY_EXISTS.
-    #[error("{0}")]
-    TopicAlreadyExists(String),
-    /// INVALID_TOPIC_EXCEPTION.
-    #[error("{0}")]
-    InvalidTopic(String),
-    /// INVALID_PARTITIONS.
-    #[error("{0}")]
-    InvalidPartitions(String),
-    /// INVALID_REPLICATION_FACTOR.
-    #[error("{0}")]
-    InvalidReplicationFactor(String),
-    /// INVALID_REPLICA_ASSIGNMENT.
-    #[error("{0}")]
-    InvalidReplicaAssignment(String),
-    /// INVALID_CONFIG.
-    #[error("{0}")]
-    InvalidConfig(String),
-    /// INVALID_REQUEST.
-    #[error("{0}")]
-    InvalidRequest(String),
-    /// UNKNOWN_TOPIC_OR_PARTITION.
-    #[error("{0}")]
-    UnknownTopic(String),
-    /// UNKNOWN_TOPIC_ID.
-    #[error("{0}")]
-    UnknownTopicId(String),
-    /// The metadata log could not be written (UNKNOWN_SERVER_ERROR / KAFKA_STORAGE_ERROR).
-    #[error("metadata log: {0}")]
-    Storage(String),
-}
 
 /// What the cluster knows about one topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +18,7 @@ pub struct TopicMeta {
     pub id: Uuid,
     /// Number of partitions.
     pub partitions: i32,
-    /// Replication factor.
+    /// Replication factor (as created).
     pub replication_factor: i16,
     /// Internal topic.
     pub internal: bool,
@@ -59,75 +26,327 @@ pub struct TopicMeta {
     pub configs: BTreeMap<String, String>,
 }
 
-/// A registered broker.
+/// A partition of a topic, by topic id (Kafka's `TopicIdPartition`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicIdPartition {
+    /// Topic id.
+    pub topic_id: Uuid,
+    /// Partition index.
+    pub partition: i32,
+}
+
+/// A registered broker (Kafka's `BrokerRegistration`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrokerMeta {
+pub struct BrokerRegistration {
     /// `node.id`.
     pub node_id: i32,
-    /// Advertised host.
-    pub host: String,
-    /// Advertised port.
-    pub port: i32,
-    /// Rack.
+    /// Broker epoch: the metadata log offset of the record that registered this incarnation.
+    pub epoch: i64,
+    /// Incarnation id: one per broker process (nil for legacy registrations).
+    pub incarnation_id: Uuid,
+    /// Listeners, in registration order.
+    pub endpoints: Vec<Endpoint>,
+    /// Supported features.
+    pub features: Vec<BrokerFeature>,
+    /// `broker.rack`.
     pub rack: Option<String>,
+    /// Fenced: may not lead or join an ISR.
+    pub fenced: bool,
+    /// In controlled shutdown: may not lead or join an ISR, about to stop.
+    pub in_controlled_shutdown: bool,
+    /// Offset of the latest `RegisterBroker` record for this broker; the broker is caught up
+    /// once its metadata offset reaches it.
+    pub registration_offset: i64,
 }
 
-/// Size of the producer-id blocks the controller hands out (as Kafka's `ProducerIdsRecord`).
+/// The old name of [`BrokerRegistration`].
+pub type BrokerMeta = BrokerRegistration;
+
+impl BrokerRegistration {
+    /// Kafka's `isActive`: unfenced and not in controlled shutdown (may lead, may join an ISR).
+    pub fn is_active(&self) -> bool {
+        !self.fenced && !self.in_controlled_shutdown
+    }
+
+    /// The endpoint of a listener.
+    pub fn endpoint(&self, listener: &str) -> Option<&Endpoint> {
+        self.endpoints.iter().find(|e| e.name == listener)
+    }
+}
+
+/// A partition's replication state (Kafka's `PartitionRegistration`, without ELR and log
+/// directories).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionRegistration {
+    /// Assigned replicas, preferred leader first.
+    pub replicas: Vec<i32>,
+    /// In-sync replicas.
+    pub isr: Vec<i32>,
+    /// Replicas a reassignment is removing.
+    pub removing_replicas: Vec<i32>,
+    /// Replicas a reassignment is adding.
+    pub adding_replicas: Vec<i32>,
+    /// Leader ([`NO_LEADER`]: offline).
+    pub leader: i32,
+    /// Leader recovery state (KIP-704).
+    pub leader_recovery_state: LeaderRecoveryState,
+    /// Leader epoch: bumped at every leader change.
+    pub leader_epoch: i32,
+    /// Partition epoch: bumped at every change.
+    pub partition_epoch: i32,
+}
+
+impl PartitionRegistration {
+    /// Whether the partition has a leader.
+    pub fn has_leader(&self) -> bool {
+        self.leader != NO_LEADER
+    }
+
+    /// The preferred leader: the first replica ([`NO_LEADER`] if there are none).
+    pub fn preferred_replica(&self) -> i32 {
+        self.replicas.first().copied().unwrap_or(NO_LEADER)
+    }
+
+    /// Whether the preferred replica leads.
+    pub fn has_preferred_leader(&self) -> bool {
+        self.leader == self.preferred_replica()
+    }
+
+    /// Whether a reassignment is in progress (adding or removing replicas).
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
+
+    /// The record that recreates this registration.
+    pub fn to_record(&self, topic_id: Uuid, partition: i32) -> MetadataRecord {
+        MetadataRecord::Partition {
+            topic_id,
+            partition,
+            replicas: self.replicas.clone(),
+            isr: self.isr.clone(),
+            leader: self.leader,
+            leader_epoch: self.leader_epoch,
+            partition_epoch: self.partition_epoch,
+            adding_replicas: self.adding_replicas.clone(),
+            removing_replicas: self.removing_replicas.clone(),
+            leader_recovery_state: self.leader_recovery_state,
+        }
+    }
+
+    /// Kafka's `PartitionRegistration.merge`: applies a `PartitionChange` delta. A leader
+    /// change (even to the same leader) bumps the leader epoch; every change bumps the
+    /// partition epoch.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn merge(
+        &self,
+        isr: &Option<Vec<i32>>,
+        leader: Option<i32>,
+        replicas: &Option<Vec<i32>>,
+        removing_replicas: &Option<Vec<i32>>,
+        adding_replicas: &Option<Vec<i32>>,
+        leader_recovery_state: Option<LeaderRecoveryState>,
+    ) -> PartitionRegistration {
+        let (leader, leader_epoch) = match leader {
+            Some(l) => (l, self.leader_epoch + 1),
+            None => (self.leader, self.leader_epoch),
+        };
+        PartitionRegistration {
+            replicas: replicas.clone().unwrap_or_else(|| self.replicas.clone()),
+            isr: isr.clone().unwrap_or_else(|| self.isr.clone()),
+            removing_replicas: removing_replicas
+                .clone()
+                .unwrap_or_else(|| self.removing_replicas.clone()),
+            adding_replicas: adding_replicas
+                .clone()
+                .unwrap_or_else(|| self.adding_replicas.clone()),
+            leader,
+            leader_recovery_state: leader_recovery_state.unwrap_or(self.leader_recovery_state),
+            leader_epoch,
+            partition_epoch: self.partition_epoch + 1,
+        }
+    }
+}
+
+/// Size of the producer-id blocks the controller hands out (Kafka's
+/// `ProducerIdsBlock.PRODUCER_ID_BLOCK_SIZE`).
 pub const PRODUCER_ID_BLOCK: i64 = 1000;
-
-/// The cluster metadata, as rebuilt by replaying [`MetadataRecord`]s.
-#[derive(Debug, Default, Clone)]
-pub struct ClusterState {
-    topics: HashMap<Uuid, TopicMeta>,
-    by_name: BTreeMap<String, Uuid>,
-    brokers: BTreeMap<i32, BrokerMeta>,
-    next_producer_id_block: i64,
-    records_applied: u64,
-    /// Dynamic broker configs by resource name ("" = cluster default, else node id).
-    broker_configs: BTreeMap<String, BTreeMap<String, String>>,
-    /// Client quotas by entity.
-    quotas: BTreeMap<QuotaEntity, BTreeMap<String, f64>>,
-}
 
 /// A client-quota entity: sorted (entity type, name) pairs; `None` names the default entity.
 pub type QuotaEntity = Vec<(String, Option<String>)>;
 
-/// A request to create a topic, after defaults were applied by the caller.
+/// The cluster metadata, as rebuilt by replaying [`MetadataRecord`]s (Kafka's controller-side
+/// `ClusterControlManager` + `ReplicationControlManager` state, and a broker's metadata image).
+///
+/// Two states are equal when they hold the same metadata and the same [`last_offset`]
+/// (`records_applied` is a counter of work done, not state).
+///
+/// [`last_offset`]: ClusterState::last_offset
 #[derive(Debug, Clone)]
-pub struct CreateTopic {
-    /// Name.
-    pub name: String,
-    /// Partition count (already defaulted; must be > 0).
-    pub partitions: i32,
-    /// Replication factor (already defaulted).
-    pub replication_factor: i16,
-    /// Manual assignment: partition -> broker ids (empty: automatic).
-    pub assignments: BTreeMap<i32, Vec<i32>>,
-    /// Config overrides.
-    pub configs: BTreeMap<String, String>,
+pub struct ClusterState {
+    cluster_id: Option<String>,
+    topics: BTreeMap<Uuid, TopicMeta>,
+    by_name: BTreeMap<String, Uuid>,
+    partitions: BTreeMap<Uuid, BTreeMap<i32, PartitionRegistration>>,
+    brokers: BTreeMap<i32, BrokerRegistration>,
+    /// Broker -> partitions whose ISR holds it (Kafka's `BrokersToIsrs`).
+    isr_members: BTreeMap<i32, BTreeSet<TopicIdPartition>>,
+    /// Leader -> partitions it leads; [`NO_LEADER`] holds the leaderless partitions.
+    leaders: BTreeMap<i32, BTreeSet<TopicIdPartition>>,
+    /// Partitions with a reassignment in progress.
+    reassigning: BTreeSet<TopicIdPartition>,
+    next_producer_id_block: i64,
+    /// Broker id and epoch of the last `ProducerIds` record.
+    producer_ids_owner: (i32, i64),
+    /// Dynamic broker configs by resource name ("" = cluster default, else node id).
+    broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Client quotas by entity.
+    quotas: BTreeMap<QuotaEntity, BTreeMap<String, f64>>,
+    last_offset: i64,
+    records_applied: u64,
+}
+
+impl Default for ClusterState {
+    fn default() -> Self {
+        ClusterState {
+            cluster_id: None,
+            topics: BTreeMap::new(),
+            by_name: BTreeMap::new(),
+            partitions: BTreeMap::new(),
+            brokers: BTreeMap::new(),
+            isr_members: BTreeMap::new(),
+            leaders: BTreeMap::new(),
+            reassigning: BTreeSet::new(),
+            next_producer_id_block: 0,
+            producer_ids_owner: (-1, -1),
+            broker_configs: BTreeMap::new(),
+            quotas: BTreeMap::new(),
+            last_offset: -1,
+            records_applied: 0,
+        }
+    }
+}
+
+impl PartialEq for ClusterState {
+    fn eq(&self, other: &Self) -> bool {
+        self.cluster_id == other.cluster_id
+            && self.topics == other.topics
+            && self.by_name == other.by_name
+            && self.partitions == other.partitions
+            && self.brokers == other.brokers
+            && self.isr_members == other.isr_members
+            && self.leaders == other.leaders
+            && self.reassigning == other.reassigning
+            && self.next_producer_id_block == other.next_producer_id_block
+            && self.producer_ids_owner == other.producer_ids_owner
+            && self.broker_configs == other.broker_configs
+            && self.quotas == other.quotas
+            && self.last_offset == other.last_offset
+    }
+}
+
+fn set_option(m: &mut BTreeMap<String, String>, key: &str, value: &Option<String>) {
+    match value {
+        Some(v) => {
+            m.insert(key.to_string(), v.clone());
+        }
+        None => {
+            m.remove(key);
+        }
+    }
 }
 
 impl ClusterState {
-    /// Applies one record. Records are trusted (they were validated before being logged); a
-    /// record referring to an unknown topic is ignored.
-    pub fn replay(&mut self, record: &MetadataRecord) {
+    /// An empty state (nothing replayed; [`ClusterState::last_offset`] is -1).
+    pub fn new() -> ClusterState {
+        ClusterState::default()
+    }
+
+    /// A state rebuilt from snapshot records taken at `offset` (every record replayed at
+    /// `offset`).
+    pub fn from_snapshot(offset: i64, records: &[MetadataRecord]) -> ClusterState {
+        let mut s = ClusterState::default();
+        for r in records {
+            s.replay(offset, r);
+        }
+        s
+    }
+
+    /// Applies one committed record found at metadata log offset `offset`. Records are trusted
+    /// (they were validated before being logged): a record referring to an unknown topic,
+    /// partition or broker registration is ignored.
+    pub fn replay(&mut self, offset: i64, record: &MetadataRecord) {
         self.records_applied += 1;
+        self.last_offset = offset;
         match record {
+            MetadataRecord::ClusterId { cluster_id } => {
+                self.cluster_id = Some(cluster_id.clone());
+            }
             MetadataRecord::RegisterBroker {
                 node_id,
                 host,
                 port,
                 rack,
+                incarnation_id,
+                broker_epoch,
+                registration_offset,
+                endpoints,
+                features,
+                fenced,
+                in_controlled_shutdown,
             } => {
+                let endpoints = match (endpoints.is_empty(), host, port) {
+                    (true, Some(host), Some(port)) => vec![Endpoint {
+                        name: "PLAINTEXT".into(),
+                        host: host.clone(),
+                        port: u16::try_from(*port).unwrap_or(0),
+                        security_protocol: 0,
+                    }],
+                    _ => endpoints.clone(),
+                };
                 self.brokers.insert(
                     *node_id,
-                    BrokerMeta {
+                    BrokerRegistration {
                         node_id: *node_id,
-                        host: host.clone(),
-                        port: *port,
+                        epoch: broker_epoch.unwrap_or(offset),
+                        incarnation_id: *incarnation_id,
+                        endpoints,
+                        features: features.clone(),
                         rack: rack.clone(),
+                        fenced: *fenced,
+                        in_controlled_shutdown: *in_controlled_shutdown,
+                        registration_offset: registration_offset.unwrap_or(offset),
                     },
                 );
+                self.assign_legacy_partitions();
+            }
+            MetadataRecord::UnregisterBroker {
+                node_id,
+                broker_epoch,
+            } => {
+                if self
+                    .brokers
+                    .get(node_id)
+                    .is_some_and(|b| b.epoch == *broker_epoch)
+                {
+                    self.brokers.remove(node_id);
+                }
+            }
+            MetadataRecord::BrokerRegistrationChange {
+                node_id,
+                broker_epoch,
+                fenced,
+                in_controlled_shutdown,
+            } => {
+                if let Some(b) = self.brokers.get_mut(node_id) {
+                    if b.epoch == *broker_epoch {
+                        if let Some(f) = fenced {
+                            b.fenced = *f;
+                        }
+                        if let Some(s) = in_controlled_shutdown {
+                            b.in_controlled_shutdown = *s;
+                        }
+                    }
+                }
             }
             MetadataRecord::Topic {
                 name,
@@ -148,10 +367,77 @@ impl ClusterState {
                         configs: configs.clone(),
                     },
                 );
+                self.partitions.insert(*id, BTreeMap::new());
             }
             MetadataRecord::PartitionCount { topic_id, count } => {
-                if let Some(t) = self.topics.get_mut(topic_id) {
-                    t.partitions = *count;
+                // Legacy: the partitions of a single-node topic, led by the lowest broker.
+                let lowest = self.brokers.keys().next().copied();
+                for p in 0..*count {
+                    let exists = self
+                        .partitions
+                        .get(topic_id)
+                        .is_none_or(|parts| parts.contains_key(&p));
+                    if !exists {
+                        let reg = PartitionRegistration {
+                            replicas: lowest.into_iter().collect(),
+                            isr: lowest.into_iter().collect(),
+                            removing_replicas: vec![],
+                            adding_replicas: vec![],
+                            leader: lowest.unwrap_or(NO_LEADER),
+                            leader_recovery_state: LeaderRecoveryState::Recovered,
+                            leader_epoch: 0,
+                            partition_epoch: 0,
+                        };
+                        self.put_partition(*topic_id, p, reg);
+                    }
+                }
+            }
+            MetadataRecord::Partition {
+                topic_id,
+                partition,
+                replicas,
+                isr,
+                leader,
+                leader_epoch,
+                partition_epoch,
+                adding_replicas,
+                removing_replicas,
+                leader_recovery_state,
+            } => {
+                if self.topics.contains_key(topic_id) {
+                    let reg = PartitionRegistration {
+                        replicas: replicas.clone(),
+                        isr: isr.clone(),
+                        removing_replicas: removing_replicas.clone(),
+                        adding_replicas: adding_replicas.clone(),
+                        leader: *leader,
+                        leader_recovery_state: *leader_recovery_state,
+                        leader_epoch: *leader_epoch,
+                        partition_epoch: *partition_epoch,
+                    };
+                    self.put_partition(*topic_id, *partition, reg);
+                }
+            }
+            MetadataRecord::PartitionChange {
+                topic_id,
+                partition,
+                isr,
+                leader,
+                replicas,
+                removing_replicas,
+                adding_replicas,
+                leader_recovery_state,
+            } => {
+                if let Some(prev) = self.partition(topic_id, *partition) {
+                    let next = prev.merge(
+                        isr,
+                        *leader,
+                        replicas,
+                        removing_replicas,
+                        adding_replicas,
+                        *leader_recovery_state,
+                    );
+                    self.put_partition(*topic_id, *partition, next);
                 }
             }
             MetadataRecord::TopicConfig {
@@ -160,19 +446,23 @@ impl ClusterState {
                 value,
             } => {
                 if let Some(t) = self.topics.get_mut(topic_id) {
-                    match value {
-                        Some(v) => {
-                            t.configs.insert(key.clone(), v.clone());
-                        }
-                        None => {
-                            t.configs.remove(key);
-                        }
-                    }
+                    set_option(&mut t.configs, key, value);
                 }
             }
             MetadataRecord::RemoveTopic { topic_id } => {
                 if let Some(t) = self.topics.remove(topic_id) {
                     self.by_name.remove(&t.name);
+                }
+                if let Some(parts) = self.partitions.remove(topic_id) {
+                    for (p, reg) in &parts {
+                        self.unindex(
+                            TopicIdPartition {
+                                topic_id: *topic_id,
+                                partition: *p,
+                            },
+                            reg,
+                        );
+                    }
                 }
             }
             MetadataRecord::BrokerConfig {
@@ -184,13 +474,9 @@ impl ClusterState {
                     .broker_configs
                     .entry(resource_name.clone())
                     .or_default();
-                match value {
-                    Some(v) => {
-                        m.insert(key.clone(), v.clone());
-                    }
-                    None => {
-                        m.remove(key);
-                    }
+                set_option(m, key, value);
+                if m.is_empty() {
+                    self.broker_configs.remove(resource_name);
                 }
             }
             MetadataRecord::ClientQuota { entity, key, value } => {
@@ -210,15 +496,109 @@ impl ClusterState {
                     self.quotas.remove(&entity);
                 }
             }
-            MetadataRecord::ProducerIds { next_block_start } => {
-                self.next_producer_id_block = self.next_producer_id_block.max(*next_block_start);
+            MetadataRecord::ProducerIds {
+                next_block_start,
+                broker_id,
+                broker_epoch,
+            } => {
+                if *next_block_start >= self.next_producer_id_block {
+                    self.next_producer_id_block = *next_block_start;
+                    self.producer_ids_owner = (*broker_id, *broker_epoch);
+                }
             }
         }
+    }
+
+    /// Replaces a partition's registration, keeping the topic's count and the reverse
+    /// indexes in step.
+    fn put_partition(&mut self, topic_id: Uuid, partition: i32, reg: PartitionRegistration) {
+        let Some(parts) = self.partitions.get_mut(&topic_id) else {
+            return;
+        };
+        let tp = TopicIdPartition {
+            topic_id,
+            partition,
+        };
+        let prev = parts.insert(partition, reg.clone());
+        let count = parts.len() as i32;
+        if let Some(t) = self.topics.get_mut(&topic_id) {
+            t.partitions = count;
+        }
+        if let Some(prev) = prev {
+            self.unindex(tp, &prev);
+        }
+        self.index(tp, &reg);
+    }
+
+    fn index(&mut self, tp: TopicIdPartition, reg: &PartitionRegistration) {
+        for b in &reg.isr {
+            self.isr_members.entry(*b).or_default().insert(tp);
+        }
+        self.leaders.entry(reg.leader).or_default().insert(tp);
+        if reg.is_reassigning() {
+            self.reassigning.insert(tp);
+        }
+    }
+
+    fn unindex(&mut self, tp: TopicIdPartition, reg: &PartitionRegistration) {
+        fn remove(
+            m: &mut BTreeMap<i32, BTreeSet<TopicIdPartition>>,
+            k: i32,
+            tp: &TopicIdPartition,
+        ) {
+            if let Some(set) = m.get_mut(&k) {
+                set.remove(tp);
+                if set.is_empty() {
+                    m.remove(&k);
+                }
+            }
+        }
+        for b in &reg.isr {
+            remove(&mut self.isr_members, *b, &tp);
+        }
+        remove(&mut self.leaders, reg.leader, &tp);
+        self.reassigning.remove(&tp);
+    }
+
+    /// Legacy partitions synthesized before any broker registered have no replicas; the
+    /// first registered broker takes them.
+    fn assign_legacy_partitions(&mut self) {
+        let Some(lowest) = self.brokers.keys().next().copied() else {
+            return;
+        };
+        let orphans: Vec<TopicIdPartition> = self
+            .leaders
+            .get(&NO_LEADER)
+            .into_iter()
+            .flatten()
+            .filter(|tp| {
+                self.partition(&tp.topic_id, tp.partition)
+                    .is_some_and(|p| p.replicas.is_empty())
+            })
+            .copied()
+            .collect();
+        for tp in orphans {
+            let mut reg = self.partitions[&tp.topic_id][&tp.partition].clone();
+            reg.replicas = vec![lowest];
+            reg.isr = vec![lowest];
+            reg.leader = lowest;
+            self.put_partition(tp.topic_id, tp.partition, reg);
+        }
+    }
+
+    /// Offset of the last record replayed (-1 before any).
+    pub fn last_offset(&self) -> i64 {
+        self.last_offset
     }
 
     /// Number of records replayed so far.
     pub fn records_applied(&self) -> u64 {
         self.records_applied
+    }
+
+    /// The cluster id, once a [`MetadataRecord::ClusterId`] was replayed.
+    pub fn cluster_id(&self) -> Option<&str> {
+        self.cluster_id.as_deref()
     }
 
     /// A topic by name.
@@ -236,9 +616,75 @@ impl ClusterState {
         self.by_name.values().filter_map(|id| self.topics.get(id))
     }
 
-    /// Registered brokers.
-    pub fn brokers(&self) -> impl Iterator<Item = &BrokerMeta> {
+    /// A partition's registration.
+    pub fn partition(&self, topic_id: &Uuid, index: i32) -> Option<&PartitionRegistration> {
+        self.partitions.get(topic_id)?.get(&index)
+    }
+
+    /// The partitions of a topic, by index (empty for an unknown topic).
+    pub fn partitions(
+        &self,
+        topic_id: &Uuid,
+    ) -> impl Iterator<Item = (i32, &PartitionRegistration)> {
+        self.partitions
+            .get(topic_id)
+            .into_iter()
+            .flatten()
+            .map(|(p, r)| (*p, r))
+    }
+
+    /// Registered brokers, by node id.
+    pub fn brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
         self.brokers.values()
+    }
+
+    /// A broker's registration.
+    pub fn broker(&self, node_id: i32) -> Option<&BrokerRegistration> {
+        self.brokers.get(&node_id)
+    }
+
+    /// Unfenced brokers, by node id (those in controlled shutdown included, as Kafka's
+    /// metadata cache lists them).
+    pub fn unfenced_brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
+        self.brokers.values().filter(|b| !b.fenced)
+    }
+
+    /// Kafka's `ClusterControlManager.isActive`: registered, unfenced and not in controlled
+    /// shutdown.
+    pub fn is_active(&self, node_id: i32) -> bool {
+        self.brokers.get(&node_id).is_some_and(|b| b.is_active())
+    }
+
+    /// Partitions led by `node_id`, ordered ([`NO_LEADER`]: the leaderless partitions).
+    pub fn partitions_led_by(&self, node_id: i32) -> impl Iterator<Item = TopicIdPartition> + '_ {
+        self.leaders.get(&node_id).into_iter().flatten().copied()
+    }
+
+    /// Partitions without a leader, ordered.
+    pub fn leaderless_partitions(&self) -> impl Iterator<Item = TopicIdPartition> + '_ {
+        self.partitions_led_by(NO_LEADER)
+    }
+
+    /// Partitions whose ISR holds `node_id`, ordered.
+    pub fn partitions_with_replica_in_isr(
+        &self,
+        node_id: i32,
+    ) -> impl Iterator<Item = TopicIdPartition> + '_ {
+        self.isr_members
+            .get(&node_id)
+            .into_iter()
+            .flatten()
+            .copied()
+    }
+
+    /// Kafka's `BrokersToIsrs.hasLeaderships`: whether `node_id` leads any partition.
+    pub fn has_leaderships(&self, node_id: i32) -> bool {
+        node_id != NO_LEADER && self.leaders.contains_key(&node_id)
+    }
+
+    /// Partitions with a reassignment in progress, ordered.
+    pub fn reassigning_partitions(&self) -> impl Iterator<Item = TopicIdPartition> + '_ {
+        self.reassigning.iter().copied()
     }
 
     /// Dynamic broker configs of a resource ("" = cluster default, else a node id).
@@ -251,197 +697,88 @@ impl ClusterState {
         self.quotas.iter()
     }
 
-    /// Records that change a topic's config overrides (`None` removes one). Every value is
-    /// validated first; nothing is returned (so nothing applied) if any change is invalid.
-    pub fn alter_topic_configs(
-        &self,
-        name: &str,
-        changes: &[(String, Option<String>)],
-    ) -> Result<Vec<MetadataRecord>, ControllerError> {
-        let t = self.topic(name).ok_or_else(|| {
-            ControllerError::UnknownTopic(format!("The topic '{name}' does not exist."))
-        })?;
-        let mut records = Vec::with_capacity(changes.len());
-        for (key, value) in changes {
-            let value = match value {
-                Some(v) => {
-                    Some(topic::validate_value(key, v).map_err(ControllerError::InvalidConfig)?)
-                }
-                None => {
-                    if !topic::is_known_config(key) {
-                        return Err(ControllerError::InvalidConfig(format!(
-                            "Unknown topic config name: {key}"
-                        )));
-                    }
-                    None
-                }
-            };
-            if t.configs.get(key) == value.as_ref() {
-                continue;
-            }
-            records.push(MetadataRecord::TopicConfig {
-                topic_id: t.id,
-                key: key.clone(),
-                value,
-            });
-        }
-        Ok(records)
-    }
-
     /// First producer id of the next unallocated block.
     pub fn next_producer_id_block(&self) -> i64 {
         self.next_producer_id_block
     }
 
-    /// Records that create a topic, after validating it as Kafka's controller does.
-    pub fn create_topic(
-        &self,
-        req: &CreateTopic,
-        id: Uuid,
-        live_brokers: usize,
-    ) -> Result<Vec<MetadataRecord>, ControllerError> {
-        topic::validate_name(&req.name).map_err(ControllerError::InvalidTopic)?;
-        if self.by_name.contains_key(&req.name) {
-            return Err(ControllerError::TopicAlreadyExists(format!(
-                "Topic '{}' already exists.",
-                req.name
-            )));
-        }
-        let canonical = req.name.replace('.', "_");
-        if let Some(other) = self
-            .by_name
-            .keys()
-            .find(|n| n.replace('.', "_") == canonical)
-        {
-            return Err(ControllerError::InvalidTopic(format!(
-                "Topic '{}' collides with existing topic: {other}",
-                req.name
-            )));
-        }
-        if req.assignments.is_empty() {
-            if req.partitions <= 0 {
-                return Err(ControllerError::InvalidPartitions(
-                    "Number of partitions was set to an invalid non-positive value.".into(),
-                ));
-            }
-            if req.replication_factor <= 0 {
-                return Err(ControllerError::InvalidReplicationFactor(
-                    "Replication factor must be larger than 0, or -1 to use the default value."
-                        .into(),
-                ));
-            }
-            if req.replication_factor as usize > live_brokers {
-                return Err(ControllerError::InvalidReplicationFactor(format!(
-                    "Unable to replicate the partition {} time(s): The target replication factor of {} cannot be reached because only {} broker(s) are registered.",
-                    req.replication_factor, req.replication_factor, live_brokers
-                )));
-            }
-        } else {
-            let n = req.assignments.len() as i32;
-            for p in 0..n {
-                let Some(replicas) = req.assignments.get(&p) else {
-                    return Err(ControllerError::InvalidReplicaAssignment(format!(
-                        "Partitions should be a consecutive 0-based integer sequence, but {p} is missing."
-                    )));
-                };
-                if replicas.is_empty() {
-                    return Err(ControllerError::InvalidReplicaAssignment(format!(
-                        "Empty replica assignment for partition {p}."
-                    )));
-                }
-                for (i, b) in replicas.iter().enumerate() {
-                    if replicas[..i].contains(b) {
-                        return Err(ControllerError::InvalidReplicaAssignment(format!(
-                            "The manual partition assignment includes the broker {b} more than once."
-                        )));
-                    }
-                    if !self.brokers.contains_key(b) {
-                        return Err(ControllerError::InvalidReplicaAssignment(format!(
-                            "The manual partition assignment includes broker {b}, but no such broker is registered."
-                        )));
-                    }
-                }
-            }
-        }
-        let configs =
-            topic::validate_configs(&req.configs).map_err(ControllerError::InvalidConfig)?;
-        let partitions = if req.assignments.is_empty() {
-            req.partitions
-        } else {
-            req.assignments.len() as i32
-        };
-        let replication_factor = if req.assignments.is_empty() {
-            req.replication_factor
-        } else {
-            req.assignments
-                .values()
-                .next()
-                .map(|r| r.len())
-                .unwrap_or(1) as i16
-        };
-        Ok(vec![
-            MetadataRecord::Topic {
-                name: req.name.clone(),
-                id,
-                internal: topic::is_internal(&req.name),
-                replication_factor,
-                configs,
-            },
-            MetadataRecord::PartitionCount {
-                topic_id: id,
-                count: partitions,
-            },
-        ])
+    /// Whether `unclean.leader.election.enable` is on for a topic: the topic's override, else
+    /// the cluster-wide dynamic broker default (`BrokerConfig` resource ""), else Kafka's
+    /// default, false. (A static broker setting is not consulted: the controller decides from
+    /// replicated metadata only.)
+    pub fn unclean_leader_election_enabled(&self, topic_id: &Uuid) -> bool {
+        const KEY: &str = "unclean.leader.election.enable";
+        let value = self
+            .topics
+            .get(topic_id)
+            .and_then(|t| t.configs.get(KEY))
+            .or_else(|| self.broker_configs.get("").and_then(|m| m.get(KEY)));
+        value.is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
     }
 
-    /// Records that grow a topic to `count` partitions.
-    pub fn create_partitions(
-        &self,
-        name: &str,
-        count: i32,
-    ) -> Result<Vec<MetadataRecord>, ControllerError> {
-        let t = self.topic(name).ok_or_else(|| {
-            ControllerError::UnknownTopic(format!("Topic {name} does not exist."))
-        })?;
-        if count == t.partitions {
-            return Err(ControllerError::InvalidPartitions(format!(
-                "Topic already has {} partitions.",
-                t.partitions
-            )));
+    /// Records that rebuild this state: replaying them, in order, into an empty state at
+    /// [`ClusterState::last_offset`] gives a state equal to this one. Used as the Raft
+    /// snapshot and sent to brokers too far behind the log.
+    pub fn snapshot_records(&self) -> Vec<MetadataRecord> {
+        let mut out = Vec::new();
+        if let Some(cluster_id) = &self.cluster_id {
+            out.push(MetadataRecord::ClusterId {
+                cluster_id: cluster_id.clone(),
+            });
         }
-        if count < t.partitions {
-            return Err(ControllerError::InvalidPartitions(format!(
-                "The topic {name} currently has {} partition(s); {count} would not be an increase.",
-                t.partitions
-            )));
+        for b in self.brokers.values() {
+            out.push(MetadataRecord::RegisterBroker {
+                node_id: b.node_id,
+                host: None,
+                port: None,
+                rack: b.rack.clone(),
+                incarnation_id: b.incarnation_id,
+                broker_epoch: Some(b.epoch),
+                registration_offset: Some(b.registration_offset),
+                endpoints: b.endpoints.clone(),
+                features: b.features.clone(),
+                fenced: b.fenced,
+                in_controlled_shutdown: b.in_controlled_shutdown,
+            });
         }
-        Ok(vec![MetadataRecord::PartitionCount {
-            topic_id: t.id,
-            count,
-        }])
-    }
-
-    /// Records that delete a topic.
-    pub fn delete_topic(&self, id: &Uuid) -> Result<Vec<MetadataRecord>, ControllerError> {
-        if !self.topics.contains_key(id) {
-            return Err(ControllerError::UnknownTopicId(format!(
-                "Topic id {} does not exist.",
-                crate::uuid_to_base64(*id)
-            )));
+        for t in self.topics() {
+            out.push(MetadataRecord::Topic {
+                name: t.name.clone(),
+                id: t.id,
+                internal: t.internal,
+                replication_factor: t.replication_factor,
+                configs: t.configs.clone(),
+            });
+            for (p, reg) in self.partitions(&t.id) {
+                out.push(reg.to_record(t.id, p));
+            }
         }
-        Ok(vec![MetadataRecord::RemoveTopic { topic_id: *id }])
-    }
-
-    /// Records that allocate the next producer-id block; returns them with the block's range.
-    pub fn allocate_producer_ids(&self) -> (Vec<MetadataRecord>, std::ops::Range<i64>) {
-        let start = self.next_producer_id_block;
-        let end = start + PRODUCER_ID_BLOCK;
-        (
-            vec![MetadataRecord::ProducerIds {
-                next_block_start: end,
-            }],
-            start..end,
-        )
+        for (resource_name, m) in &self.broker_configs {
+            for (key, value) in m {
+                out.push(MetadataRecord::BrokerConfig {
+                    resource_name: resource_name.clone(),
+                    key: key.clone(),
+                    value: Some(value.clone()),
+                });
+            }
+        }
+        for (entity, m) in &self.quotas {
+            for (key, value) in m {
+                out.push(MetadataRecord::ClientQuota {
+                    entity: entity.clone(),
+                    key: key.clone(),
+                    value: Some(value.to_string()),
+                });
+            }
+        }
+        if self.next_producer_id_block != 0 || self.producer_ids_owner != (-1, -1) {
+            out.push(MetadataRecord::ProducerIds {
+                next_block_start: self.next_producer_id_block,
+                broker_id: self.producer_ids_owner.0,
+                broker_epoch: self.producer_ids_owner.1,
+            });
+        }
+        out
     }
 }
 
@@ -449,85 +786,129 @@ impl ClusterState {
 mod tests {
     use super::*;
 
-    fn state_with_broker() -> ClusterState {
-        let mut s = ClusterState::default();
-        s.replay(&MetadataRecord::RegisterBroker {
-            node_id: 1,
-            host: "localhost".into(),
-            port: 9092,
+    fn legacy_register(node_id: i32) -> MetadataRecord {
+        MetadataRecord::RegisterBroker {
+            node_id,
+            host: Some("localhost".into()),
+            port: Some(9092),
             rack: None,
-        });
-        s
+            incarnation_id: Uuid::nil(),
+            broker_epoch: None,
+            registration_offset: None,
+            endpoints: vec![],
+            features: vec![],
+            fenced: false,
+            in_controlled_shutdown: false,
+        }
     }
 
-    fn create(name: &str, partitions: i32) -> CreateTopic {
-        CreateTopic {
+    fn legacy_topic(name: &str, id: u128) -> MetadataRecord {
+        MetadataRecord::Topic {
             name: name.into(),
-            partitions,
+            id: Uuid::from_u128(id),
+            internal: false,
             replication_factor: 1,
-            assignments: BTreeMap::new(),
             configs: BTreeMap::new(),
         }
     }
 
     #[test]
-    fn create_grow_delete() {
-        let mut s = state_with_broker();
-        let id = Uuid::from_u128(42);
-        for r in s.create_topic(&create("a.b", 3), id, 1).unwrap() {
-            s.replay(&r);
+    fn legacy_partitions_are_synthesized() {
+        let mut s = ClusterState::new();
+        s.replay(1, &legacy_register(3));
+        s.replay(2, &legacy_topic("t", 9));
+        s.replay(
+            3,
+            &MetadataRecord::PartitionCount {
+                topic_id: Uuid::from_u128(9),
+                count: 2,
+            },
+        );
+        let b = s.broker(3).unwrap();
+        assert_eq!((b.epoch, b.fenced, b.endpoints[0].port), (1, false, 9092));
+        let id = Uuid::from_u128(9);
+        assert_eq!(s.topic("t").unwrap().partitions, 2);
+        for p in 0..2 {
+            let reg = s.partition(&id, p).unwrap();
+            assert_eq!(
+                (reg.replicas.clone(), reg.isr.clone(), reg.leader),
+                (vec![3], vec![3], 3)
+            );
+            assert_eq!((reg.leader_epoch, reg.partition_epoch), (0, 0));
         }
-        assert_eq!(s.topic("a.b").unwrap().partitions, 3);
-        assert!(matches!(
-            s.create_topic(&create("a.b", 1), Uuid::from_u128(43), 1),
-            Err(ControllerError::TopicAlreadyExists(_))
-        ));
-        assert!(matches!(
-            s.create_topic(&create("a_b", 1), Uuid::from_u128(43), 1),
-            Err(ControllerError::InvalidTopic(_))
-        ));
-        assert!(matches!(
-            s.create_partitions("a.b", 2),
-            Err(ControllerError::InvalidPartitions(_))
-        ));
-        for r in s.create_partitions("a.b", 5).unwrap() {
-            s.replay(&r);
-        }
-        assert_eq!(s.topic_by_id(&id).unwrap().partitions, 5);
-        for r in s.delete_topic(&id).unwrap() {
-            s.replay(&r);
-        }
-        assert!(s.topic("a.b").is_none());
+        assert_eq!(s.partitions_led_by(3).count(), 2);
+        assert_eq!(s.partitions_with_replica_in_isr(3).count(), 2);
+        s.replay(
+            4,
+            &MetadataRecord::PartitionCount {
+                topic_id: id,
+                count: 3,
+            },
+        );
+        assert_eq!(s.topic_by_id(&id).unwrap().partitions, 3);
+        s.replay(5, &MetadataRecord::RemoveTopic { topic_id: id });
+        assert_eq!(s.partitions_led_by(3).count(), 0);
+        assert!(s.partition(&id, 0).is_none());
     }
 
     #[test]
-    fn rejects_bad_requests() {
-        let s = state_with_broker();
-        let id = Uuid::from_u128(7);
-        let mut rf3 = create("t", 1);
-        rf3.replication_factor = 3;
-        assert!(matches!(
-            s.create_topic(&rf3, id, 1),
-            Err(ControllerError::InvalidReplicationFactor(_))
-        ));
-        assert!(matches!(
-            s.create_topic(&create("t", 0), id, 1),
-            Err(ControllerError::InvalidPartitions(_))
-        ));
-        let mut cfg = create("t", 1);
-        cfg.configs.insert("no.such.config".into(), "1".into());
-        assert!(matches!(
-            s.create_topic(&cfg, id, 1),
-            Err(ControllerError::InvalidConfig(_))
-        ));
+    fn legacy_partitions_before_any_broker_wait_for_one() {
+        let mut s = ClusterState::new();
+        let id = Uuid::from_u128(9);
+        s.replay(1, &legacy_topic("t", 9));
+        s.replay(
+            2,
+            &MetadataRecord::PartitionCount {
+                topic_id: id,
+                count: 1,
+            },
+        );
+        assert_eq!(s.partition(&id, 0).unwrap().leader, NO_LEADER);
+        s.replay(3, &legacy_register(1));
+        assert_eq!(s.partition(&id, 0).unwrap().isr, vec![1]);
+        assert_eq!(s.leaderless_partitions().count(), 0);
     }
 
     #[test]
-    fn producer_id_blocks_never_repeat() {
-        let mut s = ClusterState::default();
-        let (r1, b1) = s.allocate_producer_ids();
-        r1.iter().for_each(|r| s.replay(r));
-        let (_, b2) = s.allocate_producer_ids();
-        assert!(b2.start >= b1.end);
+    fn partition_change_bumps_epochs_as_kafka() {
+        let mut s = ClusterState::new();
+        let id = Uuid::from_u128(9);
+        s.replay(1, &legacy_topic("t", 9));
+        s.replay(
+            2,
+            &PartitionRegistration {
+                replicas: vec![1, 2],
+                isr: vec![1, 2],
+                removing_replicas: vec![],
+                adding_replicas: vec![],
+                leader: 1,
+                leader_recovery_state: LeaderRecoveryState::Recovered,
+                leader_epoch: 4,
+                partition_epoch: 7,
+            }
+            .to_record(id, 0),
+        );
+        let change = |isr: Option<Vec<i32>>, leader: Option<i32>| MetadataRecord::PartitionChange {
+            topic_id: id,
+            partition: 0,
+            isr,
+            leader,
+            replicas: None,
+            removing_replicas: None,
+            adding_replicas: None,
+            leader_recovery_state: None,
+        };
+        s.replay(3, &change(Some(vec![1]), None));
+        let p = s.partition(&id, 0).unwrap();
+        assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (1, 4, 8));
+        assert_eq!(s.partitions_with_replica_in_isr(2).count(), 0);
+        s.replay(4, &change(None, Some(1)));
+        let p = s.partition(&id, 0).unwrap();
+        assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (1, 5, 9));
+        s.replay(5, &change(None, Some(NO_LEADER)));
+        assert_eq!(s.leaderless_partitions().count(), 1);
+        assert!(!s.has_leaderships(1));
+        assert_eq!(s.last_offset(), 5);
+        assert_eq!(s.records_applied(), 5);
     }
 }

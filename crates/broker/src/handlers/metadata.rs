@@ -136,23 +136,21 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
                                             ops,
                                             ctx.version,
                                         )),
-                                        Err(
-                                            gregor_controller::ControllerError::TopicAlreadyExists(
-                                                _,
-                                            ),
-                                        ) => match metadata.topic(&name) {
-                                            Some(meta) => topics.push(topic_entry(
-                                                metadata,
-                                                &meta,
-                                                ops,
-                                                ctx.version,
-                                            )),
-                                            None => topics.push(error_entry(
-                                                Some(name),
-                                                uuid::Uuid::nil(),
-                                                ErrorCode::LeaderNotAvailable,
-                                            )),
-                                        },
+                                        Err(e) if e.code == ErrorCode::TopicAlreadyExists => {
+                                            match metadata.topic(&name) {
+                                                Some(meta) => topics.push(topic_entry(
+                                                    metadata,
+                                                    &meta,
+                                                    ops,
+                                                    ctx.version,
+                                                )),
+                                                None => topics.push(error_entry(
+                                                    Some(name),
+                                                    uuid::Uuid::nil(),
+                                                    ErrorCode::LeaderNotAvailable,
+                                                )),
+                                            }
+                                        }
                                         Err(e) => topics.push(error_entry(
                                             Some(name),
                                             uuid::Uuid::nil(),
