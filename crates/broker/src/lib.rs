@@ -13,6 +13,8 @@
 //! - [`services`]: the service handles handlers use.
 //! - [`metadata_cache`]: the published metadata image (topics, brokers, configs) read without
 //!   locks.
+//! - [`metadata_log`]: the replicated metadata log on a controller: the quorum's state machine
+//!   and the journal brokers follow.
 //! - [`controller`]: the channel through which the broker changes metadata (today an embedded
 //!   controller; commits, then publishes the image).
 //! - [`replica_manager`]: the only owner of partitions: logs with leader, leader epoch, replicas,
@@ -62,6 +64,7 @@ pub mod limits;
 pub mod log_manager;
 pub mod markers;
 pub mod metadata_cache;
+pub mod metadata_log;
 pub mod metrics;
 pub mod producer_ids;
 pub mod replica_manager;

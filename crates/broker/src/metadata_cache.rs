@@ -15,47 +15,18 @@ use parking_lot::RwLock;
 use std::sync::Arc;
 use uuid::Uuid;
 
-/// A partition's replication state, as the metadata describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PartitionState {
-    /// Leader broker id (-1: none).
-    pub leader: i32,
-    /// Leader epoch: bumped at every leader change.
-    pub leader_epoch: i32,
-    /// Partition epoch: bumped at every change of the state.
-    pub partition_epoch: i32,
-    /// Assigned replicas, preferred leader first.
-    pub replicas: Vec<i32>,
-    /// In-sync replicas.
-    pub isr: Vec<i32>,
-}
+/// A partition's replication state, as the metadata describes it (leader, leader epoch,
+/// partition epoch, replicas, ISR, reassignment, leader recovery state).
+pub use gregor_controller::state::PartitionRegistration as PartitionState;
 
-impl PartitionState {
-    /// The state of a partition of a single-node cluster: `node` leads, alone in the ISR, in
-    /// epoch 0.
-    pub fn single_node(node: i32) -> PartitionState {
-        PartitionState {
-            leader: node,
-            leader_epoch: 0,
-            partition_epoch: 0,
-            replicas: vec![node],
-            isr: vec![node],
-        }
-    }
-}
-
-/// The replication state of partition `index` of `topic` in `image`, for a broker whose id is
-/// `node_id` (`None` if the topic has no such partition). The metadata records carry no
-/// per-partition state yet: in a single-node cluster this node leads every partition.
+/// The replication state of partition `index` of `topic` in `image` (`None` if the topic has
+/// no such partition).
 pub fn partition_state(
-    _image: &ClusterState,
+    image: &ClusterState,
     topic: &TopicMeta,
     index: i32,
-    node_id: i32,
 ) -> Option<PartitionState> {
-    (0..topic.partitions)
-        .contains(&index)
-        .then(|| PartitionState::single_node(node_id))
+    image.partition(&topic.id, index).cloned()
 }
 
 /// A component that reacts to new metadata images.
@@ -124,7 +95,7 @@ impl MetadataCache {
 
     /// The replication state of a partition (`None` if the topic has no such partition).
     pub fn partition_state(&self, topic: &TopicMeta, index: i32) -> Option<PartitionState> {
-        partition_state(&self.image.read(), topic, index, self.config.node_id)
+        partition_state(&self.image.read(), topic, index)
     }
 
     /// The static and dynamic broker configs of this node.

@@ -630,7 +630,7 @@ impl ReplicaManager {
             }
             let mut opened = Vec::new();
             for index in existing.len() as i32..meta.partitions {
-                let Some(state) = partition_state(image, meta, index, self.node_id) else {
+                let Some(state) = partition_state(image, meta, index) else {
                     continue;
                 };
                 match self.open_partition(meta, index, state, log_config.clone()) {

@@ -23,7 +23,7 @@ const LAYERS: &[&[&str]] = &[
     &["coordinator_runtime", "log_manager"],
     &["controller"],
     &["replica_manager"],
-    &["metadata_cache"],
+    &["metadata_cache", "metadata_log"],
     &["topic_config"],
     &["configs", "healthcheck"],
     &["config"],

@@ -24,7 +24,7 @@ const QUORUM_EPOCH: i32 = 1;
 pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: DescribeQuorumRequest = ctx.decode(body)?;
     let node = ctx.node_id();
-    let hw = ctx.metadata().image().records_applied() as i64;
+    let hw = ctx.metadata().image().last_offset().max(0);
     let now = now_ms();
     let mut topics = Vec::new();
     for t in &req.topics {
