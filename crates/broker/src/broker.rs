@@ -1,24 +1,34 @@
 //! [`Broker`]: the composition root. It opens the log directory (meta.properties, the
-//! clean-shutdown marker, the metadata log), builds the services in dependency order and wires
-//! them together — metadata → replica manager → coordinators — and takes them down again. It
-//! holds no state of its own: every request goes to a service through
-//! [`Services`](crate::services::Services).
+//! clean-shutdown marker), starts this node's controller when it is one (a member of the
+//! controller quorum; a single node runs an embedded one-voter quorum), builds the services in
+//! dependency order — metadata follower → replica manager → coordinators — registers the broker
+//! with the active controller and waits until it is unfenced. It holds no state of its own:
+//! every request goes to a service through [`Services`].
 
+use crate::broker_lifecycle::{BrokerLifecycle, RegistrationInfo};
 use crate::config::Config;
 use crate::controller::ControllerChannel;
 use crate::group_service::GroupCoordinatorService;
 use crate::markers::MarkerWriter;
 use crate::metadata_cache::MetadataCache;
+use crate::metadata_follower::{MetadataFollower, MetadataSource};
 use crate::metrics::{Metrics, PartitionStat, Snapshot};
 use crate::producer_ids::ProducerIdManager;
+use crate::quorum_controller::{read_legacy_log, QuorumController, QuorumSettings, RaftTransport};
 use crate::replica_manager::ReplicaManager;
 use crate::services::Services;
 use crate::txn_service::{TxnCoordinatorService, TxnDeps};
-use gregor_controller::{Controller, ControllerError};
+use gregor_controller::ClusterState;
 use gregor_storage::{Clock, SystemClock};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// The embedded quorum's only voter address (never dialled: a single voter sends no RPCs).
+const EMBEDDED_VOTER: &str = "embedded:0";
 
 /// Start-up failures.
 #[derive(Debug, thiserror::Error)]
@@ -31,12 +41,15 @@ pub enum StartError {
         /// Cause.
         source: std::io::Error,
     },
-    /// meta.properties disagrees with the configuration.
+    /// meta.properties disagrees with the configuration or the cluster.
     #[error("{0}")]
     Meta(String),
-    /// The controller refused a start-up change.
-    #[error("controller: {0}")]
-    Controller(#[from] ControllerError),
+    /// The controller quorum could not be opened.
+    #[error("controller quorum: {0}")]
+    Quorum(#[from] gregor_quorum::QuorumError),
+    /// Shut down before the broker was ready.
+    #[error("shut down while starting")]
+    ShutDown,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StartError + '_ {
@@ -46,8 +59,8 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StartError + '_ {
     }
 }
 
-/// Reads or creates `meta.properties` (cluster id, node id) like Kafka's storage format.
-fn ensure_meta_properties(dir: &Path, node_id: i32) -> Result<String, StartError> {
+/// Reads `meta.properties` (Kafka's storage format): the cluster id, if any.
+fn read_meta_properties(dir: &Path, node_id: i32) -> Result<Option<String>, StartError> {
     let path = dir.join("meta.properties");
     match std::fs::read_to_string(&path) {
         Ok(text) => {
@@ -61,26 +74,23 @@ fn ensure_meta_properties(dir: &Path, node_id: i32) -> Result<String, StartError
                     )));
                 }
             }
-            props
-                .get("cluster.id")
-                .cloned()
-                .ok_or_else(|| StartError::Meta(format!("{} has no cluster.id", path.display())))
+            Ok(props.get("cluster.id").cloned())
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let cluster_id =
-                gregor_controller::uuid_to_base64(gregor_controller::random_kafka_uuid());
-            let directory_id =
-                gregor_controller::uuid_to_base64(gregor_controller::random_kafka_uuid());
-            let text = format!(
-                "#\n#Written by gregor\nnode.id={node_id}\ndirectory.id={directory_id}\nversion=1\ncluster.id={cluster_id}\n"
-            );
-            let tmp = dir.join("meta.properties.tmp");
-            std::fs::write(&tmp, text).map_err(io_err(&tmp))?;
-            std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
-            Ok(cluster_id)
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(StartError::Io { path, source: e }),
     }
+}
+
+/// Writes `meta.properties` (atomically).
+fn write_meta_properties(dir: &Path, node_id: i32, cluster_id: &str) -> Result<(), StartError> {
+    let path = dir.join("meta.properties");
+    let directory_id = gregor_controller::uuid_to_base64(gregor_controller::random_kafka_uuid());
+    let text = format!(
+        "#\n#Written by gregor\nnode.id={node_id}\ndirectory.id={directory_id}\nversion=1\ncluster.id={cluster_id}\n"
+    );
+    let tmp = dir.join("meta.properties.tmp");
+    std::fs::write(&tmp, text).map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, &path).map_err(io_err(&path))
 }
 
 /// A started broker's services.
@@ -88,55 +98,137 @@ fn ensure_meta_properties(dir: &Path, node_id: i32) -> Result<String, StartError
 pub struct Broker {
     /// The services handlers use.
     pub services: Services,
+    /// This broker's membership (registration, heartbeats, controlled shutdown).
+    pub lifecycle: Arc<BrokerLifecycle>,
     clean_start: bool,
+    /// The cluster id of meta.properties (`None`: a fresh node of a cluster, not joined yet).
+    cluster_id: Option<String>,
+    tasks: parking_lot::Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Broker {
-    /// Opens the log directory and builds the services: meta.properties, the metadata log,
-    /// every partition log (recovering them after an unclean shutdown), the coordinators
-    /// (whose shards load in the background when a tokio runtime is running). Blocking.
-    pub fn open(config: Config) -> Result<Broker, StartError> {
-        Self::open_with_clock(config, Arc::new(SystemClock))
+    /// Opens the log directory and starts the controller (if this node is one), the metadata
+    /// follower and the services; [`Broker::join`] then makes it a member of the cluster.
+    /// Background tasks stop when `shutdown` flips to true.
+    pub async fn open(
+        config: Config,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Broker, StartError> {
+        Self::open_with_clock(config, Arc::new(SystemClock), shutdown).await
+    }
+
+    /// [`Broker::open`] then [`Broker::join`].
+    pub async fn start(
+        config: Config,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Broker, StartError> {
+        let broker = Self::open(config, shutdown.clone()).await?;
+        broker.join(shutdown).await?;
+        Ok(broker)
     }
 
     /// As [`Broker::open`], with the clock the storage and coordinators use.
-    pub fn open_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Broker, StartError> {
+    pub async fn open_with_clock(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Broker, StartError> {
         let dir = config.log_dir.clone();
+        let node_id = config.node_id;
+        let cluster = config.cluster.clone();
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         let fresh = !dir.join("meta.properties").exists();
-        let cluster_id = ensure_meta_properties(&dir, config.node_id)?;
+        let mut cluster_id = read_meta_properties(&dir, node_id)?;
+        if cluster_id.is_none() && cluster.is_embedded() {
+            // A single node formats itself, as before clusters.
+            let id = gregor_controller::uuid_to_base64(gregor_controller::random_kafka_uuid());
+            write_meta_properties(&dir, node_id, &id)?;
+            cluster_id = Some(id);
+        }
         let clean = gregor_storage::clean_shutdown::take(&dir).map_err(io_err(&dir))? || fresh;
         if !clean {
             tracing::info!(dir = %dir.display(), "no clean-shutdown marker: recovering logs");
         }
-        let meta_path = dir.join("gregor-metadata").join("metadata.log");
-        let mut controller = Controller::open(&meta_path).map_err(io_err(&meta_path))?;
-        let adv = config
-            .advertised
-            .values()
-            .next()
-            .cloned()
-            .ok_or_else(|| StartError::Meta("no advertised listener".into()))?;
-        controller.register_broker(
-            config.node_id,
-            &adv.host,
-            adv.port as i32,
-            config.rack.clone(),
-        )?;
+        let mut tasks = Vec::new();
+        // A new incarnation per process (Kafka's BrokerRegistration.IncarnationId).
+        let incarnation = gregor_controller::random_kafka_uuid();
+
+        // The controller quorum member, if this node is a controller (or a single node).
+        let local_controller = if cluster.is_embedded() || cluster.controller {
+            let voters = if cluster.is_embedded() {
+                BTreeMap::from([(node_id, EMBEDDED_VOTER.to_string())])
+            } else {
+                cluster.voters.clone()
+            };
+            let legacy_path = dir.join("gregor-metadata").join("metadata.log");
+            let legacy = if cluster.is_embedded() {
+                read_legacy_log(&legacy_path).map_err(io_err(&legacy_path))?
+            } else {
+                Vec::new()
+            };
+            let controller = QuorumController::open(
+                QuorumSettings {
+                    node_id,
+                    voters,
+                    dir: dir.join("__cluster_metadata-0"),
+                    election_timeout_ms: cluster.election_timeout_ms,
+                    session_timeout_ms: cluster.broker_session_timeout_ms,
+                    cluster_id: cluster_id.clone(),
+                    legacy_records: legacy,
+                    local_incarnation: cluster.broker.then_some(incarnation),
+                },
+                RaftTransport::new(node_id),
+            )
+            .await?;
+            tasks.push(tokio::spawn(controller.clone().run(shutdown.clone())));
+            Some(controller)
+        } else {
+            None
+        };
+
         let config = Arc::new(config);
-        let metadata = Arc::new(MetadataCache::new(
-            config.clone(),
-            controller.state().clone(),
-        ));
-        let controller = Arc::new(ControllerChannel::new(controller, metadata.clone()));
+        let metadata = Arc::new(MetadataCache::new(config.clone(), ClusterState::default()));
+        let follower = Arc::new(MetadataFollower::new(metadata.clone()));
         let replicas = Arc::new(ReplicaManager::new(config.clone(), clock.clone(), clean));
-        controller.add_listener(replicas.clone());
+        follower.add_listener(replicas.clone());
+        let controllers: Vec<(i32, String)> = if cluster.voters.is_empty() {
+            cluster
+                .bootstrap_servers
+                .iter()
+                .map(|a| (-1, a.clone()))
+                .collect()
+        } else {
+            cluster
+                .voters
+                .iter()
+                .filter(|(id, _)| **id != node_id || local_controller.is_none())
+                .map(|(id, a)| (*id, a.clone()))
+                .collect()
+        };
+        let source = match &local_controller {
+            Some(c) => MetadataSource::Local(c.log().clone()),
+            None => MetadataSource::Remote(controllers.iter().map(|(_, a)| a.clone()).collect()),
+        };
+        tasks.push(tokio::spawn(follower.clone().run(
+            source,
+            format!("gregor-broker-{node_id}"),
+            shutdown.clone(),
+        )));
+        let channel = Arc::new(ControllerChannel::new(
+            node_id,
+            cluster_id.clone(),
+            local_controller.clone(),
+            controllers,
+            metadata.clone(),
+            follower.clone(),
+        ));
+
         let groups = GroupCoordinatorService::new(
             config.group.clone(),
             config.offsets_topic_num_partitions,
             replicas.clone(),
             metadata.clone(),
-            controller.clone(),
+            channel.clone(),
             clock.clone(),
         );
         let txns = TxnCoordinatorService::new(
@@ -146,25 +238,83 @@ impl Broker {
             TxnDeps {
                 replicas: replicas.clone(),
                 metadata: metadata.clone(),
-                controller: controller.clone(),
+                controller: channel.clone(),
                 markers: MarkerWriter::new(replicas.clone(), groups.clone()),
-                producer_ids: Arc::new(ProducerIdManager::new(controller.clone())),
+                producer_ids: Arc::new(ProducerIdManager::new(
+                    node_id,
+                    channel.clone(),
+                    metadata.clone(),
+                )),
                 clock,
             },
         );
+
+        let listeners = config
+            .advertised
+            .values()
+            .map(|l| {
+                let protocol = config
+                    .values
+                    .get("listener.security.protocol.map")
+                    .and_then(|m| {
+                        m.split(',').find_map(|e| {
+                            let (name, p) = e.split_once(':')?;
+                            (name.trim().eq_ignore_ascii_case(&l.name))
+                                .then(|| p.trim().to_ascii_uppercase())
+                        })
+                    })
+                    .unwrap_or_else(|| "PLAINTEXT".into());
+                (l.name.clone(), l.host.clone(), l.port, protocol)
+            })
+            .collect();
+        let lifecycle = Arc::new(BrokerLifecycle::new(
+            RegistrationInfo {
+                node_id,
+                listeners,
+                rack: config.rack.clone(),
+            },
+            incarnation,
+            channel.clone(),
+            follower.clone(),
+            cluster.broker_heartbeat_interval_ms,
+        ));
         Ok(Broker {
             services: Services {
-                cluster_id: cluster_id.into(),
                 config,
                 metadata,
-                controller,
+                controller: channel,
                 replicas,
                 groups,
                 txns,
                 metrics: Arc::new(Metrics::new()),
             },
+            lifecycle,
             clean_start: clean,
+            cluster_id,
+            tasks: parking_lot::Mutex::new(tasks),
         })
+    }
+
+    /// Makes this node a member of the cluster: learns the cluster id (a fresh node), registers
+    /// with the active controller, heartbeats, and returns once the controller has unfenced it.
+    pub async fn join(&self, shutdown: watch::Receiver<bool>) -> Result<(), StartError> {
+        let s = &self.services;
+        if self.cluster_id.is_none() {
+            let id = wait_for_cluster_id(&s.metadata, shutdown.clone()).await?;
+            write_meta_properties(&s.config.log_dir, s.config.node_id, &id)?;
+            tracing::info!(cluster_id = %id, "joined the cluster");
+        }
+        if self.lifecycle.register(shutdown.clone()).await.is_none() {
+            return Err(StartError::ShutDown);
+        }
+        self.tasks
+            .lock()
+            .push(tokio::spawn(self.lifecycle.clone().run(shutdown.clone())));
+        let mut stop = shutdown;
+        tokio::select! {
+            _ = self.lifecycle.wait_unfenced(Duration::from_secs(86_400)) => Ok(()),
+            _ = stop.changed() => Err(StartError::ShutDown),
+        }
     }
 
     /// Whether the previous shutdown was clean.
@@ -206,10 +356,41 @@ impl Broker {
         Snapshot::build(&s.metrics, &names, partitions, committed)
     }
 
-    /// Closes every log (flush, snapshots, high watermarks) and writes the clean-shutdown
-    /// marker. Blocking.
-    pub fn shutdown(&self) {
-        self.services.replicas.shutdown();
+    /// Controlled shutdown (SIGTERM): the controller moves this broker's leaderships away first.
+    pub async fn controlled_shutdown(&self, timeout: Duration) {
+        if self.services.config.cluster.is_embedded() {
+            return;
+        }
+        self.lifecycle.controlled_shutdown(timeout).await;
+    }
+
+    /// Stops the background tasks, closes every log (flush, snapshots, high watermarks), writes
+    /// the clean-shutdown marker and closes the controller quorum.
+    pub async fn shutdown(&self) {
+        for t in self.tasks.lock().drain(..) {
+            t.abort();
+        }
+        let replicas = self.services.replicas.clone();
+        let _ = tokio::task::spawn_blocking(move || replicas.shutdown()).await;
+        if let Some(c) = self.services.controller.local() {
+            c.shutdown().await;
+        }
+    }
+}
+
+/// Waits until the metadata names the cluster id (a fresh node of a cluster).
+async fn wait_for_cluster_id(
+    metadata: &MetadataCache,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<String, StartError> {
+    loop {
+        if let Some(id) = metadata.image().cluster_id() {
+            return Ok(id.to_string());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            _ = shutdown.changed() => return Err(StartError::ShutDown),
+        }
     }
 }
 

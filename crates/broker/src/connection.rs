@@ -11,7 +11,7 @@
 
 use crate::config::Listener;
 use crate::errors::HandlerError;
-use crate::handlers::{self, Ctx, Response};
+use crate::handlers::{self, Ctx, Plane, Response};
 use crate::metrics::WaitClock;
 use crate::sendfile;
 use crate::services::Services;
@@ -31,7 +31,7 @@ use tracing::Instrument;
 fn request_error_code(e: &HandlerError) -> ErrorCode {
     match e {
         HandlerError::Unsupported(_) => ErrorCode::UnsupportedVersion,
-        HandlerError::Decode(_) => ErrorCode::InvalidRequest,
+        HandlerError::Decode(_) | HandlerError::Malformed(_) => ErrorCode::InvalidRequest,
         HandlerError::ShuttingDown | HandlerError::Internal(_) | HandlerError::Encode(_) => {
             ErrorCode::UnknownServerError
         }
@@ -55,10 +55,11 @@ pub async fn serve(
     peer: SocketAddr,
     services: Services,
     listener: Arc<Listener>,
+    plane: Plane,
     shutdown: watch::Receiver<bool>,
 ) {
     let _counted = services.metrics.connection_opened(&listener.name);
-    let end = run(stream, peer, &services, &listener, shutdown).await;
+    let end = run(stream, peer, &services, &listener, plane, shutdown).await;
     match end {
         End::Closed | End::Shutdown => tracing::debug!(%peer, "connection closed"),
         End::Idle => tracing::debug!(%peer, "closing idle connection (connections.max.idle.ms)"),
@@ -72,6 +73,7 @@ async fn run(
     peer: SocketAddr,
     services: &Services,
     listener: &Arc<Listener>,
+    plane: Plane,
     mut shutdown: watch::Receiver<bool>,
 ) -> End {
     let (mut reader, mut writer) = stream.into_split();
@@ -118,6 +120,29 @@ async fn run(
         };
         let mut request = buf.split_to(frame::LENGTH_PREFIX + size).freeze();
         let _ = request.split_to(frame::LENGTH_PREFIX);
+        if plane == Plane::Controller {
+            // Gregor's private inter-node APIs (raft, metadata fetch, forwarded commands).
+            let key = gregor_protocol::request::peek_prefix(&request).map(|p| p.api_key);
+            if key.is_ok_and(gregor_protocol::internal::is_internal) {
+                let (key, header) = match gregor_protocol::internal::decode_header(&mut request) {
+                    Ok(h) => h,
+                    Err(e) => return End::Protocol(e.to_string()),
+                };
+                let answered =
+                    handlers::internal::handle(services, key, header.correlation_id, request).await;
+                let written = match answered {
+                    Ok(Response::Frame(frame)) => {
+                        sendfile::write_frame(&mut writer, frame.freeze()).await
+                    }
+                    Ok(_) => Ok(()),
+                    Err(e) => return End::Protocol(format!("private API {key}: {e}")),
+                };
+                if let Err(e) = written {
+                    return End::Io(e);
+                }
+                continue;
+            }
+        }
         let (api, header) = match decode_header(&mut request) {
             Ok(h) => h,
             Err(e) => return End::Protocol(e.to_string()),
@@ -132,6 +157,7 @@ async fn run(
         let ctx = Ctx {
             services,
             listener,
+            plane,
             peer,
             header: &header,
             api,

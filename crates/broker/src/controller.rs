@@ -1,77 +1,244 @@
-//! [`ControllerChannel`]: how this broker changes cluster metadata.
+//! [`ControllerChannel`]: how this broker changes cluster metadata — Kafka's forwarding of admin
+//! requests to the active controller.
 //!
-//! Today the controller is embedded: the channel owns it, and every change runs on a blocking
-//! thread (the metadata log fsyncs), after which the new image is published to the
-//! [`MetadataCache`] and its [`MetadataListener`]s (the replica manager opens or deletes partition
-//! logs) before the caller is answered. So a CreateTopics answer means the topic's logs exist.
-//! Images are published under the controller lock, in commit order.
+//! A change is a [`Command`] run by the active controller: directly when that is this node's
+//! own [`QuorumController`], otherwise forwarded over the controller listener with Gregor's
+//! private `CONTROLLER_COMMAND` API to the controller that leads the quorum (found from the
+//! local quorum, from NOT_CONTROLLER answers, or by trying the voters / bootstrap servers in
+//! turn). The answer carries the offset at which the records committed, and the channel waits
+//! until this broker's [`MetadataFollower`] has applied it before returning, so a CreateTopics
+//! answer means the topic is in this broker's metadata and its local logs exist.
 
-use crate::metadata_cache::{MetadataCache, MetadataListener};
-use gregor_controller::state::CreateTopic;
-use gregor_controller::{Controller, ControllerError, MetadataRecord, TopicMeta};
-use parking_lot::{Mutex, RwLock};
+use crate::metadata_cache::MetadataCache;
+use crate::metadata_follower::MetadataFollower;
+use crate::quorum_controller::QuorumController;
+use crate::rpc_client::{ChannelConfig, ChannelPool};
+use gregor_controller::command::{Command, Reply, WireError, WireResult};
+use gregor_controller::replication::CreateTopic;
+use gregor_controller::{ControllerError, MetadataRecord, TopicMeta};
+use gregor_protocol::ErrorCode;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use std::time::Duration;
 use uuid::Uuid;
 
-/// The broker's handle on the controller.
+/// How long a metadata change may take, retries included (Kafka's `request.timeout.ms`).
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long to wait for this broker to apply a change it made.
+const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The answer of the private `CONTROLLER_COMMAND` API: the result, and the active controller
+/// when this one is not (so the sender can go there next).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CommandResponse {
+    /// The outcome: reply and commit offset, or the error.
+    pub result: WireResult,
+    /// The active controller (id, controller-listener address), if known.
+    pub leader: Option<(i32, String)>,
+}
+
+/// Runs a forwarded command on this node's controller (the `CONTROLLER_COMMAND` handler).
+pub async fn serve_command(controller: &QuorumController, command: &Command) -> CommandResponse {
+    let result = controller
+        .run_command(command)
+        .await
+        .map_err(|e| WireError::from(&e));
+    CommandResponse {
+        result,
+        leader: controller.leader(),
+    }
+}
+
+/// The broker's handle on the active controller.
 pub struct ControllerChannel {
-    controller: Mutex<Controller>,
+    local: Option<Arc<QuorumController>>,
+    /// The cluster id of this node's meta.properties, if it has one.
+    cluster_id: Option<String>,
+    /// Round-robin position over `controllers`.
+    next: std::sync::atomic::AtomicUsize,
+    /// Controller-listener addresses to try when the leader is unknown.
+    controllers: Vec<(i32, String)>,
+    pool: ChannelPool,
+    leader: Mutex<Option<(i32, String)>>,
     metadata: Arc<MetadataCache>,
-    listeners: RwLock<Vec<Arc<dyn MetadataListener>>>,
+    follower: Arc<MetadataFollower>,
 }
 
 impl std::fmt::Debug for ControllerChannel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ControllerChannel").finish_non_exhaustive()
+        f.debug_struct("ControllerChannel")
+            .field("local", &self.local.is_some())
+            .field("controllers", &self.controllers)
+            .finish()
     }
 }
 
 impl ControllerChannel {
-    /// A channel to an embedded controller; publishes its current state at once.
-    pub fn new(controller: Controller, metadata: Arc<MetadataCache>) -> ControllerChannel {
-        metadata.publish(Arc::new(controller.state().clone()));
+    /// A channel to the quorum: `local` is this node's controller (if it is one),
+    /// `controllers` the (id, address) of the others to reach over the network (id -1 when only
+    /// a bootstrap address is known).
+    pub fn new(
+        node_id: i32,
+        cluster_id: Option<String>,
+        local: Option<Arc<QuorumController>>,
+        controllers: Vec<(i32, String)>,
+        metadata: Arc<MetadataCache>,
+        follower: Arc<MetadataFollower>,
+    ) -> ControllerChannel {
         ControllerChannel {
-            controller: Mutex::new(controller),
+            local,
+            cluster_id,
+            next: std::sync::atomic::AtomicUsize::new(0),
+            controllers,
+            pool: ChannelPool::new(ChannelConfig::new(format!("gregor-broker-{node_id}"))),
+            leader: Mutex::new(None),
             metadata,
-            listeners: RwLock::new(Vec::new()),
+            follower,
         }
     }
 
-    /// Registers a listener and hands it the current image (blocking).
-    pub fn add_listener(&self, listener: Arc<dyn MetadataListener>) {
-        let _serialized = self.controller.lock();
-        listener.on_metadata(&self.metadata.image());
-        self.listeners.write().push(listener);
+    /// This node's controller, if it is one.
+    pub fn local(&self) -> Option<&Arc<QuorumController>> {
+        self.local.as_ref()
     }
 
-    /// Runs `f` against the controller on the calling (blocking) thread, then publishes the new
-    /// image if `f` changed the state.
-    pub fn change_blocking<T>(
-        &self,
-        f: impl FnOnce(&mut Controller) -> Result<T, ControllerError>,
-    ) -> Result<T, ControllerError> {
-        let mut controller = self.controller.lock();
-        let before = controller.state().records_applied();
-        let result = f(&mut controller);
-        if controller.state().records_applied() != before {
-            let image = Arc::new(controller.state().clone());
-            self.metadata.publish(image.clone());
-            for l in self.listeners.read().iter() {
-                l.on_metadata(&image);
+    /// The active controller as far as this broker knows (id, controller-listener address).
+    pub fn active_controller(&self) -> Option<(i32, String)> {
+        if let Some(l) = self.local.as_ref().and_then(|l| l.leader()) {
+            return Some(l);
+        }
+        self.leader.lock().clone()
+    }
+
+    /// The cluster id this broker belongs to: its meta.properties', else the quorum's (once
+    /// this broker's metadata has it).
+    pub fn cluster_id(&self) -> Option<String> {
+        self.cluster_id
+            .clone()
+            .or_else(|| self.metadata.image().cluster_id().map(str::to_string))
+    }
+
+    /// Where to send a controller request now: the active controller if known, else the next
+    /// controller in turn.
+    pub fn controller_target(&self) -> Option<(i32, String)> {
+        self.active_controller().or_else(|| {
+            if self.controllers.is_empty() {
+                return None;
+            }
+            let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Some(self.controllers[i % self.controllers.len()].clone())
+        })
+    }
+
+    /// Drops the remembered active controller (it did not answer as one).
+    pub fn forget_leader(&self) {
+        *self.leader.lock() = None;
+    }
+
+    /// The controllers this broker can reach: (id, address); id -1 for bootstrap addresses.
+    pub fn controllers(&self) -> &[(i32, String)] {
+        &self.controllers
+    }
+
+    /// The pool of connections to controllers (lifecycle RPCs share it).
+    pub fn pool(&self) -> &ChannelPool {
+        &self.pool
+    }
+
+    /// Sends one command to the active controller; retries on NOT_CONTROLLER and network
+    /// errors until [`COMMAND_TIMEOUT`]. Returns the reply and the commit offset.
+    async fn send(&self, command: &Command) -> Result<(Reply, i64), ControllerError> {
+        let deadline = tokio::time::Instant::now() + COMMAND_TIMEOUT;
+        let mut attempt = 0usize;
+        let mut last_error =
+            ControllerError::new(ErrorCode::NotController, "no controller answered");
+        loop {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(if last_error.code == ErrorCode::NotController {
+                    ControllerError::new(ErrorCode::RequestTimedOut, last_error.message)
+                } else {
+                    last_error
+                });
+            }
+            attempt += 1;
+            if attempt > 1 {
+                tokio::time::sleep(Duration::from_millis((50 * attempt as u64).min(500))).await;
+            }
+            if let Some(local) = &self.local {
+                if local.is_active() {
+                    match local.run_command(command).await {
+                        Err(e) if e.code == ErrorCode::NotController => {
+                            last_error = e;
+                            continue;
+                        }
+                        other => return other,
+                    }
+                }
+            }
+            let target = self.active_controller().or_else(|| {
+                (!self.controllers.is_empty())
+                    .then(|| self.controllers[attempt % self.controllers.len()].clone())
+            });
+            let Some((id, addr)) = target else {
+                continue;
+            };
+            if self
+                .local
+                .as_ref()
+                .is_some_and(|l| l.quorum().node_id() as i32 == id)
+            {
+                // Our own controller is not active (yet): wait for an election.
+                continue;
+            }
+            let body = bytes::Bytes::from(serde_json::to_vec(command).unwrap_or_default());
+            let channel = self.pool.channel(id, &addr);
+            let answer = channel
+                .call_raw(
+                    gregor_protocol::internal::CONTROLLER_COMMAND,
+                    0,
+                    body,
+                    COMMAND_TIMEOUT,
+                )
+                .await;
+            let response = match answer {
+                Ok(bytes) => match serde_json::from_slice::<CommandResponse>(&bytes) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        last_error = ControllerError::new(
+                            ErrorCode::UnknownServerError,
+                            format!("undecodable controller answer: {e}"),
+                        );
+                        continue;
+                    }
+                },
+                Err(e) => {
+                    *self.leader.lock() = None;
+                    last_error = ControllerError::new(ErrorCode::NotController, e.to_string());
+                    continue;
+                }
+            };
+            *self.leader.lock() = response.leader.clone();
+            match response.result {
+                Ok(ok) => return Ok(ok),
+                Err(e) if e.code == ErrorCode::NotController.code() => {
+                    last_error = e.into();
+                }
+                Err(e) => return Err(e.into()),
             }
         }
-        result
     }
 
-    /// As [`ControllerChannel::change_blocking`], on a blocking thread.
-    async fn change<T: Send + 'static>(
-        self: &Arc<Self>,
-        f: impl FnOnce(&mut Controller) -> Result<T, ControllerError> + Send + 'static,
-    ) -> Result<T, ControllerError> {
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || this.change_blocking(f))
-            .await
-            .map_err(|e| ControllerError::storage(format!("controller task failed: {e}")))?
+    /// Sends a command and waits until this broker has applied its records.
+    async fn change(&self, command: Command) -> Result<Reply, ControllerError> {
+        let (reply, offset) = self.send(&command).await?;
+        if !self.follower.wait_for(offset, APPLY_TIMEOUT).await {
+            tracing::warn!(
+                offset,
+                "the metadata change committed but this broker has not applied it yet"
+            );
+        }
+        Ok(reply)
     }
 
     /// Validates a topic creation against the current image without applying it.
@@ -82,12 +249,28 @@ impl ControllerChannel {
             .map(|_| ())
     }
 
-    /// Creates a topic (metadata first, then its logs through the listeners).
-    pub async fn create_topic(
-        self: &Arc<Self>,
-        req: CreateTopic,
-    ) -> Result<TopicMeta, ControllerError> {
-        let meta = self.change(move |c| c.create_topic(&req)).await?;
+    /// Creates a topic (its local logs exist when this returns).
+    pub async fn create_topic(&self, req: CreateTopic) -> Result<TopicMeta, ControllerError> {
+        let name = req.name.clone();
+        let reply = self
+            .change(Command::CreateTopic {
+                name: req.name,
+                partitions: req.partitions,
+                replication_factor: req.replication_factor,
+                assignments: req.assignments,
+                configs: req.configs,
+            })
+            .await?;
+        let meta = match reply {
+            Reply::Topic { topic_id } => self.metadata.topic_by_id(&topic_id),
+            _ => self.metadata.topic(&name),
+        };
+        let meta = meta.ok_or_else(|| {
+            ControllerError::new(
+                ErrorCode::UnknownServerError,
+                "created topic not in metadata",
+            )
+        })?;
         tracing::info!(topic = %meta.name, id = %gregor_controller::uuid_to_base64(meta.id), partitions = meta.partitions, "created topic");
         Ok(meta)
     }
@@ -97,55 +280,78 @@ impl ControllerChannel {
         &self,
         name: &str,
         count: i32,
+        assignments: Option<&[Vec<i32>]>,
     ) -> Result<(), ControllerError> {
         self.metadata
             .image()
-            .create_partitions(name, count, None)
+            .create_partitions(name, count, assignments)
             .map(|_| ())
     }
 
     /// Grows a topic to `count` partitions.
     pub async fn create_partitions(
-        self: &Arc<Self>,
+        &self,
         name: String,
         count: i32,
-    ) -> Result<TopicMeta, ControllerError> {
-        self.change(move |c| c.create_partitions(&name, count))
-            .await
+        assignments: Option<Vec<Vec<i32>>>,
+    ) -> Result<(), ControllerError> {
+        self.change(Command::CreatePartitions {
+            name,
+            count,
+            assignments,
+        })
+        .await
+        .map(|_| ())
     }
 
-    /// Deletes a topic (metadata first, then its logs through the listeners).
-    pub async fn delete_topic(self: &Arc<Self>, id: Uuid) -> Result<TopicMeta, ControllerError> {
-        let meta = self.change(move |c| c.delete_topic(&id)).await?;
-        tracing::info!(topic = %meta.name, "deleted topic");
-        Ok(meta)
+    /// Deletes a topic.
+    pub async fn delete_topic(&self, id: Uuid) -> Result<(), ControllerError> {
+        self.change(Command::DeleteTopic { topic_id: id }).await?;
+        tracing::info!(topic_id = %gregor_controller::uuid_to_base64(id), "deleted topic");
+        Ok(())
     }
 
     /// Changes a topic's config overrides (all or nothing).
     pub async fn alter_topic_configs(
-        self: &Arc<Self>,
+        &self,
         name: String,
         changes: Vec<(String, Option<String>)>,
-    ) -> Result<TopicMeta, ControllerError> {
-        let meta = self
-            .change(move |c| c.alter_topic_configs(&name, &changes))
-            .await?;
-        tracing::info!(topic = %meta.name, "altered topic configs");
-        Ok(meta)
-    }
-
-    /// Commits records (dynamic broker configs, client quotas).
-    pub async fn commit(
-        self: &Arc<Self>,
-        records: Vec<MetadataRecord>,
     ) -> Result<(), ControllerError> {
-        self.change(move |c| c.commit(records)).await
+        self.change(Command::AlterTopicConfigs { name, changes })
+            .await
+            .map(|_| ())
     }
 
-    /// Allocates a block of producer ids (a durable `ProducerIds` record).
+    /// Commits dynamic broker config and client quota records.
+    pub async fn commit(&self, records: Vec<MetadataRecord>) -> Result<(), ControllerError> {
+        self.change(Command::CommitConfigRecords { records })
+            .await
+            .map(|_| ())
+    }
+
+    /// AllocateProducerIds for this broker (its id and epoch).
     pub async fn allocate_producer_ids(
-        self: &Arc<Self>,
+        &self,
+        broker_id: i32,
+        broker_epoch: i64,
     ) -> Result<std::ops::Range<i64>, ControllerError> {
-        self.change(|c| c.allocate_producer_ids()).await
+        match self
+            .send(&Command::AllocateProducerIds {
+                broker_id,
+                broker_epoch,
+            })
+            .await?
+        {
+            (Reply::ProducerIds { start, end }, _) => Ok(start..end),
+            _ => Err(ControllerError::new(
+                ErrorCode::UnknownServerError,
+                "unexpected answer to AllocateProducerIds",
+            )),
+        }
+    }
+
+    /// Runs a command and returns its reply once applied here (ElectLeaders, reassignments).
+    pub async fn run(&self, command: Command) -> Result<Reply, ControllerError> {
+        self.change(command).await
     }
 }

@@ -15,6 +15,9 @@ pub enum HandlerError {
     /// The API or version is not served.
     #[error("unsupported request: {0}")]
     Unsupported(String),
+    /// The body of a private (inter-node) request did not decode.
+    #[error("malformed request: {0}")]
+    Malformed(String),
     /// The broker is shutting down; the request is dropped with the connection.
     #[error("shutting down")]
     ShuttingDown,

@@ -15,8 +15,14 @@
 //!   locks.
 //! - [`metadata_log`]: the replicated metadata log on a controller: the quorum's state machine
 //!   and the journal brokers follow.
-//! - [`controller`]: the channel through which the broker changes metadata (today an embedded
-//!   controller; commits, then publishes the image).
+//! - [`broker_lifecycle`]: registration with the active controller, heartbeats, fencing,
+//!   controlled shutdown.
+//! - [`quorum_controller`]: this node's controller: a member of the raft quorum (openraft, via
+//!   `gregor-quorum`) that, when active, runs the metadata commands and the broker sessions.
+//! - [`controller`]: the channel through which the broker changes metadata: its own active
+//!   controller, or the active one over the controller listener; waits until applied here.
+//! - [`metadata_follower`]: the broker following the metadata log (local or remote) and
+//!   publishing images.
 //! - [`replica_manager`]: the only owner of partitions: logs with leader, leader epoch, replicas,
 //!   ISR and a checkpointed high watermark; leader appends, the acks=all wait.
 //! - [`coordinator_runtime`]: one generic runtime for coordinators sharded by internal-topic
@@ -47,6 +53,7 @@
 //! except the ones above them.
 
 pub mod broker;
+pub mod broker_lifecycle;
 pub mod cleaner_codec;
 pub mod cli;
 pub mod clock;
@@ -64,9 +71,11 @@ pub mod limits;
 pub mod log_manager;
 pub mod markers;
 pub mod metadata_cache;
+pub mod metadata_follower;
 pub mod metadata_log;
 pub mod metrics;
 pub mod producer_ids;
+pub mod quorum_controller;
 pub mod replica_manager;
 pub mod rpc_client;
 pub mod sendfile;

@@ -338,7 +338,11 @@ mod tests {
     use gregor_storage::LogConfig;
     use std::collections::BTreeMap;
 
-    fn broker(dir: &std::path::Path, extra: &[(&str, &str)]) -> Arc<ReplicaManager> {
+    /// A started single-node broker with topic `t` (the watch sender keeps its tasks alive).
+    async fn broker(
+        dir: &std::path::Path,
+        extra: &[(&str, &str)],
+    ) -> (Arc<ReplicaManager>, watch::Sender<bool>) {
         let mut pairs = vec![
             ("log.dirs".to_string(), dir.display().to_string()),
             (
@@ -348,20 +352,22 @@ mod tests {
         ];
         pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let config = Config::from_pairs(pairs).expect("config");
-        let b = crate::broker::Broker::open(config).expect("open broker");
+        let (stop, rx) = watch::channel(false);
+        let b = crate::broker::Broker::start(config, rx)
+            .await
+            .expect("start broker");
         b.services
             .controller
-            .change_blocking(|c| {
-                c.create_topic(&CreateTopic {
-                    name: "t".into(),
-                    partitions: 1,
-                    replication_factor: 1,
-                    assignments: BTreeMap::new(),
-                    configs: BTreeMap::new(),
-                })
+            .create_topic(CreateTopic {
+                name: "t".into(),
+                partitions: 1,
+                replication_factor: 1,
+                assignments: BTreeMap::new(),
+                configs: BTreeMap::new(),
             })
+            .await
             .expect("create topic");
-        b.services.replicas.clone()
+        (b.services.replicas.clone(), stop)
     }
 
     fn append(rm: &ReplicaManager, p: &Partition, ts: i64, key: &str, value: Option<&str>) {
@@ -427,10 +433,10 @@ mod tests {
         assert_eq!(s.cleaner_dedupe_buffer_size, 1000);
     }
 
-    #[test]
-    fn retention_and_cleaning_passes() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn retention_and_cleaning_passes() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let b = broker(dir.path(), &[("log.segment.bytes", "200")]);
+        let (b, _stop) = broker(dir.path(), &[("log.segment.bytes", "200")]).await;
         let p = b.partition("t", 0).expect("partition");
         let now = now_ms();
         for i in 0..6 {
@@ -476,7 +482,7 @@ mod tests {
     #[tokio::test]
     async fn run_stops_promptly() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let b = broker(dir.path(), &[]);
+        let (b, _stop) = broker(dir.path(), &[]).await;
         let settings = LogManagerSettings {
             retention_check_interval_ms: 10,
             cleaner_enable: true,

@@ -98,6 +98,41 @@ impl MetadataCache {
         partition_state(&self.image.read(), topic, index)
     }
 
+    /// The unfenced brokers that have a listener named `listener`, by id (Kafka's
+    /// `getAliveBrokerNodes`: Metadata and DescribeCluster list these).
+    pub fn alive_brokers(&self, listener: &str) -> Vec<BrokerEndpoint> {
+        self.image
+            .read()
+            .brokers()
+            .filter(|b| !b.fenced)
+            .filter_map(|b| BrokerEndpoint::of(b, listener))
+            .collect()
+    }
+
+    /// A broker's endpoint on `listener`, fenced or not.
+    pub fn broker_endpoint(&self, node_id: i32, listener: &str) -> Option<BrokerEndpoint> {
+        self.image
+            .read()
+            .broker(node_id)
+            .and_then(|b| BrokerEndpoint::of(b, listener))
+    }
+
+    /// The controller id clients are told (Kafka's KRaft brokers name a live broker, since
+    /// clients never talk to controllers): this broker if it is alive, else the lowest alive one.
+    pub fn controller_id_for_clients(&self) -> i32 {
+        let image = self.image.read();
+        let alive: Vec<i32> = image
+            .brokers()
+            .filter(|b| !b.fenced)
+            .map(|b| b.node_id)
+            .collect();
+        if alive.contains(&self.config.node_id) || alive.is_empty() {
+            self.config.node_id
+        } else {
+            alive[0]
+        }
+    }
+
     /// The static and dynamic broker configs of this node.
     pub fn broker_view(&self) -> BrokerView {
         let image = self.image();
@@ -106,6 +141,31 @@ impl MetadataCache {
             image.broker_configs(&self.config.node_id.to_string()),
             image.broker_configs(""),
         )
+    }
+}
+
+/// A broker's address on one listener, as Metadata and DescribeCluster report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerEndpoint {
+    /// `node.id`.
+    pub node_id: i32,
+    /// Advertised host.
+    pub host: String,
+    /// Advertised port.
+    pub port: u16,
+    /// `broker.rack`.
+    pub rack: Option<String>,
+}
+
+impl BrokerEndpoint {
+    fn of(b: &BrokerMeta, listener: &str) -> Option<BrokerEndpoint> {
+        let e = b.endpoint(listener)?;
+        Some(BrokerEndpoint {
+            node_id: b.node_id,
+            host: e.host.clone(),
+            port: e.port,
+            rack: b.rack.clone(),
+        })
     }
 }
 

@@ -4,6 +4,7 @@
 //! never waits for the controller on the request path of a pure state machine call.
 
 use crate::controller::ControllerChannel;
+use crate::metadata_cache::MetadataCache;
 use gregor_protocol::ErrorCode;
 use parking_lot::Mutex;
 use std::ops::Range;
@@ -15,16 +16,24 @@ const LOW_WATER: i64 = 16;
 /// Producer ids of this broker.
 #[derive(Debug)]
 pub struct ProducerIdManager {
+    node_id: i32,
     controller: Arc<ControllerChannel>,
+    metadata: Arc<MetadataCache>,
     block: Mutex<Range<i64>>,
     refill: tokio::sync::Mutex<()>,
 }
 
 impl ProducerIdManager {
     /// A manager with no block yet.
-    pub fn new(controller: Arc<ControllerChannel>) -> ProducerIdManager {
+    pub fn new(
+        node_id: i32,
+        controller: Arc<ControllerChannel>,
+        metadata: Arc<MetadataCache>,
+    ) -> ProducerIdManager {
         ProducerIdManager {
+            node_id,
             controller,
+            metadata,
             block: Mutex::new(0..0),
             refill: tokio::sync::Mutex::new(()),
         }
@@ -60,10 +69,20 @@ impl ProducerIdManager {
         if left() >= LOW_WATER {
             return Ok(());
         }
-        let fresh = self.controller.allocate_producer_ids().await.map_err(|e| {
-            tracing::error!(error = %e, "cannot allocate a producer id block");
-            crate::errors::controller_code(&e)
-        })?;
+        // AllocateProducerIds names this broker by id and epoch (its registration's offset).
+        let epoch = self
+            .metadata
+            .image()
+            .broker(self.node_id)
+            .map_or(-1, |b| b.epoch);
+        let fresh = self
+            .controller
+            .allocate_producer_ids(self.node_id, epoch)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot allocate a producer id block");
+                crate::errors::controller_code(&e)
+            })?;
         // The few ids left in the old block are abandoned; they are never handed out again.
         *self.block.lock() = fresh;
         Ok(())

@@ -149,11 +149,11 @@ impl Partition {
     }
 }
 
-/// The open partitions of one topic.
+/// The partitions of one topic this broker hosts (is a replica of).
 #[derive(Debug, Clone)]
 struct TopicPartitions {
     id: Uuid,
-    partitions: Vec<Arc<Partition>>,
+    partitions: BTreeMap<i32, Arc<Partition>>,
     settings: ProduceSettings,
 }
 
@@ -293,7 +293,7 @@ impl ReplicaManager {
             .get(listener.topic())
             .map(|t| {
                 t.partitions
-                    .iter()
+                    .values()
                     .filter_map(|p| {
                         let s = p.state.read();
                         (s.leader == self.node_id).then_some((p.index, s.leader_epoch))
@@ -315,7 +315,7 @@ impl ReplicaManager {
         self.topics
             .read()
             .get(topic)
-            .and_then(|t| t.partitions.get(index as usize).cloned())
+            .and_then(|t| t.partitions.get(&index).cloned())
     }
 
     /// A partition this broker leads, checked as Kafka's `getPartitionOrError` +
@@ -352,7 +352,7 @@ impl ReplicaManager {
         self.topics
             .read()
             .values()
-            .flat_map(|t| t.partitions.iter().cloned())
+            .flat_map(|t| t.partitions.values().cloned())
             .collect()
     }
 
@@ -564,28 +564,65 @@ impl ReplicaManager {
         Ok(Arc::new(part))
     }
 
-    /// Deletes a removed topic's partitions: wakes their waiters, tells the leadership
-    /// listeners, and deletes the logs.
-    fn remove_topic(&self, name: &str, t: TopicPartitions) {
+    /// Stops hosting a partition (its topic was deleted, or a reassignment moved it away):
+    /// wakes its waiters, tells the leadership listeners, deletes the log.
+    fn remove_partition(&self, p: &Partition) {
+        let log = p.log.lock().take();
+        p.hw_advanced.notify_waiters();
+        if p.state.read().leader == self.node_id {
+            self.tell_listeners(&p.topic, |l| l.on_resign(p.index));
+        }
+        if let Some(log) = log {
+            if let Err(e) = log.delete() {
+                tracing::error!(partition = %p.name(), error = %e, "cannot delete partition log");
+            }
+        }
+    }
+
+    fn tell_listeners(&self, topic: &str, f: impl Fn(&Arc<dyn LeadershipListener>)) {
         let listeners: Vec<_> = self
             .listeners
             .read()
             .iter()
-            .filter(|l| l.topic() == name)
+            .filter(|l| l.topic() == topic)
             .cloned()
             .collect();
-        for p in t.partitions {
-            let log = p.log.lock().take();
-            p.hw_advanced.notify_waiters();
-            for l in &listeners {
-                l.on_resign(p.index);
-            }
-            if let Some(log) = log {
-                if let Err(e) = log.delete() {
-                    tracing::error!(partition = %p.name(), error = %e, "cannot delete partition log");
-                }
-            }
+        for l in &listeners {
+            f(l);
         }
+    }
+
+    /// Applies a new replication state to a hosted partition (Kafka's `makeLeader` /
+    /// `makeFollower`): a new leader epoch led here records the epoch start and (re)loads the
+    /// coordinators; leadership moving away unloads them; an ISR change may advance the high
+    /// watermark.
+    fn update_partition(&self, p: &Partition, state: PartitionState) {
+        let old = p.state.read().clone();
+        if old == state {
+            return;
+        }
+        let was_leader = old.leader == self.node_id;
+        let is_leader = state.leader == self.node_id;
+        let new_epoch = state.leader_epoch != old.leader_epoch;
+        *p.state.write() = state.clone();
+        if is_leader && (new_epoch || !was_leader) {
+            p.with_log_mut(|log| {
+                let leo = log.log_end_offset();
+                if let Err(e) = log.assign_epoch_start(state.leader_epoch, leo) {
+                    tracing::error!(partition = %p.name(), error = %e, "cannot record the leader epoch start");
+                }
+            });
+            tracing::info!(partition = %p.name(), leader_epoch = state.leader_epoch, isr = ?state.isr, "became the leader");
+            self.tell_listeners(&p.topic, |l| {
+                l.on_become_leader(p.index, state.leader_epoch)
+            });
+        } else if was_leader && !is_leader {
+            tracing::info!(partition = %p.name(), leader = state.leader, leader_epoch = state.leader_epoch, "no longer the leader");
+            self.tell_listeners(&p.topic, |l| l.on_resign(p.index));
+        }
+        p.with_log_mut(|log| p.maybe_increment_hw(log, self.node_id));
+        // Waiters re-check leadership (fetches and acks=all answer NOT_LEADER_OR_FOLLOWER).
+        p.hw_advanced.notify_waiters();
     }
 
     /// Makes the hosted partitions match `image`. Blocking (opens and deletes logs).
@@ -596,80 +633,87 @@ impl ReplicaManager {
             image.broker_configs(""),
         );
         // Removed topics, and topics recreated under the same name with a new id.
-        let removed: Vec<(String, TopicPartitions)> = {
+        let removed: Vec<TopicPartitions> = {
             let mut topics = self.topics.write();
             let gone: Vec<String> = topics
                 .iter()
                 .filter(|(name, t)| image.topic(name).is_none_or(|m| m.id != t.id))
                 .map(|(name, _)| name.clone())
                 .collect();
-            gone.into_iter()
-                .filter_map(|n| topics.remove(&n).map(|t| (n, t)))
-                .collect()
+            gone.into_iter().filter_map(|n| topics.remove(&n)).collect()
         };
-        for (name, t) in removed {
-            self.remove_topic(&name, t);
+        for t in removed {
+            for p in t.partitions.values() {
+                self.remove_partition(p);
+            }
         }
-        let mut became_leader: Vec<(String, i32, i32)> = Vec::new();
         for meta in image.topics() {
             let settings = ProduceSettings::resolve(&self.config, &view, &meta.configs);
             let log_config = log_config(&self.config, &view, &meta.configs);
-            let (existing, changed_settings) = {
-                let topics = self.topics.read();
-                match topics.get(&meta.name) {
-                    Some(t) => (t.partitions.clone(), t.settings != settings),
-                    None => (Vec::new(), true),
-                }
-            };
-            for p in &existing {
-                p.with_log_mut(|log| {
-                    if log.config() != &log_config {
-                        log.set_config(log_config.clone());
-                    }
-                });
-            }
+            let existing: BTreeMap<i32, Arc<Partition>> = self
+                .topics
+                .read()
+                .get(&meta.name)
+                .map(|t| t.partitions.clone())
+                .unwrap_or_default();
             let mut opened = Vec::new();
-            for index in existing.len() as i32..meta.partitions {
-                let Some(state) = partition_state(image, meta, index) else {
-                    continue;
-                };
-                match self.open_partition(meta, index, state, log_config.clone()) {
-                    Ok(p) => {
-                        let s = p.state.read().clone();
-                        if s.leader == self.node_id {
-                            became_leader.push((meta.name.clone(), index, s.leader_epoch));
+            let mut dropped = Vec::new();
+            for index in 0..meta.partitions {
+                let state = partition_state(image, meta, index)
+                    .filter(|s| s.replicas.contains(&self.node_id));
+                match (existing.get(&index), state) {
+                    (Some(p), Some(state)) => {
+                        p.with_log_mut(|log| {
+                            if log.config() != &log_config {
+                                log.set_config(log_config.clone());
+                            }
+                        });
+                        self.update_partition(p, state);
+                    }
+                    (Some(p), None) => dropped.push(p.clone()),
+                    (None, Some(state)) => {
+                        match self.open_partition(meta, index, state.clone(), log_config.clone()) {
+                            Ok(p) => opened.push((p, state)),
+                            Err(e) => {
+                                // The partition stays unavailable rather than half-open; the
+                                // error is the operator's to fix.
+                                tracing::error!(topic = %meta.name, partition = index, error = %e, "cannot open partition log");
+                            }
                         }
-                        opened.push(p)
                     }
-                    Err(e) => {
-                        // The partition stays unavailable (UNKNOWN_TOPIC_OR_PARTITION) rather
-                        // than half-open; the error is the operator's to fix.
-                        tracing::error!(topic = %meta.name, partition = index, error = %e, "cannot open partition log");
-                        break;
-                    }
+                    (None, None) => {}
                 }
             }
-            if opened.is_empty() && !changed_settings {
-                continue;
+            {
+                let mut topics = self.topics.write();
+                let entry = topics
+                    .entry(meta.name.clone())
+                    .or_insert_with(|| TopicPartitions {
+                        id: meta.id,
+                        partitions: BTreeMap::new(),
+                        settings,
+                    });
+                entry.settings = settings;
+                for p in &dropped {
+                    entry.partitions.remove(&p.index);
+                }
+                for (p, _) in &opened {
+                    entry.partitions.insert(p.index, p.clone());
+                }
+                if entry.partitions.is_empty() {
+                    topics.remove(&meta.name);
+                }
             }
-            let mut topics = self.topics.write();
-            let entry = topics
-                .entry(meta.name.clone())
-                .or_insert_with(|| TopicPartitions {
-                    id: meta.id,
-                    partitions: Vec::new(),
-                    settings,
-                });
-            entry.settings = settings;
-            entry.partitions.extend(opened);
-        }
-        if became_leader.is_empty() {
-            return;
-        }
-        let listeners = self.listeners.read().clone();
-        for (topic, index, epoch) in became_leader {
-            for l in listeners.iter().filter(|l| l.topic() == topic) {
-                l.on_become_leader(index, epoch);
+            for p in dropped {
+                tracing::info!(partition = %p.name(), "no longer a replica: deleting the local log");
+                self.remove_partition(&p);
+            }
+            for (p, state) in opened {
+                if state.leader == self.node_id {
+                    self.tell_listeners(&p.topic, |l| {
+                        l.on_become_leader(p.index, state.leader_epoch)
+                    });
+                }
             }
         }
     }

@@ -15,6 +15,51 @@ pub struct Server {
     broker: Arc<Broker>,
     listeners: Vec<(TcpListener, Arc<Listener>)>,
     metrics: Option<TcpListener>,
+    stop_tx: watch::Sender<bool>,
+    stop_rx: watch::Receiver<bool>,
+    /// The controller listener's accept loop (serving since before the broker joined).
+    controller_plane: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Serves the controller listener: accepts connections and serves each with the controller
+/// plane's APIs until `stop`; then drops them.
+async fn serve_controller_plane(
+    socket: TcpListener,
+    listener: Arc<Listener>,
+    services: crate::services::Services,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = socket.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    connections.spawn(crate::connection::serve(
+                        stream,
+                        peer,
+                        services.clone(),
+                        listener.clone(),
+                        crate::handlers::Plane::Controller,
+                        stop.clone(),
+                    ));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "controller listener: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = stop.changed() => break,
+        }
+    }
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_millis(700), drain)
+        .await
+        .is_err()
+    {
+        connections.abort_all();
+    }
 }
 
 /// Binds a client listener as Kafka's acceptor does: SO_REUSEADDR, and SO_RCVBUF set before
@@ -56,7 +101,31 @@ impl Server {
             }
             None => None,
         };
-        let broker = tokio::task::spawn_blocking(move || Broker::open(config)).await??;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let controller_listener = config.cluster.controller_listener.clone();
+        let receive_buffer = config.socket_receive_buffer_bytes;
+        let broker = Arc::new(Broker::open(config, stop_rx.clone()).await?);
+        // Controllers serve their listener before the broker joins: the quorum's raft messages
+        // and the other brokers' registrations arrive there.
+        let controller_plane = match (&controller_listener, broker.services.controller.local()) {
+            (Some(l), Some(_)) => {
+                let addr = l
+                    .bind_addr()
+                    .map_err(|e| anyhow::anyhow!("controller listener {}: {e}", l.name))?;
+                let socket = bind_listener(addr, receive_buffer).map_err(|e| {
+                    anyhow::anyhow!("cannot bind controller listener {} on {addr}: {e}", l.name)
+                })?;
+                tracing::info!(listener = %l.name, %addr, "controller listening");
+                Some(tokio::spawn(serve_controller_plane(
+                    socket,
+                    Arc::new(l.clone()),
+                    broker.services.clone(),
+                    stop_rx.clone(),
+                )))
+            }
+            _ => None,
+        };
+        broker.join(stop_rx.clone()).await?;
         let mut listeners = Vec::new();
         for l in listeners_cfg {
             let addr = l
@@ -69,15 +138,18 @@ impl Server {
         }
         tracing::info!(
             node_id = broker.services.node_id(),
-            cluster_id = %broker.services.cluster_id,
+            cluster_id = %broker.services.cluster_id(),
             log_dir = %broker.services.config.log_dir.display(),
             startup_ms = started.elapsed().as_millis() as u64,
             "gregor started"
         );
         Ok(Server {
-            broker: Arc::new(broker),
+            broker,
             listeners,
             metrics,
+            stop_tx,
+            stop_rx,
+            controller_plane,
         })
     }
 
@@ -96,7 +168,7 @@ impl Server {
 
     /// Serves until `shutdown` completes, then shuts down cleanly.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
-        let (stop_tx, stop_rx) = watch::channel(false);
+        let (stop_tx, stop_rx) = (self.stop_tx, self.stop_rx);
         let mut connections = JoinSet::new();
         let mut acceptors = JoinSet::new();
         let (conn_tx, mut conn_rx) = tokio::sync::mpsc::channel(64);
@@ -182,7 +254,7 @@ impl Server {
             tokio::select! {
                 Some((stream, peer, listener)) = conn_rx.recv() => {
                     tracing::debug!(%peer, listener = %listener.name, "accepted connection");
-                    connections.spawn(crate::connection::serve(stream, peer, services.clone(), listener, stop_rx.clone()));
+                    connections.spawn(crate::connection::serve(stream, peer, services.clone(), listener, crate::handlers::Plane::Client, stop_rx.clone()));
                 }
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
                 _ = &mut shutdown => break,
@@ -190,6 +262,12 @@ impl Server {
         }
         tracing::info!("shutting down: no longer accepting connections");
         acceptors.abort_all();
+        // Controlled shutdown first (clusters): the controller moves this broker's leaderships
+        // away while its open connections are still served, so clients see only retriable
+        // NOT_LEADER_OR_FOLLOWER answers.
+        self.broker
+            .controlled_shutdown(Duration::from_secs(30))
+            .await;
         if let Some(f) = flusher {
             f.abort();
         }
@@ -209,8 +287,10 @@ impl Server {
             tracing::warn!("connections still busy after 700 ms; closing them");
             connections.abort_all();
         }
-        let broker = self.broker.clone();
-        tokio::task::spawn_blocking(move || broker.shutdown()).await?;
+        if let Some(h) = self.controller_plane {
+            let _ = h.await;
+        }
+        self.broker.shutdown().await;
         tracing::info!("gregor stopped cleanly");
         Ok(())
     }

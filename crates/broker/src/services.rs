@@ -16,8 +16,6 @@ use std::sync::Arc;
 pub struct Services {
     /// Static configuration.
     pub config: Arc<Config>,
-    /// Cluster id (from meta.properties).
-    pub cluster_id: Arc<str>,
     /// The metadata image.
     pub metadata: Arc<MetadataCache>,
     /// Metadata changes (topics, configs, quotas).
@@ -36,5 +34,14 @@ impl Services {
     /// This broker's `node.id`.
     pub fn node_id(&self) -> i32 {
         self.config.node_id
+    }
+
+    /// The cluster id, as the metadata log records it ("" before this broker has any metadata).
+    pub fn cluster_id(&self) -> String {
+        self.metadata
+            .image()
+            .cluster_id()
+            .map(str::to_string)
+            .unwrap_or_default()
     }
 }

@@ -148,6 +148,14 @@ impl BrokerHeartbeatManager {
         }
     }
 
+    /// Ends a registration's session at once, when the active controller knows that
+    /// incarnation is gone (Gregor: a combined node's controller just started, so the broker of
+    /// its previous process is dead); a new incarnation may then register without waiting for
+    /// the session to expire, and the old one is fenced by that registration.
+    pub fn end_session(&mut self, node_id: i32, broker_epoch: i64) {
+        self.sessions.remove(&(node_id, broker_epoch));
+    }
+
     /// Kafka's `touch`: the broker's fencing and reported offset.
     fn touch(&mut self, node_id: i32, fenced: bool, metadata_offset: i64) {
         let s = self.brokers.entry(node_id).or_insert(HeartbeatState {

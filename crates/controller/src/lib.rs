@@ -41,6 +41,8 @@
 //! - [`replication`]: topic and partition commands (create topics and partitions, delete,
 //!   configs, AlterPartition, ElectLeaders, reassignments).
 //! - [`cluster`]: cluster id bootstrap, UnregisterBroker, AllocateProducerIds.
+//! - [`command`]: [`command::Command`], the serializable metadata changes a broker forwards to
+//!   the active controller, and [`ClusterState::run_command`].
 //! - [`heartbeat`]: [`BrokerHeartbeatManager`], the leader-local broker sessions, and the
 //!   commands that need them: BrokerRegistration, BrokerHeartbeat, session expiry.
 //! - `partition_change` (private): Kafka's `PartitionChangeBuilder`: elections (PREFERRED,
@@ -105,6 +107,7 @@
 #![warn(missing_docs)]
 
 pub mod cluster;
+pub mod command;
 pub mod controller;
 pub mod error;
 pub mod heartbeat;

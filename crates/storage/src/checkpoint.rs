@@ -22,6 +22,17 @@ pub fn write_lines(dir: &Path, name: &str, lines: &[String]) -> Result<(), Stora
 /// [`write_lines`] to `path`: through `<path>.tmp` (written, fsynced), renamed over `path`,
 /// then the directory fsynced (Kafka's `CheckpointFile.write` with `sync`).
 pub fn write_lines_at(path: &Path, lines: &[String]) -> Result<(), StorageError> {
+    write_lines_with(path, lines, true)
+}
+
+/// As [`write_lines`], atomic (temp file renamed over the target) but not fsynced: the caller
+/// syncs later (Kafka's `CheckpointFile.write` with `sync = false`, used for the leader-epoch
+/// checkpoint off the request path since KAFKA-15046).
+pub fn write_lines_unsynced(dir: &Path, name: &str, lines: &[String]) -> Result<(), StorageError> {
+    write_lines_with(&dir.join(name), lines, false)
+}
+
+fn write_lines_with(path: &Path, lines: &[String], sync: bool) -> Result<(), StorageError> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -42,10 +53,15 @@ pub fn write_lines_at(path: &Path, lines: &[String]) -> Result<(), StorageError>
             .open(&tmp)
             .at(&tmp)?;
         f.write_all(text.as_bytes()).at(&tmp)?;
-        f.sync_all().at(&tmp)?;
+        if sync {
+            f.sync_all().at(&tmp)?;
+        }
     }
     std::fs::rename(&tmp, path).at(path)?;
-    File::open(dir).at(dir)?.sync_all().at(dir)
+    if sync {
+        File::open(dir).at(dir)?.sync_all().at(dir)?;
+    }
+    Ok(())
 }
 
 /// Reads the entry lines of a checkpoint file; `Ok(None)` if it is missing or malformed

@@ -69,12 +69,19 @@ impl LeaderEpochCache {
 
     /// Writes the checkpoint file (atomically, fsynced).
     pub fn persist(&self, dir: &Path) -> Result<(), StorageError> {
-        let lines: Vec<String> = self
-            .entries
+        checkpoint::write_lines(dir, LEADER_EPOCH_CHECKPOINT, &self.lines())
+    }
+
+    /// Writes the checkpoint file atomically but without fsync (the caller syncs it later).
+    pub fn persist_unsynced(&self, dir: &Path) -> Result<(), StorageError> {
+        checkpoint::write_lines_unsynced(dir, LEADER_EPOCH_CHECKPOINT, &self.lines())
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.entries
             .iter()
             .map(|e| format!("{} {}", e.epoch, e.start_offset))
-            .collect();
-        checkpoint::write_lines(dir, LEADER_EPOCH_CHECKPOINT, &lines)
+            .collect()
     }
 
     /// The entries, oldest first.

@@ -48,6 +48,8 @@ pub struct Log {
     high_watermark: i64,
     /// Bumped by every truncation: a compaction planned before one is discarded.
     generation: u64,
+    /// The leader-epoch checkpoint was written without fsync (become-leader).
+    epochs_unsynced: bool,
 }
 
 /// Disambiguates the names of directories being deleted by [`Log::delete`].
@@ -230,6 +232,7 @@ impl Log {
             clock,
             high_watermark: log_start_offset,
             generation: 0,
+            epochs_unsynced: false,
         };
         log.load_epochs()?;
         log.load_producer_state()?;
@@ -388,7 +391,12 @@ impl Log {
         if !self.epochs.assign(epoch, start_offset) {
             return Ok(false);
         }
-        self.epochs.persist(&self.dir)?;
+        // Not fsynced here (Kafka since KAFKA-15046): leadership changes touch many partitions
+        // at once. The entry is synced by the next flush or close, or with the first batch of
+        // the epoch; a crash before that loses only an epoch with no data, which recovery and
+        // the leader's answers to followers tolerate.
+        self.epochs.persist_unsynced(&self.dir)?;
+        self.epochs_unsynced = true;
         Ok(true)
     }
 
@@ -1031,8 +1039,9 @@ impl Log {
         header.partition_leader_epoch = leader_epoch;
         // The epoch first, as in Kafka: an entry past the log end (a crash before the
         // write) is dropped by `open`, a batch whose epoch the cache lacks would not be.
-        if self.epochs.assign(leader_epoch, base_offset) {
+        if self.epochs.assign(leader_epoch, base_offset) || self.epochs_unsynced {
             self.epochs.persist(&self.dir)?;
+            self.epochs_unsynced = false;
         }
         self.active()?.append(batch, header)?;
         Ok((base_offset, last_offset))
@@ -1695,6 +1704,10 @@ impl Log {
     pub fn flush(&mut self) -> Result<(), StorageError> {
         self.active()?.flush()?;
         self.unflushed_messages = 0;
+        if self.epochs_unsynced {
+            self.epochs.persist(&self.dir)?;
+            self.epochs_unsynced = false;
+        }
         Ok(())
     }
 

@@ -6,7 +6,7 @@
 //! the cluster's finalized levels, which Java clients read (e.g. `transaction.version`, whose
 //! level 2 would switch producers to KIP-890's implicit partition registration).
 
-use super::{Ctx, Response, SUPPORTED};
+use super::{Ctx, Response};
 use crate::errors::HandlerError;
 use bytes::Bytes;
 use gregor_protocol::messages::api_versions_request::ApiVersionsRequest;
@@ -87,8 +87,10 @@ fn add_features(resp: &mut ApiVersionsResponse) {
     resp.finalized_features_epoch = FINALIZED_FEATURES_EPOCH;
 }
 
-fn api_keys() -> Vec<ApiVersion> {
-    let mut keys: Vec<ApiVersion> = SUPPORTED
+fn api_keys(ctx: &Ctx<'_>) -> Vec<ApiVersion> {
+    let mut keys: Vec<ApiVersion> = ctx
+        .plane
+        .apis()
         .iter()
         .map(|a| {
             ApiVersion::default()
@@ -106,7 +108,7 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
     if ctx.version < VERSIONS.0 || ctx.version > VERSIONS.1 {
         let resp = ApiVersionsResponse::default()
             .with_error_code(ErrorCode::UnsupportedVersion.code())
-            .with_api_keys(api_keys());
+            .with_api_keys(api_keys(ctx));
         let frame = gregor_protocol::response::encode_response(
             ApiKey::ApiVersions,
             0,
@@ -118,7 +120,7 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
     let _req: ApiVersionsRequest = ctx.decode(body)?;
     let mut resp = ApiVersionsResponse::default()
         .with_error_code(0)
-        .with_api_keys(api_keys())
+        .with_api_keys(api_keys(ctx))
         .with_throttle_time_ms(0)
         .with_finalized_features_epoch(-1);
     if ctx.version >= 3 {

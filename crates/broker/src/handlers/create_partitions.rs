@@ -27,47 +27,28 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
                 ErrorCode::InvalidRequest,
                 "Duplicate topic in request.".into(),
             ))
-        } else if let Some(assignments) = &t.assignments {
-            let current = ctx
-                .metadata()
-                .topic(&name)
-                .map(|m| m.partitions)
-                .unwrap_or(0);
-            let node = ctx.node_id();
-            if assignments.len() as i32 != t.count - current {
-                Err((
-                    ErrorCode::InvalidReplicaAssignment,
-                    format!(
-                        "Attempted to add {} additional partition(s), but only {} assignment(s) were specified.",
-                        t.count - current,
-                        assignments.len()
-                    ),
-                ))
-            } else if assignments
-                .iter()
-                .any(|a| a.broker_ids.is_empty() || a.broker_ids.iter().any(|b| b.0 != node))
-            {
-                Err((
-                    ErrorCode::InvalidReplicaAssignment,
-                    "The manual partition assignment includes a broker that is not registered."
-                        .into(),
-                ))
-            } else {
-                Ok(())
-            }
         } else {
             Ok(())
         };
         let outcome = match outcome {
             Err(e) => Err(e),
             Ok(()) => {
+                // Manual assignments of the new partitions, validated by the controller.
+                let assignments: Option<Vec<Vec<i32>>> = t.assignments.as_ref().map(|a| {
+                    a.iter()
+                        .map(|p| p.broker_ids.iter().map(|b| b.0).collect())
+                        .collect()
+                });
                 let res = if req.validate_only {
-                    ctx.controller().validate_create_partitions(&name, t.count)
+                    ctx.controller().validate_create_partitions(
+                        &name,
+                        t.count,
+                        assignments.as_deref(),
+                    )
                 } else {
                     ctx.controller()
-                        .create_partitions(name.clone(), t.count)
+                        .create_partitions(name.clone(), t.count, assignments)
                         .await
-                        .map(|_| ())
                 };
                 res.map_err(|e| (controller_code(&e), e.to_string()))
             }

@@ -92,7 +92,6 @@ pub(crate) async fn auto_create(
 /// Handles Metadata.
 pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: MetadataRequest = ctx.decode(body)?;
-    let node = ctx.node_id();
     let metadata = ctx.metadata();
     let ops = if ctx.version >= 8 && req.include_topic_authorized_operations {
         TOPIC_OPS
@@ -180,18 +179,23 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
             }
         }
     }
-    let adv = ctx.config().advertised_for(&ctx.listener.name);
+    let brokers = ctx
+        .metadata()
+        .alive_brokers(&ctx.listener.name)
+        .into_iter()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.node_id))
+                .with_host(StrBytes::from_string(b.host))
+                .with_port(i32::from(b.port))
+                .with_rack(b.rack.map(StrBytes::from_string))
+        })
+        .collect();
     let resp = MetadataResponse::default()
         .with_throttle_time_ms(0)
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(BrokerId(node))
-            .with_host(StrBytes::from_string(adv.host.clone()))
-            .with_port(adv.port as i32)
-            .with_rack(ctx.config().rack.clone().map(StrBytes::from_string))])
-        .with_cluster_id(Some(StrBytes::from_string(
-            ctx.services.cluster_id.to_string(),
-        )))
-        .with_controller_id(BrokerId(node))
+        .with_brokers(brokers)
+        .with_cluster_id(Some(StrBytes::from_string(ctx.services.cluster_id())))
+        .with_controller_id(BrokerId(ctx.metadata().controller_id_for_clients()))
         .with_topics(topics)
         .with_cluster_authorized_operations(
             if (8..=10).contains(&ctx.version) && req.include_cluster_authorized_operations {

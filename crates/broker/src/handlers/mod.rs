@@ -33,6 +33,8 @@ pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod alter_replica_log_dirs;
 pub mod api_versions;
+pub mod broker_heartbeat;
+pub mod broker_registration;
 pub mod client_quotas;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
@@ -56,6 +58,7 @@ pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
 pub mod init_producer_id;
+pub mod internal;
 pub mod join_group;
 pub mod leave_group;
 pub mod list_config_resources;
@@ -91,14 +94,15 @@ const fn api(key: ApiKey, v: (i16, i16)) -> ApiSupport {
     }
 }
 
-/// The API table: `Key: versions => handler;` builds [`SUPPORTED`] and the dispatch `match`.
-/// Every handler is `async fn(&Ctx<'_>, &mut Bytes) -> Result<Response, HandlerError>`.
+/// An API table: `Key: versions => handler;` builds the advertised list (what ApiVersions
+/// answers on that listener) and the dispatch `match`. Every handler is
+/// `async fn(&Ctx<'_>, &mut Bytes) -> Result<Response, HandlerError>`.
 macro_rules! apis {
-    ($($key:ident: $versions:expr => $handler:path;)*) => {
-        /// Every API Gregor implements, with its advertised versions.
-        pub const SUPPORTED: &[ApiSupport] = &[$(api(ApiKey::$key, $versions)),*];
+    ($(#[$doc:meta])* $table:ident, $route:ident; $($key:ident: $versions:expr => $handler:path;)*) => {
+        $(#[$doc])*
+        pub const $table: &[ApiSupport] = &[$(api(ApiKey::$key, $versions)),*];
 
-        async fn route(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
+        async fn $route(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
             match ctx.api {
                 $(ApiKey::$key => $handler(ctx, body).await,)*
                 other => Err(HandlerError::Unsupported(format!("{other:?} is not implemented"))),
@@ -108,6 +112,8 @@ macro_rules! apis {
 }
 
 apis! {
+    /// The APIs of client listeners, with their advertised versions.
+    SUPPORTED, route_client;
     Produce: produce::VERSIONS => produce::handle;
     Fetch: fetch::VERSIONS => fetch::handle;
     ListOffsets: list_offsets::VERSIONS => list_offsets::handle;
@@ -159,9 +165,39 @@ apis! {
     DescribeUserScramCredentials: describe_user_scram_credentials::VERSIONS => describe_user_scram_credentials::handle;
 }
 
-/// Looks up the supported range of an API.
-pub fn supported(key: ApiKey) -> Option<ApiSupport> {
-    SUPPORTED.iter().copied().find(|a| a.key == key)
+apis! {
+    /// The APIs of the controller listener (Kafka's `ListenerType.CONTROLLER`), with their
+    /// versions; Gregor's private inter-node APIs are served there too ([`internal`]).
+    CONTROLLER_SUPPORTED, route_controller;
+    ApiVersions: api_versions::VERSIONS => api_versions::handle;
+    BrokerRegistration: broker_registration::VERSIONS => broker_registration::handle;
+    BrokerHeartbeat: broker_heartbeat::VERSIONS => broker_heartbeat::handle;
+    DescribeQuorum: describe_quorum::VERSIONS => describe_quorum::handle;
+    DescribeCluster: describe_cluster::VERSIONS => describe_cluster::handle;
+}
+
+/// Which kind of listener a connection arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plane {
+    /// A client listener (`listeners` minus the controller listeners).
+    Client,
+    /// The controller listener (`controller.listener.names`).
+    Controller,
+}
+
+impl Plane {
+    /// The APIs served on this plane.
+    pub fn apis(self) -> &'static [ApiSupport] {
+        match self {
+            Plane::Client => SUPPORTED,
+            Plane::Controller => CONTROLLER_SUPPORTED,
+        }
+    }
+}
+
+/// Looks up the supported range of an API on a plane.
+pub fn supported(plane: Plane, key: ApiKey) -> Option<ApiSupport> {
+    plane.apis().iter().copied().find(|a| a.key == key)
 }
 
 /// What the connection sends back.
@@ -184,6 +220,8 @@ pub struct Ctx<'a> {
     pub services: &'a Services,
     /// The listener the connection arrived on.
     pub listener: &'a Listener,
+    /// The kind of listener.
+    pub plane: Plane,
     /// The client's address.
     pub peer: std::net::SocketAddr,
     /// Request header.
@@ -355,7 +393,7 @@ pub(crate) fn duplicate_names<'a>(
 /// Checks the version and handles one request. ApiVersions answers any version (KIP-511).
 pub async fn dispatch(ctx: Ctx<'_>, mut body: Bytes) -> Result<Response, HandlerError> {
     if ctx.api != ApiKey::ApiVersions {
-        let Some(support) = supported(ctx.api) else {
+        let Some(support) = supported(ctx.plane, ctx.api) else {
             return Err(HandlerError::Unsupported(format!(
                 "{:?} is not implemented",
                 ctx.api
@@ -368,7 +406,10 @@ pub async fn dispatch(ctx: Ctx<'_>, mut body: Bytes) -> Result<Response, Handler
             )));
         }
     }
-    route(&ctx, &mut body).await
+    match ctx.plane {
+        Plane::Client => route_client(&ctx, &mut body).await,
+        Plane::Controller => route_controller(&ctx, &mut body).await,
+    }
 }
 
 #[cfg(test)]
