@@ -124,6 +124,8 @@
 //! controller and a lossy network that checks Kafka's acks=all guarantees over many seeds,
 //! and ports Kafka's epoch-driven replication acceptance tests.
 
+#![deny(missing_docs)]
+
 mod follower;
 mod leader;
 mod types;
