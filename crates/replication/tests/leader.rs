@@ -51,7 +51,7 @@ fn alive(_: i32) -> BrokerEligibility {
 /// The leader's epoch cache: epoch 3 from 0, epoch 5 (the current one) from `epoch_start`.
 fn epochs(epoch_start: i64, leo: i64) -> impl Fn(i32) -> Option<(i32, i64)> {
     move |e| match e {
-        e if e < 0 || e > EPOCH => None,
+        e if !(0..=EPOCH).contains(&e) => None,
         0..=2 => Some((e, 0)),
         3 | 4 => Some((3, epoch_start)),
         _ => Some((EPOCH, leo)),
