@@ -754,11 +754,12 @@ impl LeaderState {
 
     /// A partition state from the metadata log (a `PartitionChangeRecord` applied; Kafka's
     /// `ReplicaManager.applyDelta` → `Partition.makeLeader` on a broker that leads). A state
-    /// with an older partition epoch is skipped; otherwise the assignment and ISR are
-    /// replaced by the committed ones (dropping any change in flight: its answer will be
-    /// ignored). A new leader epoch with the same leader resets the followers' caught-up
-    /// times and starts the epoch at `log.log_end_offset`; another leader means
-    /// [`MetadataOutcome::NotLeader`].
+    /// with an older partition epoch is skipped; a newer one replaces the assignment and ISR
+    /// (dropping any change in flight: its answer will be ignored); one with the same
+    /// partition epoch updates the assignment but keeps a change in flight (a deliberate
+    /// difference from Kafka, see the crate docs). A new leader epoch with the same leader
+    /// resets the followers' caught-up times and starts the epoch at `log.log_end_offset`;
+    /// another leader means [`MetadataOutcome::NotLeader`].
     pub fn on_metadata(
         &mut self,
         state: &PartitionState,
@@ -772,7 +773,22 @@ impl LeaderState {
         if state.leader != self.config.broker_id {
             return MetadataOutcome::NotLeader;
         }
+        // Kafka replaces a pending change here even for the same partition epoch
+        // (KAFKA-13790 accepts equal epochs). But a change in flight was proposed *from* the
+        // state of that epoch, and the controller may still apply it: dropping it from the
+        // maximal ISR lets the high watermark pass a replica the controller is about to add
+        // to the ISR (found by the simulation: an AlterPartition answer that overtakes the
+        // metadata log, then a new proposal, then the replayed record). So a state with the
+        // same partition epoch keeps the change in flight; a newer one (which the controller
+        // reached without applying the change, or by applying it) replaces it.
+        let keep_pending = state.partition_epoch == self.partition_epoch
+            && state.leader_epoch == self.leader_epoch
+            && self.pending_alter_partition().is_some();
+        let pending = keep_pending.then(|| self.isr_state.clone());
         self.update_assignment_and_isr(state);
+        if let Some(pending) = pending {
+            self.isr_state = pending;
+        }
         let new_leader_epoch = state.leader_epoch > self.leader_epoch;
         if new_leader_epoch {
             let isr = self.isr_set().clone();

@@ -634,6 +634,38 @@ fn metadata_replaces_the_pending_state() {
 }
 
 #[test]
+fn metadata_with_the_same_partition_epoch_keeps_the_pending_change() {
+    // The leader learnt partition epoch 10 from an AlterPartition answer, proposed to add 3
+    // (at 10, HW 10), then the metadata log replays the record of epoch 10. Kafka would
+    // drop the pending expansion; the controller may still apply it, so the high watermark
+    // must keep waiting for 3.
+    let mut l = leader(&[1, 2], 1, 10, 10);
+    read(do_fetch(&mut l, fetch(3, 10), T0, 10, 10));
+    let sent = l.pending_alter_partition().expect("pending").clone();
+    let replay = partition(&[1, 2, 3], &[1, 2]);
+    assert_eq!(
+        l.on_metadata(&replay, view(10, 10), T0, alive),
+        MetadataOutcome::Updated {
+            high_watermark: None
+        }
+    );
+    assert_eq!(l.pending_alter_partition(), Some(&sent));
+    assert_eq!(l.maximal_isr(), vec![1, 2, 3]);
+    // 2 moves on, 3 does not (and is no longer caught up): the HW stays at 3's LEO.
+    l.on_leader_append(view(20, 10), T0, alive);
+    assert_eq!(
+        read(do_fetch(&mut l, fetch(2, 20), T0 + 2 * LAG, 20, 10)).1,
+        None
+    );
+    // The controller applied it: epoch 11 with 3 in the ISR.
+    let mut applied = partition(&[1, 2, 3], &[1, 2, 3]);
+    applied.partition_epoch = 11;
+    l.on_metadata(&applied, view(20, 10), T0, alive);
+    assert_eq!(l.pending_alter_partition(), None);
+    assert_eq!(l.isr(), vec![1, 2, 3]);
+}
+
+#[test]
 fn metadata_with_a_new_leader_epoch_or_leader() {
     let mut l = leader(&[1, 2, 3], 1, 10, 10);
     read(do_fetch(&mut l, fetch(2, 10), T0, 10, 10));
