@@ -298,8 +298,11 @@ pub enum Msg {
         req: AlterPartitionRequest,
         result: Result<LeaderAndIsr, ErrorCode>,
     },
-    Register,
+    Register {
+        incarnation: u64,
+    },
     RegisterResponse {
+        incarnation: u64,
         broker_epoch: i64,
     },
     Heartbeat {
@@ -324,7 +327,15 @@ pub enum Record {
 
 #[derive(Debug, Clone)]
 enum Event {
-    Deliver { from: usize, to: usize, msg: Msg },
+    /// `incarnation`: the receiver's when sent (a restarted process never gets what was
+    /// sent to its previous incarnation: that connection is gone).
+    Deliver {
+        from: usize,
+        from_incarnation: u64,
+        to: usize,
+        incarnation: u64,
+        msg: Msg,
+    },
     NodeTick(usize),
     ControllerTick,
     Produce,
@@ -367,6 +378,8 @@ pub struct SimConfig {
     pub heartbeat_ms: i64,
     pub drop_rate: f64,
     pub max_delay_ms: i64,
+    /// Fraction of messages delayed by 100–1500 ms.
+    pub late_rate: f64,
     pub max_batches_per_fetch: usize,
     pub unclean_leader_election: bool,
     /// Random produce / nemesis events (off for scripted scenarios).
@@ -375,6 +388,9 @@ pub struct SimConfig {
     pub produce_every_ms: (i64, i64),
     /// Fraction of produces with acks=all.
     pub acks_all_rate: f64,
+    /// Check that acknowledged records survive (properties 1, 2 and 4's log check); off
+    /// with unclean elections, which may lose them by design.
+    pub durability_checks: bool,
 }
 
 impl SimConfig {
@@ -387,11 +403,13 @@ impl SimConfig {
             heartbeat_ms: 100,
             drop_rate: 0.02,
             max_delay_ms: 12,
+            late_rate: 0.01,
             max_batches_per_fetch: 4,
             unclean_leader_election: false,
             chaos: true,
             produce_every_ms: (5, 40),
             acks_all_rate: 0.85,
+            durability_checks: true,
         }
     }
 
@@ -400,6 +418,7 @@ impl SimConfig {
             replicas,
             min_insync_replicas,
             drop_rate: 0.0,
+            late_rate: 0.0,
             max_delay_ms: 3,
             chaos: false,
             ..SimConfig::random()
@@ -439,6 +458,8 @@ pub struct Node {
     pub hw_checkpoint: i64,
     last_checkpoint_at: i64,
     pub broker_epoch: Option<i64>,
+    /// The process's incarnation id (Kafka's `BrokerRegistrationRequest.IncarnationId`).
+    pub incarnation: u64,
     register_sent_at: Option<i64>,
     pub role: Role,
     meta_offset: usize,
@@ -465,6 +486,7 @@ impl Node {
             hw_checkpoint: 0,
             last_checkpoint_at: 0,
             broker_epoch: None,
+            incarnation: 0,
             register_sent_at: None,
             role: Role::None,
             meta_offset: 0,
@@ -517,6 +539,7 @@ impl Node {
 
 #[derive(Debug, Clone, Copy)]
 pub struct Registration {
+    pub incarnation: u64,
     pub epoch: i64,
     pub fenced: bool,
     pub last_heartbeat: i64,
@@ -706,6 +729,7 @@ pub struct Stats {
     pub produced: u64,
     pub acked: u64,
     pub elections: u64,
+    pub unclean_elections: u64,
     pub truncations: u64,
     pub divergences: u64,
     pub out_of_range: u64,
@@ -722,6 +746,7 @@ impl Stats {
         self.produced += o.produced;
         self.acked += o.acked;
         self.elections += o.elections;
+        self.unclean_elections += o.unclean_elections;
         self.truncations += o.truncations;
         self.divergences += o.divergences;
         self.out_of_range += o.out_of_range;
@@ -752,6 +777,8 @@ pub struct Cluster {
     pub stats: Stats,
     pub chaos_until: i64,
     trace: VecDeque<String>,
+    /// While handling a message: its sender and the sender's incarnation.
+    replying_to: Option<(usize, u64)>,
     /// The high watermark of each node's current leadership (property 3).
     leader_hw: Vec<Option<i64>>,
 }
@@ -781,6 +808,7 @@ impl Cluster {
             ctrl.brokers.insert(
                 id,
                 Registration {
+                    incarnation: 0,
                     epoch,
                     fenced: false,
                     last_heartbeat: 0,
@@ -806,6 +834,7 @@ impl Cluster {
             stats: Stats::default(),
             chaos_until: 0,
             trace: VecDeque::new(),
+            replying_to: None,
             leader_hw: vec![None; n],
         };
         for i in 0..n {
@@ -870,8 +899,29 @@ impl Cluster {
         if !self.link_up(from, to) || self.rng.chance(self.cfg.drop_rate) {
             return;
         }
-        let delay = self.rng.range(1, self.cfg.max_delay_ms);
-        self.schedule(self.now + delay, Event::Deliver { from, to, msg });
+        // Mostly short delays (reordering included); now and then a very late message
+        // (a retransmission after a stall), which the protocol must tolerate.
+        let delay = if self.rng.chance(self.cfg.late_rate) {
+            self.rng.range(100, 1_500)
+        } else {
+            self.rng.range(1, self.cfg.max_delay_ms)
+        };
+        // A reply goes to the incarnation that sent the request.
+        let incarnation = match self.replying_to {
+            Some((peer, incarnation)) if peer == to => incarnation,
+            _ => self.nodes.get(to).map_or(0, |n| n.incarnation),
+        };
+        let from_incarnation = self.nodes.get(from).map_or(0, |n| n.incarnation);
+        self.schedule(
+            self.now + delay,
+            Event::Deliver {
+                from,
+                from_incarnation,
+                to,
+                incarnation,
+                msg,
+            },
+        );
     }
 
     // ----------------------------------------------------------------- running
@@ -900,15 +950,26 @@ impl Cluster {
 
     fn dispatch(&mut self, event: Event) {
         match event {
-            Event::Deliver { from, to, msg } => {
-                if !self.link_up(from, to) || !self.endpoint_up(to) {
+            Event::Deliver {
+                from,
+                from_incarnation,
+                to,
+                incarnation,
+                msg,
+            } => {
+                if !self.link_up(from, to)
+                    || !self.endpoint_up(to)
+                    || self.nodes.get(to).is_some_and(|n| n.incarnation != incarnation)
+                {
                     return;
                 }
+                self.replying_to = Some((from, from_incarnation));
                 if to == self.controller() {
                     self.controller_receive(from, msg);
                 } else {
                     self.node_receive(to, from, msg);
                 }
+                self.replying_to = None;
             }
             Event::NodeTick(i) => {
                 self.node_tick(i);
@@ -1020,6 +1081,8 @@ impl Cluster {
             return;
         }
         self.nodes[i].up = true;
+        self.nodes[i].incarnation = self.next_id;
+        self.next_id += 1;
         self.log_event(format!("restart {i}"));
     }
 
@@ -1048,7 +1111,33 @@ impl Cluster {
     fn controller_receive(&mut self, from: usize, msg: Msg) {
         let id = i32::try_from(from).expect("id");
         match msg {
-            Msg::Register => {
+            Msg::Register { incarnation } => {
+                if let Some(reg) = self.ctrl.brokers.get(&id) {
+                    // A late registration of a dead process (the simulation's incarnation
+                    // ids grow, so the controller can tell), or Kafka's
+                    // DuplicateBrokerRegistrationException: another incarnation still has
+                    // a valid session.
+                    let valid_session = !reg.fenced
+                        && self.now - reg.last_heartbeat <= self.cfg.session_timeout_ms;
+                    if incarnation < reg.incarnation
+                        || (incarnation != reg.incarnation && valid_session)
+                    {
+                        return;
+                    }
+                    if reg.incarnation == incarnation {
+                        // A retried registration of the same process.
+                        let broker_epoch = reg.epoch;
+                        self.send(
+                            self.controller(),
+                            from,
+                            Msg::RegisterResponse {
+                                incarnation,
+                                broker_epoch,
+                            },
+                        );
+                        return;
+                    }
+                }
                 if self.ctrl.brokers.get(&id).is_some_and(|r| !r.fenced) {
                     // A new incarnation: the old one is fenced first.
                     self.ctrl.fence(id);
@@ -1058,6 +1147,7 @@ impl Cluster {
                 self.ctrl.brokers.insert(
                     id,
                     Registration {
+                        incarnation,
                         epoch,
                         fenced: true,
                         last_heartbeat: self.now,
@@ -1070,6 +1160,7 @@ impl Cluster {
                     self.controller(),
                     from,
                     Msg::RegisterResponse {
+                        incarnation,
                         broker_epoch: epoch,
                     },
                 );
@@ -1151,7 +1242,8 @@ impl Cluster {
                 .is_none_or(|t| now - t > REQUEST_TIMEOUT_MS)
             {
                 self.nodes[i].register_sent_at = Some(now);
-                self.send(i, ctrl, Msg::Register);
+                let incarnation = self.nodes[i].incarnation;
+                self.send(i, ctrl, Msg::Register { incarnation });
             }
             return;
         }
@@ -1189,6 +1281,12 @@ impl Cluster {
 
     fn leader_tick(&mut self, i: usize) {
         let now = self.now;
+        let me = self.nodes[i].id;
+        if let Some(l) = self.nodes[i].leader() {
+            if !l.isr().contains(&me) || !l.maximal_isr().contains(&me) {
+                self.fail(&format!("leader {i} is not in its own ISR {:?}", l.isr()));
+            }
+        }
         let lag = self.cfg.replica_lag_time_max_ms;
         // isr-expiration every replica.lag.time.max.ms / 2.
         if now - self.nodes[i].last_isr_check_at >= lag / 2 {
@@ -1301,9 +1399,12 @@ impl Cluster {
 
     fn node_receive(&mut self, i: usize, from: usize, msg: Msg) {
         match msg {
-            Msg::RegisterResponse { broker_epoch } => {
+            Msg::RegisterResponse {
+                incarnation,
+                broker_epoch,
+            } => {
                 let node = &mut self.nodes[i];
-                if node.broker_epoch.is_none() {
+                if node.broker_epoch.is_none() && node.incarnation == incarnation {
                     node.broker_epoch = Some(broker_epoch);
                 }
             }
@@ -1443,6 +1544,9 @@ impl Cluster {
             )
         };
         let follower_log = &self.nodes[r].log;
+        if !self.cfg.durability_checks {
+            return;
+        }
         if follower_log.leo() < leader_log.hw || follower_log.leo() < epoch_start {
             self.fail(&format!(
                 "{replica_id} proposed for the ISR but its LEO {} is below the HW {} or the epoch start {epoch_start}",
@@ -1785,6 +1889,8 @@ impl Cluster {
                     // Property 1: a (clean) new leader holds every acknowledged record.
                     if state.leader_recovery_state == LeaderRecoveryState::Recovered {
                         self.check_has_acked(i, "became leader");
+                    } else {
+                        self.stats.unclean_elections += 1;
                     }
                     if let Some(hw) = hw {
                         self.apply_leader_hw(i, hw);
@@ -1828,6 +1934,9 @@ impl Cluster {
     /// Properties 1 and 4: node `i`'s log holds every acknowledged record (at or past its
     /// log start).
     pub fn check_has_acked(&self, i: usize, when: &str) {
+        if !self.cfg.durability_checks {
+            return;
+        }
         let log = &self.nodes[i].log;
         for b in &self.acked {
             if b.base < log.log_start {
@@ -1846,6 +1955,9 @@ impl Cluster {
 
     /// Property 2: any two replicas agree on every record below both high watermarks.
     pub fn check_logs_agree_below_hw(&self) {
+        if !self.cfg.durability_checks {
+            return;
+        }
         for a in 0..self.n() {
             for b in a + 1..self.n() {
                 let (la, lb) = (&self.nodes[a].log, &self.nodes[b].log);
