@@ -605,6 +605,18 @@ impl LeaderState {
         }
     }
 
+    /// Kafka's `Partition.fetchOffsetForTimestamp` check for client ListOffsets (with an
+    /// isolation level): OFFSET_NOT_AVAILABLE while the high watermark `hw` is below the
+    /// epoch start offset (a new leader whose high watermark has not caught up with what the
+    /// previous leader may have exposed), for the LATEST offset and for timestamp lookups.
+    pub fn check_offsets_available(&self, hw: i64) -> Result<(), ErrorCode> {
+        if self.epoch_start_offset > hw {
+            Err(ErrorCode::OffsetNotAvailable)
+        } else {
+            Ok(())
+        }
+    }
+
     // ------------------------------------------------------------------ ISR shrink
 
     /// Kafka's `getOutOfSyncReplicas`: the ISR followers that are not caught up (not at

@@ -60,10 +60,25 @@
 //!   (and a success for another leader epoch or an older partition epoch) keep the change
 //!   pending until the metadata log brings a newer state; anything else is retried.
 //! * **Metadata** ([`LeaderState::on_metadata`], `makeLeader` again): a state with an older
-//!   partition epoch is skipped; otherwise it replaces assignment and ISR (and any change in
-//!   flight). A new leader epoch for the same leader resets the followers' caught-up times
-//!   and starts the epoch at the current LEO; another leader means the caller drops the
-//!   state and becomes a follower.
+//!   partition epoch is skipped; a newer one replaces assignment and ISR (and any change in
+//!   flight: the controller moved past the epoch it was based on). A new leader epoch for
+//!   the same leader resets the followers' caught-up times and starts the epoch at the
+//!   current LEO; another leader means the caller drops the state and becomes a follower.
+//! * **ListOffsets** ([`LeaderState::check_offsets_available`],
+//!   `fetchOffsetForTimestamp`): OFFSET_NOT_AVAILABLE while the high watermark is below the
+//!   epoch start offset.
+//!
+//! ## Where this port differs from Kafka
+//!
+//! * A metadata state with the **same** partition epoch keeps an AlterPartition change in
+//!   flight. Kafka's `makeLeader` accepts equal epochs and resets `partitionState`
+//!   (KAFKA-13790), which opens a window: the AlterPartition answer for epoch `p` overtakes
+//!   the metadata log, the leader proposes an expansion based on `p`, then the replayed
+//!   record of `p` drops that proposal from the maximal ISR while the controller still
+//!   applies it; the high watermark can then pass the joining replica's LEO and acks=all
+//!   produces complete for records that an ISR member lacks (the simulation finds it in a
+//!   few hundred seeds). A state of the same partition epoch is the one the change was
+//!   based on, so keeping the change is safe; a newer state still replaces it.
 //!
 //! # The follower: [`FollowerState`] and free functions
 //!

@@ -742,6 +742,16 @@ fn acks_all_checks() {
 }
 
 #[test]
+fn offsets_are_not_available_until_the_hw_reaches_the_epoch_start() {
+    let l = leader(&[1, 2], 1, 10, 7);
+    assert_eq!(
+        l.check_offsets_available(7),
+        Err(ErrorCode::OffsetNotAvailable)
+    );
+    assert_eq!(l.check_offsets_available(10), Ok(()));
+}
+
+#[test]
 fn metrics() {
     let mut l = leader(&[1, 2], 2, 10, 10);
     assert!(l.is_under_replicated());

@@ -959,7 +959,10 @@ impl Cluster {
             } => {
                 if !self.link_up(from, to)
                     || !self.endpoint_up(to)
-                    || self.nodes.get(to).is_some_and(|n| n.incarnation != incarnation)
+                    || self
+                        .nodes
+                        .get(to)
+                        .is_some_and(|n| n.incarnation != incarnation)
                 {
                     return;
                 }
@@ -1117,8 +1120,8 @@ impl Cluster {
                     // ids grow, so the controller can tell), or Kafka's
                     // DuplicateBrokerRegistrationException: another incarnation still has
                     // a valid session.
-                    let valid_session = !reg.fenced
-                        && self.now - reg.last_heartbeat <= self.cfg.session_timeout_ms;
+                    let valid_session =
+                        !reg.fenced && self.now - reg.last_heartbeat <= self.cfg.session_timeout_ms;
                     if incarnation < reg.incarnation
                         || (incarnation != reg.incarnation && valid_session)
                     {
