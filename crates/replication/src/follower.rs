@@ -3,7 +3,7 @@
 
 use gregor_protocol::ErrorCode;
 
-use crate::types::{EpochEndOffset, FollowerLogView, UNDEFINED_EPOCH, UNKNOWN_OFFSET};
+use crate::types::{EpochEndOffset, FollowerLogView, NO_LEADER, UNDEFINED_EPOCH, UNKNOWN_OFFSET};
 
 /// Kafka's `ReplicaManager.initialFetchOffset`: a follower starts fetching from its log end
 /// offset if its log has a leader epoch (the leader then detects any divergence), else from
@@ -233,15 +233,18 @@ impl FollowerState {
         })
     }
 
-    /// The next fetch's fields for this partition, `None` unless fetching (Kafka's
-    /// `RemoteLeaderEndPoint.buildFetch`). `log_start_offset` is the local log start.
+    /// The next fetch's fields for this partition, `None` unless fetching from a leader
+    /// (Kafka's `RemoteLeaderEndPoint.buildFetch`; a partition without a leader has no
+    /// fetcher). `log_start_offset` is the local log start.
     pub fn next_fetch(&self, log_start_offset: i64) -> Option<FetchPartitionRequest> {
-        (self.phase == FetchPhase::Fetching).then_some(FetchPartitionRequest {
-            fetch_offset: self.fetch_offset,
-            last_fetched_epoch: self.last_fetched_epoch,
-            current_leader_epoch: self.current_leader_epoch,
-            log_start_offset,
-        })
+        (self.phase == FetchPhase::Fetching && self.leader_id != NO_LEADER).then_some(
+            FetchPartitionRequest {
+                fetch_offset: self.fetch_offset,
+                last_fetched_epoch: self.last_fetched_epoch,
+                current_leader_epoch: self.current_leader_epoch,
+                log_start_offset,
+            },
+        )
     }
 
     /// Whether a response to `request` may be processed: Kafka only processes a partition's

@@ -60,6 +60,9 @@ fn initial_fetch_offset_is_the_leo_with_an_epoch_else_the_hw() {
     assert_eq!(req.current_leader_epoch, 7);
     assert_eq!(req.log_start_offset, 1);
     assert_eq!(s.leader_id(), 2);
+    // No leader: nothing to fetch from.
+    let offline = FollowerState::new(gregor_replication::NO_LEADER, 7, &log(10, 4, Some(2)));
+    assert_eq!(offline.next_fetch(0), None);
     // No epoch: truncate to the HW first (truncateToHighWatermark).
     let mut s = FollowerState::new(2, 7, &log(10, 4, None));
     assert_eq!(s.phase(), FetchPhase::Truncating);
