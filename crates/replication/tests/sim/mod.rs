@@ -291,10 +291,12 @@ pub enum Msg {
         result: Result<(i64, i64), ErrorCode>,
     },
     AlterPartition {
+        req_id: u64,
         broker_epoch: i64,
         req: AlterPartitionRequest,
     },
     AlterPartitionResponse {
+        req_id: u64,
         req: AlterPartitionRequest,
         result: Result<LeaderAndIsr, ErrorCode>,
     },
@@ -378,7 +380,7 @@ pub struct SimConfig {
     pub heartbeat_ms: i64,
     pub drop_rate: f64,
     pub max_delay_ms: i64,
-    /// Fraction of messages delayed by 100–1500 ms.
+    /// Fraction of messages delayed by 100–1500 ms during the chaos.
     pub late_rate: f64,
     pub max_batches_per_fetch: usize,
     pub unclean_leader_election: bool,
@@ -472,7 +474,8 @@ pub struct Node {
     fetch_in_flight: Option<(u64, i64)>,
     list_offsets_in_flight: Option<(u64, i64, FetchPartitionRequest)>,
     next_fetch_at: i64,
-    alter_in_flight: Option<(AlterPartitionRequest, i64)>,
+    /// The AlterPartition request in flight: id, request, when sent.
+    alter_in_flight: Option<(u64, AlterPartitionRequest, i64)>,
     alter_queued: Option<(AlterPartitionRequest, i64)>,
     last_isr_check_at: i64,
 }
@@ -777,6 +780,8 @@ pub struct Cluster {
     pub stats: Stats,
     pub chaos_until: i64,
     trace: VecDeque<String>,
+    /// The last delivery time per directed link (FIFO links).
+    link_clock: BTreeMap<(usize, usize), i64>,
     /// While handling a message: its sender and the sender's incarnation.
     replying_to: Option<(usize, u64)>,
     /// The high watermark of each node's current leadership (property 3).
@@ -835,6 +840,7 @@ impl Cluster {
             chaos_until: 0,
             trace: VecDeque::new(),
             replying_to: None,
+            link_clock: BTreeMap::new(),
             leader_hw: vec![None; n],
         };
         for i in 0..n {
@@ -899,13 +905,18 @@ impl Cluster {
         if !self.link_up(from, to) || self.rng.chance(self.cfg.drop_rate) {
             return;
         }
-        // Mostly short delays (reordering included); now and then a very late message
-        // (a retransmission after a stall), which the protocol must tolerate.
-        let delay = if self.rng.chance(self.cfg.late_rate) {
+        // Mostly short delays; now and then a very late message (a stalled connection).
+        // Each direction of a link is FIFO, as a TCP connection: Kafka's AlterPartition
+        // error handling relies on it (an INELIGIBLE_REPLICA answer to a retry means no
+        // earlier copy of the request can still be applied), and so do fetch sessions.
+        let delay = if self.now < self.chaos_until && self.rng.chance(self.cfg.late_rate) {
             self.rng.range(100, 1_500)
         } else {
             self.rng.range(1, self.cfg.max_delay_ms)
         };
+        let last = self.link_clock.entry((from, to)).or_insert(0);
+        let at = (self.now + delay).max(*last);
+        *last = at;
         // A reply goes to the incarnation that sent the request.
         let incarnation = match self.replying_to {
             Some((peer, incarnation)) if peer == to => incarnation,
@@ -913,7 +924,7 @@ impl Cluster {
         };
         let from_incarnation = self.nodes.get(from).map_or(0, |n| n.incarnation);
         self.schedule(
-            self.now + delay,
+            at,
             Event::Deliver {
                 from,
                 from_incarnation,
@@ -1196,7 +1207,11 @@ impl Cluster {
                     Msg::MetadataResponse { offset, records },
                 );
             }
-            Msg::AlterPartition { broker_epoch, req } => {
+            Msg::AlterPartition {
+                req_id,
+                broker_epoch,
+                req,
+            } => {
                 let before = self.ctrl.partition.clone();
                 let result = self.ctrl.alter_partition(id, broker_epoch, &req);
                 if self.ctrl.partition != before {
@@ -1223,7 +1238,11 @@ impl Cluster {
                 self.send(
                     self.controller(),
                     from,
-                    Msg::AlterPartitionResponse { req, result },
+                    Msg::AlterPartitionResponse {
+                        req_id,
+                        req,
+                        result,
+                    },
                 );
             }
             _ => {}
@@ -1305,9 +1324,10 @@ impl Cluster {
         }
         // AlterPartitionManager: timeouts and queued retries.
         let node = &mut self.nodes[i];
-        if let Some((req, sent_at)) = &node.alter_in_flight {
+        if let Some((_, req, sent_at)) = &node.alter_in_flight {
             if now - sent_at > REQUEST_TIMEOUT_MS {
-                // AlterPartitionManager: a failed request's items go back to the unsent
+                // The connection is closed (its answer will never be seen) and, as in
+                // Kafka's AlterPartitionManager, the request's items go back to the unsent
                 // queue unless the partition has a newer one there (`putIfAbsent`).
                 let req = req.clone();
                 node.alter_in_flight = None;
@@ -1348,10 +1368,20 @@ impl Cluster {
         }
         self.log_event(format!("{i} sends AlterPartition {:?}", req.change));
         let node = &mut self.nodes[i];
-        node.alter_in_flight = Some((req.clone(), now));
+        let req_id = self.next_id;
+        self.next_id += 1;
+        node.alter_in_flight = Some((req_id, req.clone(), now));
         let broker_epoch = node.broker_epoch.expect("registered");
         let ctrl = self.controller();
-        self.send(i, ctrl, Msg::AlterPartition { broker_epoch, req });
+        self.send(
+            i,
+            ctrl,
+            Msg::AlterPartition {
+                req_id,
+                broker_epoch,
+                req,
+            },
+        );
     }
 
     fn follower_tick(&mut self, i: usize) {
@@ -1455,9 +1485,11 @@ impl Cluster {
             Msg::ListOffsetsResponse { req_id, result } => {
                 self.handle_list_offsets_response(i, req_id, result)
             }
-            Msg::AlterPartitionResponse { req, result } => {
-                self.handle_alter_partition_response(i, req, result)
-            }
+            Msg::AlterPartitionResponse {
+                req_id,
+                req,
+                result,
+            } => self.handle_alter_partition_response(i, req_id, req, result),
             _ => {}
         }
     }
@@ -1602,9 +1634,16 @@ impl Cluster {
                 }
                 Some(_) => false,
             });
+        let view = format!(
+            "maximal ISR {:?}, followers {:?}",
+            l.maximal_isr(),
+            l.followers()
+                .map(|f| (f.replica_id, f.log_end_offset))
+                .collect::<Vec<_>>()
+        );
         for b in acked {
             self.stats.acked += 1;
-            self.log_event(format!("ack {b:?} by {i}"));
+            self.log_event(format!("ack {b:?} by {i} ({view})"));
             self.acked.push(b);
         }
     }
@@ -1780,22 +1819,31 @@ impl Cluster {
     fn handle_alter_partition_response(
         &mut self,
         i: usize,
+        req_id: u64,
         req: AlterPartitionRequest,
         result: Result<LeaderAndIsr, ErrorCode>,
     ) {
         let now = self.now;
         let node = &mut self.nodes[i];
-        if node.alter_in_flight.as_ref().map(|a| &a.0) == Some(&req) {
-            node.alter_in_flight = None;
+        // Only the answer to the request in flight: one that timed out had its connection
+        // closed.
+        if node.alter_in_flight.as_ref().map(|a| a.0) != Some(req_id) {
+            return;
         }
+        node.alter_in_flight = None;
         let view = node.log.leader_view();
         let brokers = &node.meta_brokers;
         let Role::Leader(l) = &mut node.role else {
             return;
         };
-        let outcome = l.on_alter_partition_response(&req, result, view, now, |id| {
+        let outcome = l.on_alter_partition_response(&req, result.clone(), view, now, |id| {
             brokers.get(&id).copied().unwrap_or_default()
         });
+        let isr = l.maximal_isr();
+        self.log_event(format!(
+            "{i} AlterPartition answer {result:?} for {:?}@{}: {outcome:?}, maximal ISR {isr:?}",
+            req.change, req.partition_epoch
+        ));
         match outcome {
             AlterPartitionOutcome::Committed {
                 high_watermark: Some(hw),
@@ -1848,7 +1896,17 @@ impl Cluster {
             let brokers = &node.meta_brokers;
             let brokers = |id: i32| brokers.get(&id).copied().unwrap_or_default();
             match &mut node.role {
-                Role::Leader(l) => match l.on_metadata(&state, view, now, brokers) {
+                Role::Leader(l) => match {
+                    let o = l.on_metadata(&state, view, now, brokers);
+                    let isr = l.maximal_isr();
+                    if std::env::var_os("SIM_TRACE").is_some() {
+                        eprintln!(
+                            "[{now}] {i} metadata PE {} ISR {:?}: {o:?}, maximal ISR {isr:?}",
+                            state.partition_epoch, state.isr
+                        );
+                    }
+                    o
+                } {
                     MetadataOutcome::Stale | MetadataOutcome::NotLeader => {}
                     MetadataOutcome::Updated { high_watermark } => {
                         if let Some(hw) = high_watermark {
