@@ -1896,17 +1896,7 @@ impl Cluster {
             let brokers = &node.meta_brokers;
             let brokers = |id: i32| brokers.get(&id).copied().unwrap_or_default();
             match &mut node.role {
-                Role::Leader(l) => match {
-                    let o = l.on_metadata(&state, view, now, brokers);
-                    let isr = l.maximal_isr();
-                    if std::env::var_os("SIM_TRACE").is_some() {
-                        eprintln!(
-                            "[{now}] {i} metadata PE {} ISR {:?}: {o:?}, maximal ISR {isr:?}",
-                            state.partition_epoch, state.isr
-                        );
-                    }
-                    o
-                } {
+                Role::Leader(l) => match l.on_metadata(&state, view, now, brokers) {
                     MetadataOutcome::Stale | MetadataOutcome::NotLeader => {}
                     MetadataOutcome::Updated { high_watermark } => {
                         if let Some(hw) = high_watermark {
