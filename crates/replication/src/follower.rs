@@ -31,6 +31,25 @@ pub fn follower_high_watermark(
     }
 }
 
+/// Kafka's recovery in `Partition.appendRecordsToFollowerOrFutureReplica` from an
+/// `UnexpectedAppendOffsetException`: a fetch answer must start at the local LEO, except
+/// for a follower whose log is empty at its log start (LEO = log start) that receives a
+/// batch starting below that offset and holding it (the leader's log start, moved by
+/// DeleteRecords, fell inside the batch). That follower starts its log over at the batch's
+/// base offset (`Log::truncate_fully_and_start_at(first_offset)`) and appends. Returns
+/// that offset, or `None` when the answer cannot be appended (Kafka then fails the
+/// partition).
+pub fn follower_append_restart_offset(
+    first_offset: i64,
+    last_offset: i64,
+    log: &FollowerLogView,
+) -> Option<i64> {
+    (log.log_end_offset == log.log_start_offset
+        && first_offset < log.log_end_offset
+        && last_offset >= log.log_end_offset)
+        .then_some(first_offset)
+}
+
 /// Where to truncate (Kafka's `OffsetTruncationState`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OffsetTruncationState {

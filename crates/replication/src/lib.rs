@@ -96,6 +96,10 @@
 //!   start past the local LEO → start over there; else fetch from the LEO again.
 //! * **High watermark** ([`follower_high_watermark`], `UnifiedLog.maybeUpdateHighWatermark`):
 //!   `min(leader HW, local LEO)`, not below the local log start.
+//! * **Append** ([`follower_append_restart_offset`],
+//!   `Partition.appendRecordsToFollowerOrFutureReplica`): an answer must start at the local
+//!   LEO, except that an empty log whose start falls inside the leader's first batch starts
+//!   over at that batch.
 //!
 //! # What the caller does, in order
 //!
@@ -159,9 +163,9 @@ mod leader;
 mod types;
 
 pub use follower::{
-    follower_high_watermark, initial_fetch_offset, offset_truncation_state, out_of_range_action,
-    FetchErrorAction, FetchPartitionRequest, FetchPhase, FollowerState, OffsetTruncationState,
-    OutOfRangeAction,
+    follower_append_restart_offset, follower_high_watermark, initial_fetch_offset,
+    offset_truncation_state, out_of_range_action, FetchErrorAction, FetchPartitionRequest,
+    FetchPhase, FollowerState, OffsetTruncationState, OutOfRangeAction,
 };
 pub use gregor_protocol::ErrorCode;
 pub use leader::{

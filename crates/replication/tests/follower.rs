@@ -2,9 +2,10 @@
 //! `ReplicaFetcherThreadTest` that concern the decisions).
 
 use gregor_replication::{
-    follower_high_watermark, initial_fetch_offset, offset_truncation_state, out_of_range_action,
-    EpochEndOffset, ErrorCode, FetchErrorAction, FetchPhase, FollowerLogView, FollowerState,
-    OffsetTruncationState, OutOfRangeAction, UNDEFINED_EPOCH, UNKNOWN_OFFSET,
+    follower_append_restart_offset, follower_high_watermark, initial_fetch_offset,
+    offset_truncation_state, out_of_range_action, EpochEndOffset, ErrorCode, FetchErrorAction,
+    FetchPhase, FollowerLogView, FollowerState, OffsetTruncationState, OutOfRangeAction,
+    UNDEFINED_EPOCH, UNKNOWN_OFFSET,
 };
 
 /// A follower epoch cache `[(epoch, start)]` with `end_offset_for` as Kafka's
@@ -163,6 +164,25 @@ fn out_of_range_follows_fetch_offset_and_truncate() {
     assert_eq!(
         s.on_offset_out_of_range(15, 30, &log(10, 0, Some(3))),
         OutOfRangeAction::TruncateFullyAndStartAt(15)
+    );
+}
+
+#[test]
+fn an_empty_log_starts_over_at_the_leaders_first_batch() {
+    let empty_at_32 = FollowerLogView {
+        log_start_offset: 32,
+        ..log(32, 32, None)
+    };
+    assert_eq!(
+        follower_append_restart_offset(31, 33, &empty_at_32),
+        Some(31)
+    );
+    assert_eq!(follower_append_restart_offset(31, 31, &empty_at_32), None);
+    assert_eq!(follower_append_restart_offset(32, 33, &empty_at_32), None);
+    // A log with records does not start over.
+    assert_eq!(
+        follower_append_restart_offset(31, 33, &log(32, 32, Some(1))),
+        None
     );
 }
 

@@ -14,11 +14,11 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 
 use gregor_replication::{
-    follower_high_watermark, AlterPartitionOutcome, AlterPartitionRequest, BrokerEligibility,
-    EpochEndOffset, ErrorCode, FetchErrorAction, FetchPartitionRequest, FollowerFetch,
-    FollowerFetchOutcome, FollowerLogView, FollowerState, IsrChange, LeaderAndIsr, LeaderConfig,
-    LeaderLogView, LeaderRecoveryState, LeaderState, MetadataOutcome, OutOfRangeAction,
-    PartitionState, NO_LEADER,
+    follower_append_restart_offset, follower_high_watermark, AlterPartitionOutcome,
+    AlterPartitionRequest, BrokerEligibility, EpochEndOffset, ErrorCode, FetchErrorAction,
+    FetchPartitionRequest, FollowerFetch, FollowerFetchOutcome, FollowerLogView, FollowerState,
+    IsrChange, LeaderAndIsr, LeaderConfig, LeaderLogView, LeaderRecoveryState, LeaderState,
+    MetadataOutcome, OutOfRangeAction, PartitionState, NO_LEADER,
 };
 
 // ------------------------------------------------------------------------------- PRNG
@@ -1712,12 +1712,18 @@ impl Cluster {
             }) => {
                 if let Some(first) = batches.first() {
                     if first.base != node.log.leo() {
-                        let msg = format!(
-                            "{i} got a batch at {} for its LEO {} (offsets would go backwards)",
-                            first.base,
-                            node.log.leo()
-                        );
-                        self.fail(&msg);
+                        let view = node.log.follower_view();
+                        match follower_append_restart_offset(first.base, first.next() - 1, &view) {
+                            Some(start) => node.log.truncate_fully_and_start_at(start),
+                            None => {
+                                let msg = format!(
+                                    "{i} got a batch at {} for its LEO {} (offsets would go backwards)",
+                                    first.base,
+                                    node.log.leo()
+                                );
+                                self.fail(&msg);
+                            }
+                        }
                     }
                 }
                 let got = !batches.is_empty();
