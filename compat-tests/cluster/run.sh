@@ -52,7 +52,8 @@ while true; do
 done
 sleep 0.2  # let tee flush
 secs=$(( $(date +%s) - t0 ))
-last=$(grep -E "[0-9]+ (passed|failed|error|errors|skipped)" "$LOG" | tail -1)
+# pytest's summary line ("=== 1 failed, 15 passed in 53.2s ===" or, with -q, without the rules).
+last=$(grep -E "^=* ?[0-9]+ (passed|failed|errors?|skipped|deselected)(, [0-9]+ [a-z]+)* in [0-9.]+s" "$LOG" | tail -1)
 num() { echo "$last" | grep -oE "[0-9]+ $1" | grep -oE "[0-9]+" || echo 0; }
 passed=$(num passed); failed=$(num failed); errors=$(( $(num error) )); skipped=$(num skipped)
 # Interrupted (2), internal/usage error (3, 4) or killed: count the run itself as a failure.

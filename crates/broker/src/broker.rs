@@ -8,6 +8,7 @@
 use crate::broker_lifecycle::{BrokerLifecycle, RegistrationInfo};
 use crate::config::Config;
 use crate::controller::ControllerChannel;
+use crate::coordinator_runtime::InternalTopic;
 use crate::group_service::GroupCoordinatorService;
 use crate::markers::MarkerWriter;
 use crate::metadata_cache::MetadataCache;
@@ -189,7 +190,7 @@ impl Broker {
         let config = Arc::new(config);
         let metadata = Arc::new(MetadataCache::new(config.clone(), ClusterState::default()));
         let follower = Arc::new(MetadataFollower::new(metadata.clone()));
-        let replicas = Arc::new(ReplicaManager::new(config.clone(), clock.clone(), clean));
+        let replicas = ReplicaManager::new(config.clone(), clock.clone(), clean);
         follower.add_listener(replicas.clone());
         let controllers: Vec<(i32, String)> = if cluster.voters.is_empty() {
             cluster
@@ -223,9 +224,20 @@ impl Broker {
             follower.clone(),
         ));
 
+        replicas.set_controller_link(channel.clone());
+        // A single node creates the internal topics with one replica, whatever the settings
+        // (Kafka's single-node images set `offsets.topic.replication.factor=1` for the same
+        // reason); a cluster uses `offsets.topic.replication.factor` and
+        // `transaction.state.log.replication.factor` / `.min.isr` as Kafka does.
+        let embedded = config.cluster.is_embedded();
+        let single_node_or = |rf: i16| if embedded { 1 } else { rf };
         let groups = GroupCoordinatorService::new(
             config.group.clone(),
-            config.offsets_topic_num_partitions,
+            InternalTopic {
+                partitions: config.offsets_topic_num_partitions,
+                replication_factor: single_node_or(config.cluster.offsets_topic_replication_factor),
+                min_insync_replicas: None,
+            },
             replicas.clone(),
             metadata.clone(),
             channel.clone(),
@@ -233,7 +245,17 @@ impl Broker {
         );
         let txns = TxnCoordinatorService::new(
             config.txn.clone(),
-            config.transaction_state_log_num_partitions,
+            InternalTopic {
+                partitions: config.transaction_state_log_num_partitions,
+                replication_factor: single_node_or(
+                    config.cluster.transaction_state_log_replication_factor,
+                ),
+                min_insync_replicas: Some(if embedded {
+                    1
+                } else {
+                    config.cluster.transaction_state_log_min_isr
+                }),
+            },
             config.transaction_cleanup_interval_ms,
             TxnDeps {
                 replicas: replicas.clone(),
@@ -373,8 +395,29 @@ impl Broker {
         let replicas = self.services.replicas.clone();
         let _ = tokio::task::spawn_blocking(move || replicas.shutdown()).await;
         if let Some(c) = self.services.controller.local() {
+            if !self.services.config.cluster.is_embedded() {
+                linger_for_peers_in_controlled_shutdown(c, self.services.config.node_id).await;
+            }
             c.shutdown().await;
         }
+    }
+}
+
+/// A voter whose broker is done keeps its quorum member up (a few seconds at most) while other
+/// brokers are still in controlled shutdown (per the quorum's applied state): when a whole
+/// cluster stops at once, the last brokers' shutdowns still need a quorum to commit (Kafka's
+/// combined nodes get the same from the time their controller takes to stop).
+async fn linger_for_peers_in_controlled_shutdown(controller: &QuorumController, me: i32) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while tokio::time::Instant::now() < deadline {
+        let waiting = controller.log().read(|s| {
+            s.brokers()
+                .any(|b| b.node_id != me && !b.fenced && b.in_controlled_shutdown)
+        });
+        if !waiting {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

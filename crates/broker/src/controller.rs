@@ -12,13 +12,22 @@
 use crate::metadata_cache::MetadataCache;
 use crate::metadata_follower::MetadataFollower;
 use crate::quorum_controller::QuorumController;
+use crate::replica_manager::alter::{AlterAnswers, AlterItem, ControllerLink};
 use crate::rpc_client::{ChannelConfig, ChannelPool};
 use gregor_controller::command::{Command, Reply, WireError, WireResult};
 use gregor_controller::replication::CreateTopic;
 use gregor_controller::{ControllerError, MetadataRecord, TopicMeta};
+use gregor_protocol::messages::alter_partition_request::{
+    AlterPartitionRequest as KafkaAlterPartition, BrokerState as AlterBrokerState,
+    PartitionData as AlterPartitionData, TopicData as AlterTopicData,
+};
+use gregor_protocol::messages::BrokerId;
 use gregor_protocol::ErrorCode;
+use gregor_replication::LeaderAndIsr;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
@@ -353,5 +362,176 @@ impl ControllerChannel {
     /// Runs a command and returns its reply once applied here (ElectLeaders, reassignments).
     pub async fn run(&self, command: Command) -> Result<Reply, ControllerError> {
         self.change(command).await
+    }
+}
+
+/// The controller crate's form of one AlterPartition item.
+pub fn alter_request(
+    broker_id: i32,
+    broker_epoch: i64,
+    item: &AlterItem,
+) -> gregor_controller::replication::AlterPartitionRequest {
+    gregor_controller::replication::AlterPartitionRequest {
+        broker_id,
+        broker_epoch,
+        topic_id: item.topic_id,
+        partition: item.partition,
+        leader_epoch: item.request.leader_epoch,
+        new_isr_with_epochs: item
+            .request
+            .new_isr
+            .iter()
+            .map(|b| (b.broker_id, b.broker_epoch))
+            .collect(),
+        leader_recovery_state: recovery_state(item.request.leader_recovery_state.value()),
+        partition_epoch: item.request.partition_epoch,
+    }
+}
+
+/// The controller crate's leader recovery state of a wire value.
+pub fn recovery_state(value: i8) -> gregor_controller::LeaderRecoveryState {
+    if value == 1 {
+        gregor_controller::LeaderRecoveryState::Recovering
+    } else {
+        gregor_controller::LeaderRecoveryState::Recovered
+    }
+}
+
+/// The wire value of a leader recovery state.
+pub fn recovery_value(state: gregor_controller::LeaderRecoveryState) -> i8 {
+    match state {
+        gregor_controller::LeaderRecoveryState::Recovering => 1,
+        _ => 0,
+    }
+}
+
+impl ControllerLink for ControllerChannel {
+    fn alter_partition<'a>(
+        &'a self,
+        broker_id: i32,
+        broker_epoch: i64,
+        items: &'a [AlterItem],
+    ) -> Pin<Box<dyn Future<Output = AlterAnswers> + Send + 'a>> {
+        Box::pin(async move {
+            if let Some(local) = self.local.as_ref().filter(|l| l.is_active()) {
+                let mut out = Vec::with_capacity(items.len());
+                for item in items {
+                    let req = alter_request(broker_id, broker_epoch, item);
+                    let answer = local.execute(|s, _, _| s.alter_partition(&req)).await;
+                    out.push(match answer {
+                        Ok((reply, _)) if reply.code == ErrorCode::None => Ok(LeaderAndIsr {
+                            leader: reply.leader,
+                            leader_epoch: reply.leader_epoch,
+                            partition_epoch: reply.partition_epoch,
+                            isr: reply.isr,
+                            leader_recovery_state:
+                                gregor_replication::LeaderRecoveryState::from_value(recovery_value(
+                                    reply.leader_recovery_state,
+                                ))
+                                .unwrap_or_default(),
+                        }),
+                        Ok((reply, _)) => Err(reply.code),
+                        Err(e) if e.code == ErrorCode::NotController => {
+                            return Err(e.message);
+                        }
+                        Err(e) => Err(e.code),
+                    });
+                }
+                return Ok(out);
+            }
+            let Some((id, addr)) = self.controller_target() else {
+                return Err("no controller known".into());
+            };
+            let mut by_topic: Vec<(Uuid, Vec<&AlterItem>)> = Vec::new();
+            for item in items {
+                match by_topic.iter_mut().find(|(t, _)| *t == item.topic_id) {
+                    Some((_, v)) => v.push(item),
+                    None => by_topic.push((item.topic_id, vec![item])),
+                }
+            }
+            let req = KafkaAlterPartition::default()
+                .with_broker_id(BrokerId(broker_id))
+                .with_broker_epoch(broker_epoch)
+                .with_topics(
+                    by_topic
+                        .iter()
+                        .map(|(topic_id, parts)| {
+                            AlterTopicData::default()
+                                .with_topic_id(*topic_id)
+                                .with_partitions(
+                                    parts
+                                        .iter()
+                                        .map(|item| {
+                                            AlterPartitionData::default()
+                                                .with_partition_index(item.partition)
+                                                .with_leader_epoch(item.request.leader_epoch)
+                                                .with_new_isr_with_epochs(
+                                                    item.request
+                                                        .new_isr
+                                                        .iter()
+                                                        .map(|b| {
+                                                            AlterBrokerState::default()
+                                                                .with_broker_id(BrokerId(
+                                                                    b.broker_id,
+                                                                ))
+                                                                .with_broker_epoch(b.broker_epoch)
+                                                        })
+                                                        .collect(),
+                                                )
+                                                .with_leader_recovery_state(
+                                                    item.request.leader_recovery_state.value(),
+                                                )
+                                                .with_partition_epoch(item.request.partition_epoch)
+                                        })
+                                        .collect(),
+                                )
+                        })
+                        .collect(),
+                );
+            let channel = self.pool.channel(id, &addr);
+            let resp = channel.call(3, &req, COMMAND_TIMEOUT).await.map_err(|e| {
+                self.forget_leader();
+                e.to_string()
+            })?;
+            if resp.error_code == ErrorCode::NotController.code() {
+                self.forget_leader();
+                return Err("NOT_CONTROLLER".into());
+            }
+            if resp.error_code != 0 {
+                let code =
+                    ErrorCode::from_code(resp.error_code).unwrap_or(ErrorCode::UnknownServerError);
+                return Ok(items.iter().map(|_| Err(code)).collect());
+            }
+            Ok(items
+                .iter()
+                .map(|item| {
+                    let found = resp
+                        .topics
+                        .iter()
+                        .find(|t| t.topic_id == item.topic_id)
+                        .and_then(|t| {
+                            t.partitions
+                                .iter()
+                                .find(|p| p.partition_index == item.partition)
+                        });
+                    match found {
+                        None => Err(ErrorCode::UnknownServerError),
+                        Some(p) if p.error_code != 0 => Err(ErrorCode::from_code(p.error_code)
+                            .unwrap_or(ErrorCode::UnknownServerError)),
+                        Some(p) => Ok(LeaderAndIsr {
+                            leader: p.leader_id.0,
+                            leader_epoch: p.leader_epoch,
+                            partition_epoch: p.partition_epoch,
+                            isr: p.isr.iter().map(|b| b.0).collect(),
+                            leader_recovery_state:
+                                gregor_replication::LeaderRecoveryState::from_value(
+                                    p.leader_recovery_state,
+                                )
+                                .unwrap_or_default(),
+                        }),
+                    }
+                })
+                .collect())
+        })
     }
 }

@@ -69,6 +69,18 @@ impl Writes {
     }
 }
 
+/// How a coordinator creates its internal topic (`offsets.topic.*`,
+/// `transaction.state.log.*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InternalTopic {
+    /// Partition count.
+    pub partitions: i32,
+    /// Replication factor (1 on a single node).
+    pub replication_factor: i16,
+    /// `min.insync.replicas` of the topic, when the coordinator sets it.
+    pub min_insync_replicas: Option<i32>,
+}
+
 /// Why a coordinator operation was not served.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CoordinatorError {
@@ -251,6 +263,34 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
             LoadState::Failed(e) => Err(CoordinatorError::NotAvailable(e)),
             _ => Ok(slot),
         }
+    }
+
+    /// FindCoordinator for the shard of `partition`, whose leader per the metadata is
+    /// `leader`: this broker (`Ok(None)`) once the shard is loaded here, another broker
+    /// (`Ok(Some(id))`) when it leads the partition, COORDINATOR_NOT_AVAILABLE while the
+    /// partition has no leader or this broker has not taken it over yet.
+    pub async fn locate(
+        &self,
+        partition: i32,
+        leader: i32,
+        me: i32,
+    ) -> Result<Option<i32>, CoordinatorError> {
+        if leader == me || self.slots.read().contains_key(&partition) {
+            return match self.read(partition, |_| ()).await {
+                Ok(()) => Ok(None),
+                Err(CoordinatorError::NotCoordinator(_)) => Err(CoordinatorError::NotAvailable(
+                    format!("{}-{partition} is not loaded yet", self.topic),
+                )),
+                Err(e) => Err(e),
+            };
+        }
+        if leader < 0 {
+            return Err(CoordinatorError::NotAvailable(format!(
+                "{}-{partition} has no leader",
+                self.topic
+            )));
+        }
+        Ok(Some(leader))
     }
 
     /// Runs a read-only operation against the shard of `partition`.

@@ -17,7 +17,9 @@
 //! - settling transactional offset commits when a transaction marker lands in a partition.
 
 use crate::controller::ControllerChannel;
-use crate::coordinator_runtime::{CoordinatorError, CoordinatorRuntime, CoordinatorShard, Writes};
+use crate::coordinator_runtime::{
+    CoordinatorError, CoordinatorRuntime, CoordinatorShard, InternalTopic, Writes,
+};
 use crate::metadata_cache::{ImageTopics, MetadataCache};
 use crate::replica_manager::ReplicaManager;
 use gregor_controller::state::CreateTopic;
@@ -81,7 +83,7 @@ pub struct GroupCoordinatorService {
     metadata: Arc<MetadataCache>,
     controller: Arc<ControllerChannel>,
     /// `offsets.topic.num.partitions`: the partition count when this broker creates the topic.
-    configured_partitions: i32,
+    internal_topic: InternalTopic,
     pending: Mutex<HashMap<RequestId, (i32, oneshot::Sender<Response>)>>,
     next_id: AtomicU64,
 }
@@ -99,7 +101,7 @@ impl GroupCoordinatorService {
     /// the `__consumer_offsets` partitions this broker already leads.
     pub fn new(
         config: GroupConfig,
-        configured_partitions: i32,
+        internal_topic: InternalTopic,
         replicas: Arc<ReplicaManager>,
         metadata: Arc<MetadataCache>,
         controller: Arc<ControllerChannel>,
@@ -113,7 +115,10 @@ impl GroupCoordinatorService {
             runtime: runtime.clone(),
             metadata,
             controller,
-            configured_partitions: configured_partitions.max(1),
+            internal_topic: InternalTopic {
+                partitions: internal_topic.partitions.max(1),
+                ..internal_topic
+            },
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
         });
@@ -131,7 +136,7 @@ impl GroupCoordinatorService {
     pub fn partitions(&self) -> i32 {
         self.metadata
             .topic(OFFSETS_TOPIC)
-            .map_or(self.configured_partitions, |t| t.partitions)
+            .map_or(self.internal_topic.partitions, |t| t.partitions)
     }
 
     /// The `__consumer_offsets` partition of a group.
@@ -151,8 +156,8 @@ impl GroupCoordinatorService {
         }
         let req = CreateTopic {
             name: OFFSETS_TOPIC.to_string(),
-            partitions: self.configured_partitions,
-            replication_factor: 1,
+            partitions: self.internal_topic.partitions,
+            replication_factor: self.internal_topic.replication_factor,
             assignments: BTreeMap::new(),
             configs: BTreeMap::from([
                 ("cleanup.policy".to_string(), "compact".to_string()),
@@ -169,11 +174,19 @@ impl GroupCoordinatorService {
 
     /// FindCoordinator for a group: creates the topic if needed and waits until the group's
     /// shard is loaded here.
-    pub async fn find_coordinator(&self, group_id: &str) -> Result<(), CoordinatorError> {
+    pub async fn find_coordinator(
+        &self,
+        group_id: &str,
+        me: i32,
+    ) -> Result<Option<i32>, CoordinatorError> {
         self.ensure_topic().await?;
-        self.runtime
-            .read(self.partition_for(group_id), |_| ())
-            .await
+        let partition = self.partition_for(group_id);
+        let leader = self
+            .metadata
+            .topic(OFFSETS_TOPIC)
+            .and_then(|t| self.metadata.partition_state(&t, partition))
+            .map_or(-1, |s| s.leader);
+        self.runtime.locate(partition, leader, me).await
     }
 
     fn topics(&self) -> ImageTopics {

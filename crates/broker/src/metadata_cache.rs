@@ -158,7 +158,8 @@ pub struct BrokerEndpoint {
 }
 
 impl BrokerEndpoint {
-    fn of(b: &BrokerMeta, listener: &str) -> Option<BrokerEndpoint> {
+    /// The endpoint of `b` on `listener`, if it has that listener.
+    pub fn of(b: &BrokerMeta, listener: &str) -> Option<BrokerEndpoint> {
         let e = b.endpoint(listener)?;
         Some(BrokerEndpoint {
             node_id: b.node_id,

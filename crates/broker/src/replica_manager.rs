@@ -20,8 +20,21 @@
 //! (Kafka's format) every `replica.high.watermark.checkpoint.interval.ms` and at shutdown, and
 //! restored when the logs are opened.
 //!
-//! Locks: the topic map (`RwLock`, held briefly), each partition's state (`RwLock`) and log
-//! (`Mutex`, held for one storage call). Nothing here holds a lock across an `.await`.
+//! **Replication** (Kafka's ISR protocol, the decisions in the pure `gregor-replication` crate):
+//! a partition this broker leads has a `LeaderState` (follower progress, ISR changes in
+//! flight, the high-watermark rule, min ISR); one it follows has a `FollowerState` and sits in
+//! the [`fetcher`] of its leader's broker, which fetches with the Fetch API as a replica
+//! (`ReplicaState`), appends what it gets as a follower, truncates on `DivergingEpoch`, and
+//! follows the leader's high watermark. ISR changes go to the controller through the
+//! [`alter`] manager (AlterPartition, one request in flight). The metadata log decides roles:
+//! a new leader epoch makes this broker leader or follower.
+//!
+//! Locks: the topic map (`RwLock`, held briefly); per partition its metadata state (`RwLock`),
+//! its replication role (`Mutex`, taken before the log's) and its log (`Mutex`, held for one
+//! storage call). Nothing here holds a lock across an `.await`.
+
+pub mod alter;
+pub mod fetcher;
 
 use crate::config::Config;
 use crate::configs::BrokerView;
@@ -30,12 +43,17 @@ use crate::metadata_cache::{partition_state, MetadataListener};
 use crate::topic_config::{log_config, ProduceSettings};
 use gregor_controller::{ClusterState, TopicMeta};
 use gregor_protocol::ErrorCode;
+use gregor_replication::{
+    AlterPartitionOutcome, AlterPartitionRequest, BrokerEligibility, FollowerFetch,
+    FollowerFetchOutcome, FollowerLogView, FollowerState, LeaderAndIsr, LeaderConfig,
+    LeaderLogView, LeaderState, MetadataOutcome,
+};
 use gregor_storage::offset_checkpoint::{self, TopicPartition};
 use gregor_storage::{AppendInfo, Clock, Log, StorageError};
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -53,9 +71,90 @@ pub struct Partition {
     /// Partition index.
     pub index: i32,
     state: RwLock<PartitionState>,
+    /// The replication role: leader or follower state (taken before `log`).
+    role: Mutex<Role>,
     /// `None` once the partition was deleted.
     log: Mutex<Option<Log>>,
     hw_advanced: Notify,
+    appended: Notify,
+}
+
+/// A hosted partition's replication role.
+#[derive(Debug)]
+enum Role {
+    /// Neither (just opened, or no leader yet).
+    None,
+    /// This broker leads it.
+    Leader(Box<LeaderState>),
+    /// This broker follows `FollowerState::leader_id`.
+    Follower(Box<FollowerState>),
+}
+
+/// What a follower's Fetch gets from the leader for one partition.
+#[derive(Debug)]
+pub struct FollowerRead {
+    /// Error (NONE on success).
+    pub error: ErrorCode,
+    /// The leader's offsets, captured before the read.
+    pub high_watermark: i64,
+    /// Log start offset.
+    pub log_start_offset: i64,
+    /// Log end offset.
+    pub log_end_offset: i64,
+    /// `DivergingEpoch`: the follower must truncate.
+    pub diverging_epoch: Option<(i32, i64)>,
+    /// The records, up to the log end offset.
+    pub region: Option<gregor_storage::FileRegion>,
+}
+
+impl FollowerRead {
+    fn error(code: ErrorCode) -> FollowerRead {
+        FollowerRead {
+            error: code,
+            high_watermark: -1,
+            log_start_offset: -1,
+            log_end_offset: -1,
+            diverging_epoch: None,
+            region: None,
+        }
+    }
+}
+
+fn leader_view(log: &Log) -> LeaderLogView {
+    LeaderLogView {
+        log_start_offset: log.log_start_offset(),
+        log_end_offset: log.log_end_offset(),
+        high_watermark: log.high_watermark(),
+    }
+}
+
+fn follower_view(log: &Log) -> FollowerLogView {
+    FollowerLogView {
+        log_start_offset: log.log_start_offset(),
+        log_end_offset: log.log_end_offset(),
+        high_watermark: log.high_watermark(),
+        latest_epoch: log.latest_epoch(),
+    }
+}
+
+/// The replication crate's view of a partition registration.
+fn repl_state(s: &PartitionState) -> gregor_replication::PartitionState {
+    gregor_replication::PartitionState {
+        leader: s.leader,
+        leader_epoch: s.leader_epoch,
+        partition_epoch: s.partition_epoch,
+        replicas: s.replicas.clone(),
+        isr: s.isr.clone(),
+        adding_replicas: s.adding_replicas.clone(),
+        removing_replicas: s.removing_replicas.clone(),
+        leader_recovery_state: if s.leader_recovery_state
+            == gregor_controller::LeaderRecoveryState::Recovering
+        {
+            gregor_replication::LeaderRecoveryState::Recovering
+        } else {
+            gregor_replication::LeaderRecoveryState::Recovered
+        },
+    }
 }
 
 /// Why an append was refused before storage saw it, or failed in storage.
@@ -134,18 +233,32 @@ impl Partition {
         }
     }
 
-    /// Advances the high watermark of a leader to the end of what the ISR holds. With no
-    /// followers (ISR = {leader}) that is the log end offset. Wakes waiters when it moved.
-    fn maybe_increment_hw(&self, log: &mut Log, node_id: i32) {
-        let state = self.state.read();
-        if state.leader != node_id || state.isr.iter().any(|r| *r != node_id) {
-            return;
+    /// Notified after every append here (followers' fetch long polls).
+    pub fn appended(&self) -> &Notify {
+        &self.appended
+    }
+
+    /// Stores a high watermark the leader state computed; wakes waiters when it moved.
+    fn store_hw(&self, log: &mut Log, hw: Option<i64>) {
+        if let Some(hw) = hw {
+            if log.maybe_increment_high_watermark(hw).is_some() {
+                self.hw_advanced.notify_waiters();
+            }
         }
-        drop(state);
-        let leo = log.log_end_offset();
-        if log.maybe_increment_high_watermark(leo).is_some() {
-            self.hw_advanced.notify_waiters();
+    }
+
+    /// The follower's next fetch for this partition, if it follows `leader` and is fetching:
+    /// (the request fields, this partition's topic id).
+    pub fn next_fetch(&self, leader: i32) -> Option<gregor_replication::FetchPartitionRequest> {
+        let role = self.role.lock();
+        let Role::Follower(f) = &*role else {
+            return None;
+        };
+        if f.leader_id() != leader {
+            return None;
         }
+        let log_start = self.with_log(|l| l.log_start_offset())?;
+        f.next_fetch(log_start)
     }
 }
 
@@ -244,6 +357,14 @@ pub struct ReplicaManager {
     restored_hw: Mutex<BTreeMap<TopicPartition, i64>>,
     /// Serializes checkpoint writes.
     checkpointing: Mutex<()>,
+    /// The latest metadata image (brokers' eligibility and endpoints).
+    image: RwLock<Arc<ClusterState>>,
+    /// The replica fetchers, one per leader broker.
+    fetchers: fetcher::FetcherManager,
+    /// ISR changes on their way to the controller.
+    alter: alter::AlterPartitionManager,
+    /// `replica.lag.time.max.ms`.
+    lag_max_ms: i64,
 }
 
 impl std::fmt::Debug for ReplicaManager {
@@ -257,8 +378,13 @@ impl std::fmt::Debug for ReplicaManager {
 
 impl ReplicaManager {
     /// A replica manager over `config.log_dir`; restores the checkpointed high watermarks.
-    /// `clean_start`: the previous shutdown was clean (logs need no recovery scan).
-    pub fn new(config: Arc<Config>, clock: Arc<dyn Clock>, clean_start: bool) -> ReplicaManager {
+    /// `clean_start`: the previous shutdown was clean (logs need no recovery scan). Its
+    /// fetchers and AlterPartition sender run on the current tokio runtime.
+    pub fn new(
+        config: Arc<Config>,
+        clock: Arc<dyn Clock>,
+        clean_start: bool,
+    ) -> Arc<ReplicaManager> {
         let path = config.log_dir.join(HW_CHECKPOINT_FILE);
         let restored = match offset_checkpoint::read(&path) {
             Ok(map) => map,
@@ -267,8 +393,16 @@ impl ReplicaManager {
                 BTreeMap::new()
             }
         };
-        ReplicaManager {
+        let lag_max_ms = config
+            .values
+            .get("replica.lag.time.max.ms")
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .filter(|v| *v > 0)
+            .unwrap_or(gregor_replication::DEFAULT_REPLICA_LAG_TIME_MAX_MS);
+        Arc::new_cyclic(|me: &Weak<ReplicaManager>| ReplicaManager {
             node_id: config.node_id,
+            fetchers: fetcher::FetcherManager::new(me.clone(), &config),
+            alter: alter::AlterPartitionManager::new(me.clone()),
             config,
             clock,
             clean_start,
@@ -276,7 +410,62 @@ impl ReplicaManager {
             listeners: RwLock::new(Vec::new()),
             restored_hw: Mutex::new(restored),
             checkpointing: Mutex::new(()),
+            image: RwLock::new(Arc::new(ClusterState::default())),
+            lag_max_ms,
+        })
+    }
+
+    /// Installs how ISR changes reach the active controller (the composition root does, once).
+    pub fn set_controller_link(&self, link: Arc<dyn alter::ControllerLink>) {
+        self.alter.set_link(link);
+    }
+
+    /// This broker's epoch (its registration's offset; -1 before it registered).
+    pub fn broker_epoch(&self) -> i64 {
+        self.image
+            .read()
+            .broker(self.node_id)
+            .map_or(-1, |b| b.epoch)
+    }
+
+    /// Whether a broker may be in an ISR (Kafka's `isReplicaIsrEligible` inputs).
+    fn eligibility(&self, id: i32) -> BrokerEligibility {
+        match self.image.read().broker(id) {
+            Some(b) => BrokerEligibility {
+                registered_epoch: Some(b.epoch),
+                fenced: b.fenced,
+                in_controlled_shutdown: b.in_controlled_shutdown,
+            },
+            None => BrokerEligibility {
+                registered_epoch: None,
+                fenced: true,
+                in_controlled_shutdown: false,
+            },
         }
+    }
+
+    /// The leader configuration of a partition of `topic`.
+    fn leader_config(&self, topic: &str) -> LeaderConfig {
+        LeaderConfig {
+            broker_id: self.node_id,
+            broker_epoch: self.broker_epoch(),
+            min_insync_replicas: self.produce_settings(topic).min_insync_replicas,
+            replica_lag_time_max_ms: self.lag_max_ms,
+        }
+    }
+
+    /// The inter-broker endpoint (`host:port`) of a broker, from the metadata.
+    pub fn inter_broker_address(&self, id: i32) -> Option<String> {
+        let listener = &self.config.cluster.inter_broker_listener;
+        let image = self.image.read();
+        let b = image.broker(id)?;
+        let e = b.endpoint(listener).or_else(|| b.endpoints.first())?;
+        Some(format!("{}:{}", e.host, e.port))
+    }
+
+    /// The current time of the replica manager's clock.
+    fn now(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     /// This broker's id.
@@ -364,20 +553,7 @@ impl ReplicaManager {
         part: &Partition,
         batch: &mut [u8],
     ) -> Result<AppendInfo, AppendError> {
-        let epoch = {
-            let s = part.state.read();
-            if s.leader != self.node_id {
-                return Err(AppendError::NotLeader);
-            }
-            s.leader_epoch
-        };
-        let mut guard = part.log.lock();
-        let log = guard.as_mut().ok_or(AppendError::Deleted)?;
-        let info = log.append(batch, epoch)?;
-        if !info.duplicate {
-            part.maybe_increment_hw(log, self.node_id);
-        }
-        Ok(info)
+        self.append_with(part, |log, epoch| log.append(batch, epoch))
     }
 
     /// Appends a COMMIT/ABORT transaction marker to a partition this broker leads (the
@@ -390,47 +566,66 @@ impl ReplicaManager {
         commit: bool,
         coordinator_epoch: i32,
     ) -> Result<AppendInfo, AppendError> {
-        let epoch = {
-            let s = part.state.read();
-            if s.leader != self.node_id {
-                return Err(AppendError::NotLeader);
-            }
-            s.leader_epoch
+        let now = self.now();
+        self.append_with(part, |log, epoch| {
+            log.append_control(
+                producer_id,
+                producer_epoch,
+                commit,
+                coordinator_epoch,
+                epoch,
+                now,
+            )
+        })
+    }
+
+    /// Runs an append as the leader (leader epoch given to `f`), then Kafka's
+    /// `maybeIncrementLeaderHW` and the followers' wake-up.
+    fn append_with(
+        &self,
+        part: &Partition,
+        f: impl FnOnce(&mut Log, i32) -> Result<AppendInfo, StorageError>,
+    ) -> Result<AppendInfo, AppendError> {
+        let epoch = part.leader_epoch();
+        let role = part.role.lock();
+        let Role::Leader(leader) = &*role else {
+            return Err(AppendError::NotLeader);
         };
         let mut guard = part.log.lock();
         let log = guard.as_mut().ok_or(AppendError::Deleted)?;
-        let info = log.append_control(
-            producer_id,
-            producer_epoch,
-            commit,
-            coordinator_epoch,
-            epoch,
-            self.clock.now_ms(),
-        )?;
-        part.maybe_increment_hw(log, self.node_id);
+        let info = f(log, epoch)?;
+        if !info.duplicate {
+            let hw =
+                leader.on_leader_append(leader_view(log), self.now(), |id| self.eligibility(id));
+            part.store_hw(log, hw);
+            part.appended.notify_waiters();
+        }
         Ok(info)
     }
 
     /// The in-sync replica check before an acks=all append (Kafka's `appendRecordsToLeader`):
     /// NOT_ENOUGH_REPLICAS when the ISR is smaller than `min.insync.replicas`, capped at the
     /// replication factor as Kafka's effective min ISR.
-    pub fn check_min_isr(&self, part: &Partition, min_insync_replicas: i32) -> Result<(), String> {
-        let s = part.state.read();
-        let effective = (min_insync_replicas.max(1) as usize).min(s.replicas.len().max(1));
-        if s.isr.len() < effective {
-            return Err(format!(
+    pub fn check_min_isr(&self, part: &Partition) -> Result<(), String> {
+        let role = part.role.lock();
+        let Role::Leader(leader) = &*role else {
+            return Ok(()); // the append itself answers NOT_LEADER_OR_FOLLOWER
+        };
+        leader.check_min_isr_before_append().map_err(|_| {
+            format!(
                 "The size of the current ISR {:?} is insufficient to satisfy the min.isr requirement of {} for partition {}",
-                s.isr,
-                min_insync_replicas,
+                leader.isr(),
+                leader.effective_min_isr(),
                 part.name()
-            ));
-        }
-        Ok(())
+            )
+        })
     }
 
     /// The acks=all wait (Kafka's `DelayedProduce`): until the high watermark reaches
-    /// `required_offset` (one past the appended batch), the partition is deleted or loses its
-    /// leadership, or `timeout` passes (REQUEST_TIMED_OUT). The future owns what it needs.
+    /// `required_offset` (one past the appended batch) — then NONE, or
+    /// NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank under the minimum meanwhile — or the
+    /// partition is deleted or loses its leadership (NOT_LEADER_OR_FOLLOWER), or `timeout`
+    /// passes (REQUEST_TIMED_OUT). The future owns what it needs.
     pub fn wait_for_commit(
         &self,
         part: &Arc<Partition>,
@@ -445,17 +640,155 @@ impl ReplicaManager {
                 let notified = part.hw_advanced.notified();
                 tokio::pin!(notified);
                 notified.as_mut().enable();
-                match part.high_watermark() {
-                    None => return Err(ErrorCode::NotLeaderOrFollower),
-                    Some(hw) if hw >= required_offset => return Ok(()),
-                    Some(_) => {}
-                }
                 if part.leader() != node_id {
                     return Err(ErrorCode::NotLeaderOrFollower);
+                }
+                let Some(hw) = part.high_watermark() else {
+                    return Err(ErrorCode::NotLeaderOrFollower);
+                };
+                let verdict = match &*part.role.lock() {
+                    Role::Leader(l) => l.check_enough_replicas(required_offset, hw),
+                    _ => Some(ErrorCode::NotLeaderOrFollower),
+                };
+                match verdict {
+                    Some(ErrorCode::None) => return Ok(()),
+                    Some(code) => return Err(code),
+                    None => {}
                 }
                 if tokio::time::timeout_at(deadline, notified).await.is_err() {
                     return Err(ErrorCode::RequestTimedOut);
                 }
+            }
+        }
+    }
+
+    /// A follower's fetch of a partition this broker leads (Kafka's `Partition.fetchRecords`
+    /// for a replica): checks, divergence detection, the follower's progress, ISR expansion
+    /// and the high watermark, then the records from `fetch.fetch_offset` up to the log end.
+    /// The offsets answered are captured before the read, as Kafka does.
+    pub fn read_for_follower(
+        &self,
+        part: &Partition,
+        fetch: &FollowerFetch,
+        max_bytes: usize,
+    ) -> FollowerRead {
+        let mut role = part.role.lock();
+        let Role::Leader(leader) = &mut *role else {
+            return FollowerRead::error(ErrorCode::NotLeaderOrFollower);
+        };
+        let mut guard = part.log.lock();
+        let Some(log) = guard.as_mut() else {
+            return FollowerRead::error(ErrorCode::UnknownTopicOrPartition);
+        };
+        let view = leader_view(log);
+        let outcome = {
+            let log_ref: &Log = log;
+            leader.on_follower_fetch(
+                fetch,
+                self.now(),
+                view,
+                |e| log_ref.end_offset_for_epoch(e),
+                |id| self.eligibility(id),
+            )
+        };
+        let mut read = FollowerRead {
+            error: ErrorCode::None,
+            high_watermark: view.high_watermark,
+            log_start_offset: view.log_start_offset,
+            log_end_offset: view.log_end_offset,
+            diverging_epoch: None,
+            region: None,
+        };
+        match outcome {
+            Err(code) => FollowerRead::error(code),
+            Ok(FollowerFetchOutcome::Diverging(eo)) => {
+                read.diverging_epoch = Some((eo.epoch, eo.end_offset));
+                read
+            }
+            Ok(FollowerFetchOutcome::Read {
+                alter_partition,
+                high_watermark,
+            }) => {
+                match log.read(fetch.fetch_offset, max_bytes, true) {
+                    Ok(r) => read.region = r.region,
+                    Err(StorageError::OffsetOutOfRange { .. }) => {
+                        return FollowerRead::error(ErrorCode::OffsetOutOfRange)
+                    }
+                    Err(e) => {
+                        tracing::error!(partition = %part.name(), error = %e, "follower read failed");
+                        return FollowerRead::error(ErrorCode::KafkaStorageError);
+                    }
+                }
+                part.store_hw(log, high_watermark);
+                if let Some(req) = alter_partition {
+                    self.alter.send(part, req);
+                }
+                read
+            }
+        }
+    }
+
+    /// How often [`maybe_shrink_isrs`](Self::maybe_shrink_isrs) runs: half of
+    /// `replica.lag.time.max.ms`, as Kafka's `isr-expiration` task.
+    pub fn isr_expiration_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_millis((self.lag_max_ms / 2).max(1) as u64)
+    }
+
+    /// ISR shrink (Kafka's `isr-expiration` task): every leader drops followers that have not
+    /// caught up within `replica.lag.time.max.ms`. Run every half of it.
+    pub fn maybe_shrink_isrs(&self) {
+        let now = self.now();
+        for p in self.all_partitions() {
+            let mut role = p.role.lock();
+            let Role::Leader(leader) = &mut *role else {
+                continue;
+            };
+            let Some(leo) = p.with_log(|l| l.log_end_offset()) else {
+                continue;
+            };
+            if let Some(req) = leader.maybe_shrink_isr(now, leo) {
+                tracing::info!(partition = %p.name(), isr = ?leader.isr(), new_isr = ?req.isr_ids(), "shrinking the ISR");
+                self.alter.send(&p, req);
+            }
+        }
+    }
+
+    /// The AlterPartition request still pending for a partition, if `sent` is still it (a lost
+    /// request is resent only then).
+    fn pending_alter(&self, part: &Partition) -> Option<AlterPartitionRequest> {
+        match &*part.role.lock() {
+            Role::Leader(l) => l.pending_alter_partition().cloned(),
+            _ => None,
+        }
+    }
+
+    /// The controller answered an AlterPartition request for `part`.
+    fn on_alter_partition_response(
+        &self,
+        part: &Partition,
+        sent: &AlterPartitionRequest,
+        result: Result<LeaderAndIsr, ErrorCode>,
+    ) -> Option<AlterPartitionRequest> {
+        let mut role = part.role.lock();
+        let Role::Leader(leader) = &mut *role else {
+            return None;
+        };
+        let mut guard = part.log.lock();
+        let log = guard.as_mut()?;
+        let outcome =
+            leader.on_alter_partition_response(sent, result, leader_view(log), self.now(), |id| {
+                self.eligibility(id)
+            });
+        match outcome {
+            AlterPartitionOutcome::Committed { high_watermark } => {
+                tracing::info!(partition = %part.name(), isr = ?leader.isr(), "ISR updated");
+                part.store_hw(log, high_watermark);
+                None
+            }
+            AlterPartitionOutcome::Retry(req) => Some(req),
+            other => {
+                tracing::debug!(partition = %part.name(), outcome = ?other, "AlterPartition answer");
+                None
             }
         }
     }
@@ -491,6 +824,7 @@ impl ReplicaManager {
     /// Closes every log (flush, producer snapshots), checkpoints the high watermarks and
     /// writes the clean-shutdown marker when all of that succeeded. Blocking.
     pub fn shutdown(&self) {
+        self.fetchers.shutdown();
         let mut ok = true;
         if let Err(e) = self.checkpoint_high_watermarks() {
             ok = false;
@@ -544,32 +878,31 @@ impl ReplicaManager {
         {
             log.update_high_watermark(hw);
         }
-        if state.leader == self.node_id {
-            // Kafka's makeLeader: the new epoch starts at the log end offset.
-            let leo = log.log_end_offset();
-            if let Err(e) = log.assign_epoch_start(state.leader_epoch, leo) {
-                tracing::error!(partition = %format!("{}-{index}", meta.name), error = %e, "cannot record the leader epoch start");
-            }
-        }
-        let part = Partition {
+        let part = Arc::new(Partition {
             topic: meta.name.clone(),
             topic_id: meta.id,
             index,
-            state: RwLock::new(state),
-            log: Mutex::new(None),
+            state: RwLock::new(state.clone()),
+            role: Mutex::new(Role::None),
+            log: Mutex::new(Some(log)),
             hw_advanced: Notify::new(),
-        };
-        part.maybe_increment_hw(&mut log, self.node_id);
-        *part.log.lock() = Some(log);
-        Ok(Arc::new(part))
+            appended: Notify::new(),
+        });
+        Ok(part)
     }
 
     /// Stops hosting a partition (its topic was deleted, or a reassignment moved it away):
     /// wakes its waiters, tells the leadership listeners, deletes the log.
     fn remove_partition(&self, p: &Partition) {
+        self.fetchers.remove(&p.topic, p.index);
+        let was_leader = matches!(
+            std::mem::replace(&mut *p.role.lock(), Role::None),
+            Role::Leader(_)
+        );
         let log = p.log.lock().take();
         p.hw_advanced.notify_waiters();
-        if p.state.read().leader == self.node_id {
+        p.appended.notify_waiters();
+        if was_leader {
             self.tell_listeners(&p.topic, |l| l.on_resign(p.index));
         }
         if let Some(log) = log {
@@ -592,41 +925,110 @@ impl ReplicaManager {
         }
     }
 
-    /// Applies a new replication state to a hosted partition (Kafka's `makeLeader` /
-    /// `makeFollower`): a new leader epoch led here records the epoch start and (re)loads the
-    /// coordinators; leadership moving away unloads them; an ISR change may advance the high
-    /// watermark.
+    /// Applies a new replication state to a hosted partition.
     fn update_partition(&self, p: &Partition, state: PartitionState) {
         let old = p.state.read().clone();
         if old == state {
             return;
         }
-        let was_leader = old.leader == self.node_id;
-        let is_leader = state.leader == self.node_id;
-        let new_epoch = state.leader_epoch != old.leader_epoch;
         *p.state.write() = state.clone();
-        if is_leader && (new_epoch || !was_leader) {
-            p.with_log_mut(|log| {
+        self.become_leader_or_follower(p, &state, false);
+        // Waiters re-check leadership (fetches and acks=all answer NOT_LEADER_OR_FOLLOWER).
+        p.hw_advanced.notify_waiters();
+        p.appended.notify_waiters();
+    }
+
+    /// Kafka's `makeLeader` / `makeFollower` for a partition whose metadata state is `state`:
+    /// a new leader epoch led here records the epoch start, builds the leader state and
+    /// (re)loads the coordinators; a state change of the same leadership goes to the leader
+    /// state (ISR, partition epoch); leadership elsewhere makes this broker a follower of it
+    /// (truncated to its high watermark when its log has no epoch) in that broker's fetcher,
+    /// and unloads the coordinators.
+    fn become_leader_or_follower(&self, p: &Partition, state: &PartitionState, opened: bool) {
+        let now = self.now();
+        let mut role = p.role.lock();
+        let mut guard = p.log.lock();
+        let Some(log) = guard.as_mut() else {
+            return;
+        };
+        let repl = repl_state(state);
+        if state.leader == self.node_id {
+            let mut new_epoch = None;
+            if let Role::Leader(leader) = &mut *role {
+                match leader.on_metadata(&repl, leader_view(log), now, |id| self.eligibility(id)) {
+                    MetadataOutcome::Stale => {}
+                    MetadataOutcome::Updated { high_watermark } => p.store_hw(log, high_watermark),
+                    MetadataOutcome::NewLeaderEpoch {
+                        epoch_start_offset,
+                        high_watermark,
+                    } => {
+                        if let Err(e) =
+                            log.assign_epoch_start(state.leader_epoch, epoch_start_offset)
+                        {
+                            tracing::error!(partition = %p.name(), error = %e, "cannot record the leader epoch start");
+                        }
+                        p.store_hw(log, high_watermark);
+                        new_epoch = Some(state.leader_epoch);
+                    }
+                    MetadataOutcome::NotLeader => {}
+                }
+            } else {
+                // makeLeader: the new epoch starts at the log end offset.
                 let leo = log.log_end_offset();
                 if let Err(e) = log.assign_epoch_start(state.leader_epoch, leo) {
                     tracing::error!(partition = %p.name(), error = %e, "cannot record the leader epoch start");
                 }
-            });
-            tracing::info!(partition = %p.name(), leader_epoch = state.leader_epoch, isr = ?state.isr, "became the leader");
-            self.tell_listeners(&p.topic, |l| {
-                l.on_become_leader(p.index, state.leader_epoch)
-            });
-        } else if was_leader && !is_leader {
+                let leader =
+                    LeaderState::new(self.leader_config(&p.topic), &repl, leader_view(log), now);
+                let hw = leader.maybe_increment_high_watermark(leader_view(log), now, |id| {
+                    self.eligibility(id)
+                });
+                p.store_hw(log, hw);
+                *role = Role::Leader(Box::new(leader));
+                new_epoch = Some(state.leader_epoch);
+            }
+            drop(guard);
+            drop(role);
+            if let Some(epoch) = new_epoch {
+                self.fetchers.remove(&p.topic, p.index);
+                if !opened {
+                    tracing::info!(partition = %p.name(), leader_epoch = epoch, isr = ?state.isr, "became the leader");
+                }
+                self.tell_listeners(&p.topic, |l| l.on_become_leader(p.index, epoch));
+            }
+            return;
+        }
+        let was_leader = matches!(&*role, Role::Leader(_));
+        let same = matches!(&*role, Role::Follower(f)
+            if f.leader_id() == state.leader && f.current_leader_epoch() == state.leader_epoch);
+        if !same {
+            let mut follower =
+                FollowerState::new(state.leader, state.leader_epoch, &follower_view(log));
+            if let Some(t) = follower.truncation_to_high_watermark() {
+                if let Err(e) = log.truncate_to(t.offset) {
+                    tracing::error!(partition = %p.name(), error = %e, "cannot truncate to the high watermark");
+                }
+                follower.on_truncated(&follower_view(log));
+            }
+            *role = Role::Follower(Box::new(follower));
+        }
+        drop(guard);
+        drop(role);
+        if was_leader {
             tracing::info!(partition = %p.name(), leader = state.leader, leader_epoch = state.leader_epoch, "no longer the leader");
             self.tell_listeners(&p.topic, |l| l.on_resign(p.index));
         }
-        p.with_log_mut(|log| p.maybe_increment_hw(log, self.node_id));
-        // Waiters re-check leadership (fetches and acks=all answer NOT_LEADER_OR_FOLLOWER).
-        p.hw_advanced.notify_waiters();
+        if !same {
+            self.fetchers.remove(&p.topic, p.index);
+            if state.leader >= 0 {
+                self.fetchers.add(state.leader, &p.topic, p.index);
+            }
+        }
     }
 
     /// Makes the hosted partitions match `image`. Blocking (opens and deletes logs).
-    fn apply_image(&self, image: &ClusterState) {
+    fn apply_image(&self, image: &Arc<ClusterState>) {
+        *self.image.write() = image.clone();
         let view = BrokerView::new(
             &self.config,
             image.broker_configs(&self.node_id.to_string()),
@@ -709,11 +1111,7 @@ impl ReplicaManager {
                 self.remove_partition(&p);
             }
             for (p, state) in opened {
-                if state.leader == self.node_id {
-                    self.tell_listeners(&p.topic, |l| {
-                        l.on_become_leader(p.index, state.leader_epoch)
-                    });
-                }
+                self.become_leader_or_follower(&p, &state, true);
             }
         }
     }

@@ -235,6 +235,18 @@ impl Server {
                 }
             })
         };
+        let isr_expiration = {
+            let replicas = services.replicas.clone();
+            let every = replicas.isr_expiration_interval();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    replicas.maybe_shrink_isrs();
+                }
+            })
+        };
         let timers = tokio::spawn(services.groups.clone().run_timers(stop_rx.clone()));
         let txn_timers = tokio::spawn(services.txns.clone().run_timers(stop_rx.clone()));
         let metrics_http = self.metrics.map(|socket| {
@@ -272,6 +284,7 @@ impl Server {
             f.abort();
         }
         checkpointer.abort();
+        isr_expiration.abort();
         let _ = stop_tx.send(true);
         timers.abort();
         txn_timers.abort();

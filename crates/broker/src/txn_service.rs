@@ -17,7 +17,9 @@
 //!   (`transaction.abort.timed.out.transaction.cleanup.interval.ms`).
 
 use crate::controller::ControllerChannel;
-use crate::coordinator_runtime::{CoordinatorError, CoordinatorRuntime, CoordinatorShard, Writes};
+use crate::coordinator_runtime::{
+    CoordinatorError, CoordinatorRuntime, CoordinatorShard, InternalTopic, Writes,
+};
 use crate::markers::MarkerWriter;
 use crate::metadata_cache::MetadataCache;
 use crate::producer_ids::ProducerIdManager;
@@ -74,7 +76,7 @@ pub struct TxnCoordinatorService {
     controller: Arc<ControllerChannel>,
     markers: MarkerWriter,
     producer_ids: Arc<ProducerIdManager>,
-    configured_partitions: i32,
+    internal_topic: InternalTopic,
     cleanup_interval: Duration,
 }
 
@@ -107,7 +109,7 @@ impl TxnCoordinatorService {
     /// The service; registers its runtime with the replica manager.
     pub fn new(
         config: TxnConfig,
-        configured_partitions: i32,
+        internal_topic: InternalTopic,
         cleanup_interval_ms: u64,
         deps: TxnDeps,
     ) -> Arc<TxnCoordinatorService> {
@@ -129,7 +131,10 @@ impl TxnCoordinatorService {
             controller: deps.controller,
             markers: deps.markers,
             producer_ids: deps.producer_ids,
-            configured_partitions: configured_partitions.max(1),
+            internal_topic: InternalTopic {
+                partitions: internal_topic.partitions.max(1),
+                ..internal_topic
+            },
             cleanup_interval: Duration::from_millis(cleanup_interval_ms.max(1)),
         });
         let weak = Arc::downgrade(&service);
@@ -146,7 +151,7 @@ impl TxnCoordinatorService {
     pub fn partitions(&self) -> i32 {
         self.metadata
             .topic(TXN_TOPIC)
-            .map_or(self.configured_partitions, |t| t.partitions)
+            .map_or(self.internal_topic.partitions, |t| t.partitions)
     }
 
     /// The `__transaction_state` partition of a transactional id.
@@ -171,13 +176,19 @@ impl TxnCoordinatorService {
         }
         let req = CreateTopic {
             name: TXN_TOPIC.to_string(),
-            partitions: self.configured_partitions,
-            replication_factor: 1,
+            partitions: self.internal_topic.partitions,
+            replication_factor: self.internal_topic.replication_factor,
             assignments: BTreeMap::new(),
             configs: BTreeMap::from([
                 ("cleanup.policy".to_string(), "compact".to_string()),
                 ("compression.type".to_string(), "uncompressed".to_string()),
-                ("min.insync.replicas".to_string(), "1".to_string()),
+                (
+                    "min.insync.replicas".to_string(),
+                    self.internal_topic
+                        .min_insync_replicas
+                        .unwrap_or(1)
+                        .to_string(),
+                ),
                 ("segment.bytes".to_string(), "104857600".to_string()),
                 (
                     "unclean.leader.election.enable".to_string(),
@@ -194,11 +205,19 @@ impl TxnCoordinatorService {
 
     /// FindCoordinator for a transactional id: creates the topic if needed and waits until
     /// the id's shard is loaded here.
-    pub async fn find_coordinator(&self, transactional_id: &str) -> Result<(), CoordinatorError> {
+    pub async fn find_coordinator(
+        &self,
+        transactional_id: &str,
+        me: i32,
+    ) -> Result<Option<i32>, CoordinatorError> {
         self.ensure_topic().await?;
-        self.runtime
-            .read(self.partition_for(transactional_id), |_| ())
-            .await
+        let partition = self.partition_for(transactional_id);
+        let leader = self
+            .metadata
+            .topic(TXN_TOPIC)
+            .and_then(|t| self.metadata.partition_state(&t, partition))
+            .map_or(-1, |s| s.leader);
+        self.runtime.locate(partition, leader, me).await
     }
 
     /// Runs an operation for `transactional_id`: persists its records, writes its markers and

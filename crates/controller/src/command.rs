@@ -28,7 +28,9 @@ pub enum Command {
         partitions: i32,
         /// Replication factor.
         replication_factor: i16,
-        /// Manual assignment (partition → brokers), empty for automatic placement.
+        /// Manual assignment (partition → brokers), empty for automatic placement. On the
+        /// wire a list of pairs: an internally tagged enum cannot carry integer map keys.
+        #[serde(with = "int_keyed")]
         assignments: BTreeMap<i32, Vec<i32>>,
         /// Config overrides.
         configs: BTreeMap<String, String>,
@@ -264,6 +266,26 @@ impl ClusterState {
     }
 }
 
+/// A map with integer keys as a list of `[key, value]` pairs (serde's internally tagged
+/// enums buffer their content, and JSON's string keys then no longer parse as integers).
+mod int_keyed {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    pub fn serialize<S: Serializer, V: Serialize>(
+        map: &BTreeMap<i32, V>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, V: Deserialize<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<i32, V>, D::Error> {
+        Ok(Vec::<(i32, V)>::deserialize(d)?.into_iter().collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,6 +302,16 @@ mod tests {
         let json = serde_json::to_vec(&cmd).unwrap();
         let back: Command = serde_json::from_slice(&json).unwrap();
         assert_eq!(back, cmd);
+        let manual = Command::CreateTopic {
+            name: "m".into(),
+            partitions: 2,
+            replication_factor: 2,
+            assignments: BTreeMap::from([(0, vec![1, 2]), (1, vec![2, 3])]),
+            configs: BTreeMap::new(),
+        };
+        let json = serde_json::to_vec(&manual).unwrap();
+        let back: Command = serde_json::from_slice(&json).unwrap();
+        assert_eq!(back, manual);
         let mut state = ClusterState::default();
         // No broker registered: the replication factor cannot be met.
         let err = state.run_command(&cmd, Uuid::from_u128(7)).unwrap_err();

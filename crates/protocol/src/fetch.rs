@@ -46,6 +46,25 @@ pub struct PartitionData<R> {
     pub preferred_read_replica: i32,
     /// Record data and its length; `None` encodes an empty (not null) records field.
     pub records: Option<(R, u64)>,
+    /// v12+ tagged field 0: the follower's log diverged from the leader's at this
+    /// (epoch, end offset) (KIP-320 truncation on fetch).
+    pub diverging_epoch: Option<(i32, i64)>,
+    /// v12+ tagged field 1: the current leader (id, epoch), sent with NOT_LEADER_OR_FOLLOWER
+    /// and FENCED_LEADER_EPOCH (KIP-951).
+    pub current_leader: Option<(i32, i32)>,
+}
+
+/// A broker's endpoint in a Fetch response (v16+ `NodeEndpoints`, KIP-951).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeEndpoint {
+    /// Node id.
+    pub node_id: i32,
+    /// Host.
+    pub host: String,
+    /// Port.
+    pub port: i32,
+    /// Rack.
+    pub rack: Option<String>,
 }
 
 /// A fetched topic.
@@ -70,6 +89,8 @@ pub struct FetchResponseData<R> {
     pub session_id: i32,
     /// Topics.
     pub topics: Vec<TopicData<R>>,
+    /// v16+ tagged field 0: endpoints of the leaders named in `current_leader` fields.
+    pub node_endpoints: Vec<NodeEndpoint>,
 }
 
 /// Lowest Fetch version this encoder supports.
@@ -103,6 +124,27 @@ impl<R> Writer<R> {
     fn tags(&mut self) {
         if self.flexible {
             self.buf.put_u8(0);
+        }
+    }
+    fn compact_nullable_string(buf: &mut BytesMut, s: Option<&str>) {
+        match s {
+            None => buf.put_u8(0),
+            Some(s) => {
+                put_uvarint(buf, s.len() as u32 + 1);
+                buf.put_slice(s.as_bytes());
+            }
+        }
+    }
+    /// Writes tagged fields `(tag, payload)` (in tag order), or the empty tag section.
+    fn tagged(&mut self, fields: &[(u32, BytesMut)]) {
+        if !self.flexible {
+            return;
+        }
+        put_uvarint(&mut self.buf, fields.len() as u32);
+        for (tag, payload) in fields {
+            put_uvarint(&mut self.buf, *tag);
+            put_uvarint(&mut self.buf, payload.len() as u32);
+            self.buf.put_slice(payload);
         }
     }
     fn flush(&mut self) {
@@ -201,11 +243,39 @@ pub fn encode_fetch_response<R>(
                     w.chunks.push(Chunk::Records(region));
                 }
             }
-            w.tags();
+            let mut fields = Vec::new();
+            if let Some((epoch, end_offset)) = p.diverging_epoch {
+                let mut b = BytesMut::new();
+                b.put_i32(epoch);
+                b.put_i64(end_offset);
+                b.put_u8(0);
+                fields.push((0, b));
+            }
+            if let Some((leader, epoch)) = p.current_leader {
+                let mut b = BytesMut::new();
+                b.put_i32(leader);
+                b.put_i32(epoch);
+                b.put_u8(0);
+                fields.push((1, b));
+            }
+            w.tagged(&fields);
         }
         w.tags();
     }
-    w.tags();
+    let mut fields = Vec::new();
+    if version >= 16 && !data.node_endpoints.is_empty() {
+        let mut b = BytesMut::new();
+        put_uvarint(&mut b, data.node_endpoints.len() as u32 + 1);
+        for n in &data.node_endpoints {
+            b.put_i32(n.node_id);
+            Writer::<R>::compact_nullable_string(&mut b, Some(&n.host));
+            b.put_i32(n.port);
+            Writer::<R>::compact_nullable_string(&mut b, n.rack.as_deref());
+            b.put_u8(0);
+        }
+        fields.push((0, b));
+    }
+    w.tagged(&fields);
     w.flush();
     let total = w.total;
     let size = (total - 4) as i32;
@@ -228,6 +298,17 @@ mod tests {
     use kafka_protocol::protocol::StrBytes;
 
     fn ours(version: i16, records: &[Option<Vec<u8>>], aborted: bool) -> Vec<u8> {
+        ours_with(version, records, aborted, false)
+    }
+
+    /// `tagged`: partition 1 diverged at (4, 77) and partition 2 names leader 3 in epoch 9,
+    /// whose endpoint goes in NodeEndpoints.
+    fn ours_with(
+        version: i16,
+        records: &[Option<Vec<u8>>],
+        aborted: bool,
+        tagged: bool,
+    ) -> Vec<u8> {
         let partitions = records
             .iter()
             .enumerate()
@@ -245,6 +326,8 @@ mod tests {
                 }),
                 preferred_read_replica: -1,
                 records: r.as_ref().map(|v| (v.clone(), v.len() as u64)),
+                diverging_epoch: (tagged && i == 1).then_some((4, 77)),
+                current_leader: (tagged && i == 2).then_some((3, 9)),
             })
             .collect();
         let data = FetchResponseData {
@@ -256,6 +339,16 @@ mod tests {
                 topic_id: Uuid::from_u128(0x1234_5678_9abc_def0_1122_3344_5566_7788),
                 partitions,
             }],
+            node_endpoints: if tagged {
+                vec![NodeEndpoint {
+                    node_id: 3,
+                    host: "h3".into(),
+                    port: 9093,
+                    rack: Some("r1".into()),
+                }]
+            } else {
+                Vec::new()
+            },
         };
         let (chunks, total) = encode_fetch_response(version, 42, data);
         let mut out = Vec::new();
@@ -270,6 +363,18 @@ mod tests {
     }
 
     fn theirs(version: i16, records: &[Option<Vec<u8>>], aborted: bool) -> Vec<u8> {
+        theirs_with(version, records, aborted, false)
+    }
+
+    fn theirs_with(
+        version: i16,
+        records: &[Option<Vec<u8>>],
+        aborted: bool,
+        tagged: bool,
+    ) -> Vec<u8> {
+        use kafka_protocol::messages::fetch_response::{
+            EpochEndOffset, LeaderIdAndEpoch, NodeEndpoint as KNode,
+        };
         let partitions = records
             .iter()
             .enumerate()
@@ -286,12 +391,32 @@ mod tests {
                     }))
                     .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1))
                     .with_records(Some(Bytes::from(r.clone().unwrap_or_default())))
+                    .with_diverging_epoch(if tagged && i == 1 {
+                        EpochEndOffset::default().with_epoch(4).with_end_offset(77)
+                    } else {
+                        EpochEndOffset::default()
+                    })
+                    .with_current_leader(if tagged && i == 2 {
+                        LeaderIdAndEpoch::default()
+                            .with_leader_id(kafka_protocol::messages::BrokerId(3))
+                            .with_leader_epoch(9)
+                    } else {
+                        LeaderIdAndEpoch::default()
+                    })
             })
             .collect();
-        let resp = FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
-            .with_topic(TopicName(StrBytes::from_static_str("topic-a")))
-            .with_topic_id(Uuid::from_u128(0x1234_5678_9abc_def0_1122_3344_5566_7788))
-            .with_partitions(partitions)]);
+        let mut resp =
+            FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
+                .with_topic(TopicName(StrBytes::from_static_str("topic-a")))
+                .with_topic_id(Uuid::from_u128(0x1234_5678_9abc_def0_1122_3344_5566_7788))
+                .with_partitions(partitions)]);
+        if tagged && version >= 16 {
+            resp.node_endpoints = vec![KNode::default()
+                .with_node_id(kafka_protocol::messages::BrokerId(3))
+                .with_host(StrBytes::from_static_str("h3"))
+                .with_port(9093)
+                .with_rack(Some(StrBytes::from_static_str("r1")))];
+        }
         crate::response::encode_response(ApiKey::Fetch, version, 42, &resp)
             .unwrap()
             .to_vec()
@@ -307,6 +432,13 @@ mod tests {
                     theirs(version, &recs, aborted),
                     "fetch v{version} aborted={aborted}"
                 );
+                if version >= 12 {
+                    assert_eq!(
+                        ours_with(version, &recs, aborted, true),
+                        theirs_with(version, &recs, aborted, true),
+                        "fetch v{version} aborted={aborted} with tagged fields"
+                    );
+                }
             }
         }
     }

@@ -1,4 +1,7 @@
-//! DescribeCluster (key 60), v0–v2: this node as the only broker and the controller.
+//! DescribeCluster (key 60), v0–v2. On a client listener: the alive brokers at that listener
+//! (v2 with `include_fenced_brokers`: the fenced ones too, flagged) and a live broker as the
+//! controller id, as Kafka's KRaft brokers answer. On the controller listener (KIP-919,
+//! `--bootstrap-controller`): the voters at their controller endpoints and the active one.
 
 use super::{Ctx, Plane, Response};
 use crate::errors::HandlerError;
@@ -54,16 +57,24 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
     match ctx.plane {
         Plane::Client => {
             resp.controller_id = BrokerId(ctx.metadata().controller_id_for_clients());
+            // v2 (KIP-1073, `kafka-cluster.sh list-endpoints --include-fenced-brokers`): the
+            // fenced brokers too, flagged.
+            let with_fenced = ctx.version >= 2 && req.include_fenced_brokers;
             resp.brokers = ctx
                 .metadata()
-                .alive_brokers(&ctx.listener.name)
+                .brokers()
                 .into_iter()
-                .map(|b| {
-                    DescribeClusterBroker::default()
-                        .with_broker_id(BrokerId(b.node_id))
-                        .with_host(StrBytes::from_string(b.host))
-                        .with_port(i32::from(b.port))
-                        .with_rack(b.rack.map(StrBytes::from_string))
+                .filter(|b| with_fenced || !b.fenced)
+                .filter_map(|b| {
+                    let e = crate::metadata_cache::BrokerEndpoint::of(&b, &ctx.listener.name)?;
+                    Some(
+                        DescribeClusterBroker::default()
+                            .with_broker_id(BrokerId(e.node_id))
+                            .with_host(StrBytes::from_string(e.host))
+                            .with_port(i32::from(e.port))
+                            .with_rack(e.rack.map(StrBytes::from_string))
+                            .with_is_fenced(b.fenced),
+                    )
                 })
                 .collect();
         }

@@ -1,10 +1,13 @@
-//! Fetch (key 1), v4–v16 (topic ids from v13). Consumers fetch from the partition leader
-//! (NOT_LEADER_OR_FOLLOWER elsewhere, FENCED/UNKNOWN_LEADER_EPOCH on an epoch mismatch) and
-//! read up to the high watermark (read_committed: the last stable offset). Record data goes
-//! from the segment file to the socket with `sendfile`: the response is encoded by
+//! Fetch (key 1), v4–v18 (topic ids from v13). Consumers fetch from the partition leader
+//! (NOT_LEADER_OR_FOLLOWER elsewhere, with the current leader and its endpoint as KIP-951
+//! asks; FENCED/UNKNOWN_LEADER_EPOCH on an epoch mismatch) and read up to the high watermark
+//! (read_committed: the last stable offset). Followers fetch as replicas (`ReplicaState`,
+//! v15+, or `ReplicaId`): they read up to the log end, their progress moves the ISR and the
+//! high watermark, and a diverged log gets `DivergingEpoch` instead of records. Record data
+//! goes from the segment file to the socket with `sendfile`: the response is encoded by
 //! `gregor_protocol::fetch` around file regions. Long polls wait for the high watermark to
-//! advance (per-partition notifiers registered before reading, so no wake-up is lost) until
-//! `min_bytes` are available or `max_wait_ms` passes. Sessions
+//! advance (followers: for appends) — per-partition notifiers registered before reading, so
+//! no wake-up is lost — until `min_bytes` are available or `max_wait_ms` passes. Sessions
 //! (KIP-227) are not kept: every response carries session id 0, which tells clients to send
 //! full fetch requests.
 
@@ -37,7 +40,13 @@ struct Want {
     max_bytes: i32,
     /// isolation_level 1: read up to the last stable offset, with the aborted transactions.
     read_committed: bool,
+    current_leader_epoch: i32,
+    last_fetched_epoch: i32,
+    log_start_offset: i64,
 }
+
+/// A follower's identity in a replica fetch: (replica id, broker epoch).
+type Replica = Option<(i32, i64)>;
 
 struct WantTopic {
     name: String,
@@ -55,17 +64,54 @@ fn error_data(index: i32, code: ErrorCode) -> PartitionData<FileRegion> {
         aborted_transactions: None,
         preferred_read_replica: -1,
         records: None,
+        diverging_epoch: None,
+        current_leader: None,
     }
 }
 
-fn read_one(w: &Want, node_id: i32, limit: usize, min_one: bool) -> PartitionData<FileRegion> {
+fn read_one(
+    ctx: &Ctx<'_>,
+    w: &Want,
+    replica: Replica,
+    limit: usize,
+    min_one: bool,
+) -> PartitionData<FileRegion> {
     let part = match &w.part {
         Ok(p) => p,
         Err(code) => return error_data(w.index, *code),
     };
-    if part.leader() != node_id {
+    if part.leader() != ctx.node_id() {
         // Leadership moved during a long poll.
         return error_data(w.index, ErrorCode::NotLeaderOrFollower);
+    }
+    if let Some((replica_id, broker_epoch)) = replica {
+        let fetch = gregor_replication::FollowerFetch {
+            replica_id,
+            broker_epoch,
+            current_leader_epoch: (w.current_leader_epoch >= 0).then_some(w.current_leader_epoch),
+            fetch_offset: w.fetch_offset,
+            last_fetched_epoch: (w.last_fetched_epoch >= 0).then_some(w.last_fetched_epoch),
+            log_start_offset: w.log_start_offset,
+        };
+        let read = ctx.replicas().read_for_follower(part, &fetch, limit);
+        if read.error != ErrorCode::None {
+            return error_data(w.index, read.error);
+        }
+        return PartitionData {
+            partition_index: w.index,
+            error_code: 0,
+            high_watermark: read.high_watermark,
+            last_stable_offset: read.high_watermark,
+            log_start_offset: read.log_start_offset,
+            aborted_transactions: None,
+            preferred_read_replica: -1,
+            records: read.region.map(|region| {
+                let len = region.len;
+                (region, len)
+            }),
+            diverging_epoch: read.diverging_epoch,
+            current_leader: None,
+        };
     }
     let read = part.with_log(|log| read_log(log, w, limit, min_one));
     let Some(read) = read else {
@@ -84,6 +130,8 @@ fn read_one(w: &Want, node_id: i32, limit: usize, min_one: bool) -> PartitionDat
                 let len = region.len;
                 (region, len)
             }),
+            diverging_epoch: None,
+            current_leader: None,
         },
         Err(StorageError::OffsetOutOfRange { .. }) => {
             error_data(w.index, ErrorCode::OffsetOutOfRange)
@@ -130,8 +178,9 @@ fn read_log(
 /// Reads every wanted partition once. Returns the response topics, bytes of record data, and
 /// whether any partition has an error (which ends a long poll at once, as in Kafka).
 fn read_all(
+    ctx: &Ctx<'_>,
     topics: &[WantTopic],
-    node_id: i32,
+    replica: Replica,
     max_bytes: i32,
 ) -> (Vec<TopicData<FileRegion>>, u64, bool) {
     let mut remaining: u64 = if max_bytes <= 0 {
@@ -147,7 +196,7 @@ fn read_all(
         let mut parts = Vec::with_capacity(t.partitions.len());
         for w in &t.partitions {
             let limit = (w.max_bytes.max(0) as u64).min(remaining) as usize;
-            let data = read_one(w, node_id, limit, min_one);
+            let data = read_one(ctx, w, replica, limit, min_one);
             if data.error_code != 0 {
                 any_error = true;
             }
@@ -191,9 +240,62 @@ fn count(ctx: &Ctx<'_>, data: &[TopicData<FileRegion>]) {
     }
 }
 
+/// KIP-951: partitions answered NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH name the
+/// current leader (and v16+ its endpoint), so the client need not refresh its metadata first.
+fn add_current_leaders(
+    ctx: &Ctx<'_>,
+    data: &mut [TopicData<FileRegion>],
+) -> Vec<gregor_protocol::fetch::NodeEndpoint> {
+    let mut leaders = std::collections::BTreeSet::new();
+    for t in data.iter_mut() {
+        let Some(meta) = ctx.metadata().topic(&t.name) else {
+            continue;
+        };
+        for p in &mut t.partitions {
+            let code = ErrorCode::from_code(p.error_code);
+            if !matches!(
+                code,
+                Some(ErrorCode::NotLeaderOrFollower | ErrorCode::FencedLeaderEpoch)
+            ) {
+                continue;
+            }
+            if let Some(s) = ctx.metadata().partition_state(&meta, p.partition_index) {
+                p.current_leader = Some((s.leader, s.leader_epoch));
+                if s.leader >= 0 {
+                    leaders.insert(s.leader);
+                }
+            }
+        }
+    }
+    leaders
+        .into_iter()
+        .filter_map(|id| ctx.metadata().broker_endpoint(id, &ctx.listener.name))
+        .map(|b| gregor_protocol::fetch::NodeEndpoint {
+            node_id: b.node_id,
+            host: b.host,
+            port: i32::from(b.port),
+            rack: b.rack,
+        })
+        .collect()
+}
+
 /// Handles Fetch.
 pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: FetchRequest = ctx.decode(body)?;
+    // A follower fetches as a replica: its id and broker epoch (v15+: ReplicaState).
+    let replica_id = if ctx.version >= 15 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    };
+    let replica: Replica = (replica_id >= 0).then(|| {
+        let epoch = if ctx.version >= 15 {
+            req.replica_state.replica_epoch
+        } else {
+            -1
+        };
+        (replica_id, epoch)
+    });
     let metadata = ctx.metadata();
     let replicas = ctx.replicas();
     let mut topics = Vec::with_capacity(req.topics.len());
@@ -218,8 +320,15 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
                     None => replicas.leader_partition(&name, p.partition, p.current_leader_epoch),
                 },
                 fetch_offset: p.fetch_offset,
-                read_committed: req.isolation_level == 1,
+                read_committed: req.isolation_level == 1 && replica.is_none(),
                 max_bytes: p.partition_max_bytes,
+                current_leader_epoch: p.current_leader_epoch,
+                last_fetched_epoch: if ctx.version >= 12 {
+                    p.last_fetched_epoch
+                } else {
+                    -1
+                },
+                log_start_offset: p.log_start_offset,
             })
             .collect();
         topics.push(WantTopic {
@@ -241,14 +350,20 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
             for t in &topics {
                 for w in &t.partitions {
                     if let Ok(p) = &w.part {
-                        let mut n = Box::pin(p.hw_advanced().notified());
+                        // Followers wait for new data, consumers for the high watermark.
+                        let notify = if replica.is_some() {
+                            p.appended()
+                        } else {
+                            p.hw_advanced()
+                        };
+                        let mut n = Box::pin(notify.notified());
                         n.as_mut().enable();
                         waiters.push(n);
                     }
                 }
             }
         }
-        let (data, bytes, any_error) = read_all(&topics, ctx.node_id(), req.max_bytes);
+        let (mut data, bytes, any_error) = read_all(ctx, &topics, replica, req.max_bytes);
         let done = !can_wait
             || bytes >= min_bytes.max(1)
             || any_error
@@ -256,6 +371,11 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
             || waiters.is_empty();
         if done {
             count(ctx, &data);
+            let node_endpoints = if ctx.version >= 12 {
+                add_current_leaders(ctx, &mut data)
+            } else {
+                Vec::new()
+            };
             let (chunks, total) = encode_fetch_response(
                 ctx.version,
                 ctx.header.correlation_id,
@@ -264,6 +384,7 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
                     error_code: 0,
                     session_id: 0,
                     topics: data,
+                    node_endpoints,
                 },
             );
             return Ok(Response::Chunks(chunks, total));

@@ -1,7 +1,10 @@
 //! FindCoordinator (key 10), v0–v6 (batched keys from v4). The coordinator of a group (of a
 //! transactional id) is the leader of its `__consumer_offsets` (`__transaction_state`)
 //! partition: the first group lookup creates `__consumer_offsets`, the first transaction lookup
-//! (key type 1) `__transaction_state`, and the answer comes once the key's shard is loaded.
+//! (key type 1) `__transaction_state`. When this broker leads the key's partition the answer
+//! comes once the key's shard is loaded here; when another broker leads it the answer is that
+//! broker's endpoint on the request's listener (COORDINATOR_NOT_AVAILABLE while the partition
+//! has no leader or its leader is fenced), as Kafka's brokers answer.
 
 use super::{Ctx, Response};
 use crate::errors::HandlerError;
@@ -24,9 +27,10 @@ async fn find(
     key_type: i8,
     key: &str,
 ) -> (ErrorCode, Option<String>, i32, String, i32) {
+    let me = ctx.node_id();
     let found = match key_type {
-        KEY_GROUP => ctx.groups().find_coordinator(key).await,
-        KEY_TRANSACTION => ctx.txns().find_coordinator(key).await,
+        KEY_GROUP => ctx.groups().find_coordinator(key, me).await,
+        KEY_TRANSACTION => ctx.txns().find_coordinator(key, me).await,
         other => {
             return (
                 ErrorCode::InvalidRequest,
@@ -37,16 +41,25 @@ async fn find(
             )
         }
     };
+    // Another broker leads the key's partition: its endpoint on this listener, while alive.
+    let found = match found {
+        Ok(Some(id)) => match ctx
+            .metadata()
+            .alive_brokers(&ctx.listener.name)
+            .into_iter()
+            .find(|b| b.node_id == id)
+        {
+            Some(b) => return (ErrorCode::None, None, id, b.host, i32::from(b.port)),
+            None => Err(crate::coordinator_runtime::CoordinatorError::NotAvailable(
+                format!("the coordinator {id} is not available"),
+            )),
+        },
+        other => other,
+    };
     match found {
-        Ok(()) => {
+        Ok(_) => {
             let adv = ctx.config().advertised_for(&ctx.listener.name);
-            (
-                ErrorCode::None,
-                None,
-                ctx.node_id(),
-                adv.host.clone(),
-                adv.port as i32,
-            )
+            (ErrorCode::None, None, me, adv.host.clone(), adv.port as i32)
         }
         // FindCoordinator only ever answers COORDINATOR_NOT_AVAILABLE: the client retries.
         Err(e) => (

@@ -56,15 +56,29 @@ fn find_record_from(
     })
 }
 
-fn lookup(log: &Log, timestamp: i64, read_committed: bool) -> Result<(i64, i64), ErrorCode> {
+/// Which end of the log LATEST means (Kafka's `FetchIsolation` of the request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Isolation {
+    /// A follower or a debugging consumer: the log end offset.
+    LogEnd,
+    /// read_uncommitted: the high watermark.
+    HighWatermark,
+    /// read_committed: the last stable offset.
+    Committed,
+}
+
+fn lookup(log: &Log, timestamp: i64, isolation: Isolation) -> Result<(i64, i64), ErrorCode> {
     let storage = |e: gregor_storage::StorageError| {
         tracing::error!(error = %e, "ListOffsets read failed");
         ErrorCode::KafkaStorageError
     };
     Ok(match timestamp {
         // read_committed consumers see up to the last stable offset.
-        LATEST if read_committed => (-1, log.last_stable_offset()),
-        LATEST => (-1, log.high_watermark()),
+        LATEST => match isolation {
+            Isolation::LogEnd => (-1, log.log_end_offset()),
+            Isolation::HighWatermark => (-1, log.high_watermark()),
+            Isolation::Committed => (-1, log.last_stable_offset()),
+        },
         EARLIEST | EARLIEST_LOCAL => (-1, log.log_start_offset()),
         LATEST_TIERED => (-1, -1),
         MAX_TIMESTAMP => match log.max_timestamp_batch().map_err(storage)? {
@@ -93,7 +107,14 @@ fn lookup(log: &Log, timestamp: i64, read_committed: bool) -> Result<(i64, i64),
 /// Handles ListOffsets.
 pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: ListOffsetsRequest = ctx.decode(body)?;
-    let read_committed = req.isolation_level == 1;
+    // Kafka: a replica (id >= 0) or the debugging consumer (-2) reads to the log end.
+    let isolation = if req.replica_id.0 >= 0 || req.replica_id.0 == -2 {
+        Isolation::LogEnd
+    } else if req.isolation_level == 1 {
+        Isolation::Committed
+    } else {
+        Isolation::HighWatermark
+    };
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in &req.topics {
         let name = t.name.0.as_str();
@@ -109,7 +130,7 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
                     .leader_partition(name, p.partition_index, p.current_leader_epoch);
             let epoch = part.as_ref().map_or(-1, |p| p.leader_epoch());
             let result = part.and_then(|part| {
-                part.with_log(|log| lookup(log, p.timestamp, read_committed))
+                part.with_log(|log| lookup(log, p.timestamp, isolation))
                     .unwrap_or(Err(ErrorCode::UnknownTopicOrPartition))
             });
             match result {

@@ -31,6 +31,7 @@ pub mod acls;
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod alter_configs;
+pub mod alter_partition;
 pub mod alter_replica_log_dirs;
 pub mod api_versions;
 pub mod broker_heartbeat;
@@ -172,6 +173,7 @@ apis! {
     ApiVersions: api_versions::VERSIONS => api_versions::handle;
     BrokerRegistration: broker_registration::VERSIONS => broker_registration::handle;
     BrokerHeartbeat: broker_heartbeat::VERSIONS => broker_heartbeat::handle;
+    AlterPartition: alter_partition::VERSIONS => alter_partition::handle;
     DescribeQuorum: describe_quorum::VERSIONS => describe_quorum::handle;
     DescribeCluster: describe_cluster::VERSIONS => describe_cluster::handle;
 }

@@ -335,22 +335,20 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
             if outcome.error != ErrorCode::None {
                 continue;
             }
-            if let Ok((part, _, settings)) = &slot.work {
+            if let Ok((part, _, _)) = &slot.work {
                 let waited = crate::metrics::waiting(replicas.wait_for_commit(
                     part,
                     outcome.end_offset,
                     timeout,
                 ))
                 .await;
+                // NOT_ENOUGH_REPLICAS_AFTER_APPEND: the records are in the log, but the ISR
+                // shrank under the minimum before they were replicated.
                 if let Err(code) = waited {
                     *outcome = Outcome::err(
                         code,
                         format!("{code:?} while waiting for the in-sync replicas"),
                     );
-                } else if let Err(msg) = replicas.check_min_isr(part, settings.min_insync_replicas)
-                {
-                    // The records are in the log, but fewer replicas than required have them.
-                    *outcome = Outcome::err(ErrorCode::NotEnoughReplicasAfterAppend, msg);
                 }
             }
         }
@@ -477,7 +475,7 @@ async fn resolve(
     }
     if acks == -1 {
         ctx.replicas()
-            .check_min_isr(&part, settings.min_insync_replicas)
+            .check_min_isr(&part)
             .map_err(|msg| Outcome::err(ErrorCode::NotEnoughReplicas, msg))?;
     }
     Ok((part, records, settings))
