@@ -171,6 +171,17 @@ pub enum AppendError {
     Storage(#[from] StorageError),
 }
 
+impl AppendError {
+    /// The Kafka error a client (or a peer broker) gets for this failure.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            AppendError::Deleted => ErrorCode::UnknownTopicOrPartition,
+            AppendError::NotLeader => ErrorCode::NotLeaderOrFollower,
+            AppendError::Storage(e) => crate::errors::storage_code(e),
+        }
+    }
+}
+
 impl Partition {
     /// `topic-index`, as Kafka names partitions in logs.
     pub fn name(&self) -> String {
@@ -461,6 +472,14 @@ impl ReplicaManager {
         let b = image.broker(id)?;
         let e = b.endpoint(listener).or_else(|| b.endpoints.first())?;
         Some(format!("{}:{}", e.host, e.port))
+    }
+
+    /// The leader of `topic`-`index` per the latest metadata image: `None` when the partition
+    /// does not exist (any more), `Some(-1)` while it has no leader.
+    pub fn partition_leader(&self, topic: &str, index: i32) -> Option<i32> {
+        let image = self.image.read();
+        let meta = image.topic(topic)?;
+        partition_state(&image, meta, index).map(|s| s.leader)
     }
 
     /// The current time of the replica manager's clock.

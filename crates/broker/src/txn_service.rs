@@ -20,7 +20,7 @@ use crate::controller::ControllerChannel;
 use crate::coordinator_runtime::{
     CoordinatorError, CoordinatorRuntime, CoordinatorShard, InternalTopic, Writes,
 };
-use crate::markers::MarkerWriter;
+use crate::markers::{Marker, MarkerWriter};
 use crate::metadata_cache::MetadataCache;
 use crate::producer_ids::ProducerIdManager;
 use crate::replica_manager::ReplicaManager;
@@ -145,6 +145,11 @@ impl TxnCoordinatorService {
         });
         deps.replicas.add_leadership_listener(Arc::new(runtime));
         service
+    }
+
+    /// The marker writer (the WriteTxnMarkers handler writes through it).
+    pub fn markers(&self) -> &MarkerWriter {
+        &self.markers
     }
 
     /// Number of `__transaction_state` partitions.
@@ -281,15 +286,17 @@ impl TxnCoordinatorService {
                     .write_marker(
                         topic,
                         *p,
-                        m.producer_id,
-                        m.producer_epoch,
-                        m.commit,
-                        m.coordinator_epoch,
+                        Marker {
+                            producer_id: m.producer_id,
+                            producer_epoch: m.producer_epoch,
+                            commit: m.commit,
+                            coordinator_epoch: m.coordinator_epoch,
+                        },
                     )
                     .await
                 {
-                    // Kafka retries until the partition accepts; a local log that refuses a
-                    // marker (fenced epoch, I/O error) will not accept it later either.
+                    // Retriable failures were retried (MARKER_RETRY_LIMIT); a partition that
+                    // refuses a marker (fenced epoch, I/O error) will not accept it later.
                     tracing::error!(
                         transactional_id = %m.transactional_id,
                         %topic,

@@ -30,6 +30,7 @@ use tokio::sync::watch;
 pub mod acls;
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
+pub mod allocate_producer_ids;
 pub mod alter_configs;
 pub mod alter_partition;
 pub mod alter_replica_log_dirs;
@@ -75,6 +76,7 @@ pub mod partition_reassignments;
 pub mod produce;
 pub mod sync_group;
 pub mod txn_offset_commit;
+pub mod write_txn_markers;
 
 /// An API and the version range Gregor serves (and advertises in ApiVersions).
 #[derive(Debug, Clone, Copy)]
@@ -126,6 +128,7 @@ apis! {
     AddPartitionsToTxn: add_partitions_to_txn::VERSIONS => add_partitions_to_txn::handle;
     AddOffsetsToTxn: add_offsets_to_txn::VERSIONS => add_offsets_to_txn::handle;
     EndTxn: end_txn::VERSIONS => end_txn::handle;
+    WriteTxnMarkers: write_txn_markers::VERSIONS => write_txn_markers::handle;
     DescribeTransactions: describe_transactions::VERSIONS => describe_transactions::handle;
     ListTransactions: list_transactions::VERSIONS => list_transactions::handle;
     DescribeProducers: describe_producers::VERSIONS => describe_producers::handle;
@@ -174,6 +177,7 @@ apis! {
     BrokerRegistration: broker_registration::VERSIONS => broker_registration::handle;
     BrokerHeartbeat: broker_heartbeat::VERSIONS => broker_heartbeat::handle;
     AlterPartition: alter_partition::VERSIONS => alter_partition::handle;
+    AllocateProducerIds: allocate_producer_ids::VERSIONS => allocate_producer_ids::handle;
     DescribeQuorum: describe_quorum::VERSIONS => describe_quorum::handle;
     DescribeCluster: describe_cluster::VERSIONS => describe_cluster::handle;
 }
@@ -416,37 +420,52 @@ pub async fn dispatch(ctx: Ctx<'_>, mut body: Bytes) -> Result<Response, Handler
 
 #[cfg(test)]
 mod tests {
-    use super::SUPPORTED;
+    use super::{ApiSupport, CONTROLLER_SUPPORTED, SUPPORTED};
 
     /// docs/compatibility.md must list exactly the advertised APIs and versions.
     #[test]
     fn docs_table_matches_supported_apis() {
         let doc = include_str!("../../../../docs/compatibility.md");
-        let mut documented = Vec::new();
-        for line in doc.lines() {
-            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-            if cells.len() < 5 {
-                continue;
+        // The client listener's table, then the controller listener's (after its heading).
+        let (client, controller) = doc
+            .split_once("## Controller listener APIs")
+            .expect("docs/compatibility.md has a controller listener section");
+        let table = |text: &str| {
+            let mut documented = Vec::new();
+            for line in text.lines() {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                if cells.len() < 5 {
+                    continue;
+                }
+                let (Ok(key), Some((min, max))) =
+                    (cells[1].parse::<i16>(), cells[3].split_once('–'))
+                else {
+                    continue;
+                };
+                documented.push((
+                    key,
+                    min.parse::<i16>().unwrap(),
+                    max.parse::<i16>().unwrap(),
+                ));
             }
-            let (Ok(key), Some((min, max))) = (cells[1].parse::<i16>(), cells[3].split_once('–'))
-            else {
-                continue;
-            };
-            documented.push((
-                key,
-                min.parse::<i16>().unwrap(),
-                max.parse::<i16>().unwrap(),
-            ));
-        }
-        let mut advertised: Vec<(i16, i16, i16)> = SUPPORTED
-            .iter()
-            .map(|a| (a.key as i16, a.min, a.max))
-            .collect();
-        advertised.sort();
-        documented.sort();
+            documented.sort();
+            documented
+        };
+        let advertised = |apis: &[ApiSupport]| {
+            let mut v: Vec<(i16, i16, i16)> =
+                apis.iter().map(|a| (a.key as i16, a.min, a.max)).collect();
+            v.sort();
+            v
+        };
         assert_eq!(
-            documented, advertised,
+            table(client),
+            advertised(SUPPORTED),
             "docs/compatibility.md is out of date"
+        );
+        assert_eq!(
+            table(controller),
+            advertised(CONTROLLER_SUPPORTED),
+            "docs/compatibility.md (controller listener) is out of date"
         );
     }
 }

@@ -27,8 +27,10 @@ use crate::topic_config::ProduceSettings;
 use bytes::Bytes;
 use gregor_protocol::messages::produce_request::ProduceRequest;
 use gregor_protocol::messages::produce_response::{
-    BatchIndexAndErrorMessage, PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
+    ProduceResponse, TopicProduceResponse,
 };
+use gregor_protocol::messages::BrokerId;
 use gregor_protocol::protocol::StrBytes;
 use gregor_protocol::record_batch::BatchError;
 use gregor_protocol::{Compression, ErrorCode, RecordBatch, RecordBatchBuilder};
@@ -368,6 +370,7 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
         })
         .collect();
     let mut counters: Option<(String, Arc<crate::metrics::TopicCounters>)> = None;
+    let mut leaders: Vec<i32> = Vec::new();
     for (slot, outcome) in slots.iter().zip(outcomes) {
         if outcome.error != ErrorCode::None {
             any_error = true;
@@ -408,8 +411,40 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
                 })
                 .collect();
         }
+        // KIP-951 (v10+): a partition led elsewhere names its current leader (and below, its
+        // endpoint), so the client need not refresh its metadata first.
+        if ctx.version >= 10
+            && matches!(
+                outcome.error,
+                ErrorCode::NotLeaderOrFollower | ErrorCode::FencedLeaderEpoch
+            )
+        {
+            if let Some(s) = ctx
+                .metadata()
+                .topic(&slot.name)
+                .and_then(|m| ctx.metadata().partition_state(&m, slot.index))
+            {
+                r.current_leader = LeaderIdAndEpoch::default()
+                    .with_leader_id(BrokerId(s.leader))
+                    .with_leader_epoch(s.leader_epoch);
+                if s.leader >= 0 && !leaders.contains(&s.leader) {
+                    leaders.push(s.leader);
+                }
+            }
+        }
         responses[slot.topic].partition_responses.push(r);
     }
+    let node_endpoints: Vec<NodeEndpoint> = leaders
+        .into_iter()
+        .filter_map(|id| ctx.metadata().broker_endpoint(id, &ctx.listener.name))
+        .map(|b| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(b.node_id))
+                .with_host(StrBytes::from_string(b.host))
+                .with_port(i32::from(b.port))
+                .with_rack(b.rack.map(StrBytes::from_string))
+        })
+        .collect();
     if acks == 0 {
         return Ok(if any_error {
             Response::Close("acks=0 produce failed".into())
@@ -420,7 +455,8 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
     ctx.respond(
         &ProduceResponse::default()
             .with_responses(responses)
-            .with_throttle_time_ms(0),
+            .with_throttle_time_ms(0)
+            .with_node_endpoints(node_endpoints),
     )
 }
 
