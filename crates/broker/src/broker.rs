@@ -177,6 +177,12 @@ impl Broker {
                     cluster_id: cluster_id.clone(),
                     legacy_records: legacy,
                     local_incarnation: cluster.broker.then_some(incarnation),
+                    leader_balance_interval: cluster
+                        .leader_balance_interval_ms
+                        .map(Duration::from_millis),
+                    unclean_election_interval: Duration::from_millis(
+                        cluster.unclean_election_interval_ms,
+                    ),
                 },
                 RaftTransport::new(node_id),
             )

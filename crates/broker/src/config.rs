@@ -160,7 +160,7 @@ pub const KEYS: &[Key] = &[
     k("log.message.timestamp.type", Str, Some("CreateTime"), true, "Default message.timestamp.type: CreateTime or LogAppendTime."),
     k("min.insync.replicas", Int, Some("1"), true, "Default min.insync.replicas (acks=all needs that many in-sync replicas, capped at the replication factor, as in Kafka)."),
     k("compression.type", Str, Some("producer"), true, "Default compression.type: producer keeps batches as sent, a codec name re-encodes them."),
-    k("unclean.leader.election.enable", Bool, Some("false"), false, "Accepted for compatibility."),
+    k("unclean.leader.election.enable", Bool, Some("false"), true, "Default of the topic config: a partition whose ISR is all gone may elect an out-of-sync replica (losing records)."),
     k("zookeeper.connect", Str, None, false, "Ignored: Gregor never uses ZooKeeper."),
     // Log manager: retention checks and the log cleaner (crates/broker/src/log_manager.rs).
     k("log.retention.check.interval.ms", Long, Some("300000"), true, "How often segments are checked for deletion (retention, log start offset) and segment.ms rolls."),
@@ -197,8 +197,12 @@ pub const KEYS: &[Key] = &[
     k("max.connections.per.ip", Int, Some("2147483647"), false, "Accepted for compatibility."),
     k("max.connection.creation.rate", Int, Some("2147483647"), false, "Accepted for compatibility."),
     k("num.replica.fetchers", Int, Some("1"), false, "Accepted for compatibility."),
-    k("replica.lag.time.max.ms", Long, Some("30000"), false, "Accepted for compatibility."),
-    k("replica.fetch.max.bytes", Int, Some("1048576"), false, "Accepted for compatibility."),
+    k("replica.lag.time.max.ms", Long, Some("30000"), true, "A follower that has not caught up with the leader's log end for this long leaves the ISR (checked every half of it)."),
+    k("replica.fetch.max.bytes", Int, Some("1048576"), true, "Bytes a follower asks for per partition in one fetch (at least one batch)."),
+    k("replica.fetch.response.max.bytes", Int, Some("10485760"), true, "Bytes a follower asks for per fetch."),
+    k("replica.fetch.wait.max.ms", Int, Some("500"), true, "Longest a follower's fetch waits at the leader for new records."),
+    k("replica.fetch.min.bytes", Int, Some("1"), true, "Bytes a follower's fetch waits for at the leader."),
+    k("replica.fetch.backoff.ms", Int, Some("1000"), true, "A follower's pause after a failed fetch."),
     k("request.timeout.ms", Int, Some("30000"), false, "Accepted for compatibility."),
     k("metadata.log.dir", Str, None, false, "Accepted for compatibility."),
     k("log.cleaner.io.buffer.size", Int, Some("524288"), false, "Accepted for compatibility."),
@@ -211,8 +215,9 @@ pub const KEYS: &[Key] = &[
     k("compression.gzip.level", Int, Some("-1"), false, "Accepted for compatibility."),
     k("compression.lz4.level", Int, Some("9"), false, "Accepted for compatibility."),
     k("compression.zstd.level", Int, Some("3"), false, "Accepted for compatibility."),
-    k("auto.leader.rebalance.enable", Bool, Some("true"), false, "Accepted for compatibility."),
-    k("leader.imbalance.check.interval.seconds", Long, Some("300"), false, "Accepted for compatibility."),
+    k("auto.leader.rebalance.enable", Bool, Some("true"), true, "The active controller moves leadership back to each partition's preferred replica when it is in the ISR."),
+    k("leader.imbalance.check.interval.seconds", Long, Some("300"), true, "How often the active controller checks for partitions not led by their preferred replica."),
+    k("unclean.leader.election.interval.ms", Long, Some("300000"), true, "How often the active controller elects leaders for leaderless partitions of topics with unclean.leader.election.enable."),
     k("offsets.commit.timeout.ms", Int, Some("5000"), false, "Accepted for compatibility."),
     k("fetch.max.bytes", Int, Some("57671680"), false, "Accepted for compatibility."),
     k("producer.id.expiration.ms", Int, Some("86400000"), false, "Accepted for compatibility."),
@@ -395,6 +400,10 @@ pub struct ClusterConfig {
     pub transaction_state_log_replication_factor: i16,
     /// `transaction.state.log.min.isr`.
     pub transaction_state_log_min_isr: i32,
+    /// `leader.imbalance.check.interval.seconds` when `auto.leader.rebalance.enable`.
+    pub leader_balance_interval_ms: Option<u64>,
+    /// `unclean.leader.election.interval.ms`.
+    pub unclean_election_interval_ms: u64,
 }
 
 impl ClusterConfig {
@@ -532,6 +541,14 @@ fn cluster_config(
         offsets_topic_replication_factor: rf("offsets.topic.replication.factor")?,
         transaction_state_log_replication_factor: rf("transaction.state.log.replication.factor")?,
         transaction_state_log_min_isr: int("transaction.state.log.min.isr")?.max(1) as i32,
+        leader_balance_interval_ms: match get("auto.leader.rebalance.enable")
+            .map(|v| v.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            Some("false") => None,
+            _ => Some(int("leader.imbalance.check.interval.seconds")?.max(1) as u64 * 1000),
+        },
+        unclean_election_interval_ms: int("unclean.leader.election.interval.ms")?.max(1) as u64,
     })
 }
 

@@ -102,6 +102,12 @@ pub struct QuorumSettings {
     /// The incarnation id of this node's broker (combined nodes): a registration of this node
     /// id with another incarnation is from a previous process, so its session is over.
     pub local_incarnation: Option<uuid::Uuid>,
+    /// Preferred leader elections every this long (`auto.leader.rebalance.enable`,
+    /// `leader.imbalance.check.interval.seconds`); `None`: never.
+    pub leader_balance_interval: Option<Duration>,
+    /// Unclean elections of leaderless partitions every this long
+    /// (`unclean.leader.election.interval.ms`, for topics that enable them).
+    pub unclean_election_interval: Duration,
 }
 
 /// The controller of this node (see the module docs).
@@ -117,6 +123,8 @@ pub struct QuorumController {
     cluster_id_hint: Option<String>,
     legacy_records: Mutex<Vec<MetadataRecord>>,
     local_incarnation: Option<uuid::Uuid>,
+    leader_balance_interval: Option<Duration>,
+    unclean_election_interval: Duration,
 }
 
 impl std::fmt::Debug for QuorumController {
@@ -169,6 +177,8 @@ impl QuorumController {
             cluster_id_hint: settings.cluster_id,
             legacy_records: Mutex::new(settings.legacy_records),
             local_incarnation: settings.local_incarnation,
+            leader_balance_interval: settings.leader_balance_interval,
+            unclean_election_interval: settings.unclean_election_interval,
         }))
     }
 
@@ -321,9 +331,35 @@ impl QuorumController {
             .map(|(reply, _)| reply)
     }
 
+    /// Preferred leader election for every partition whose preferred replica is in the ISR
+    /// and unfenced but does not lead.
+    async fn balance_partition_leaders(&self) {
+        let elected = self
+            .execute(|s, _, _| s.elect_leaders(gregor_controller::ElectionType::Preferred, None))
+            .await;
+        match elected {
+            Ok((results, _)) => {
+                let moved = results.iter().filter(|r| r.error.is_none()).count();
+                if moved > 0 {
+                    tracing::info!(
+                        partitions = moved,
+                        "moved leadership back to preferred replicas"
+                    );
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "leader balance check skipped"),
+        }
+    }
+
     /// The active controller's background work until `shutdown`: fence brokers whose session
-    /// expired (one per command, as Kafka's `maybeFenceOneStaleBroker`).
+    /// expired (one per command, as Kafka's `maybeFenceOneStaleBroker`), move leadership back
+    /// to preferred replicas (Kafka's `maybeBalancePartitionLeaders`) and elect leaders for
+    /// leaderless partitions of topics that allow unclean elections
+    /// (`maybeElectUncleanLeaders`), each on its interval.
     pub async fn run(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let start = tokio::time::Instant::now();
+        let mut next_balance = self.leader_balance_interval.map(|i| start + i);
+        let mut next_unclean = start + self.unclean_election_interval;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(250)) => {}
@@ -331,6 +367,26 @@ impl QuorumController {
             }
             if !self.quorum.is_leader() {
                 continue;
+            }
+            let now = tokio::time::Instant::now();
+            if let (Some(at), Some(every)) = (next_balance, self.leader_balance_interval) {
+                if now >= at {
+                    next_balance = Some(now + every);
+                    self.balance_partition_leaders().await;
+                }
+            }
+            if now >= next_unclean {
+                next_unclean = now + self.unclean_election_interval;
+                for _ in 0..100 {
+                    match self.execute(|s, _, _| s.elect_unclean_leaders(1000)).await {
+                        Ok((true, _)) => continue,
+                        Ok((false, _)) => break,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "unclean election check skipped");
+                            break;
+                        }
+                    }
+                }
             }
             for _ in 0..100 {
                 let fenced = self
