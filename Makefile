@@ -2,7 +2,7 @@
 CARGO ?= cargo
 GREGOR_DEBUG := target/debug/gregor
 
-.PHONY: run build release test unit compat compat-full lint fmt clippy fuzz clean docker-test
+.PHONY: run build release test unit compat compat-cluster compat-full lint fmt clippy fuzz clean docker-test
 
 ## Start a single-node broker on localhost:9092 (data in ./gregor-data).
 run:
@@ -14,8 +14,9 @@ build:
 release:
 	$(CARGO) build --release -p gregor-broker --bin gregor
 
-## Everything CI runs: lint, unit + integration tests, and the third-party client suite.
-test: lint unit compat
+## Everything CI runs: lint, unit + integration tests, the third-party client suites against one
+## node, and the 3-node cluster suite.
+test: lint unit compat compat-cluster
 
 ## Rust unit and integration tests (the broker's integration tests start the real binary).
 unit:
@@ -27,6 +28,13 @@ unit:
 compat:
 	$(CARGO) build -p gregor-broker --bin gregor
 	GREGOR_BIN=$(abspath $(GREGOR_DEBUG)) compat-tests/run-all.sh
+
+## 3-node gregor clusters (real processes on 127.0.0.1) driven by unmodified clients and Kafka's
+## CLI: quorum, fencing, failover, replication (compat-tests/cluster/README.md). The same tests run
+## against a real 3-node Apache Kafka 4.1 with `CLUSTER_IMPL=kafka compat-tests/cluster/run.sh`.
+compat-cluster:
+	$(CARGO) build -p gregor-broker --bin gregor
+	GREGOR_BIN=$(abspath $(GREGOR_DEBUG)) compat-tests/cluster/run.sh
 
 ## The full sweep of every suite (not only the allow-lists); slow.
 compat-full:
