@@ -19,6 +19,9 @@ pub struct Server {
     stop_rx: watch::Receiver<bool>,
     /// The controller listener's accept loop (serving since before the broker joined).
     controller_plane: Option<tokio::task::JoinHandle<()>>,
+    /// Stops the controller listener: only once the quorum member has shut down, since the
+    /// other voters and brokers (still in their own controlled shutdown) need it until then.
+    controller_stop: watch::Sender<bool>,
 }
 
 /// Serves the controller listener: accepts connections and serves each with the controller
@@ -102,6 +105,7 @@ impl Server {
             None => None,
         };
         let (stop_tx, stop_rx) = watch::channel(false);
+        let (controller_stop, controller_stop_rx) = watch::channel(false);
         let controller_listener = config.cluster.controller_listener.clone();
         let receive_buffer = config.socket_receive_buffer_bytes;
         let broker = Arc::new(Broker::open(config, stop_rx.clone()).await?);
@@ -120,7 +124,7 @@ impl Server {
                     socket,
                     Arc::new(l.clone()),
                     broker.services.clone(),
-                    stop_rx.clone(),
+                    controller_stop_rx,
                 )))
             }
             _ => None,
@@ -150,6 +154,7 @@ impl Server {
             stop_tx,
             stop_rx,
             controller_plane,
+            controller_stop,
         })
     }
 
@@ -300,10 +305,11 @@ impl Server {
             tracing::warn!("connections still busy after 700 ms; closing them");
             connections.abort_all();
         }
+        self.broker.shutdown().await;
+        let _ = self.controller_stop.send(true);
         if let Some(h) = self.controller_plane {
             let _ = h.await;
         }
-        self.broker.shutdown().await;
         tracing::info!("gregor stopped cleanly");
         Ok(())
     }
