@@ -14,7 +14,11 @@
 //! - after a shard loads, finishing the transactions that were between Prepare* and Complete*
 //!   when the previous leader stopped;
 //! - the timer that aborts timed-out transactions and expires idle transactional ids
-//!   (`transaction.abort.timed.out.transaction.cleanup.interval.ms`).
+//!   (`transaction.abort.timed.out.transaction.cleanup.interval.ms`);
+//! - verifying, for a partition leader's Produce, that a transactional batch's partition is in
+//!   the producer's ongoing transaction ([`TxnCoordinatorService::verify_partition`]: locally
+//!   when this broker is the coordinator, else AddPartitionsToTxn v4+ `verify_only` to the
+//!   coordinator, as Kafka's `AddPartitionsToTxnManager`).
 
 use crate::controller::ControllerChannel;
 use crate::coordinator_runtime::{
@@ -24,13 +28,23 @@ use crate::markers::{Marker, MarkerWriter};
 use crate::metadata_cache::MetadataCache;
 use crate::producer_ids::ProducerIdManager;
 use crate::replica_manager::ReplicaManager;
+use crate::rpc_client::{ChannelConfig, ChannelPool};
 use gregor_controller::state::CreateTopic;
+use gregor_protocol::messages::add_partitions_to_txn_request::{
+    AddPartitionsToTxnRequest, AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+};
+use gregor_protocol::messages::{ProducerId, TopicName, TransactionalId};
+use gregor_protocol::protocol::StrBytes;
+use gregor_protocol::ErrorCode;
 use gregor_protocol::{Record as BatchRecord, RecordBatch};
 use gregor_storage::Clock;
 use gregor_txn_coordinator::{MarkerRequest, Output, Record, TxnConfig, TxnCoordinator};
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+/// How long a partition leader waits for the coordinator's answer to a verification.
+const VERIFY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Name of the internal transaction log topic.
 pub const TXN_TOPIC: &str = "__transaction_state";
@@ -72,6 +86,8 @@ fn writes(records: Vec<Record>) -> Writes {
 /// The transaction coordinator service.
 pub struct TxnCoordinatorService {
     runtime: Arc<CoordinatorRuntime<TxnShard>>,
+    replicas: Arc<ReplicaManager>,
+    verify_pool: OnceLock<ChannelPool>,
     metadata: Arc<MetadataCache>,
     controller: Arc<ControllerChannel>,
     markers: MarkerWriter,
@@ -127,6 +143,8 @@ impl TxnCoordinatorService {
         );
         let service = Arc::new(TxnCoordinatorService {
             runtime: runtime.clone(),
+            replicas: deps.replicas.clone(),
+            verify_pool: OnceLock::new(),
             metadata: deps.metadata,
             controller: deps.controller,
             markers: deps.markers,
@@ -248,6 +266,143 @@ impl TxnCoordinatorService {
             .await?;
         self.complete(partition, markers).await?;
         Ok(response)
+    }
+
+    /// Whether `topic`-`partition` is part of the ongoing transaction of `transactional_id`
+    /// (producer id and epoch of the batch), asked by the partition's leader before it appends
+    /// a transactional batch. Errors are those Kafka's leader answers the Produce with: the
+    /// coordinator's verdict (INVALID_TXN_STATE, INVALID_PRODUCER_EPOCH for a fenced producer)
+    /// or NOT_ENOUGH_REPLICAS (retriable) when the coordinator cannot answer now.
+    pub async fn verify_partition(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(), ErrorCode> {
+        match self
+            .check_partition(
+                transactional_id,
+                producer_id,
+                producer_epoch,
+                topic,
+                partition,
+            )
+            .await
+        {
+            ErrorCode::None => Ok(()),
+            ErrorCode::ProducerFenced => Err(ErrorCode::InvalidProducerEpoch),
+            ErrorCode::CoordinatorNotAvailable => Err(ErrorCode::NotEnoughReplicas),
+            _ => Err(ErrorCode::InvalidTxnState),
+        }
+    }
+
+    /// The transaction coordinator's verdict on `topic`-`partition` for this producer (NONE
+    /// when it is part of the ongoing transaction), asked locally when this broker is the
+    /// coordinator, else over the inter-broker listener. COORDINATOR_NOT_AVAILABLE when the
+    /// coordinator cannot answer now (loading, moving, unreachable).
+    pub async fn check_partition(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        topic: &str,
+        partition: i32,
+    ) -> ErrorCode {
+        let local = self
+            .read(transactional_id, |c| {
+                c.verify_partitions(
+                    transactional_id,
+                    producer_id,
+                    producer_epoch,
+                    &[(topic.to_string(), partition)],
+                )
+            })
+            .await;
+        let code = match local {
+            Ok(codes) => codes
+                .first()
+                .copied()
+                .unwrap_or(ErrorCode::UnknownServerError),
+            Err(CoordinatorError::NotCoordinator(_)) => self
+                .verify_remote(
+                    transactional_id,
+                    producer_id,
+                    producer_epoch,
+                    topic,
+                    partition,
+                )
+                .await
+                .unwrap_or(ErrorCode::CoordinatorNotAvailable),
+            Err(_) => ErrorCode::CoordinatorNotAvailable,
+        };
+        match code {
+            ErrorCode::NotCoordinator
+            | ErrorCode::CoordinatorNotAvailable
+            | ErrorCode::CoordinatorLoadInProgress
+            | ErrorCode::NotEnoughReplicas => ErrorCode::CoordinatorNotAvailable,
+            c => c,
+        }
+    }
+
+    /// Asks the coordinator of `transactional_id` (the leader of its `__transaction_state`
+    /// partition) with AddPartitionsToTxn `verify_only`; returns the partition's error code.
+    async fn verify_remote(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        topic: &str,
+        partition: i32,
+    ) -> Result<ErrorCode, ErrorCode> {
+        let txn_partition = self.partition_for(transactional_id);
+        let leader = match self.replicas.partition_leader(TXN_TOPIC, txn_partition) {
+            Some(l) if l >= 0 && l != self.replicas.node_id() => l,
+            _ => return Err(ErrorCode::CoordinatorNotAvailable),
+        };
+        let Some(addr) = self.replicas.inter_broker_address(leader) else {
+            return Err(ErrorCode::CoordinatorNotAvailable);
+        };
+        let pool = self.verify_pool.get_or_init(|| {
+            ChannelPool::new(ChannelConfig::new(format!(
+                "gregor-txn-verify-{}",
+                self.replicas.node_id()
+            )))
+        });
+        let txn = AddPartitionsToTxnTransaction::default()
+            .with_transactional_id(TransactionalId(StrBytes::from_string(
+                transactional_id.to_string(),
+            )))
+            .with_producer_id(ProducerId(producer_id))
+            .with_producer_epoch(producer_epoch)
+            .with_verify_only(true)
+            .with_topics(vec![AddPartitionsToTxnTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partitions(vec![partition])]);
+        let (_, resp) = pool
+            .channel(leader, &addr)
+            .call_auto((4, 5), VERIFY_TIMEOUT, |_| {
+                AddPartitionsToTxnRequest::default().with_transactions(vec![txn.clone()])
+            })
+            .await
+            .map_err(|e| {
+                tracing::debug!(leader, error = %e, "transaction verification not answered");
+                ErrorCode::CoordinatorNotAvailable
+            })?;
+        let top = ErrorCode::from_code(resp.error_code).unwrap_or(ErrorCode::UnknownServerError);
+        if top != ErrorCode::None {
+            return Ok(top);
+        }
+        Ok(resp
+            .results_by_transaction
+            .iter()
+            .flat_map(|t| &t.topic_results)
+            .filter(|t| t.name.as_str() == topic)
+            .flat_map(|t| &t.results_by_partition)
+            .find(|p| p.partition_index == partition)
+            .and_then(|p| ErrorCode::from_code(p.partition_error_code))
+            .unwrap_or(ErrorCode::UnknownServerError))
     }
 
     /// Runs a read-only operation against the shard of `transactional_id`.

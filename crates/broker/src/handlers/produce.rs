@@ -222,7 +222,7 @@ fn append(
 
 /// Checks a transactional batch against the transaction coordinator (Kafka's
 /// `transaction.partition.verification`: the partition must be part of the producer's ongoing
-/// transaction).
+/// transaction); the coordinator may be another broker.
 async fn verify_transactional(
     ctx: &Ctx<'_>,
     transactional_id: Option<&str>,
@@ -230,28 +230,28 @@ async fn verify_transactional(
     partition: i32,
     producer_id: i64,
     producer_epoch: i16,
-) -> Result<(), String> {
+) -> Result<(), Outcome> {
     let Some(tid) = transactional_id else {
-        return Err("Transactional records need a transactional id in the produce request".into());
+        return Err(Outcome::err(
+            ErrorCode::InvalidTxnState,
+            "Transactional records need a transactional id in the produce request",
+        ));
     };
-    let codes = ctx
-        .txns()
-        .read(tid, |c| {
-            c.verify_partitions(
-                tid,
-                producer_id,
-                producer_epoch,
-                &[(topic.to_string(), partition)],
-            )
-        })
+    ctx.txns()
+        .verify_partition(tid, producer_id, producer_epoch, topic, partition)
         .await
-        .map_err(|e| e.to_string())?;
-    match codes.first() {
-        Some(ErrorCode::None) => Ok(()),
-        _ => Err(format!(
-            "Partition {topic}-{partition} is not part of an ongoing transaction of {tid} (producer id {producer_id}, epoch {producer_epoch})"
-        )),
-    }
+        .map_err(|code| {
+            let message = match code {
+                ErrorCode::InvalidTxnState => format!(
+                    "Partition {topic}-{partition} is not part of an ongoing transaction of {tid} (producer id {producer_id}, epoch {producer_epoch})"
+                ),
+                ErrorCode::NotEnoughReplicas => format!(
+                    "The transaction coordinator of {tid} could not verify {topic}-{partition} now"
+                ),
+                c => format!("Transaction verification of {topic}-{partition} failed: {c:?}"),
+            };
+            Outcome::err(code, message)
+        })
 }
 
 /// One partition of the request on its way through the three steps.
@@ -495,7 +495,7 @@ async fn resolve(
     // enough for that; a batch that does not parse fails validation in step 2.
     if let Ok(batch) = RecordBatch::parse(records.clone()) {
         if batch.is_transactional() && !batch.is_control() {
-            if let Err(message) = verify_transactional(
+            verify_transactional(
                 ctx,
                 transactional_id,
                 name,
@@ -503,10 +503,7 @@ async fn resolve(
                 batch.producer_id(),
                 batch.producer_epoch(),
             )
-            .await
-            {
-                return Err(Outcome::err(ErrorCode::InvalidTxnState, message));
-            }
+            .await?;
         }
     }
     if acks == -1 {

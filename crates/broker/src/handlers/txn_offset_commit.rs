@@ -23,19 +23,18 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
     let req: TxnOffsetCommitRequest = ctx.decode(body)?;
     let version = ctx.version;
     let partition = ctx.groups().partition_for(req.group_id.as_str());
+    // The transaction coordinator may be another broker (asked over the inter-broker
+    // listener); a coordinator that cannot answer now is COORDINATOR_NOT_AVAILABLE (retriable).
     let verified = ctx
         .txns()
-        .read(req.transactional_id.as_str(), |c| {
-            c.verify_partitions(
-                req.transactional_id.as_str(),
-                req.producer_id.0,
-                req.producer_epoch,
-                &[(OFFSETS_TOPIC.to_string(), partition)],
-            )
-        })
-        .await
-        .map(|codes| codes.first().copied().unwrap_or(ErrorCode::InvalidTxnState))
-        .unwrap_or_else(|e| e.code());
+        .check_partition(
+            req.transactional_id.as_str(),
+            req.producer_id.0,
+            req.producer_epoch,
+            OFFSETS_TOPIC,
+            partition,
+        )
+        .await;
     if verified != ErrorCode::None {
         let code = if version < 2 && verified == ErrorCode::ProducerFenced {
             ErrorCode::InvalidProducerEpoch
