@@ -18,15 +18,25 @@ kafka: the same properties; `kafka-storage.sh format -t <one cluster id> -c node
 "-Xmx512m -Xms512m" unless set.
 
 Every node runs in its own session/process group (setsid); logs go to DIR/nodeN/node.log.
+
+netns=True (Linux, root, iproute2 + iptables): every node runs in its own network namespace (`ip netns exec NS
+<cmd>`, see `NetnsNetwork`) with its own address 10.77.S.N, reachable from the root namespace (where the test's
+clients run) through a bridge; listeners, advertised listeners and controller.quorum.voters use those addresses.
+`c.cut(node)` drops (iptables DROP in the node's namespace, both directions, every port) all traffic between the
+node and the other nodes, while the clients still reach every node; `c.heal()` removes the rules. The namespaces,
+veths and the bridge are removed by `c.stop()` (also at interpreter exit); leftovers of a crashed run are removed
+when the next netns cluster starts. Default (netns=False): every node on 127.0.0.1.
 """
 
 import atexit
 import base64
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import json
 from pathlib import Path
@@ -53,6 +63,8 @@ def _kill_leftovers():
                     os.killpg(n.proc.pid, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError):
                     pass
+        if c.net is not None:
+            c.net.teardown()
 
 
 def selected_impl():
@@ -169,6 +181,202 @@ def parse_quorum_replication(text):
     return rows
 
 
+def netns_unavailable():
+    """None when network namespaces can be used (root, `ip`, `iptables`), else the reason."""
+    if sys.platform != "linux":
+        return f"network namespaces need Linux (platform {sys.platform})"
+    if os.geteuid() != 0:
+        return "network namespaces need root (ip netns add, iptables)"
+    for tool, package in (("ip", "iproute2"), ("iptables", "iptables"), ("iptables-restore", "iptables")):
+        if shutil.which(tool) is None:
+            return f"`{tool}` is not installed (apt-get install -y {package}; compat-tests/setup.sh installs it)"
+    return None
+
+
+def _sh(*cmd, check=True, timeout=20, input=None):
+    p = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout,
+                       **({"input": input} if input is not None else {"stdin": subprocess.DEVNULL}))
+    if check and p.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, cmd))} exited {p.returncode}: {p.stderr.strip() or p.stdout.strip()}")
+    return p
+
+
+class NetnsNetwork:
+    """One network namespace per node, each with a veth pair into a bridge in the root namespace:
+
+        root namespace: bridge gct<PID>-br 10.77.S.254/24 (the test's clients connect from here)
+        node N:         namespace gct<PID>-nN, eth0 10.77.S.N/24 (veth gct<PID>-vN on the bridge), lo up
+
+    PID is the owning (pytest) process, S the first subnet 10.77.S.0/24 no other bridge uses. Node-to-node traffic
+    crosses the bridge (layer 2; an ACCEPT rule for the bridge in the root FORWARD chain covers br_netfilter). `cut(node, others)`
+    appends `iptables -A INPUT -s <other> -j DROP` and `-A OUTPUT -d <other> -j DROP` in the node's own namespace,
+    so packets between it and those nodes vanish in both directions (established connections included, no RST or
+    ICMP), while the bridge address (the clients) still reaches it; `heal()` flushes those chains.
+    """
+
+    PREFIX = "gct"
+    NAME = re.compile(r"^gct(\d+)-(n\d+|v\d+|p\d+|br)$")
+
+    def __init__(self, n, net=None):
+        self.n = n
+        self.owner = os.getpid()
+        self.net = net or os.environ.get("CLUSTER_NETNS_NET", "10.77")
+        self.subnet = None
+        self.created_ns = []
+        self.created_links = []
+        self.cuts = {}
+
+    def ns(self, node_id):
+        return f"{self.PREFIX}{self.owner}-n{node_id}"
+
+    @property
+    def bridge(self):
+        return f"{self.PREFIX}{self.owner}-br"
+
+    def veth(self, node_id):
+        return f"{self.PREFIX}{self.owner}-v{node_id}"
+
+    def addr(self, node_id):
+        return f"{self.net}.{self.subnet}.{node_id}"
+
+    @property
+    def client_addr(self):
+        return f"{self.net}.{self.subnet}.254"
+
+    def exec_prefix(self, node_id):
+        return ["ip", "netns", "exec", self.ns(node_id)]
+
+    @classmethod
+    def _owner_alive(cls, pid):
+        if pid == os.getpid():
+            return True
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                return b"python" in f.read()
+        except OSError:
+            return False
+
+    @classmethod
+    def remove_stale(cls):
+        """Remove namespaces (killing what still runs in them), veths and bridges of this harness whose owning
+        process is gone (a crashed or killed run). Returns the names removed."""
+        removed = []
+        for line in _sh("ip", "netns", "list", check=False).stdout.splitlines():
+            name = line.split()[0] if line.strip() else ""
+            m = cls.NAME.match(name)
+            if m and not cls._owner_alive(int(m.group(1))):
+                cls._delete_ns(name)
+                removed.append(name)
+        for line in _sh("ip", "-o", "link", "show", check=False).stdout.splitlines():
+            m = re.match(r"^\d+:\s+([^:@\s]+)", line)
+            if not m:
+                continue
+            name = m.group(1)
+            mm = cls.NAME.match(name)
+            if mm and not mm.group(2).startswith("n") and not cls._owner_alive(int(mm.group(1))):
+                _sh("ip", "link", "del", name, check=False)
+                removed.append(name)
+        for line in _sh("iptables", "-S", "FORWARD", check=False).stdout.splitlines():
+            m = re.match(rf"^-A FORWARD -i ({cls.PREFIX}(\d+)-br) -o \1 -j ACCEPT$", line.strip())
+            if m and not cls._owner_alive(int(m.group(2))):
+                _sh("iptables", "-D", "FORWARD", "-i", m.group(1), "-o", m.group(1), "-j", "ACCEPT", check=False)
+        return removed
+
+    @staticmethod
+    def _delete_ns(name):
+        pids = _sh("ip", "netns", "pids", name, check=False).stdout.split()
+        for pid in pids:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
+        _sh("ip", "netns", "del", name, check=False)
+
+    def _pick_subnet(self):
+        used = set(re.findall(rf"inet {re.escape(self.net)}\.(\d+)\.", _sh("ip", "-4", "-o", "addr").stdout))
+        used |= set(re.findall(rf"^{re.escape(self.net)}\.(\d+)\.", _sh("ip", "-4", "route").stdout, re.M))
+        for s in range(256):
+            if str(s) not in used:
+                return s
+        raise RuntimeError(f"no free subnet {self.net}.S.0/24")
+
+    def setup(self, ids):
+        reason = netns_unavailable()
+        if reason:
+            raise RuntimeError(reason)
+        self.remove_stale()
+        self.teardown()  # our own names from an earlier setup of this process
+        self.subnet = self._pick_subnet()
+        try:
+            br = self.bridge
+            _sh("ip", "link", "add", br, "type", "bridge")
+            self.created_links.append(br)
+            _sh("ip", "addr", "add", f"{self.client_addr}/24", "dev", br)
+            _sh("ip", "link", "set", br, "up")
+            # With br_netfilter loaded (dockerd loads it and sets the FORWARD policy to DROP), frames crossing a
+            # bridge go through the root namespace's FORWARD chain: let ours through.
+            _sh("iptables", *self._forward_rule("-I"))
+            for i in ids:
+                ns, veth, peer = self.ns(i), self.veth(i), f"{self.PREFIX}{self.owner}-p{i}"
+                _sh("ip", "netns", "add", ns)
+                self.created_ns.append(ns)
+                _sh("ip", "link", "add", veth, "type", "veth", "peer", "name", peer)
+                self.created_links.append(veth)
+                _sh("ip", "link", "set", peer, "netns", ns)
+                _sh("ip", "link", "set", veth, "master", br, "up")
+                _sh(*self.exec_prefix(i), "ip", "link", "set", "lo", "up")
+                _sh(*self.exec_prefix(i), "ip", "link", "set", peer, "name", "eth0")
+                _sh(*self.exec_prefix(i), "ip", "addr", "add", f"{self.addr(i)}/24", "dev", "eth0")
+                _sh(*self.exec_prefix(i), "ip", "link", "set", "eth0", "up")
+                # Fail fast if the firewall does not work in a namespace (e.g. no nf_tables in the kernel).
+                _sh(*self.exec_prefix(i), "iptables", "-S")
+        except BaseException:
+            self.teardown()
+            raise
+
+    def _forward_rule(self, op):
+        return [op, "FORWARD", "-i", self.bridge, "-o", self.bridge, "-j", "ACCEPT"]
+
+    def cut(self, node_id, others):
+        """Drop every packet between node_id and each node in others (both directions, all ports). The rules are
+        committed at once (`iptables-restore --noflush`): when this returns, all of them are in effect."""
+        rules = "".join(f"-A INPUT -s {self.addr(o)} -j DROP\n-A OUTPUT -d {self.addr(o)} -j DROP\n" for o in others)
+        _sh(*self.exec_prefix(node_id), "iptables-restore", "--noflush", input=f"*filter\n{rules}COMMIT\n")
+        self.cuts.setdefault(node_id, set()).update(others)
+
+    def heal(self, node_id=None):
+        for i in ([node_id] if node_id is not None else list(self.cuts)):
+            if i in self.cuts:
+                _sh(*self.exec_prefix(i), "iptables", "-F", "INPUT", check=False)
+                _sh(*self.exec_prefix(i), "iptables", "-F", "OUTPUT", check=False)
+                self.cuts.pop(i, None)
+
+    def rules(self, node_id):
+        return _sh(*self.exec_prefix(node_id), "iptables", "-S", check=False).stdout
+
+    def can_connect(self, from_node, host, port, timeout=1.0):
+        """Whether a TCP connection from inside from_node's namespace to host:port succeeds within timeout."""
+        code = (f"import socket,sys\ntry:\n socket.create_connection(({host!r},{int(port)}),timeout={timeout})\n"
+                f"except OSError:\n sys.exit(1)\n")
+        p = _sh(*self.exec_prefix(from_node), sys.executable, "-c", code, check=False, timeout=timeout + 20)
+        return p.returncode == 0
+
+    def teardown(self):
+        """Remove our namespaces (killing whatever still runs in them), veths and the bridge. Idempotent."""
+        self.cuts.clear()
+        names = set(self.created_ns) | {self.ns(i) for i in range(1, self.n + 1)}
+        existing = set(l.split()[0] for l in _sh("ip", "netns", "list", check=False).stdout.splitlines() if l.strip())
+        for ns in sorted(names & existing):
+            self._delete_ns(ns)
+        while _sh("iptables", *self._forward_rule("-D"), check=False).returncode == 0:
+            pass
+        links = set(self.created_links) | {self.bridge} | {self.veth(i) for i in range(1, self.n + 1)}
+        for link in sorted(links):
+            if _sh("ip", "link", "show", link, check=False).returncode == 0:
+                _sh("ip", "link", "del", link, check=False)
+        self.created_ns, self.created_links = [], []
+
+
 class Node:
     def __init__(self, node_id, client_port, controller_port, workdir):
         self.id = node_id
@@ -181,14 +389,15 @@ class Node:
         self.proc = None
         self.starts = 0
         self.last_exit = None
+        self.host = "127.0.0.1"  # the namespace's address with netns=True
 
     @property
     def bootstrap(self):
-        return f"127.0.0.1:{self.client_port}"
+        return f"{self.host}:{self.client_port}"
 
     @property
     def controller_endpoint(self):
-        return f"127.0.0.1:{self.controller_port}"
+        return f"{self.host}:{self.controller_port}"
 
     @property
     def pid(self):
@@ -200,7 +409,7 @@ class Node:
 
 class Cluster:
     def __init__(self, n=3, impl=None, extra_props=None, node_props=None, base_dir=None, start_timeout=None,
-                 stop_timeout=None, gregor_bin=None, heap_opts=None):
+                 stop_timeout=None, gregor_bin=None, heap_opts=None, netns=False):
         self.n = n
         self.impl = impl or selected_impl()
         if self.impl not in IMPLS:
@@ -232,6 +441,9 @@ class Cluster:
         self.cluster_id = random_cluster_id() if self.impl == "kafka" else None
         self.formatted = False
         self.started = False
+        # netns=True: one network namespace per node (created by start(), removed by stop()).
+        self.netns = bool(netns)
+        self.net = NetnsNetwork(n) if self.netns else None
 
     # ------------------------------------------------------------------ addresses
 
@@ -255,7 +467,7 @@ class Cluster:
 
     @property
     def voters(self):
-        return ",".join(f"{i}@127.0.0.1:{self.nodes[i].controller_port}" for i in self.ids)
+        return ",".join(f"{i}@{self.nodes[i].controller_endpoint}" for i in self.ids)
 
     def pid(self, node_id):
         return self.nodes[node_id].pid
@@ -278,8 +490,8 @@ class Cluster:
             "process.roles": "broker,controller",
             "node.id": str(node_id),
             "controller.quorum.voters": self.voters,
-            "listeners": f"PLAINTEXT://127.0.0.1:{node.client_port},CONTROLLER://127.0.0.1:{node.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.client_port}",
+            "listeners": f"PLAINTEXT://{node.bootstrap},CONTROLLER://{node.controller_endpoint}",
+            "advertised.listeners": f"PLAINTEXT://{node.bootstrap}",
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
             "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
@@ -348,6 +560,9 @@ class Cluster:
         cmd = [self.binary, str(node.props_path)]
         for k, v in (overrides or {}).items():
             cmd += ["--override", f"{k}={v}"]
+        if self.net is not None:
+            # `ip netns exec` execs the command: the node keeps the pid (and process group) Popen returns.
+            cmd = self.net.exec_prefix(node_id) + cmd
         return cmd
 
     def launch(self, node_id, overrides=None):
@@ -372,10 +587,12 @@ class Cluster:
         """Start every node and wait until each answers Metadata listing all n brokers."""
         timeout = timeout or self.start_timeout
         t0 = time.monotonic()
+        if self.net is not None:
+            self.setup_network()
         self.write_properties()
-        if self.impl == "kafka" and not self.formatted:
-            self.format()
         try:
+            if self.impl == "kafka" and not self.formatted:
+                self.format()
             for i in self.ids:
                 self.launch(i)
             self.started = True
@@ -398,7 +615,7 @@ class Cluster:
         pending = list(node_ids)
         while pending:
             self._check_not_exited(pending)
-            pending = [i for i in pending if not port_open(self.nodes[i].client_port)]
+            pending = [i for i in pending if not port_open(self.nodes[i].client_port, self.nodes[i].host)]
             if not pending:
                 return
             if time.monotonic() > deadline:
@@ -407,10 +624,11 @@ class Cluster:
 
     def node_metadata(self, node_id, timeout=5.0):
         """Metadata (brokers, cluster id, controller id) answered by exactly this node."""
-        return kafka_wire.node_metadata("127.0.0.1", self.nodes[node_id].client_port, timeout=timeout)
+        node = self.nodes[node_id]
+        return kafka_wire.node_metadata(node.host, node.client_port, timeout=timeout)
 
     def expected_brokers(self, node_ids):
-        return {i: ("127.0.0.1", self.nodes[i].client_port) for i in node_ids}
+        return {i: (self.nodes[i].host, self.nodes[i].client_port) for i in node_ids}
 
     def wait_ready(self, timeout=None, node_ids=None, expect_brokers=None):
         """Wait until every node in node_ids (default: all live nodes) accepts TCP on its client port and
@@ -494,8 +712,10 @@ class Cluster:
 
     def stop(self):
         """SIGTERM every live node (all at once), SIGKILL the process group of any still running after
-        stop_timeout. Returns {node: exit code}."""
+        stop_timeout. Returns {node: exit code}. netns: heals every cut first, removes the namespaces last."""
         codes = {}
+        if self.net is not None:
+            self.net.heal()
         live = [n for n in self.nodes.values() if n.alive()]
         for n in live:
             try:
@@ -522,8 +742,37 @@ class Cluster:
                 except (ProcessLookupError, PermissionError):
                     pass
         self.started = False
+        if self.net is not None:
+            self.net.teardown()
         _LIVE_CLUSTERS.discard(self)
         return codes
+
+    # ------------------------------------------------------------------ network namespaces (netns=True)
+
+    def setup_network(self):
+        """Create the namespaces (removing stale ones of crashed runs) and give every node its address."""
+        _LIVE_CLUSTERS.add(self)  # torn down at interpreter exit even if start() never launches a node
+        self.net.setup(self.ids)
+        for i, node in self.nodes.items():
+            node.host = self.net.addr(i)
+
+    def cut(self, node_id, others=None):
+        """netns only: drop all traffic between node_id and others (default: every other node), both directions,
+        every port (client, inter-broker and controller listeners). The root namespace (clients) is unaffected."""
+        assert self.net is not None, "cut() needs Cluster(netns=True)"
+        others = [i for i in (others or self.ids) if i != node_id]
+        self.net.cut(node_id, others)
+        return others
+
+    def heal(self, node_id=None):
+        """netns only: remove the rules of cut(node_id) (default: every cut)."""
+        assert self.net is not None, "heal() needs Cluster(netns=True)"
+        self.net.heal(node_id)
+
+    def reachable(self, from_node, to_node, timeout=1.0):
+        """netns only: whether from_node's namespace opens a TCP connection to to_node's client port."""
+        assert self.net is not None, "reachable() needs Cluster(netns=True)"
+        return self.net.can_connect(from_node, self.nodes[to_node].host, self.nodes[to_node].client_port, timeout)
 
     # ------------------------------------------------------------------ logs
 
@@ -569,5 +818,8 @@ class Cluster:
             time.sleep(0.5)
 
     def __repr__(self):
+        if self.net is not None:
+            nodes = {i: (n.host, n.client_port, n.controller_port, n.pid) for i, n in self.nodes.items()}
+            return f"Cluster({self.impl}, netns, nodes (host, client port, controller port, pid)={nodes})"
         nodes = {i: (n.client_port, n.controller_port, n.pid) for i, n in self.nodes.items()}
         return f"Cluster({self.impl}, nodes (client port, controller port, pid)={nodes})"

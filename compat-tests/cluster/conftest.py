@@ -7,8 +7,12 @@ configuration; it is replaced by a fresh one when a test asks for another config
 in any state) or when a node of it is no longer running. Tests that kill nodes restore them before they end.
 
 Shared configuration (every test unless it says otherwise): the contract's properties plus
-`broker.session.timeout.ms=6000` (fencing tests stay fast) and racks on nodes 1 and 2 only (node 3 has none, so both
-cases are visible).
+`broker.session.timeout.ms=6000` (fencing tests stay fast), `auto.leader.rebalance.enable=false` (leaderships move
+only when a test moves them) and racks on nodes 1 and 2 only (node 3 has none, so both cases are visible).
+
+`@pytest.mark.cluster_config(netns=True)`: the nodes run in network namespaces (`Cluster(netns=True)`: own
+addresses, `cluster.cut(node)` / `cluster.heal()`); such tests run after every other test, so the suite switches
+to that cluster once.
 
 On failure the tail of every node's log is attached to the report. Timings printed with `timing()` are collected
 and repeated at the end of the run (lines starting with CLUSTER-TIMING).
@@ -26,7 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from chelpers import TIMINGS, timing  # noqa: E402
 from cluster import COMPAT_DIR, Cluster, selected_impl  # noqa: E402
 
-SHARED_EXTRA_PROPS = {"broker.session.timeout.ms": "6000"}
+# auto.leader.rebalance.enable=false: leaderships moved by a test stay where they went until a test moves them back
+# (test_replication.py's preferred leader election), whenever the controller's imbalance check would run.
+SHARED_EXTRA_PROPS = {"broker.session.timeout.ms": "6000", "auto.leader.rebalance.enable": "false"}
 SHARED_NODE_PROPS = {1: {"broker.rack": "rack-a"}, 2: {"broker.rack": "rack-b"}}
 
 class ClusterManager:
@@ -38,9 +44,9 @@ class ClusterManager:
         self.starts = 0
         self.start_failures = 0
 
-    def get(self, extra_props, node_props, fresh):
+    def get(self, extra_props, node_props, fresh, netns=False):
         config = (tuple(sorted(extra_props.items())),
-                  tuple(sorted((k, tuple(sorted(v.items()))) for k, v in node_props.items())))
+                  tuple(sorted((k, tuple(sorted(v.items()))) for k, v in node_props.items())), bool(netns))
         c = self.current
         if c is not None and (fresh or self.dirty or config != self.config or len(c.live_ids()) != c.n):
             self.shutdown()
@@ -50,7 +56,7 @@ class ClusterManager:
                             f"(last error above)", pytrace=False)
             self.starts += 1
             try:
-                c = Cluster(n=3, extra_props=extra_props, node_props=node_props,
+                c = Cluster(n=3, extra_props=extra_props, node_props=node_props, netns=netns,
                             base_dir=self.tmp.mktemp(f"cluster{self.starts}-{selected_impl()}"))
             except RuntimeError as e:  # no gregor binary
                 self.start_failures = 2
@@ -90,7 +96,7 @@ def cluster(request, cluster_manager):
     kw = dict(marker.kwargs) if marker else {}
     extra = {**SHARED_EXTRA_PROPS, **{k: str(v) for k, v in kw.get("extra_props", {}).items()}}
     node_props = kw.get("node_props", SHARED_NODE_PROPS)
-    c = cluster_manager.get(extra, node_props, kw.get("fresh", False))
+    c = cluster_manager.get(extra, node_props, kw.get("fresh", False), kw.get("netns", False))
     request.node._cluster = c
     yield c
     rep = getattr(request.node, "rep_call", None)
@@ -114,8 +120,14 @@ def pytest_runtest_makereport(item, call):
 
 
 def pytest_collection_modifyitems(config, items):
-    # Tests that kill nodes run last, so the shared cluster serves the others first.
-    items.sort(key=lambda it: 1 if it.get_closest_marker("destructive") else 0)
+    # Tests that kill nodes run last, so the shared cluster serves the others first; tests on a network-namespace
+    # cluster after them (one switch of cluster).
+    def order(it):
+        cfg = it.get_closest_marker("cluster_config")
+        if cfg is not None and cfg.kwargs.get("netns"):
+            return 2
+        return 1 if it.get_closest_marker("destructive") else 0
+    items.sort(key=order)
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -132,7 +144,8 @@ def _terminate(signum, frame):
 
 def pytest_configure(config):
     signal.signal(signal.SIGTERM, _terminate)
-    config.addinivalue_line("markers", "cluster_config(extra_props=None, node_props=None, fresh=False): cluster setup")
+    config.addinivalue_line("markers", "cluster_config(extra_props=None, node_props=None, fresh=False, netns=False): "
+                                       "cluster setup")
     config.addinivalue_line("markers", "destructive: kills or stops nodes (runs after the other tests)")
 
 
