@@ -1,7 +1,8 @@
 // Kafka Streams word count with processing.guarantee=exactly_once_v2, for
-// compat-tests/python/test_streams_eos.py (compiled there with javac against the Kafka jars
-// in compat-tests/.cache/kafka-libs).
-//   java -cp CLASSES:LIBS/* WordCountEos BOOTSTRAP INPUT OUTPUT APPLICATION_ID STATE_DIR
+// compat-tests/python/test_eos_streams.py and compat-tests/cluster/test_eos_cluster.py (compiled
+// there with javac against the Kafka jars in compat-tests/.cache/kafka-libs).
+//   java -cp CLASSES:LIBS/* WordCountEos BOOTSTRAP INPUT OUTPUT APPLICATION_ID STATE_DIR [REPLICATION_FACTOR]
+// REPLICATION_FACTOR: of the internal (repartition, changelog) topics, default 1.
 // Lines of INPUT are split into lower-case words; OUTPUT gets word -> running count (Long).
 // Runs until killed (SIGTERM closes it cleanly).
 
@@ -20,8 +21,9 @@ import org.apache.kafka.streams.kstream.Produced;
 
 public final class WordCountEos {
     public static void main(String[] args) throws InterruptedException {
-        if (args.length != 5) {
-            System.err.println("usage: WordCountEos BOOTSTRAP INPUT OUTPUT APPLICATION_ID STATE_DIR");
+        if (args.length != 5 && args.length != 6) {
+            System.err.println(
+                    "usage: WordCountEos BOOTSTRAP INPUT OUTPUT APPLICATION_ID STATE_DIR [REPLICATION_FACTOR]");
             System.exit(2);
         }
         Properties props = new Properties();
@@ -31,7 +33,7 @@ public final class WordCountEos {
         props.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, StreamsConfig.EXACTLY_ONCE_V2);
         props.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, 200);
         props.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, 1);
-        props.put(StreamsConfig.REPLICATION_FACTOR_CONFIG, 1);
+        props.put(StreamsConfig.REPLICATION_FACTOR_CONFIG, args.length == 6 ? Integer.parseInt(args[5]) : 1);
         // A SIGKILLed instance's member leaves the group quickly.
         props.put(StreamsConfig.consumerPrefix("session.timeout.ms"), 6000);
         props.put(StreamsConfig.consumerPrefix("heartbeat.interval.ms"), 1000);
