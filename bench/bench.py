@@ -11,6 +11,9 @@ Targets: `kafka` (a real Apache Kafka 4.1.2 KRaft single node, started here from
 (any already running Kafka-compatible broker; `--bootstrap-pid` adds its CPU/RSS). Brokers run
 one at a time; every figure is reported beside Kafka's from the same run, as a ratio.
 
+Workload 6 (`--workloads replicated` runs only it) starts a 3-node Kafka cluster, then a 3-node gregor
+cluster, with compat-tests/cluster/cluster.py, and produces with acks=all into RF-3 topics.
+
 Only the Python standard library plus confluent-kafka's AdminClient (compat-tests venv) are used.
 """
 import argparse
@@ -108,6 +111,31 @@ class Proc:
         self._stop.set()
         if self._thread:
             self._thread.join()
+
+
+class MultiProc(Proc):
+    """Several broker processes (the nodes of a cluster) read as one: CPU times and RSS summed over
+    the processes; the sampled peak RSS is the peak of the sum (samples of all nodes taken together)."""
+
+    def __init__(self, pids):
+        super().__init__(pids[0])
+        self.procs = [Proc(p) for p in pids]
+
+    def cpu_times(self):
+        times = [p.cpu_times() for p in self.procs]
+        return sum(t[0] for t in times), sum(t[1] for t in times)
+
+    def rss(self):
+        return sum(p.rss() or 0 for p in self.procs)
+
+    def per_node(self, key):
+        out = []
+        for p in self.procs:
+            try:
+                out.append(p.status(key))
+            except OSError:
+                out.append(None)
+        return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -363,6 +391,45 @@ def delete_topic(bootstrap, topic, timeout=60):
         a.delete_topics([topic], operation_timeout=30)[topic].result(timeout=timeout)
     except Exception as e:  # noqa: BLE001
         log(f"  delete topic {topic}: {e}")
+
+
+def create_replicated_topic(bootstrap, topic, assignment, configs, timeout=90):
+    """Create `topic` with an explicit replica assignment (partition p -> [leader, followers...]) and topic
+    configs; wait until every partition's leader is its preferred (first) replica and its ISR holds every
+    replica. Returns {node id: partitions led}. CreateTopics is retried while the cluster answers with a
+    retriable error (a controller still settling)."""
+    from confluent_kafka.admin import NewTopic
+    a = admin_for(bootstrap)
+    end = time.monotonic() + timeout
+    while True:
+        fut = a.create_topics([NewTopic(topic, num_partitions=len(assignment), replica_assignment=assignment,
+                                       config=dict(configs))],
+                              operation_timeout=30)[topic]
+        try:
+            fut.result(timeout=timeout)
+            break
+        except Exception as e:  # noqa: BLE001
+            err = e.args[0] if e.args else None
+            if getattr(err, "retriable", lambda: False)() and time.monotonic() < end:
+                log(f"  create {topic}: {e}; retrying")
+                time.sleep(1)
+                continue
+            raise
+    last = None
+    while time.monotonic() < end:
+        md = a.list_topics(topic, timeout=10).topics.get(topic)
+        if md is not None and md.error is None and len(md.partitions) == len(assignment):
+            parts = md.partitions
+            last = {p: (parts[p].leader, sorted(parts[p].isrs)) for p in parts}
+            if all(parts[p].leader == assignment[p][0] and sorted(parts[p].isrs) == sorted(assignment[p])
+                   for p in parts):
+                led = {}
+                for p in parts:
+                    led[parts[p].leader] = led.get(parts[p].leader, 0) + 1
+                return led
+        time.sleep(0.2)
+    raise RuntimeError(f"topic {topic}: leaders/ISR not as assigned after {timeout}s "
+                       f"(partition: (leader, isr)): {last}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -714,14 +781,14 @@ def run_workloads(rec, clients, args, kafka_max):
         rec.proc.stop_sampling()
 
 
-def median_of_topics(bs, base, partitions, fn, runs):
+def median_of_topics(bs, base, partitions, fn, runs, create=None):
     """Run fn(topic) `runs` times, each into a fresh topic that is deleted afterwards (disk space);
     the median run by MB/s, with every run's figure kept. The first run keeps the plain topic name,
-    so that later workloads can refer to it."""
+    so that later workloads can refer to it. `create(bs, topic, partitions)` defaults to create_topic."""
     res = []
     for i in range(max(1, runs)):
         topic = base if i == 0 else f"{base}-r{i + 1}"
-        create_topic(bs, topic, partitions)
+        (create or create_topic)(bs, topic, partitions)
         res.append(fn(topic))
         if i:
             delete_topic(bs, topic)
@@ -791,6 +858,218 @@ def latency_rdkafka(clients, bs, topic, n, rate, src, workdir):
     else:
         res["e2e_error"] = f"consumer saw {len(e2e)}/{n} records"
     return res
+
+
+# ----------------------------------------------------------------------------------------------
+# Workload 6: replicated (3-node clusters from compat-tests/cluster/cluster.py)
+# ----------------------------------------------------------------------------------------------
+REPL_NODES = 3
+REPL_PARTITIONS = 6
+REPL_MIN_ISR = 2
+REPL_KAFKA_HEAP = "-Xmx512m -Xms512m"  # per node; compat-tests/cluster/cluster.py's default
+CLUSTER_DIR = os.path.join(REPO, "compat-tests", "cluster")
+
+
+def repl_counts(sc):
+    """(librdkafka, Java) records per workload-6 max-throughput run."""
+    return max(2000, int(1_000_000 * sc)), max(2000, int(400_000 * sc))
+
+
+def repl_assignment(ids):
+    """6 partitions, replicas rotated over the nodes: each node is the preferred leader of 2."""
+    return [[ids[(p + k) % len(ids)] for k in range(len(ids))] for p in range(REPL_PARTITIONS)]
+
+
+def latency_rdkafka_produce(clients, bs, topic, n, rate, src, workdir, acks, conf):
+    """Producer at a fixed rate with per-message delivery latency (-l -A); first second dropped."""
+    pfile = os.path.join(workdir, f"lat-prod-{topic}.txt")
+    if os.path.exists(pfile):
+        os.remove(pfile)
+    res = clients.rdk_produce(bs, topic, n, 1024, acks, conf, rate=rate, latency_file=pfile)
+    prod = read_latency_file(pfile)
+    skip = rate if len(prod) >= 3 * rate else len(prod) // 10
+    prod = prod[skip:]
+    if not prod:
+        raise ClientError("no latency samples")
+    pp = percentiles(prod)
+    res.update({"rate": rate, "rate_source": src,
+                "lat_p50_ms": pp[50] / 1000, "lat_p99_ms": pp[99] / 1000, "lat_p999_ms": pp[99.9] / 1000,
+                "lat_avg_ms": statistics.mean(prod) / 1000, "lat_samples": len(prod)})
+    return res
+
+
+def run_replicated(rec, clients, args, repl_max, cluster, workdir):
+    """Workload 6 against a running 3-node cluster: acks=all max throughput (both clients, median of
+    --produce-runs runs, each into a fresh RF-3 topic), then latency at 50% of Kafka's W6 maximum with
+    the same producer settings (linger.ms=5: at linger.ms=0, librdkafka's many small acks=all requests
+    cannot reach 50% of the batched maximum on either broker, and the figure is queueing again)."""
+    name = rec.broker.name
+    bs = cluster.bootstrap
+    sc = args.scale
+    n_rdk, n_java = repl_counts(sc)
+    assignment = repl_assignment(cluster.ids)
+    topic_cfg = {"min.insync.replicas": str(REPL_MIN_ISR)}
+    layout = rec.details.setdefault("w6.layout", {"assignment": assignment, "configs": topic_cfg,
+                                                  "leaders_per_node": {}})
+
+    def create(bs_, topic, _partitions=REPL_PARTITIONS):
+        layout["leaders_per_node"][topic] = create_replicated_topic(bs_, topic, assignment, topic_cfg)
+
+    log(f"{name}: W6 warm-up")
+    create(bs, "w6-warmup")
+    n_warm = max(2000, int(100_000 * sc))
+    for _ in range(2):
+        try:
+            clients.rdk_produce(bs, "w6-warmup", n_warm, 1024, -1)
+            clients.java_produce(bs, "w6-warmup", n_warm, 1024, {"acks": "all"})
+        except ClientError as e:
+            log(f"  warm-up error: {e}")
+
+    if rec.proc:
+        rec.proc.peak_rss = 0
+        rec.proc.start_sampling()
+    try:
+        log(f"{name}: W6 max throughput, 1 KiB, acks=all, RF 3, min.insync.replicas={REPL_MIN_ISR}")
+        runs = max(1, args.produce_runs)
+        for client in ("rdkafka", "java"):
+            if client == "java":
+                n = n_java
+                fn = lambda t: clients.java_produce(bs, t, n, 1024, {"acks": "all"})
+            else:
+                n = n_rdk
+                fn = lambda t: clients.rdk_produce(bs, t, n, 1024, -1)
+            rec.measure(f"w6.{client}", lambda: median_of_topics(bs, f"w6-{client}", REPL_PARTITIONS, fn, runs,
+                                                                  create=create),
+                        cpu_group="w6.ingest", nbytes=n * 1024 * runs)
+
+        log(f"{name}: W6 latency at 50% of Kafka's W6 max")
+        for client in ("rdkafka", "java"):
+            key = f"w6.lat.{client}"
+            own = (rec.details.get(f"w6.{client}") or {}).get("records_per_s")
+            base, src = repl_max.get(client), "kafka"
+            if name == "kafka":
+                base = own
+            if not base:
+                base, src = own, "own (no Kafka figure)"
+            if args.latency_rate:
+                base, src = args.latency_rate * 2, "--latency-rate"
+            if not base:
+                rec.details[key] = {"error": "no max throughput to derive the rate from"}
+                continue
+            rate = int(base * 0.5)
+            n = max(1000, int(rate * args.latency_seconds * min(1.0, max(sc, 0.2))))
+            topic = f"w6-lat-{client}"
+            try:
+                create(bs, topic)
+            except Exception as e:  # noqa: BLE001
+                rec.details[key] = {"error": f"create topic: {e}"}
+                continue
+            if client == "java":
+                fn = lambda: dict(clients.java_produce(bs, topic, n, 1024, {"acks": "all", "linger.ms": "5"},
+                                                       throughput=rate), rate=rate, rate_source=src)
+            else:
+                fn = lambda: latency_rdkafka_produce(clients, bs, topic, n, rate, src, workdir, -1,
+                                                     {"linger.ms": "5"})
+            rec.measure(key, fn, cpu_group=None)
+    finally:
+        if rec.proc:
+            rec.proc.stop_sampling()
+            rss = rec.details.setdefault("w6.rss", {})
+            rss["peak_sum_mb"] = rec.proc.peak_rss / MB
+            rss["vmhwm_per_node_mb"] = [v / MB if v else None for v in rec.proc.per_node("VmHWM")]
+
+
+def replicated_turn(impl, args, clients, repl_max, results):
+    """Start a 3-node `impl` cluster (gregor or kafka) with compat-tests/cluster/cluster.py, run workload
+    6, stop it and delete its data directories (also on failure or interrupt)."""
+    tr = results["targets"].setdefault(impl, {"details": {}, "cpu": {}})
+    tr.setdefault("details", {})
+    tr.setdefault("cpu", {})
+    info = tr["replicated"] = {"nodes": REPL_NODES, "partitions": REPL_PARTITIONS,
+                               "replication_factor": REPL_NODES, "min_insync_replicas": REPL_MIN_ISR}
+    if impl == "kafka":
+        info["heap_opts"] = REPL_KAFKA_HEAP
+    workdir = os.path.join(args.tmp, f"{impl}-cluster")
+    shutil.rmtree(workdir, ignore_errors=True)
+    os.makedirs(workdir)
+    log(f"=== {impl}: 3-node cluster (workload 6) ===")
+    acct0 = cpu_accounting()
+    t_turn = time.monotonic()
+    c = None
+    try:
+        if CLUSTER_DIR not in sys.path:
+            sys.path.insert(0, CLUSTER_DIR)
+        from cluster import Cluster  # compat-tests/cluster/cluster.py: same node properties as the cluster suite
+        c = Cluster(n=REPL_NODES, impl=impl, base_dir=workdir, start_timeout=180,
+                    gregor_bin=os.path.abspath(args.gregor_bin) if impl == "gregor" else None,
+                    heap_opts=REPL_KAFKA_HEAP)
+        c.write_properties()
+        if impl == "kafka":
+            c.format()  # a one-time install step, not part of the start-up figure
+        info["start_s"] = c.start()
+        info["node_pids"] = {i: c.pid(i) for i in c.ids}
+        info["bootstrap"] = c.bootstrap
+        log(f"  {impl} cluster up in {info['start_s']:.1f} s (every node lists 3 brokers): {c.bootstrap}")
+        wait_metadata(c.bootstrap)
+        proc = MultiProc([c.pid(i) for i in c.ids])
+        time.sleep(3)
+        tr["details"]["w6.rss"] = {"idle_sum_mb": proc.rss() / MB,
+                                   "idle_per_node_mb": [v / MB if v else None for v in proc.per_node("VmRSS")]}
+        import types
+        rec = Recorder(types.SimpleNamespace(name=f"{impl}-cluster", bootstrap=c.bootstrap), proc)
+        rec.details = tr["details"]
+        try:
+            run_replicated(rec, clients, args, repl_max, c, workdir)
+        finally:
+            tr["cpu"].update(rec.cpu)
+        dead = [i for i in c.ids if not c.alive(i)]
+        if dead:
+            info["error"] = f"node(s) {dead} exited during the workload"
+        if impl == "kafka":
+            for client in ("rdkafka", "java"):
+                v = (tr["details"].get(f"w6.{client}") or {}).get("records_per_s")
+                if v:
+                    repl_max[client] = v
+    except Exception as e:  # noqa: BLE001
+        import traceback
+        log(f"{impl} cluster: aborted: {e}\n{traceback.format_exc()}")
+        info["error"] = str(e)[:2000]
+    finally:
+        if c is not None:
+            # ERROR/FATAL/panic lines logged while the cluster ran (before the shutdown below: Kafka logs
+            # a few ERRORs when all its nodes stop together).
+            errs = {}
+            for i in c.ids:
+                try:
+                    with open(c.log_path(i), errors="replace") as f:
+                        hits = [l.rstrip() for l in f if re.search(r"\b(ERROR|FATAL|panicked)\b", l)]
+                except OSError:
+                    hits = []
+                if hits:
+                    errs[str(i)] = {"count": len(hits), "last": [h[:400] for h in hits[-5:]]}
+            if errs:
+                info["log_errors"] = errs
+                log(f"  {impl} cluster: ERROR lines in node logs before shutdown: "
+                    + "; ".join(f"node {k}: {v['count']}" for k, v in errs.items()))
+            try:
+                codes = c.stop()
+                info["exit_codes"] = {str(k): v for k, v in codes.items()}
+                if impl == "gregor" and any(v != 0 for v in codes.values()):
+                    log(f"  gregor cluster: exit codes after SIGTERM {codes}")
+            except Exception as e:  # noqa: BLE001
+                log(f"  stopping the {impl} cluster: {e}")
+            if info.get("error"):
+                info["log_tails"] = {str(i): c.log(i, lines=30) for i in c.ids}
+            if not args.keep_data:
+                for n in c.nodes.values():
+                    shutil.rmtree(n.data_dir, ignore_errors=True)
+        acct1 = cpu_accounting()
+        wall = time.monotonic() - t_turn
+        foreign = (acct1[0] - acct0[0]) - (acct1[1] - acct0[1])
+        info["foreign_cpu"] = {"cpu_s": foreign, "wall_s": wall, "cores": foreign / wall if wall else None,
+                               "load_after": loadavg()}
+        log(f"  CPU used by other processes during the {impl} cluster's turn: {foreign:.1f} s in {wall:.0f} s "
+            f"({foreign / wall:.2f} cores)")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -870,7 +1149,57 @@ def figure_defs():
          "(pages already in the page cache)", "s/GB", "—",
          lambda det, c: (det.get("page_cache_floor") or {}).get("overwrite_cpu_s_per_gb")),
     ]
+
+    wl6 = "6 replicated: 3 nodes, RF 3, min.insync 2, acks=all"
+    wl6l = "6 replicated @ 50% of Kafka's W6 max"
+    for client in ("rdkafka", "java"):
+        cname = "librdkafka" if client == "rdkafka" else "Java"
+        defs.append((f"w6.{client}.mb", wl6, f"6 partitions, 1 KiB, {cname} client: max throughput", "MB/s",
+                     "higher", d(f"w6.{client}", "mb_per_s")))
+        defs.append((f"w6.{client}.rps", wl6, f"6 partitions, 1 KiB, {cname} client: max throughput", "records/s",
+                     "higher", d(f"w6.{client}", "records_per_s")))
+    for p, f in (("p50", "lat_p50_ms"), ("p99", "lat_p99_ms")):
+        defs.append((f"w6.java.max.{p}", wl6, f"Java: produce latency {p} during the max-throughput run "
+                     "(mostly queueing in the client)", "ms", "lower", d("w6.java", f)))
+    defs += [
+        ("w6.cpu.ingest", wl6, "broker CPU per GB ingested, 3 brokers summed (max-throughput runs, both clients; "
+         "GB produced by the clients, each byte stored 3×)", "s/GB", "lower", cpu("w6.ingest")),
+        ("w6.cpu.ingest.user", wl6, "… of which user space", "s/GB", "lower", cpu("w6.ingest", 2)),
+        ("w6.rss.idle", wl6, "RSS of the 3 brokers summed, idle after start-up", "MB", "lower",
+         lambda det, c: (det.get("w6.rss") or {}).get("idle_sum_mb")),
+        ("w6.rss.peak", wl6, "RSS of the 3 brokers summed, peak during workload 6", "MB", "lower",
+         lambda det, c: (det.get("w6.rss") or {}).get("peak_sum_mb")),
+    ]
+    for client in ("rdkafka", "java"):
+        cname = "librdkafka" if client == "rdkafka" else "Java"
+        defs.append((f"w6.lat.{client}.rate", wl6l, f"{cname}: achieved load (offered: JSON)",
+                     "records/s", "same", d(f"w6.lat.{client}", "records_per_s")))
+        for p, f in (("p50", "lat_p50_ms"), ("p99", "lat_p99_ms")):
+            defs.append((f"w6.lat.{client}.{p}", wl6l, f"{cname}: produce latency {p} (acks=all)", "ms", "lower",
+                         d(f"w6.lat.{client}", f)))
     return defs
+
+
+WORKLOAD_SETS = {"all": {"single", "replicated"}, "single": {"single"}, "1-5": {"single"},
+                 "replicated": {"replicated"}, "6": {"replicated"}}
+
+
+def parse_workloads(text):
+    sel = set()
+    for tok in (t.strip() for t in text.split(",")):
+        if not tok:
+            continue
+        if tok not in WORKLOAD_SETS:
+            raise argparse.ArgumentTypeError(
+                f"unknown workload set {tok!r}: use all, single (= 1-5), replicated (= 6), comma-separated")
+        sel |= WORKLOAD_SETS[tok]
+    if not sel:
+        raise argparse.ArgumentTypeError("no workloads selected")
+    return sel
+
+
+def figure_selected(key, sel):
+    return ("replicated" in sel) if key.startswith("w6.") else ("single" in sel)
 
 
 GOALS = [
@@ -894,9 +1223,11 @@ def fmt(v):
     return f"{v:.3g}"
 
 
-def build_table(results, targets):
+def build_table(results, targets, sel=("single", "replicated")):
     rows = []
     for key, wl, label, unit, better, ex in figure_defs():
+        if not figure_selected(key, sel):
+            continue
         vals = {}
         for t in targets:
             tr = results["targets"].get(t) or {}
@@ -955,6 +1286,10 @@ def goal_checks(rows, target="gregor"):
     return out
 
 
+def names_of(t):
+    return {"kafka": "Kafka", "gregor": "Gregor"}.get(t, t)
+
+
 def render_markdown(results, rows, targets):
     m = results["machine"]
     L = []
@@ -973,13 +1308,27 @@ def render_markdown(results, rows, targets):
     fc = [f"{t} {results['targets'][t]['foreign_cpu']['cores']:.2f} cores "
           f"({results['targets'][t]['foreign_cpu']['cpu_s']:.0f} CPU s in {results['targets'][t]['foreign_cpu']['wall_s']:.0f} s)"
           for t in targets if (results["targets"].get(t) or {}).get("foreign_cpu")]
+    fc += [f"{t} 3-node cluster {rp['foreign_cpu']['cores']:.2f} cores "
+           f"({rp['foreign_cpu']['cpu_s']:.0f} CPU s in {rp['foreign_cpu']['wall_s']:.0f} s)"
+           for t in targets for rp in [((results["targets"].get(t) or {}).get("replicated") or {})]
+           if rp.get("foreign_cpu")]
     if fc:
-        L.append("- CPU used by processes other than the broker, the clients and this harness, during each "
+        L.append("- CPU used by processes other than the broker(s), the clients and this harness, during each "
                  "broker's turn (/proc/stat): " + "; ".join(fc) + " — near 0 means the run was not disturbed")
+    sel = set(results["config"].get("workloads") or ("single", "replicated"))
     L.append(f"- Gregor: `{results['versions'].get('gregor_bin')}` (git {results['versions'].get('gregor_git')}), "
              f"fresh `log.dirs`")
-    L.append(f"- Apache Kafka {KAFKA_VERSION} (Maven Central jars), KRaft combined broker+controller, one node, "
-             f"`-Xmx1g -Xms1g` G1, fresh `log.dirs` on the same disk; {results['versions'].get('java')}")
+    if "single" in sel:
+        L.append(f"- Apache Kafka {KAFKA_VERSION} (Maven Central jars), KRaft combined broker+controller, one node, "
+                 f"`-Xmx1g -Xms1g` G1, fresh `log.dirs` on the same disk; {results['versions'].get('java')}")
+    if "replicated" in sel:
+        L.append(f"- Workload 6: a 3-node cluster of each (every node KRaft combined broker+controller, on 127.0.0.1, "
+                 f"node properties of `compat-tests/cluster/cluster.py`), one cluster at a time; Kafka "
+                 f"`{REPL_KAFKA_HEAP}` G1 per JVM; fresh `log.dirs`")
+        for t in targets:
+            rp = (results["targets"].get(t) or {}).get("replicated") or {}
+            if rp.get("error"):
+                L.append(f"- {names_of(t)} cluster error: {rp['error'][:300]}")
     L.append(f"- Clients (identical for every broker): Kafka {KAFKA_VERSION} `kafka-producer-perf-test` / "
              f"`kafka-consumer-perf-test` (JVM `-Xmx512M` G1, as Kafka's scripts) and librdkafka "
              f"{results['versions'].get('librdkafka')} `rdkafka_performance` (built from the `rdkafka-sys` crate)")
@@ -1003,7 +1352,7 @@ def render_markdown(results, rows, targets):
              "\"lower\" rows: a ratio below 1 means less latency / CPU / memory / start-up time than Kafka. "
              "1 MB = 10^6 bytes, 1 GB = 10^9 bytes (record payload bytes, uncompressed).")
     L.append("")
-    if "gregor" in targets and "kafka" in targets:
+    if "gregor" in targets and "kafka" in targets and "single" in sel:
         L.append("## Goals (benchmark targets from the issue, not test assertions)")
         L.append("")
         L.append("| Goal | Met | Evidence |")
@@ -1013,6 +1362,9 @@ def render_markdown(results, rows, targets):
         L.append("")
     L.append("## Method")
     L.append("")
+    if "single" not in sel:
+        L.append("Only workload 6 was run (`--workloads replicated`).")
+        L.append("")
     L.append("""- Brokers run one at a time (Kafka first: workload 4's rate comes from Kafka's workload-1 maximum),
   each from a fresh data directory under `bench/results/tmp/`; nothing else of the harness runs meanwhile.
 - Start-up: the broker is spawned and `connect()` is polled in a tight loop from the spawn (Kafka: the java
@@ -1027,7 +1379,8 @@ def render_markdown(results, rows, targets):
   a fresh topic (the extra ones are deleted afterwards to save disk); CPU per GB covers all runs.
 - Workload 1: Java: `acks=1 compression.type=…`, other producer settings at
   their defaults (batch.size 16384, linger.ms 5); librdkafka: `rdkafka_performance -P -a 1 -s 1024`
-  (its defaults: linger.ms 1000, batch up to 10000 messages / 1 MB) with `compression.codec=…`. No keys:
+  with `linger.ms=5` (rdkafka_performance itself sets 1000 ms) and `compression.codec=…`, otherwise
+  librdkafka's defaults (batches up to 10000 messages / 1 MB). No keys:
   records spread over the partitions by each client's default partitioner. Payloads: Java random A–Z
   letters, librdkafka a repeated text pattern (so lz4 compresses librdkafka's records far better).
 - Workload 2: `acks=all enable.idempotence=true`, 100-byte records, 1 partition.
@@ -1042,6 +1395,23 @@ def render_markdown(results, rows, targets):
   the partition for end-to-end latency (send time in the payload → consumer receive). `rdkafka_performance
   -r` paces per message with a busy poll loop (it occupies one of the two cores) and does not make up for
   its own overhead, so the achieved load can be below the offered one: the table shows the achieved load.
+- Workload 6 (replicated): after the single-node turns, a 3-node Kafka cluster, then a 3-node Gregor
+  cluster, started with `compat-tests/cluster/cluster.py` (its node properties: combined
+  broker+controller, 3 voters, replication factor 3 for internal topics; Kafka `-Xmx512m -Xms512m` G1
+  per node, 3 JVMs on the 2 cores); data directories deleted after each cluster's turn. Topics:
+  6 partitions, replication factor 3, `min.insync.replicas=2`, replicas assigned explicitly and
+  rotated so that each node is the leader of 2 partitions (the harness waits until every leader is the
+  assigned one and every ISR has 3 replicas). Warm-up (excluded): two rounds of both producers into a
+  separate topic. Max throughput: 1 KiB records, acks=all, otherwise each client's defaults
+  (librdkafka `rdkafka_performance -P -a -1` with `linger.ms=5`, not idempotent; Java
+  `acks=all`, idempotent by default, linger.ms 5), median of `--produce-runs` runs, each into a fresh
+  topic; Java's p50/p99 of those runs are mostly time queued in the client. Latency: the same topic
+  and producer settings (`linger.ms=5`, unlike workload 4: with `linger.ms=0` librdkafka's small
+  acks=all requests fall short of 50% of the batched maximum and the figure is queueing again),
+  offered load = 50% of Kafka's workload-6 maximum for the same client, about 10 s (librdkafka: per-message delivery latency, first second dropped; Java: ProducerPerformance
+  percentiles). Broker CPU = utime+stime summed over the 3 broker processes around the max-throughput
+  runs, per GB the clients produced (each byte is written on 3 nodes and sent twice over loopback).
+  RSS: the 3 processes' `VmRSS` summed, sampled every 200 ms.
 - A figure that could not be measured is shown as `n/a (error: …)`; client logs are in
   `bench/results/tmp/clients-*.log` (not committed).""")
     L.append("")
@@ -1149,7 +1519,17 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "results"), help="where latest.md/latest.json go")
     ap.add_argument("--tmp", default=os.path.join(HERE, "results", "tmp"))
     ap.add_argument("--keep-data", action="store_true")
+    ap.add_argument("--workloads", type=parse_workloads, default=parse_workloads("all"),
+                    help="comma list: all (default), single (= 1-5: one broker), replicated (= 6: 3-node clusters)")
     args = ap.parse_args()
+    sel = args.workloads
+
+    # SIGTERM/SIGHUP (e.g. a killed `make bench`): unwind like Ctrl-C, so every `finally` stops its
+    # broker(s) and deletes their data; cluster.py's atexit hook SIGKILLs any cluster node left.
+    def _terminate(signum, _frame):
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
 
     targets = [t for t in args.targets.split(",") if t]
     os.makedirs(args.tmp, exist_ok=True)
@@ -1191,7 +1571,8 @@ def main():
                "machine": machine_info(args.tmp), "versions": versions,
                "load": {"before": loadavg(), "waited_s": waited},
                "config": {"scale": args.scale, "latency_seconds": args.latency_seconds,
-                          "wait_load": args.wait_load, "targets": targets, "bootstrap": args.bootstrap},
+                          "wait_load": args.wait_load, "targets": targets, "bootstrap": args.bootstrap,
+                          "workloads": sorted(sel), "produce_runs": args.produce_runs},
                "targets": {}}
     t_start = time.monotonic()
 
@@ -1206,8 +1587,16 @@ def main():
         else:
             sys.exit(f"unknown target {t}")
     if args.bootstrap:
-        brokers.append(ExternalBroker(args.bootstrap_name, args.bootstrap, args.bootstrap_pid))
-        targets.append(args.bootstrap_name)
+        if "single" in sel:
+            brokers.append(ExternalBroker(args.bootstrap_name, args.bootstrap, args.bootstrap_pid))
+            targets.append(args.bootstrap_name)
+        else:
+            log("--bootstrap is ignored by workload 6 (the harness starts its own clusters)")
+    if "single" not in sel:
+        brokers = []
+
+    import atexit
+    atexit.register(lambda: [b.stop() for b in brokers])
 
     kafka_max = {}
     for b in brokers:
@@ -1275,12 +1664,19 @@ def main():
             log(f"  CPU used by other processes during {b.name}'s turn: {foreign:.1f} s in {wall:.0f} s "
                 f"({foreign / wall:.2f} cores)")
 
+    # Workload 6: 3-node clusters (Kafka first: the latency runs use 50% of Kafka's W6 maximum).
+    if "replicated" in sel:
+        repl_max = {}
+        for t in targets:
+            if t in ("kafka", "gregor"):
+                replicated_turn(t, args, clients, repl_max, results)
+
     results["finished_at"] = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     results["duration_s"] = time.monotonic() - t_start
     results["load"]["after"] = loadavg()
-    rows = build_table(results, targets)
+    rows = build_table(results, targets, sel)
     results["table"] = rows
-    if "gregor" in targets and "kafka" in targets:
+    if "gregor" in targets and "kafka" in targets and "single" in sel:
         results["goals"] = goal_checks(rows)
     md = render_markdown(results, rows, targets)
     with open(os.path.join(args.out, "latest.md"), "w") as f:
