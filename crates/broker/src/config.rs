@@ -185,7 +185,10 @@ pub const KEYS: &[Key] = &[
     k("ssl.enabled.protocols", List, Some("TLSv1.2,TLSv1.3"), false, "Accepted for compatibility."),
     k("ssl.cipher.suites", List, Some(""), false, "Accepted for compatibility."),
     k("ssl.endpoint.identification.algorithm", Str, Some("https"), false, "Accepted for compatibility."),
-    k("sasl.enabled.mechanisms", List, Some("GSSAPI"), false, "Accepted for compatibility."),
+    k("sasl.enabled.mechanisms", List, Some("GSSAPI"), true, "SASL mechanisms of SASL listeners (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512); per listener: listener.name.<listener>.sasl.enabled.mechanisms."),
+    k("sasl.server.max.receive.size", Int, Some("524288"), true, "Largest request accepted from a SASL connection before it is authenticated."),
+    k("connections.max.reauth.ms", Long, Some("0"), true, "Lifetime of a SASL session (KIP-368): the client must re-authenticate before it ends (0: no limit)."),
+    k("connection.failed.authentication.delay.ms", Long, Some("100"), true, "Delay before the connection of a failed authentication is closed."),
     k("sasl.mechanism.inter.broker.protocol", Str, Some("GSSAPI"), false, "Accepted for compatibility."),
     k("sasl.mechanism.controller.protocol", Str, Some("GSSAPI"), false, "Accepted for compatibility."),
     k("security.inter.broker.protocol", Str, Some("PLAINTEXT"), false, "Accepted for compatibility."),
@@ -291,6 +294,112 @@ pub fn parse_listener(s: &str) -> Result<Listener, String> {
     })
 }
 
+/// A listener's security protocol (`listener.security.protocol.map`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecurityProtocol {
+    /// PLAINTEXT.
+    Plaintext,
+    /// SASL_PLAINTEXT: SASL authentication, no TLS.
+    SaslPlaintext,
+}
+
+impl SecurityProtocol {
+    /// Kafka's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+        }
+    }
+}
+
+/// SASL settings of one listener.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SaslListenerConfig {
+    /// Enabled mechanisms, in the configured order (`PLAIN`, `SCRAM-SHA-256`,
+    /// `SCRAM-SHA-512`).
+    pub mechanisms: Vec<String>,
+    /// PLAIN users (`user_<name>="<password>"` of the listener's PLAIN JAAS config).
+    pub plain_users: BTreeMap<String, String>,
+}
+
+/// How a client listener authenticates its connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerSecurity {
+    /// The security protocol.
+    pub protocol: SecurityProtocol,
+    /// SASL settings (SASL listeners only).
+    pub sasl: Option<SaslListenerConfig>,
+}
+
+/// The SASL mechanisms Gregor serves.
+pub const SASL_MECHANISMS: [&str; 3] = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
+
+/// Reads a listener's SASL settings as Kafka does: `listener.name.<listener>.sasl.enabled.mechanisms`
+/// over `sasl.enabled.mechanisms`, PLAIN users from `listener.name.<listener>.plain.sasl.jaas.config`.
+fn sasl_listener_config(
+    listener: &str,
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<SaslListenerConfig, ConfigError> {
+    let prefix = format!("listener.name.{}.", listener.to_ascii_lowercase());
+    let mech_key = format!("{prefix}sasl.enabled.mechanisms");
+    let (key, raw) = match get(&mech_key) {
+        Some(v) => (mech_key, v),
+        None => (
+            "sasl.enabled.mechanisms".to_string(),
+            get("sasl.enabled.mechanisms").unwrap_or_default(),
+        ),
+    };
+    let mechanisms = split_list(&raw);
+    if mechanisms.is_empty() {
+        return Err(invalid(
+            &key,
+            &raw,
+            format!("listener {listener} uses SASL but no mechanism is enabled"),
+        ));
+    }
+    for m in &mechanisms {
+        if !SASL_MECHANISMS.contains(&m.as_str()) {
+            return Err(invalid(
+                &key,
+                &raw,
+                format!(
+                    "SASL mechanism {m} of listener {listener} is not supported (supported: {})",
+                    SASL_MECHANISMS.join(", ")
+                ),
+            ));
+        }
+    }
+    let mut plain_users = BTreeMap::new();
+    if mechanisms.iter().any(|m| m == "PLAIN") {
+        let jaas_key = format!("{prefix}plain.sasl.jaas.config");
+        let Some(text) = get(&jaas_key) else {
+            return Err(invalid(
+                &jaas_key,
+                "",
+                format!("listener {listener} enables PLAIN but has no JAAS configuration with its users (org.apache.kafka.common.security.plain.PlainLoginModule required user_<name>=\"<password>\";)"),
+            ));
+        };
+        let jaas = gregor_auth::jaas::JaasConfig::parse(&text)
+            .map_err(|e| invalid(&jaas_key, "<hidden>", e.to_string()))?;
+        if jaas.modules.len() != 1 {
+            return Err(invalid(
+                &jaas_key,
+                "<hidden>",
+                format!(
+                    "must contain exactly one login module, found {}",
+                    jaas.modules.len()
+                ),
+            ));
+        }
+        plain_users = jaas.plain_users().into_iter().collect();
+    }
+    Ok(SaslListenerConfig {
+        mechanisms,
+        plain_users,
+    })
+}
+
 /// The typed broker configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -300,6 +409,14 @@ pub struct Config {
     pub explicit: BTreeMap<String, String>,
     /// Listeners to bind (controller listeners excluded).
     pub listeners: Vec<Listener>,
+    /// Security of each client listener, by listener name.
+    pub security: BTreeMap<String, ListenerSecurity>,
+    /// `connections.max.reauth.ms` (0: sessions do not expire).
+    pub connections_max_reauth_ms: i64,
+    /// `connection.failed.authentication.delay.ms`.
+    pub failed_authentication_delay_ms: u64,
+    /// `sasl.server.max.receive.size`.
+    pub sasl_server_max_receive_size: usize,
     /// Advertised endpoint per listener name.
     pub advertised: BTreeMap<String, Listener>,
     /// `node.id`.
@@ -713,6 +830,8 @@ impl Config {
         for (key, value) in pairs {
             match self::key(&key) {
                 Some(k) => check_kind(k, &value)?,
+                // Per-listener settings (listener.name.<listener>.<key>) are read where needed.
+                None if key.starts_with("listener.name.") => {}
                 None => unknown.push(key.clone()),
             }
             explicit.insert(key, value);
@@ -757,6 +876,7 @@ impl Config {
             .unwrap_or_default();
         let listeners_raw = get("listeners").unwrap_or_default();
         let mut listeners = Vec::new();
+        let mut security = BTreeMap::new();
         let mut controller_listeners = Vec::new();
         for item in split_list(&listeners_raw) {
             let l = parse_listener(&item).map_err(|e| invalid("listeners", &listeners_raw, e))?;
@@ -768,16 +888,27 @@ impl Config {
                 .get(&l.name)
                 .cloned()
                 .unwrap_or_else(|| l.name.clone());
-            if protocol != "PLAINTEXT" {
-                return Err(invalid(
-                    "listeners",
-                    &listeners_raw,
-                    format!(
-                        "listener {} uses security protocol {protocol}; only PLAINTEXT is supported so far",
-                        l.name
-                    ),
-                ));
-            }
+            let sec = match protocol.as_str() {
+                "PLAINTEXT" => ListenerSecurity {
+                    protocol: SecurityProtocol::Plaintext,
+                    sasl: None,
+                },
+                "SASL_PLAINTEXT" => ListenerSecurity {
+                    protocol: SecurityProtocol::SaslPlaintext,
+                    sasl: Some(sasl_listener_config(&l.name, &get)?),
+                },
+                _ => {
+                    return Err(invalid(
+                        "listeners",
+                        &listeners_raw,
+                        format!(
+                            "listener {} uses security protocol {protocol}; PLAINTEXT and SASL_PLAINTEXT are supported so far",
+                            l.name
+                        ),
+                    ))
+                }
+            };
+            security.insert(l.name.clone(), sec);
             if listeners.iter().any(|o: &Listener| o.name == l.name) {
                 return Err(invalid(
                     "listeners",
@@ -856,6 +987,19 @@ impl Config {
             controller_listeners,
             &controller_names,
         )?;
+        if !cluster.is_embedded() && cluster.broker {
+            let ib = &cluster.inter_broker_listener;
+            if security
+                .get(ib)
+                .is_some_and(|s| s.protocol != SecurityProtocol::Plaintext)
+            {
+                return Err(invalid(
+                    "inter.broker.listener.name",
+                    ib,
+                    "the inter-broker listener must be a PLAINTEXT listener (SASL between brokers is not supported yet)".into(),
+                ));
+            }
+        }
         let replication = int("default.replication.factor");
         let flush_interval_ms = get("log.flush.interval.ms").and_then(|v| v.parse::<i64>().ok());
         let min_session = int("group.min.session.timeout.ms");
@@ -898,6 +1042,11 @@ impl Config {
             ));
         }
         Ok(Config {
+            security,
+            connections_max_reauth_ms: int("connections.max.reauth.ms").max(0),
+            failed_authentication_delay_ms: int("connection.failed.authentication.delay.ms").max(0)
+                as u64,
+            sasl_server_max_receive_size: int("sasl.server.max.receive.size").max(1) as usize,
             metrics_listener,
             slow_request,
             log_retention_check_interval_ms: positive("log.retention.check.interval.ms")? as u64,
@@ -1194,5 +1343,47 @@ mod tests {
         assert!(cfg(&[("process.roles", "controller")]).is_err());
         // An inter-broker listener that does not exist.
         assert!(cfg(&[("inter.broker.listener.name", "INTERNAL")]).is_err());
+    }
+
+    #[test]
+    fn sasl_listeners() {
+        let jaas = r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="a" user_admin="a" user_alice="b";"#;
+        let base = [
+            ("listeners", "PLAINTEXT://:9092,SASL_PLAINTEXT://:9093"),
+            ("sasl.enabled.mechanisms", "PLAIN,SCRAM-SHA-512"),
+            ("listener.name.sasl_plaintext.plain.sasl.jaas.config", jaas),
+        ];
+        let c = cfg(&base).unwrap();
+        let s = &c.security["SASL_PLAINTEXT"];
+        assert_eq!(s.protocol, SecurityProtocol::SaslPlaintext);
+        let sasl = s.sasl.as_ref().unwrap();
+        assert_eq!(sasl.mechanisms, ["PLAIN", "SCRAM-SHA-512"]);
+        assert_eq!(sasl.plain_users["alice"], "b");
+        assert_eq!(
+            c.security["PLAINTEXT"].protocol,
+            SecurityProtocol::Plaintext
+        );
+        assert!(c.unknown.is_empty(), "{:?}", c.unknown);
+        // Kafka's default mechanism (GSSAPI) is not served: a clear error at start-up.
+        assert!(cfg(&base[..1]).unwrap_err().to_string().contains("GSSAPI"));
+        // PLAIN without its JAAS users.
+        assert!(cfg(&base[..2]).is_err());
+        // The per-listener mechanism list wins.
+        let mut over = base.to_vec();
+        over.push((
+            "listener.name.sasl_plaintext.sasl.enabled.mechanisms",
+            "SCRAM-SHA-256",
+        ));
+        let c = cfg(&over).unwrap();
+        assert_eq!(
+            c.security["SASL_PLAINTEXT"]
+                .sasl
+                .as_ref()
+                .unwrap()
+                .mechanisms,
+            ["SCRAM-SHA-256"]
+        );
+        // TLS listeners are not served yet.
+        assert!(cfg(&[("listeners", "SSL://:9093")]).is_err());
     }
 }

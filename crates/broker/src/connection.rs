@@ -17,6 +17,7 @@ use crate::sendfile;
 use crate::services::Services;
 use bytes::BytesMut;
 use gregor_protocol::frame;
+use gregor_protocol::messages::ApiKey;
 use gregor_protocol::request::decode_header;
 use gregor_protocol::ErrorCode;
 use std::net::SocketAddr;
@@ -36,6 +37,14 @@ fn request_error_code(e: &HandlerError) -> ErrorCode {
             ErrorCode::UnknownServerError
         }
     }
+}
+
+/// The principal of connections that did not authenticate (PLAINTEXT listeners).
+const ANONYMOUS: &str = "User:ANONYMOUS";
+
+fn principal_of(auth: &handlers::sasl::Authenticator) -> String {
+    auth.user()
+        .map_or_else(|| ANONYMOUS.to_string(), |u| format!("User:{u}"))
 }
 
 /// Why a connection ended.
@@ -82,9 +91,26 @@ async fn run(
     let idle = Duration::from_millis(config.connections_max_idle_ms.max(1));
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let wait_clock = WaitClock::default();
+    let mut sasl = config
+        .security
+        .get(&listener.name)
+        .and_then(|s| s.sasl.clone())
+        .map(|c| {
+            handlers::sasl::Authenticator::new(
+                Arc::new(c),
+                config.connections_max_reauth_ms,
+                config.failed_authentication_delay_ms,
+            )
+        });
     loop {
         // Take every complete frame already buffered before reading more.
-        let size = match frame::check(&buf, max) {
+        // Before a SASL session is authenticated frames are bounded by
+        // `sasl.server.max.receive.size`, as Kafka's SaslServerAuthenticator does.
+        let limit = match &sasl {
+            Some(a) if !a.authenticated() => max.min(config.sasl_server_max_receive_size),
+            _ => max,
+        };
+        let size = match frame::check(&buf, limit) {
             Ok(Some(size)) => size,
             Ok(None) => {
                 if buf.len() >= frame::LENGTH_PREFIX {
@@ -147,6 +173,63 @@ async fn run(
             Ok(h) => h,
             Err(e) => return End::Protocol(e.to_string()),
         };
+        if let Some(auth) = sasl.as_mut() {
+            let is_sasl = matches!(api, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate);
+            if is_sasl && auth.expects(api == ApiKey::SaslHandshake) {
+                let principal = principal_of(auth);
+                let ctx = Ctx {
+                    services,
+                    listener,
+                    plane,
+                    peer,
+                    header: &header,
+                    api,
+                    version: header.request_api_version,
+                    shutdown: shutdown.clone(),
+                    principal: &principal,
+                };
+                let stepped = if api == ApiKey::SaslHandshake {
+                    auth.handshake(&ctx, &mut request).await
+                } else {
+                    auth.authenticate(&ctx, &mut request).await
+                };
+                let (response, after) = match stepped {
+                    Ok(r) => r,
+                    Err(e) => {
+                        return End::Protocol(format!(
+                            "{api:?} v{}: {e}",
+                            header.request_api_version
+                        ))
+                    }
+                };
+                if let Response::Frame(frame) = response {
+                    if let Err(e) = sendfile::write_frame(&mut writer, frame.freeze()).await {
+                        return End::Io(e);
+                    }
+                }
+                if let handlers::sasl::After::Close(delay, reason) = after {
+                    tokio::time::sleep(delay).await;
+                    return End::Protocol(reason);
+                }
+                continue;
+            }
+            if api != ApiKey::ApiVersions {
+                if !auth.authenticated() {
+                    return End::Protocol(format!(
+                        "Unexpected Kafka request of type {api:?} during SASL handshake."
+                    ));
+                }
+                if auth.expired(std::time::Instant::now()) {
+                    return End::Protocol(format!(
+                        "{api:?} after the SASL session of {} expired (connections.max.reauth.ms): re-authentication required",
+                        principal_of(auth)
+                    ));
+                }
+            }
+        }
+        let principal = sasl
+            .as_ref()
+            .map_or_else(|| ANONYMOUS.to_string(), principal_of);
         let span = tracing::debug_span!(
             "request",
             api = ?api,
@@ -163,6 +246,7 @@ async fn run(
             api,
             version: header.request_api_version,
             shutdown: shutdown.clone(),
+            principal: &principal,
         };
         let started = std::time::Instant::now();
         let result = wait_clock

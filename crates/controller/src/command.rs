@@ -56,8 +56,9 @@ pub enum Command {
         /// (key, new value or `None` to delete).
         changes: Vec<(String, Option<String>)>,
     },
-    /// Dynamic broker configs and client quotas, validated by the broker: only `BrokerConfig`
-    /// and `ClientQuota` records are accepted.
+    /// Dynamic broker configs, client quotas and SCRAM credentials, validated by the broker:
+    /// only `BrokerConfig`, `ClientQuota` and (Remove)`UserScramCredential` records are
+    /// accepted.
     CommitConfigRecords {
         /// The records.
         records: Vec<MetadataRecord>,
@@ -196,7 +197,10 @@ impl ClusterState {
                 if let Some(bad) = records.iter().find(|r| {
                     !matches!(
                         r,
-                        MetadataRecord::BrokerConfig { .. } | MetadataRecord::ClientQuota { .. }
+                        MetadataRecord::BrokerConfig { .. }
+                            | MetadataRecord::ClientQuota { .. }
+                            | MetadataRecord::UserScramCredential { .. }
+                            | MetadataRecord::RemoveUserScramCredential { .. }
                     )
                 }) {
                     return Err(ControllerError::invalid_request(format!(

@@ -252,6 +252,29 @@ pub enum MetadataRecord {
         /// Value, as the text of a double (`None`: removed).
         value: Option<String>,
     },
+    /// A SCRAM credential was created or replaced (KRaft's `UserScramCredentialRecord`). The
+    /// salted password itself is never stored.
+    UserScramCredential {
+        /// User name.
+        name: String,
+        /// Mechanism type byte (1 = SCRAM-SHA-256, 2 = SCRAM-SHA-512).
+        mechanism: i8,
+        /// Salt.
+        salt: Vec<u8>,
+        /// StoredKey = H(HMAC(SaltedPassword, "Client Key")).
+        stored_key: Vec<u8>,
+        /// ServerKey = HMAC(SaltedPassword, "Server Key").
+        server_key: Vec<u8>,
+        /// Iterations.
+        iterations: i32,
+    },
+    /// A SCRAM credential was deleted (KRaft's `RemoveUserScramCredentialRecord`).
+    RemoveUserScramCredential {
+        /// User name.
+        name: String,
+        /// Mechanism type byte.
+        mechanism: i8,
+    },
     /// Producer ids below `next_block_start` have been handed out (Kafka's
     /// `ProducerIdsRecord`).
     ProducerIds {
@@ -292,6 +315,8 @@ impl MetadataRecord {
             MetadataRecord::RemoveTopic { .. } => "RemoveTopicRecord",
             MetadataRecord::ClientQuota { .. } => "ClientQuotaRecord",
             MetadataRecord::ProducerIds { .. } => "ProducerIdsRecord",
+            MetadataRecord::UserScramCredential { .. } => "UserScramCredentialRecord",
+            MetadataRecord::RemoveUserScramCredential { .. } => "RemoveUserScramCredentialRecord",
         }
     }
 }

@@ -174,6 +174,19 @@ pub const PRODUCER_ID_BLOCK: i64 = 1000;
 /// A client-quota entity: sorted (entity type, name) pairs; `None` names the default entity.
 pub type QuotaEntity = Vec<(String, Option<String>)>;
 
+/// A stored SCRAM credential (what `UserScramCredentialRecord` carries).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScramCredentialData {
+    /// Salt.
+    pub salt: Vec<u8>,
+    /// StoredKey.
+    pub stored_key: Vec<u8>,
+    /// ServerKey.
+    pub server_key: Vec<u8>,
+    /// Iterations.
+    pub iterations: i32,
+}
+
 /// The cluster metadata, as rebuilt by replaying [`MetadataRecord`]s (Kafka's controller-side
 /// `ClusterControlManager` + `ReplicationControlManager` state, and a broker's metadata image).
 ///
@@ -201,6 +214,8 @@ pub struct ClusterState {
     broker_configs: BTreeMap<String, BTreeMap<String, String>>,
     /// Client quotas by entity.
     quotas: BTreeMap<QuotaEntity, BTreeMap<String, f64>>,
+    /// SCRAM credentials by (user, mechanism type byte).
+    scram: BTreeMap<(String, i8), ScramCredentialData>,
     last_offset: i64,
     records_applied: u64,
 }
@@ -220,6 +235,7 @@ impl Default for ClusterState {
             producer_ids_owner: (-1, -1),
             broker_configs: BTreeMap::new(),
             quotas: BTreeMap::new(),
+            scram: BTreeMap::new(),
             last_offset: -1,
             records_applied: 0,
         }
@@ -479,6 +495,27 @@ impl ClusterState {
                     self.broker_configs.remove(resource_name);
                 }
             }
+            MetadataRecord::UserScramCredential {
+                name,
+                mechanism,
+                salt,
+                stored_key,
+                server_key,
+                iterations,
+            } => {
+                self.scram.insert(
+                    (name.clone(), *mechanism),
+                    ScramCredentialData {
+                        salt: salt.clone(),
+                        stored_key: stored_key.clone(),
+                        server_key: server_key.clone(),
+                        iterations: *iterations,
+                    },
+                );
+            }
+            MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
+                self.scram.remove(&(name.clone(), *mechanism));
+            }
             MetadataRecord::ClientQuota { entity, key, value } => {
                 let mut entity = entity.clone();
                 entity.sort();
@@ -692,6 +729,16 @@ impl ClusterState {
         self.broker_configs.get(resource_name)
     }
 
+    /// The SCRAM credential of `user` for a mechanism type byte.
+    pub fn scram_credential(&self, user: &str, mechanism: i8) -> Option<&ScramCredentialData> {
+        self.scram.get(&(user.to_string(), mechanism))
+    }
+
+    /// Every SCRAM credential: ((user, mechanism type byte), credential), by user.
+    pub fn scram_credentials(&self) -> impl Iterator<Item = (&(String, i8), &ScramCredentialData)> {
+        self.scram.iter()
+    }
+
     /// Every client quota entity with its quotas.
     pub fn quotas(&self) -> impl Iterator<Item = (&QuotaEntity, &BTreeMap<String, f64>)> {
         self.quotas.iter()
@@ -770,6 +817,16 @@ impl ClusterState {
                     value: Some(value.to_string()),
                 });
             }
+        }
+        for ((name, mechanism), c) in &self.scram {
+            out.push(MetadataRecord::UserScramCredential {
+                name: name.clone(),
+                mechanism: *mechanism,
+                salt: c.salt.clone(),
+                stored_key: c.stored_key.clone(),
+                server_key: c.server_key.clone(),
+                iterations: c.iterations,
+            });
         }
         if self.next_producer_id_block != 0 || self.producer_ids_owner != (-1, -1) {
             out.push(MetadataRecord::ProducerIds {

@@ -34,6 +34,7 @@ pub mod allocate_producer_ids;
 pub mod alter_configs;
 pub mod alter_partition;
 pub mod alter_replica_log_dirs;
+pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod broker_heartbeat;
 pub mod broker_registration;
@@ -74,6 +75,7 @@ pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod partition_reassignments;
 pub mod produce;
+pub mod sasl;
 pub mod sync_group;
 pub mod txn_offset_commit;
 pub mod write_txn_markers;
@@ -122,6 +124,8 @@ apis! {
     ListOffsets: list_offsets::VERSIONS => list_offsets::handle;
     Metadata: metadata::VERSIONS => metadata::handle;
     ApiVersions: api_versions::VERSIONS => api_versions::handle;
+    SaslHandshake: sasl::HANDSHAKE_VERSIONS => sasl::handshake_illegal;
+    SaslAuthenticate: sasl::AUTHENTICATE_VERSIONS => sasl::authenticate_illegal;
     CreateTopics: create_topics::VERSIONS => create_topics::handle;
     DeleteTopics: delete_topics::VERSIONS => delete_topics::handle;
     InitProducerId: init_producer_id::VERSIONS => init_producer_id::handle;
@@ -167,6 +171,7 @@ apis! {
     DescribeClientQuotas: client_quotas::VERSIONS => client_quotas::describe;
     AlterClientQuotas: client_quotas::VERSIONS => client_quotas::alter;
     DescribeUserScramCredentials: describe_user_scram_credentials::VERSIONS => describe_user_scram_credentials::handle;
+    AlterUserScramCredentials: alter_user_scram_credentials::VERSIONS => alter_user_scram_credentials::handle;
 }
 
 apis! {
@@ -238,6 +243,8 @@ pub struct Ctx<'a> {
     pub version: i16,
     /// Flips to true when the broker shuts down (long polls return early).
     pub shutdown: watch::Receiver<bool>,
+    /// The authenticated principal (`User:ANONYMOUS` on a PLAINTEXT listener).
+    pub principal: &'a str,
 }
 
 impl Ctx<'_> {

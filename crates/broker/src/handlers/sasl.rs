@@ -1,0 +1,317 @@
+//! SaslHandshake (key 17, v1) and SaslAuthenticate (key 36, v0–v2): SASL authentication of a
+//! connection on a SASL listener, as Kafka's `SaslServerAuthenticator`.
+//!
+//! On a SASL listener the connection owns an [`Authenticator`] and routes these two APIs to it
+//! (they need per-connection state); before the session is authenticated only ApiVersions and
+//! these two are served, anything else closes the connection ("Unexpected Kafka request of type
+//! ... during SASL handshake", as Kafka). Mechanisms: PLAIN (users from the listener's JAAS
+//! config) and SCRAM-SHA-256/512 (credentials from the metadata image, written by
+//! AlterUserScramCredentials). A failed authentication is answered SASL_AUTHENTICATION_FAILED
+//! with Kafka's message, then the connection is closed after
+//! `connection.failed.authentication.delay.ms`. With `connections.max.reauth.ms` the final
+//! SaslAuthenticate (v1+) names the session lifetime; the client re-authenticates on the same
+//! connection (KIP-368: SaslHandshake + SaslAuthenticate again, same mechanism and principal),
+//! and a request after the session expired closes the connection.
+//!
+//! On a listener without SASL (or through the dispatch table at all) both APIs answer
+//! ILLEGAL_SASL_STATE, as Kafka's `KafkaApis` does.
+
+use super::{Ctx, Response};
+use crate::config::SaslListenerConfig;
+use crate::errors::HandlerError;
+use bytes::Bytes;
+use gregor_auth::scram::{NonceSource, ScramCredential, ScramMechanism, ScramServer};
+use gregor_protocol::messages::sasl_authenticate_request::SaslAuthenticateRequest;
+use gregor_protocol::messages::sasl_authenticate_response::SaslAuthenticateResponse;
+use gregor_protocol::messages::sasl_handshake_request::SaslHandshakeRequest;
+use gregor_protocol::messages::sasl_handshake_response::SaslHandshakeResponse;
+use gregor_protocol::protocol::StrBytes;
+use gregor_protocol::ErrorCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Served versions of SaslHandshake (v0, raw tokens after the handshake, was removed in Kafka
+/// 4.0 by KIP-896).
+pub const HANDSHAKE_VERSIONS: (i16, i16) = (1, 1);
+
+/// Served versions of SaslAuthenticate.
+pub const AUTHENTICATE_VERSIONS: (i16, i16) = (0, 2);
+
+/// SaslHandshake outside a SASL exchange (PLAINTEXT listener, or an authenticated session
+/// that cannot re-authenticate): ILLEGAL_SASL_STATE, as Kafka.
+pub async fn handshake_illegal(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
+    let _req: SaslHandshakeRequest = ctx.decode(body)?;
+    ctx.respond(
+        &SaslHandshakeResponse::default().with_error_code(ErrorCode::IllegalSaslState.code()),
+    )
+}
+
+/// SaslAuthenticate outside a SASL exchange: ILLEGAL_SASL_STATE with Kafka's message.
+pub async fn authenticate_illegal(
+    ctx: &Ctx<'_>,
+    body: &mut Bytes,
+) -> Result<Response, HandlerError> {
+    let _req: SaslAuthenticateRequest = ctx.decode(body)?;
+    ctx.respond(
+        &SaslAuthenticateResponse::default()
+            .with_error_code(ErrorCode::IllegalSaslState.code())
+            .with_error_message(Some(StrBytes::from_static_str(
+                "SaslAuthenticate request received after successful authentication",
+            ))),
+    )
+}
+
+/// The mechanism of the exchange in progress.
+enum Exchange {
+    Plain,
+    /// The SCRAM server and whether client-first has been handled.
+    Scram(Box<ScramServer>, bool),
+}
+
+#[derive(Default)]
+enum State {
+    /// Waiting for SaslHandshake.
+    #[default]
+    Handshake,
+    /// Handshake done: SaslAuthenticate steps.
+    Authenticate {
+        mechanism: String,
+        exchange: Exchange,
+    },
+    /// Authenticated.
+    Complete,
+}
+
+/// What the connection does after a SASL request.
+#[derive(Debug)]
+pub enum After {
+    /// Keep serving.
+    Continue,
+    /// Send the response, wait this long, close the connection (reason for the log).
+    Close(Duration, String),
+}
+
+/// The SASL state of one connection on a SASL listener.
+pub struct Authenticator {
+    config: Arc<SaslListenerConfig>,
+    state: State,
+    /// The authenticated user and the mechanism it used (kept across re-authentication).
+    principal: Option<(String, String)>,
+    reauth: Option<Duration>,
+    expires: Option<Instant>,
+    failed_delay: Duration,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("principal", &self.principal)
+            .finish()
+    }
+}
+
+impl Authenticator {
+    /// A connection's authenticator: `reauth_ms` is `connections.max.reauth.ms` (0: none),
+    /// `failed_delay_ms` is `connection.failed.authentication.delay.ms`.
+    pub fn new(config: Arc<SaslListenerConfig>, reauth_ms: i64, failed_delay_ms: u64) -> Self {
+        Authenticator {
+            config,
+            state: State::Handshake,
+            principal: None,
+            reauth: (reauth_ms > 0).then(|| Duration::from_millis(reauth_ms as u64)),
+            expires: None,
+            failed_delay: Duration::from_millis(failed_delay_ms),
+        }
+    }
+
+    /// The authenticated user (`None` before authentication).
+    pub fn user(&self) -> Option<&str> {
+        self.principal.as_ref().map(|(u, _)| u.as_str())
+    }
+
+    /// Whether requests other than ApiVersions and SASL may be served now.
+    pub fn authenticated(&self) -> bool {
+        matches!(self.state, State::Complete)
+    }
+
+    /// Whether the session outlived `connections.max.reauth.ms` without re-authentication.
+    pub fn expired(&self, now: Instant) -> bool {
+        self.expires.is_some_and(|e| now >= e)
+    }
+
+    /// Whether the next SASL request of this kind belongs to this authenticator (else the
+    /// connection closes or answers it through the dispatch table).
+    pub fn expects(&self, handshake: bool) -> bool {
+        match self.state {
+            State::Handshake => handshake,
+            State::Authenticate { .. } => !handshake,
+            // KIP-368 re-authentication starts with a new SaslHandshake.
+            State::Complete => handshake,
+        }
+    }
+
+    fn close(&self, reason: String) -> After {
+        After::Close(self.failed_delay, reason)
+    }
+
+    /// SaslHandshake: picks the mechanism.
+    pub async fn handshake(
+        &mut self,
+        ctx: &Ctx<'_>,
+        body: &mut Bytes,
+    ) -> Result<(Response, After), HandlerError> {
+        let req: SaslHandshakeRequest = ctx.decode(body)?;
+        let mechanism = req.mechanism.as_str().to_string();
+        let enabled: Vec<StrBytes> = self
+            .config
+            .mechanisms
+            .iter()
+            .map(|m| StrBytes::from_string(m.clone()))
+            .collect();
+        let mut resp = SaslHandshakeResponse::default().with_mechanisms(enabled);
+        if !self.config.mechanisms.contains(&mechanism) {
+            resp.error_code = ErrorCode::UnsupportedSaslMechanism.code();
+            let reason = format!(
+                "Unsupported SASL mechanism {mechanism} (enabled: {})",
+                self.config.mechanisms.join(", ")
+            );
+            return Ok((ctx.respond(&resp)?, After::Close(Duration::ZERO, reason)));
+        }
+        if let Some((_, previous)) = &self.principal {
+            if *previous != mechanism {
+                resp.error_code = ErrorCode::IllegalSaslState.code();
+                let reason =
+                    format!("re-authentication with mechanism {mechanism} instead of {previous}");
+                return Ok((ctx.respond(&resp)?, After::Close(Duration::ZERO, reason)));
+            }
+        }
+        let exchange = match ScramMechanism::from_name(&mechanism) {
+            Some(m) => Exchange::Scram(Box::new(ScramServer::new(m, NonceSource::Random)), false),
+            None => Exchange::Plain,
+        };
+        self.state = State::Authenticate {
+            mechanism,
+            exchange,
+        };
+        Ok((ctx.respond(&resp)?, After::Continue))
+    }
+
+    /// SaslAuthenticate: one step of the exchange.
+    pub async fn authenticate(
+        &mut self,
+        ctx: &Ctx<'_>,
+        body: &mut Bytes,
+    ) -> Result<(Response, After), HandlerError> {
+        let req: SaslAuthenticateRequest = ctx.decode(body)?;
+        let reauthenticating = self.principal.is_some();
+        let State::Authenticate {
+            mechanism,
+            exchange,
+        } = &mut self.state
+        else {
+            return Ok((
+                ctx.respond(
+                    &SaslAuthenticateResponse::default()
+                        .with_error_code(ErrorCode::IllegalSaslState.code()),
+                )?,
+                self.close("SaslAuthenticate before SaslHandshake".into()),
+            ));
+        };
+        let mechanism = mechanism.clone();
+        let phase = if reauthenticating {
+            "re-authentication"
+        } else {
+            "authentication"
+        };
+        // Ok(Some(user)): done; Ok(None): more steps; Err(message): failed.
+        let (reply, outcome): (Vec<u8>, Result<Option<String>, String>) = match exchange {
+            Exchange::Plain => {
+                let users = &self.config.plain_users;
+                match gregor_auth::plain::authenticate(&req.auth_bytes, |u| users.get(u)) {
+                    Ok(user) => (Vec::new(), Ok(Some(user))),
+                    Err(e) => (Vec::new(), Err(e.to_string())),
+                }
+            }
+            Exchange::Scram(server, first_done) => {
+                let m = server.mechanism();
+                if !*first_done {
+                    *first_done = true;
+                    let image = ctx.metadata().image();
+                    let lookup = |user: &str| {
+                        image
+                            .scram_credential(user, m.type_byte())
+                            .map(|c| ScramCredential {
+                                salt: c.salt.clone(),
+                                stored_key: c.stored_key.clone(),
+                                server_key: c.server_key.clone(),
+                                iterations: c.iterations,
+                            })
+                    };
+                    match server.handle_client_first(&req.auth_bytes, lookup) {
+                        Ok(first) => (first, Ok(None)),
+                        Err(e) => {
+                            tracing::info!(peer = %ctx.peer, error = %e, "SCRAM authentication failed");
+                            (Vec::new(), Err(scram_message(&e, m, reauthenticating)))
+                        }
+                    }
+                } else {
+                    match server.handle_client_final(&req.auth_bytes) {
+                        Ok((last, outcome)) => (last, Ok(Some(outcome.username))),
+                        Err(e) => {
+                            tracing::info!(peer = %ctx.peer, error = %e, "SCRAM authentication failed");
+                            (Vec::new(), Err(scram_message(&e, m, reauthenticating)))
+                        }
+                    }
+                }
+            }
+        };
+        let mut resp = SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(reply));
+        match outcome {
+            Ok(None) => Ok((ctx.respond(&resp)?, After::Continue)),
+            Ok(Some(user)) => {
+                if let Some((previous, _)) = &self.principal {
+                    if *previous != user {
+                        resp.error_code = ErrorCode::SaslAuthenticationFailed.code();
+                        let message = format!(
+                            "Cannot change principals during re-authentication from User:{previous}: User:{user}"
+                        );
+                        resp.error_message = Some(StrBytes::from_string(message.clone()));
+                        resp.auth_bytes = Bytes::new();
+                        return Ok((ctx.respond(&resp)?, self.close(message)));
+                    }
+                }
+                tracing::debug!(peer = %ctx.peer, %user, %mechanism, phase, "authenticated");
+                if let Some(lifetime) = self.reauth {
+                    self.expires = Some(Instant::now() + lifetime);
+                    if ctx.version >= 1 {
+                        resp.session_lifetime_ms = lifetime.as_millis() as i64;
+                    }
+                }
+                self.principal = Some((user, mechanism));
+                self.state = State::Complete;
+                Ok((ctx.respond(&resp)?, After::Continue))
+            }
+            Err(message) => {
+                resp.error_code = ErrorCode::SaslAuthenticationFailed.code();
+                resp.error_message = Some(StrBytes::from_string(message.clone()));
+                self.state = State::Handshake;
+                Ok((
+                    ctx.respond(&resp)?,
+                    self.close(format!("{phase} failed: {message}")),
+                ))
+            }
+        }
+    }
+}
+
+fn scram_message(
+    e: &gregor_auth::scram::ScramError,
+    m: ScramMechanism,
+    reauthenticating: bool,
+) -> String {
+    if reauthenticating {
+        e.reauthentication_client_message(m)
+    } else {
+        e.client_message(m)
+    }
+}
