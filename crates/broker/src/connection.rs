@@ -146,6 +146,24 @@ async fn run(
         };
         let mut request = buf.split_to(frame::LENGTH_PREFIX + size).freeze();
         let _ = request.split_to(frame::LENGTH_PREFIX);
+        if let Some(auth) = sasl.as_mut().filter(|a| a.expects_raw_token()) {
+            // After a SaslHandshake v0 the SASL tokens are raw frames, not Kafka requests.
+            let image = services.metadata.image();
+            let (reply, after) = auth.raw_token(peer, &image, &request);
+            if let Some(reply) = reply {
+                let mut out = BytesMut::with_capacity(frame::LENGTH_PREFIX + reply.len());
+                out.extend_from_slice(&(reply.len() as i32).to_be_bytes());
+                out.extend_from_slice(&reply);
+                if let Err(e) = sendfile::write_frame(&mut writer, out.freeze()).await {
+                    return End::Io(e);
+                }
+            }
+            if let handlers::sasl::After::Close(delay, reason) = after {
+                tokio::time::sleep(delay).await;
+                return End::Protocol(reason);
+            }
+            continue;
+        }
         if plane == Plane::Controller {
             // Gregor's private inter-node APIs (raft, metadata fetch, forwarded commands).
             let key = gregor_protocol::request::peek_prefix(&request).map(|p| p.api_key);

@@ -49,13 +49,15 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
     // Users in request order, each with its records or its error.
     let mut order: Vec<String> = Vec::new();
     let mut outcome: HashMap<String, Result<Vec<MetadataRecord>, Failure>> = HashMap::new();
-    let mut seen: HashMap<(String, i8), ()> = HashMap::new();
-    let mut add = |name: &str, mech: i8, r: Result<MetadataRecord, Failure>| {
+    // Kafka allows one alteration per user and request: a second one (even for the other
+    // mechanism) fails the user with DUPLICATE_RESOURCE.
+    let mut seen: HashMap<String, ()> = HashMap::new();
+    let mut add = |name: &str, r: Result<MetadataRecord, Failure>| {
         if !outcome.contains_key(name) {
             order.push(name.to_string());
             outcome.insert(name.to_string(), Ok(Vec::new()));
         }
-        let r = if seen.insert((name.to_string(), mech), ()).is_some() {
+        let r = if seen.insert(name.to_string(), ()).is_some() {
             Err((
                 ErrorCode::DuplicateResource,
                 "A user credential cannot be altered twice in the same request".to_string(),
@@ -66,6 +68,8 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
         let entry = outcome.get_mut(name).expect("inserted above");
         match (entry.as_mut(), r) {
             (Ok(records), Ok(rec)) => records.push(rec),
+            // A duplicate overrides an earlier validation error, as Kafka reports it.
+            (_, Err(e)) if e.0 == ErrorCode::DuplicateResource => *entry = Err(e),
             (Ok(_), Err(e)) => *entry = Err(e),
             (Err(_), _) => {}
         }
@@ -86,7 +90,7 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
                     mechanism: m.type_byte(),
                 })
             });
-        add(name, d.mechanism, r);
+        add(name, r);
     }
     for u in &req.upsertions {
         let name = u.name.as_str();
@@ -120,7 +124,7 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
                     iterations: c.iterations,
                 })
             });
-        add(name, u.mechanism, r);
+        add(name, r);
     }
     let records: Vec<MetadataRecord> = order
         .iter()

@@ -21,6 +21,7 @@ use crate::config::SaslListenerConfig;
 use crate::errors::HandlerError;
 use bytes::Bytes;
 use gregor_auth::scram::{NonceSource, ScramCredential, ScramMechanism, ScramServer};
+use gregor_controller::state::ClusterState;
 use gregor_protocol::messages::sasl_authenticate_request::SaslAuthenticateRequest;
 use gregor_protocol::messages::sasl_authenticate_response::SaslAuthenticateResponse;
 use gregor_protocol::messages::sasl_handshake_request::SaslHandshakeRequest;
@@ -30,9 +31,9 @@ use gregor_protocol::ErrorCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Served versions of SaslHandshake (v0, raw tokens after the handshake, was removed in Kafka
-/// 4.0 by KIP-896).
-pub const HANDSHAKE_VERSIONS: (i16, i16) = (1, 1);
+/// Served versions of SaslHandshake. After a v0 handshake the SASL tokens travel as raw
+/// size-prefixed frames instead of SaslAuthenticate requests (Kafka 4.1 still serves it).
+pub const HANDSHAKE_VERSIONS: (i16, i16) = (0, 1);
 
 /// Served versions of SaslAuthenticate.
 pub const AUTHENTICATE_VERSIONS: (i16, i16) = (0, 2);
@@ -73,10 +74,11 @@ enum State {
     /// Waiting for SaslHandshake.
     #[default]
     Handshake,
-    /// Handshake done: SaslAuthenticate steps.
+    /// Handshake done: SaslAuthenticate steps (raw token frames after a v0 handshake).
     Authenticate {
         mechanism: String,
         exchange: Exchange,
+        raw: bool,
     },
     /// Authenticated.
     Complete,
@@ -144,6 +146,7 @@ impl Authenticator {
     pub fn expects(&self, handshake: bool) -> bool {
         match self.state {
             State::Handshake => handshake,
+            State::Authenticate { raw: true, .. } => false,
             State::Authenticate { .. } => !handshake,
             // KIP-368 re-authentication starts with a new SaslHandshake.
             State::Complete => handshake,
@@ -192,30 +195,41 @@ impl Authenticator {
         self.state = State::Authenticate {
             mechanism,
             exchange,
+            raw: ctx.version == 0,
         };
         Ok((ctx.respond(&resp)?, After::Continue))
     }
 
-    /// SaslAuthenticate: one step of the exchange.
-    pub async fn authenticate(
+    /// Whether the next frame is a raw SASL token (after a v0 SaslHandshake), not a request.
+    pub fn expects_raw_token(&self) -> bool {
+        matches!(self.state, State::Authenticate { raw: true, .. })
+    }
+
+    /// One raw SASL token after a v0 handshake: the raw reply to send (size-prefixed, an empty
+    /// frame when PLAIN succeeds), or a close without reply when it failed, as Kafka.
+    pub fn raw_token(
         &mut self,
-        ctx: &Ctx<'_>,
-        body: &mut Bytes,
-    ) -> Result<(Response, After), HandlerError> {
-        let req: SaslAuthenticateRequest = ctx.decode(body)?;
+        ctx_peer: std::net::SocketAddr,
+        image: &ClusterState,
+        token: &[u8],
+    ) -> (Option<Vec<u8>>, After) {
+        match self.step(ctx_peer, image, token) {
+            Step::More(reply) => (Some(reply), After::Continue),
+            Step::Done(reply, _) => (Some(reply), After::Continue),
+            Step::Failed(message) => (None, self.close(message)),
+        }
+    }
+
+    /// Runs one step of the exchange in progress.
+    fn step(&mut self, peer: std::net::SocketAddr, image: &ClusterState, token: &[u8]) -> Step {
         let reauthenticating = self.principal.is_some();
         let State::Authenticate {
             mechanism,
             exchange,
+            ..
         } = &mut self.state
         else {
-            return Ok((
-                ctx.respond(
-                    &SaslAuthenticateResponse::default()
-                        .with_error_code(ErrorCode::IllegalSaslState.code()),
-                )?,
-                self.close("SaslAuthenticate before SaslHandshake".into()),
-            ));
+            return Step::Failed("SASL token before SaslHandshake".into());
         };
         let mechanism = mechanism.clone();
         let phase = if reauthenticating {
@@ -223,20 +237,18 @@ impl Authenticator {
         } else {
             "authentication"
         };
-        // Ok(Some(user)): done; Ok(None): more steps; Err(message): failed.
         let (reply, outcome): (Vec<u8>, Result<Option<String>, String>) = match exchange {
             Exchange::Plain => {
                 let users = &self.config.plain_users;
-                match gregor_auth::plain::authenticate(&req.auth_bytes, |u| users.get(u)) {
+                match gregor_auth::plain::authenticate(token, |u| users.get(u)) {
                     Ok(user) => (Vec::new(), Ok(Some(user))),
                     Err(e) => (Vec::new(), Err(e.to_string())),
                 }
             }
             Exchange::Scram(server, first_done) => {
                 let m = server.mechanism();
-                if !*first_done {
+                let stepped = if !*first_done {
                     *first_done = true;
-                    let image = ctx.metadata().image();
                     let lookup = |user: &str| {
                         image
                             .scram_credential(user, m.type_byte())
@@ -247,61 +259,97 @@ impl Authenticator {
                                 iterations: c.iterations,
                             })
                     };
-                    match server.handle_client_first(&req.auth_bytes, lookup) {
-                        Ok(first) => (first, Ok(None)),
-                        Err(e) => {
-                            tracing::info!(peer = %ctx.peer, error = %e, "SCRAM authentication failed");
-                            (Vec::new(), Err(scram_message(&e, m, reauthenticating)))
-                        }
-                    }
+                    server
+                        .handle_client_first(token, lookup)
+                        .map(|first| (first, None))
                 } else {
-                    match server.handle_client_final(&req.auth_bytes) {
-                        Ok((last, outcome)) => (last, Ok(Some(outcome.username))),
-                        Err(e) => {
-                            tracing::info!(peer = %ctx.peer, error = %e, "SCRAM authentication failed");
-                            (Vec::new(), Err(scram_message(&e, m, reauthenticating)))
-                        }
+                    server
+                        .handle_client_final(token)
+                        .map(|(last, outcome)| (last, Some(outcome.username)))
+                };
+                match stepped {
+                    Ok((reply, user)) => (reply, Ok(user)),
+                    Err(e) => {
+                        tracing::info!(%peer, error = %e, "SCRAM {phase} failed");
+                        (Vec::new(), Err(scram_message(&e, m, reauthenticating)))
                     }
                 }
             }
         };
-        let mut resp = SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(reply));
         match outcome {
-            Ok(None) => Ok((ctx.respond(&resp)?, After::Continue)),
+            Ok(None) => Step::More(reply),
             Ok(Some(user)) => {
                 if let Some((previous, _)) = &self.principal {
                     if *previous != user {
-                        resp.error_code = ErrorCode::SaslAuthenticationFailed.code();
-                        let message = format!(
+                        self.state = State::Handshake;
+                        return Step::Failed(format!(
                             "Cannot change principals during re-authentication from User:{previous}: User:{user}"
-                        );
-                        resp.error_message = Some(StrBytes::from_string(message.clone()));
-                        resp.auth_bytes = Bytes::new();
-                        return Ok((ctx.respond(&resp)?, self.close(message)));
+                        ));
                     }
                 }
-                tracing::debug!(peer = %ctx.peer, %user, %mechanism, phase, "authenticated");
-                if let Some(lifetime) = self.reauth {
-                    self.expires = Some(Instant::now() + lifetime);
-                    if ctx.version >= 1 {
-                        resp.session_lifetime_ms = lifetime.as_millis() as i64;
-                    }
+                tracing::debug!(%peer, %user, %mechanism, phase, "authenticated");
+                let lifetime = self.reauth;
+                if let Some(l) = lifetime {
+                    self.expires = Some(Instant::now() + l);
                 }
                 self.principal = Some((user, mechanism));
                 self.state = State::Complete;
-                Ok((ctx.respond(&resp)?, After::Continue))
+                Step::Done(reply, lifetime)
             }
             Err(message) => {
-                resp.error_code = ErrorCode::SaslAuthenticationFailed.code();
-                resp.error_message = Some(StrBytes::from_string(message.clone()));
                 self.state = State::Handshake;
-                Ok((
-                    ctx.respond(&resp)?,
-                    self.close(format!("{phase} failed: {message}")),
-                ))
+                Step::Failed(message)
             }
         }
     }
+
+    /// SaslAuthenticate: one step of the exchange.
+    pub async fn authenticate(
+        &mut self,
+        ctx: &Ctx<'_>,
+        body: &mut Bytes,
+    ) -> Result<(Response, After), HandlerError> {
+        let req: SaslAuthenticateRequest = ctx.decode(body)?;
+        if !matches!(self.state, State::Authenticate { raw: false, .. }) {
+            return Ok((
+                ctx.respond(
+                    &SaslAuthenticateResponse::default()
+                        .with_error_code(ErrorCode::IllegalSaslState.code()),
+                )?,
+                self.close("SaslAuthenticate before SaslHandshake".into()),
+            ));
+        }
+        let image = ctx.metadata().image();
+        let mut resp = SaslAuthenticateResponse::default();
+        match self.step(ctx.peer, &image, &req.auth_bytes) {
+            Step::More(reply) => {
+                resp.auth_bytes = Bytes::from(reply);
+                Ok((ctx.respond(&resp)?, After::Continue))
+            }
+            Step::Done(reply, lifetime) => {
+                resp.auth_bytes = Bytes::from(reply);
+                if let (Some(l), true) = (lifetime, ctx.version >= 1) {
+                    resp.session_lifetime_ms = l.as_millis() as i64;
+                }
+                Ok((ctx.respond(&resp)?, After::Continue))
+            }
+            Step::Failed(message) => {
+                resp.error_code = ErrorCode::SaslAuthenticationFailed.code();
+                resp.error_message = Some(StrBytes::from_string(message.clone()));
+                Ok((ctx.respond(&resp)?, self.close(message)))
+            }
+        }
+    }
+}
+
+/// The result of one exchange step.
+enum Step {
+    /// A challenge to send; more steps follow.
+    More(Vec<u8>),
+    /// Authenticated: the last reply and the session lifetime.
+    Done(Vec<u8>, Option<Duration>),
+    /// Failed with this client-visible message.
+    Failed(String),
 }
 
 fn scram_message(
