@@ -231,7 +231,23 @@ async fn run(
                 }
                 continue;
             }
+            if api == ApiKey::ApiVersions && !auth.api_versions_allowed() {
+                return End::Protocol("a second ApiVersions during SASL authentication".into());
+            }
             if api != ApiKey::ApiVersions {
+                if auth.in_exchange() && api == ApiKey::Metadata {
+                    // Kafka answers the API's error response (for Metadata, which has no error
+                    // field before v10: an empty one), then closes.
+                    let empty = gregor_protocol::response::encode_response(
+                        api,
+                        header.request_api_version,
+                        header.correlation_id,
+                        &gregor_protocol::messages::MetadataResponse::default(),
+                    );
+                    if let Ok(frame) = empty {
+                        let _ = sendfile::write_frame(&mut writer, frame.freeze()).await;
+                    }
+                }
                 if !auth.authenticated() {
                     return End::Protocol(format!(
                         "Unexpected Kafka request of type {api:?} during SASL handshake."

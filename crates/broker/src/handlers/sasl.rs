@@ -102,6 +102,7 @@ pub struct Authenticator {
     reauth: Option<Duration>,
     expires: Option<Instant>,
     failed_delay: Duration,
+    api_versions_seen: bool,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -123,12 +124,27 @@ impl Authenticator {
             reauth: (reauth_ms > 0).then(|| Duration::from_millis(reauth_ms as u64)),
             expires: None,
             failed_delay: Duration::from_millis(failed_delay_ms),
+            api_versions_seen: false,
         }
     }
 
     /// The authenticated user (`None` before authentication).
     pub fn user(&self) -> Option<&str> {
         self.principal.as_ref().map(|(u, _)| u.as_str())
+    }
+
+    /// Whether the exchange is between SaslHandshake and its last SaslAuthenticate.
+    pub fn in_exchange(&self) -> bool {
+        matches!(self.state, State::Authenticate { .. })
+    }
+
+    /// Counts an ApiVersions before authentication; false when it is not the first (Kafka
+    /// closes the connection then).
+    pub fn api_versions_allowed(&mut self) -> bool {
+        if matches!(self.state, State::Complete) {
+            return true;
+        }
+        !std::mem::replace(&mut self.api_versions_seen, true)
     }
 
     /// Whether requests other than ApiVersions and SASL may be served now.
@@ -148,8 +164,9 @@ impl Authenticator {
             State::Handshake => handshake,
             State::Authenticate { raw: true, .. } => false,
             State::Authenticate { .. } => !handshake,
-            // KIP-368 re-authentication starts with a new SaslHandshake.
-            State::Complete => handshake,
+            // KIP-368 re-authentication starts with a new SaslHandshake (only when sessions
+            // expire; otherwise the handshake is answered ILLEGAL_SASL_STATE, as Kafka).
+            State::Complete => handshake && self.reauth.is_some(),
         }
     }
 
