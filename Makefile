@@ -39,12 +39,12 @@ compat-cluster:
 	$(CARGO) build -p gregor-broker --bin gregor
 	REPL_KILL_CYCLES=$(REPL_KILL_CYCLES) GREGOR_BIN=$(abspath $(GREGOR_DEBUG)) compat-tests/cluster/run.sh
 
-## Security (compat-tests/security/): SASL_PLAINTEXT with PLAIN and SCRAM, credentials made with
-## kafka-configs.sh, bad input on raw sockets. The listeners Gregor serves so far; the whole suite
-## (SSL, SASL_SSL too) runs against a real Kafka 4.1 with `SECURITY_IMPL=kafka compat-tests/security/run.sh`.
+## Security (compat-tests/security/): SASL_PLAINTEXT, SSL (mTLS) and SASL_SSL listeners with PLAIN
+## and SCRAM, credentials made with kafka-configs.sh, bad input on raw sockets. The same tests run
+## against a real Kafka 4.1 with `SECURITY_IMPL=kafka compat-tests/security/run.sh`.
 compat-security:
 	$(CARGO) build -p gregor-broker --bin gregor
-	SECURITY_LISTENERS=SASL_PLAINTEXT GREGOR_BIN=$(abspath $(GREGOR_DEBUG)) compat-tests/security/run.sh
+	GREGOR_BIN=$(abspath $(GREGOR_DEBUG)) compat-tests/security/run.sh
 
 ## The full sweep of every suite (not only the allow-lists); slow.
 compat-full:

@@ -173,17 +173,21 @@ pub const KEYS: &[Key] = &[
     k("share.coordinator.state.topic.replication.factor", Int, Some("3"), false, "Accepted for compatibility."),
     k("share.coordinator.state.topic.min.isr", Int, Some("2"), false, "Accepted for compatibility."),
     // Kafka broker configs accepted for compatibility (described, no effect); passwords are sensitive.
-    k("ssl.keystore.location", Str, None, false, "Accepted for compatibility."),
-    k("ssl.keystore.password", Str, None, false, "Accepted for compatibility."),
-    k("ssl.key.password", Str, None, false, "Accepted for compatibility."),
-    k("ssl.keystore.type", Str, Some("JKS"), false, "Accepted for compatibility."),
-    k("ssl.truststore.location", Str, None, false, "Accepted for compatibility."),
+    k("ssl.keystore.type", Str, Some("JKS"), true, "Key store format of SSL/SASL_SSL listeners: PEM (JKS and PKCS12 are not supported)."),
+    k("ssl.keystore.location", Str, None, true, "PEM file with the listener's private key and certificate chain."),
+    k("ssl.keystore.certificate.chain", Str, None, true, "Inline PEM certificate chain (instead of ssl.keystore.location)."),
+    k("ssl.keystore.key", Str, None, true, "Inline PEM private key (instead of ssl.keystore.location)."),
+    k("ssl.keystore.password", Str, None, false, "Accepted for compatibility (PEM key stores have none)."),
+    k("ssl.key.password", Str, None, true, "Password of an encrypted PEM key: not supported, must be unset."),
+    k("ssl.truststore.type", Str, Some("JKS"), true, "Trust store format: PEM."),
+    k("ssl.truststore.location", Str, None, true, "PEM file with the CA certificates client certificates are verified against."),
+    k("ssl.truststore.certificates", Str, None, true, "Inline PEM CA certificates (instead of ssl.truststore.location)."),
     k("ssl.truststore.password", Str, None, false, "Accepted for compatibility."),
-    k("ssl.truststore.type", Str, Some("JKS"), false, "Accepted for compatibility."),
-    k("ssl.client.auth", Str, Some("none"), false, "Accepted for compatibility."),
+    k("ssl.client.auth", Str, Some("none"), true, "Client certificates on SSL listeners: required, requested or none."),
+    k("ssl.principal.mapping.rules", Str, Some("DEFAULT"), true, "Rules mapping a client certificate's subject DN to the principal name."),
     k("ssl.protocol", Str, Some("TLSv1.3"), false, "Accepted for compatibility."),
-    k("ssl.enabled.protocols", List, Some("TLSv1.2,TLSv1.3"), false, "Accepted for compatibility."),
-    k("ssl.cipher.suites", List, Some(""), false, "Accepted for compatibility."),
+    k("ssl.enabled.protocols", List, Some("TLSv1.2,TLSv1.3"), true, "TLS versions served (TLSv1.2, TLSv1.3)."),
+    k("ssl.cipher.suites", List, Some(""), false, "Accepted for compatibility (rustls' safe default suites)."),
     k("ssl.endpoint.identification.algorithm", Str, Some("https"), false, "Accepted for compatibility."),
     k("sasl.enabled.mechanisms", List, Some("GSSAPI"), true, "SASL mechanisms of SASL listeners (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512); per listener: listener.name.<listener>.sasl.enabled.mechanisms."),
     k("sasl.server.max.receive.size", Int, Some("524288"), true, "Largest request accepted from a SASL connection before it is authenticated."),
@@ -301,6 +305,10 @@ pub enum SecurityProtocol {
     Plaintext,
     /// SASL_PLAINTEXT: SASL authentication, no TLS.
     SaslPlaintext,
+    /// SSL: TLS, optionally with client certificates.
+    Ssl,
+    /// SASL_SSL: SASL authentication inside TLS.
+    SaslSsl,
 }
 
 impl SecurityProtocol {
@@ -309,6 +317,8 @@ impl SecurityProtocol {
         match self {
             SecurityProtocol::Plaintext => "PLAINTEXT",
             SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
         }
     }
 }
@@ -323,6 +333,44 @@ pub struct SaslListenerConfig {
     pub plain_users: BTreeMap<String, String>,
 }
 
+/// Whether an SSL listener asks for client certificates (`ssl.client.auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// Required: a connection without a trusted certificate fails the handshake.
+    Required,
+    /// Requested: verified when sent, optional.
+    Requested,
+    /// Not asked for.
+    None,
+}
+
+/// TLS settings of one listener, PEM text already read from the files.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TlsListenerConfig {
+    /// Certificate chain (PEM).
+    pub certificate_chain: String,
+    /// Private key (PEM).
+    pub private_key: String,
+    /// CA certificates for client certificates (PEM), if any.
+    pub trusted: Option<String>,
+    /// `ssl.client.auth`.
+    pub client_auth: ClientAuth,
+    /// `ssl.principal.mapping.rules`.
+    pub principal_mapping_rules: String,
+    /// `ssl.enabled.protocols` (TLSv1.2 / TLSv1.3).
+    pub protocols: Vec<String>,
+}
+
+impl std::fmt::Debug for TlsListenerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsListenerConfig")
+            .field("client_auth", &self.client_auth)
+            .field("trusted", &self.trusted.is_some())
+            .field("protocols", &self.protocols)
+            .finish()
+    }
+}
+
 /// How a client listener authenticates its connections.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenerSecurity {
@@ -330,6 +378,130 @@ pub struct ListenerSecurity {
     pub protocol: SecurityProtocol,
     /// SASL settings (SASL listeners only).
     pub sasl: Option<SaslListenerConfig>,
+    /// TLS settings (SSL and SASL_SSL listeners only).
+    pub tls: Option<TlsListenerConfig>,
+}
+
+/// Reads a listener's TLS settings: `listener.name.<listener>.ssl.*` over `ssl.*`, PEM only.
+fn tls_listener_config(
+    listener: &str,
+    protocol: SecurityProtocol,
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<TlsListenerConfig, ConfigError> {
+    let prefix = format!("listener.name.{}.", listener.to_ascii_lowercase());
+    let lookup = |key: &str| -> Option<(String, String)> {
+        let own = format!("{prefix}{key}");
+        match get(&own) {
+            Some(v) => Some((own, v)),
+            None => get(key).map(|v| (key.to_string(), v)),
+        }
+        .filter(|(_, v)| !v.trim().is_empty())
+    };
+    let read = |key: &str, path: &str| -> Result<String, ConfigError> {
+        std::fs::read_to_string(path.trim())
+            .map_err(|e| invalid(key, path, format!("cannot read {}: {e}", path.trim())))
+    };
+    let (store_key, store_type) =
+        lookup("ssl.keystore.type").unwrap_or(("ssl.keystore.type".into(), "JKS".into()));
+    let (certificate_chain, private_key) = if let Some((k, path)) = lookup("ssl.keystore.location")
+    {
+        if !store_type.eq_ignore_ascii_case("PEM") {
+            return Err(invalid(
+                &store_key,
+                &store_type,
+                format!("listener {listener}: only PEM key stores are supported (set ssl.keystore.type=PEM)"),
+            ));
+        }
+        let text = read(&k, &path)?;
+        (text.clone(), text)
+    } else {
+        match (
+            lookup("ssl.keystore.certificate.chain"),
+            lookup("ssl.keystore.key"),
+        ) {
+            (Some((_, chain)), Some((_, key))) => (chain, key),
+            _ => {
+                return Err(invalid(
+                    "ssl.keystore.location",
+                    "",
+                    format!(
+                        "listener {listener} uses {} but has no key store (ssl.keystore.type=PEM with ssl.keystore.location, or ssl.keystore.certificate.chain and ssl.keystore.key)",
+                        protocol.name()
+                    ),
+                ))
+            }
+        }
+    };
+    if let Some((k, _)) = lookup("ssl.key.password") {
+        return Err(invalid(
+            &k,
+            "<hidden>",
+            "encrypted PEM keys are not supported: use an unencrypted key".into(),
+        ));
+    }
+    let trusted = if let Some((k, path)) = lookup("ssl.truststore.location") {
+        if let Some((tk, tt)) = lookup("ssl.truststore.type") {
+            if !tt.eq_ignore_ascii_case("PEM") {
+                return Err(invalid(
+                    &tk,
+                    &tt,
+                    "only PEM trust stores are supported (set ssl.truststore.type=PEM)".into(),
+                ));
+            }
+        }
+        Some(read(&k, &path)?)
+    } else {
+        lookup("ssl.truststore.certificates").map(|(_, v)| v)
+    };
+    // SASL_SSL authenticates with SASL; client certificates only where ssl.client.auth says
+    // so explicitly for the listener, as Kafka.
+    let (auth_key, auth) = match protocol {
+        SecurityProtocol::SaslSsl => get(&format!("{prefix}ssl.client.auth"))
+            .map(|v| (format!("{prefix}ssl.client.auth"), v))
+            .unwrap_or(("ssl.client.auth".into(), "none".into())),
+        _ => lookup("ssl.client.auth").unwrap_or(("ssl.client.auth".into(), "none".into())),
+    };
+    let client_auth = match auth.trim().to_ascii_lowercase().as_str() {
+        "required" => ClientAuth::Required,
+        "requested" => ClientAuth::Requested,
+        "none" | "" => ClientAuth::None,
+        other => {
+            return Err(invalid(
+                &auth_key,
+                other,
+                "must be required, requested or none".into(),
+            ))
+        }
+    };
+    if client_auth != ClientAuth::None && trusted.is_none() {
+        return Err(invalid(
+            &auth_key,
+            &auth,
+            format!("listener {listener} asks for client certificates but has no trust store (ssl.truststore.location)"),
+        ));
+    }
+    let protocols = lookup("ssl.enabled.protocols")
+        .map(|(_, v)| split_list(&v))
+        .unwrap_or_else(|| vec!["TLSv1.2".into(), "TLSv1.3".into()]);
+    if let Some(bad) = protocols
+        .iter()
+        .find(|p| *p != "TLSv1.2" && *p != "TLSv1.3")
+    {
+        return Err(invalid(
+            "ssl.enabled.protocols",
+            bad,
+            "only TLSv1.2 and TLSv1.3 are supported".into(),
+        ));
+    }
+    Ok(TlsListenerConfig {
+        certificate_chain,
+        private_key,
+        trusted,
+        client_auth,
+        principal_mapping_rules: lookup("ssl.principal.mapping.rules")
+            .map_or_else(|| "DEFAULT".into(), |(_, v)| v),
+        protocols,
+    })
 }
 
 /// The SASL mechanisms Gregor serves.
@@ -892,17 +1064,29 @@ impl Config {
                 "PLAINTEXT" => ListenerSecurity {
                     protocol: SecurityProtocol::Plaintext,
                     sasl: None,
+                    tls: None,
                 },
                 "SASL_PLAINTEXT" => ListenerSecurity {
                     protocol: SecurityProtocol::SaslPlaintext,
                     sasl: Some(sasl_listener_config(&l.name, &get)?),
+                    tls: None,
+                },
+                "SSL" => ListenerSecurity {
+                    protocol: SecurityProtocol::Ssl,
+                    sasl: None,
+                    tls: Some(tls_listener_config(&l.name, SecurityProtocol::Ssl, &get)?),
+                },
+                "SASL_SSL" => ListenerSecurity {
+                    protocol: SecurityProtocol::SaslSsl,
+                    sasl: Some(sasl_listener_config(&l.name, &get)?),
+                    tls: Some(tls_listener_config(&l.name, SecurityProtocol::SaslSsl, &get)?),
                 },
                 _ => {
                     return Err(invalid(
                         "listeners",
                         &listeners_raw,
                         format!(
-                            "listener {} uses security protocol {protocol}; PLAINTEXT and SASL_PLAINTEXT are supported so far",
+                            "listener {} uses unknown security protocol {protocol} (PLAINTEXT, SASL_PLAINTEXT, SSL, SASL_SSL)",
                             l.name
                         ),
                     ))
@@ -1383,7 +1567,10 @@ mod tests {
                 .mechanisms,
             ["SCRAM-SHA-256"]
         );
-        // TLS listeners are not served yet.
-        assert!(cfg(&[("listeners", "SSL://:9093")]).is_err());
+        // A TLS listener without a key store.
+        assert!(cfg(&[("listeners", "SSL://:9093")])
+            .unwrap_err()
+            .to_string()
+            .contains("key store"));
     }
 }

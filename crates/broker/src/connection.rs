@@ -13,8 +13,9 @@ use crate::config::Listener;
 use crate::errors::HandlerError;
 use crate::handlers::{self, Ctx, Plane, Response};
 use crate::metrics::WaitClock;
-use crate::sendfile;
+use crate::sendfile::Writer;
 use crate::services::Services;
+use crate::tls::TlsListener;
 use bytes::BytesMut;
 use gregor_protocol::frame;
 use gregor_protocol::messages::ApiKey;
@@ -59,16 +60,38 @@ enum End {
 
 /// Serves one connection until the client closes it, it idles out, the broker shuts down, or
 /// the client sends something we cannot answer.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     services: Services,
     listener: Arc<Listener>,
     plane: Plane,
+    tls: Option<Arc<TlsListener>>,
     shutdown: watch::Receiver<bool>,
 ) {
     let _counted = services.metrics.connection_opened(&listener.name);
-    let end = run(stream, peer, &services, &listener, plane, shutdown).await;
+    let (reader, writer, principal) = match tls {
+        None => {
+            let (r, w) = stream.into_split();
+            (Reader::Plain(r), Writer::Plain(w), None)
+        }
+        Some(tls) => match tls.accept(stream).await {
+            Ok(s) => {
+                let principal = tls.principal(&s);
+                let (r, w) = tokio::io::split(s);
+                (Reader::Tls(r), Writer::Tls(w), Some(principal))
+            }
+            Err(e) => {
+                tracing::info!(%peer, listener = %listener.name, error = %e, "TLS handshake failed");
+                return;
+            }
+        },
+    };
+    let end = run(
+        reader, writer, principal, peer, &services, &listener, plane, shutdown,
+    )
+    .await;
     match end {
         End::Closed | End::Shutdown => tracing::debug!(%peer, "connection closed"),
         End::Idle => tracing::debug!(%peer, "closing idle connection (connections.max.idle.ms)"),
@@ -77,15 +100,32 @@ pub async fn serve(
     }
 }
 
+/// The read side of a connection.
+enum Reader {
+    Plain(tokio::net::tcp::OwnedReadHalf),
+    Tls(tokio::io::ReadHalf<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl Reader {
+    async fn read_buf(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
+        match self {
+            Reader::Plain(r) => r.read_buf(buf).await,
+            Reader::Tls(r) => r.read_buf(buf).await,
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn run(
-    stream: TcpStream,
+    mut reader: Reader,
+    mut writer: Writer,
+    tls_principal: Option<String>,
     peer: SocketAddr,
     services: &Services,
     listener: &Arc<Listener>,
     plane: Plane,
     mut shutdown: watch::Receiver<bool>,
 ) -> End {
-    let (mut reader, mut writer) = stream.into_split();
     let config = &services.config;
     let max = config.socket_request_max_bytes;
     let idle = Duration::from_millis(config.connections_max_idle_ms.max(1));
@@ -154,7 +194,7 @@ async fn run(
                 let mut out = BytesMut::with_capacity(frame::LENGTH_PREFIX + reply.len());
                 out.extend_from_slice(&(reply.len() as i32).to_be_bytes());
                 out.extend_from_slice(&reply);
-                if let Err(e) = sendfile::write_frame(&mut writer, out.freeze()).await {
+                if let Err(e) = writer.write_frame(out.freeze()).await {
                     return End::Io(e);
                 }
             }
@@ -175,9 +215,7 @@ async fn run(
                 let answered =
                     handlers::internal::handle(services, key, header.correlation_id, request).await;
                 let written = match answered {
-                    Ok(Response::Frame(frame)) => {
-                        sendfile::write_frame(&mut writer, frame.freeze()).await
-                    }
+                    Ok(Response::Frame(frame)) => writer.write_frame(frame.freeze()).await,
                     Ok(_) => Ok(()),
                     Err(e) => return End::Protocol(format!("private API {key}: {e}")),
                 };
@@ -221,7 +259,7 @@ async fn run(
                     }
                 };
                 if let Response::Frame(frame) = response {
-                    if let Err(e) = sendfile::write_frame(&mut writer, frame.freeze()).await {
+                    if let Err(e) = writer.write_frame(frame.freeze()).await {
                         return End::Io(e);
                     }
                 }
@@ -245,7 +283,7 @@ async fn run(
                         &gregor_protocol::messages::MetadataResponse::default(),
                     );
                     if let Ok(frame) = empty {
-                        let _ = sendfile::write_frame(&mut writer, frame.freeze()).await;
+                        let _ = writer.write_frame(frame.freeze()).await;
                     }
                 }
                 if !auth.authenticated() {
@@ -261,9 +299,11 @@ async fn run(
                 }
             }
         }
-        let principal = sasl
-            .as_ref()
-            .map_or_else(|| ANONYMOUS.to_string(), principal_of);
+        let principal = match (&sasl, &tls_principal) {
+            (Some(auth), _) => principal_of(auth),
+            (None, Some(p)) => p.clone(),
+            (None, None) => ANONYMOUS.to_string(),
+        };
         let span = tracing::debug_span!(
             "request",
             api = ?api,
@@ -324,8 +364,8 @@ async fn run(
             );
         }
         let written = match response {
-            Response::Frame(frame) => sendfile::write_frame(&mut writer, frame.freeze()).await,
-            Response::Chunks(chunks, _) => sendfile::write_chunks(&mut writer, chunks).await,
+            Response::Frame(frame) => writer.write_frame(frame.freeze()).await,
+            Response::Chunks(chunks, _) => writer.write_chunks(chunks).await,
             Response::None => Ok(()),
             Response::Close(reason) => return End::Protocol(reason),
         };

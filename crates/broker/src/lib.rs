@@ -81,5 +81,6 @@ pub mod rpc_client;
 pub mod sendfile;
 pub mod server;
 pub mod services;
+pub mod tls;
 pub mod topic_config;
 pub mod txn_service;

@@ -73,3 +73,60 @@ pub async fn write_chunks(
 pub async fn write_frame(writer: &mut OwnedWriteHalf, frame: Bytes) -> io::Result<()> {
     writer.write_all(&frame).await
 }
+
+/// The write side of a connection: a plain TCP socket (zero-copy `sendfile` for record data)
+/// or a TLS stream (record data read from the file and encrypted: one copy, as Kafka's
+/// `SslTransportLayer`).
+pub enum Writer {
+    /// PLAINTEXT / SASL_PLAINTEXT.
+    Plain(OwnedWriteHalf),
+    /// SSL / SASL_SSL.
+    Tls(tokio::io::WriteHalf<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>),
+}
+
+/// How much of a file region a TLS connection reads at once.
+const TLS_COPY_CHUNK: u64 = 1 << 20;
+
+impl Writer {
+    /// Writes one encoded frame.
+    pub async fn write_frame(&mut self, frame: Bytes) -> io::Result<()> {
+        match self {
+            Writer::Plain(w) => write_frame(w, frame).await,
+            Writer::Tls(w) => {
+                w.write_all(&frame).await?;
+                w.flush().await
+            }
+        }
+    }
+
+    /// Writes a response made of protocol bytes and file regions.
+    pub async fn write_chunks(&mut self, chunks: Vec<Chunk<FileRegion>>) -> io::Result<()> {
+        match self {
+            Writer::Plain(w) => write_chunks(w, chunks).await,
+            Writer::Tls(w) => {
+                for chunk in chunks {
+                    match chunk {
+                        Chunk::Bytes(b) => w.write_all(&b).await?,
+                        Chunk::Records(region) => {
+                            let mut offset = 0;
+                            while offset < region.len {
+                                let piece = FileRegion {
+                                    file: region.file.clone(),
+                                    position: region.position + offset,
+                                    len: (region.len - offset).min(TLS_COPY_CHUNK),
+                                };
+                                let len = piece.len;
+                                let data = tokio::task::spawn_blocking(move || piece.read_to_vec())
+                                    .await
+                                    .map_err(io::Error::other)??;
+                                w.write_all(&data).await?;
+                                offset += len;
+                            }
+                        }
+                    }
+                }
+                w.flush().await
+            }
+        }
+    }
+}

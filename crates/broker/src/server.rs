@@ -4,6 +4,7 @@
 
 use crate::broker::Broker;
 use crate::config::{Config, Listener};
+use crate::tls::TlsListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -13,7 +14,7 @@ use tokio::task::JoinSet;
 /// A started broker.
 pub struct Server {
     broker: Arc<Broker>,
-    listeners: Vec<(TcpListener, Arc<Listener>)>,
+    listeners: Vec<(TcpListener, Arc<Listener>, Option<Arc<TlsListener>>)>,
     metrics: Option<TcpListener>,
     stop_tx: watch::Sender<bool>,
     stop_rx: watch::Receiver<bool>,
@@ -44,6 +45,7 @@ async fn serve_controller_plane(
                         services.clone(),
                         listener.clone(),
                         crate::handlers::Plane::Controller,
+                        None,
                         stop.clone(),
                     ));
                 }
@@ -87,6 +89,14 @@ impl Server {
     pub async fn bind(config: Config) -> anyhow::Result<Server> {
         let started = Instant::now();
         let listeners_cfg = config.listeners.clone();
+        // TLS settings are checked (files read, keys parsed) before anything else starts.
+        let mut tls_of = std::collections::BTreeMap::new();
+        for (name, sec) in &config.security {
+            if let Some(t) = &sec.tls {
+                let tls = TlsListener::new(name, t).map_err(anyhow::Error::msg)?;
+                tls_of.insert(name.clone(), Arc::new(tls));
+            }
+        }
         // Bound before the logs are opened: a taken port fails start-up without touching them.
         let metrics = match &config.metrics_listener {
             Some(l) => {
@@ -137,8 +147,9 @@ impl Server {
                 .map_err(|e| anyhow::anyhow!("listener {}: {e}", l.name))?;
             let socket = bind_listener(addr, broker.services.config.socket_receive_buffer_bytes)
                 .map_err(|e| anyhow::anyhow!("cannot bind listener {} on {addr}: {e}", l.name))?;
-            tracing::info!(listener = %l.name, %addr, "listening");
-            listeners.push((socket, Arc::new(l)));
+            let tls = tls_of.get(&l.name).cloned();
+            tracing::info!(listener = %l.name, %addr, tls = tls.is_some(), "listening");
+            listeners.push((socket, Arc::new(l), tls));
         }
         tracing::info!(
             node_id = broker.services.node_id(),
@@ -162,7 +173,7 @@ impl Server {
     pub fn local_addrs(&self) -> Vec<std::net::SocketAddr> {
         self.listeners
             .iter()
-            .filter_map(|(l, _)| l.local_addr().ok())
+            .filter_map(|(l, _, _)| l.local_addr().ok())
             .collect()
     }
 
@@ -178,7 +189,7 @@ impl Server {
         let mut acceptors = JoinSet::new();
         let (conn_tx, mut conn_rx) = tokio::sync::mpsc::channel(64);
         let send_buffer = self.broker.services.config.socket_send_buffer_bytes;
-        for (socket, listener) in self.listeners {
+        for (socket, listener, tls) in self.listeners {
             let tx = conn_tx.clone();
             acceptors.spawn(async move {
                 loop {
@@ -193,7 +204,11 @@ impl Server {
                                     send_buffer as usize,
                                 );
                             }
-                            if tx.send((stream, peer, listener.clone())).await.is_err() {
+                            if tx
+                                .send((stream, peer, listener.clone(), tls.clone()))
+                                .await
+                                .is_err()
+                            {
                                 return;
                             }
                         }
@@ -269,9 +284,9 @@ impl Server {
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
-                Some((stream, peer, listener)) = conn_rx.recv() => {
+                Some((stream, peer, listener, tls)) = conn_rx.recv() => {
                     tracing::debug!(%peer, listener = %listener.name, "accepted connection");
-                    connections.spawn(crate::connection::serve(stream, peer, services.clone(), listener, crate::handlers::Plane::Client, stop_rx.clone()));
+                    connections.spawn(crate::connection::serve(stream, peer, services.clone(), listener, crate::handlers::Plane::Client, tls, stop_rx.clone()));
                 }
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
                 _ = &mut shutdown => break,
