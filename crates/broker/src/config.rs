@@ -196,9 +196,9 @@ pub const KEYS: &[Key] = &[
     k("sasl.mechanism.inter.broker.protocol", Str, Some("GSSAPI"), false, "Accepted for compatibility."),
     k("sasl.mechanism.controller.protocol", Str, Some("GSSAPI"), false, "Accepted for compatibility."),
     k("security.inter.broker.protocol", Str, Some("PLAINTEXT"), false, "Accepted for compatibility."),
-    k("authorizer.class.name", Str, Some(""), false, "Accepted for compatibility."),
-    k("super.users", Str, None, false, "Accepted for compatibility."),
-    k("allow.everyone.if.no.acl.found", Bool, Some("false"), false, "Accepted for compatibility."),
+    k("authorizer.class.name", Str, Some(""), true, "org.apache.kafka.metadata.authorizer.StandardAuthorizer enables ACLs (empty: no authorizer)."),
+    k("super.users", Str, None, true, "Principals allowed everything, semicolon separated (User:admin;User:ANONYMOUS)."),
+    k("allow.everyone.if.no.acl.found", Bool, Some("false"), true, "Allow a request on a resource that has no ACL at all."),
     k("background.threads", Int, Some("10"), false, "Accepted for compatibility."),
     k("max.connections", Int, Some("2147483647"), false, "Accepted for compatibility."),
     k("max.connections.per.ip", Int, Some("2147483647"), false, "Accepted for compatibility."),
@@ -589,6 +589,9 @@ pub struct Config {
     pub failed_authentication_delay_ms: u64,
     /// `sasl.server.max.receive.size`.
     pub sasl_server_max_receive_size: usize,
+    /// The ACL authorizer (`authorizer.class.name`, `super.users`,
+    /// `allow.everyone.if.no.acl.found`).
+    pub authorizer: crate::authorizer::Authorizer,
     /// Advertised endpoint per listener name.
     pub advertised: BTreeMap<String, Listener>,
     /// `node.id`.
@@ -1171,6 +1174,24 @@ impl Config {
             controller_listeners,
             &controller_names,
         )?;
+        let authorizer = match get("authorizer.class.name").unwrap_or_default().as_str() {
+            "" => crate::authorizer::Authorizer::default(),
+            crate::authorizer::STANDARD_AUTHORIZER => crate::authorizer::Authorizer::new(
+                true,
+                &get("super.users").unwrap_or_default(),
+                bool_of("allow.everyone.if.no.acl.found"),
+            ),
+            other => {
+                return Err(invalid(
+                    "authorizer.class.name",
+                    other,
+                    format!(
+                        "only {} is supported",
+                        crate::authorizer::STANDARD_AUTHORIZER
+                    ),
+                ))
+            }
+        };
         if !cluster.is_embedded() && cluster.broker {
             let ib = &cluster.inter_broker_listener;
             if security
@@ -1231,6 +1252,7 @@ impl Config {
             failed_authentication_delay_ms: int("connection.failed.authentication.delay.ms").max(0)
                 as u64,
             sasl_server_max_receive_size: int("sasl.server.max.receive.size").max(1) as usize,
+            authorizer,
             metrics_listener,
             slow_request,
             log_retention_check_interval_ms: positive("log.retention.check.interval.ms")? as u64,

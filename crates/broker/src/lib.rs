@@ -52,6 +52,7 @@
 //! it in the `LAYERS` table of that test; no module uses `server`, `connection` or `broker`
 //! except the ones above them.
 
+pub mod authorizer;
 pub mod broker;
 pub mod broker_lifecycle;
 pub mod cleaner_codec;

@@ -201,6 +201,8 @@ impl ClusterState {
                             | MetadataRecord::ClientQuota { .. }
                             | MetadataRecord::UserScramCredential { .. }
                             | MetadataRecord::RemoveUserScramCredential { .. }
+                            | MetadataRecord::Acl { .. }
+                            | MetadataRecord::RemoveAcl { .. }
                     )
                 }) {
                     return Err(ControllerError::invalid_request(format!(

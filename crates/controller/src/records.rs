@@ -268,6 +268,31 @@ pub enum MetadataRecord {
         /// Iterations.
         iterations: i32,
     },
+    /// An ACL was created (KRaft's `AccessControlEntryRecord`); the numeric fields are Kafka's
+    /// wire values (`ResourceType`, `PatternType`, `AclOperation`, `AclPermissionType`).
+    Acl {
+        /// The ACL's id.
+        id: Uuid,
+        /// Resource type (2 topic, 3 group, 4 cluster, 5 transactional id, ...).
+        resource_type: i8,
+        /// Resource name (or prefix).
+        resource_name: String,
+        /// Pattern type (3 literal, 4 prefixed).
+        pattern_type: i8,
+        /// Principal (`User:alice`, `User:*`).
+        principal: String,
+        /// Host (`*` for any).
+        host: String,
+        /// Operation.
+        operation: i8,
+        /// Permission (2 deny, 3 allow).
+        permission: i8,
+    },
+    /// An ACL was deleted (KRaft's `RemoveAccessControlEntryRecord`).
+    RemoveAcl {
+        /// The ACL's id.
+        id: Uuid,
+    },
     /// A SCRAM credential was deleted (KRaft's `RemoveUserScramCredentialRecord`).
     RemoveUserScramCredential {
         /// User name.
@@ -316,6 +341,8 @@ impl MetadataRecord {
             MetadataRecord::ClientQuota { .. } => "ClientQuotaRecord",
             MetadataRecord::ProducerIds { .. } => "ProducerIdsRecord",
             MetadataRecord::UserScramCredential { .. } => "UserScramCredentialRecord",
+            MetadataRecord::Acl { .. } => "AccessControlEntryRecord",
+            MetadataRecord::RemoveAcl { .. } => "RemoveAccessControlEntryRecord",
             MetadataRecord::RemoveUserScramCredential { .. } => "RemoveUserScramCredentialRecord",
         }
     }

@@ -174,6 +174,25 @@ pub const PRODUCER_ID_BLOCK: i64 = 1000;
 /// A client-quota entity: sorted (entity type, name) pairs; `None` names the default entity.
 pub type QuotaEntity = Vec<(String, Option<String>)>;
 
+/// A stored ACL (what `AccessControlEntryRecord` carries), Kafka's wire values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AclEntry {
+    /// Resource type.
+    pub resource_type: i8,
+    /// Resource name or prefix.
+    pub resource_name: String,
+    /// Pattern type (3 literal, 4 prefixed).
+    pub pattern_type: i8,
+    /// Principal.
+    pub principal: String,
+    /// Host.
+    pub host: String,
+    /// Operation.
+    pub operation: i8,
+    /// Permission (2 deny, 3 allow).
+    pub permission: i8,
+}
+
 /// A stored SCRAM credential (what `UserScramCredentialRecord` carries).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScramCredentialData {
@@ -216,6 +235,8 @@ pub struct ClusterState {
     quotas: BTreeMap<QuotaEntity, BTreeMap<String, f64>>,
     /// SCRAM credentials by (user, mechanism type byte).
     scram: BTreeMap<(String, i8), ScramCredentialData>,
+    /// ACLs by id.
+    acls: BTreeMap<Uuid, AclEntry>,
     last_offset: i64,
     records_applied: u64,
 }
@@ -236,6 +257,7 @@ impl Default for ClusterState {
             broker_configs: BTreeMap::new(),
             quotas: BTreeMap::new(),
             scram: BTreeMap::new(),
+            acls: BTreeMap::new(),
             last_offset: -1,
             records_applied: 0,
         }
@@ -513,6 +535,32 @@ impl ClusterState {
                     },
                 );
             }
+            MetadataRecord::Acl {
+                id,
+                resource_type,
+                resource_name,
+                pattern_type,
+                principal,
+                host,
+                operation,
+                permission,
+            } => {
+                self.acls.insert(
+                    *id,
+                    AclEntry {
+                        resource_type: *resource_type,
+                        resource_name: resource_name.clone(),
+                        pattern_type: *pattern_type,
+                        principal: principal.clone(),
+                        host: host.clone(),
+                        operation: *operation,
+                        permission: *permission,
+                    },
+                );
+            }
+            MetadataRecord::RemoveAcl { id } => {
+                self.acls.remove(id);
+            }
             MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
                 self.scram.remove(&(name.clone(), *mechanism));
             }
@@ -739,6 +787,11 @@ impl ClusterState {
         self.scram.iter()
     }
 
+    /// Every ACL, by id.
+    pub fn acls(&self) -> impl Iterator<Item = (&Uuid, &AclEntry)> {
+        self.acls.iter()
+    }
+
     /// Every client quota entity with its quotas.
     pub fn quotas(&self) -> impl Iterator<Item = (&QuotaEntity, &BTreeMap<String, f64>)> {
         self.quotas.iter()
@@ -817,6 +870,18 @@ impl ClusterState {
                     value: Some(value.to_string()),
                 });
             }
+        }
+        for (id, a) in &self.acls {
+            out.push(MetadataRecord::Acl {
+                id: *id,
+                resource_type: a.resource_type,
+                resource_name: a.resource_name.clone(),
+                pattern_type: a.pattern_type,
+                principal: a.principal.clone(),
+                host: a.host.clone(),
+                operation: a.operation,
+                permission: a.permission,
+            });
         }
         for ((name, mechanism), c) in &self.scram {
             out.push(MetadataRecord::UserScramCredential {

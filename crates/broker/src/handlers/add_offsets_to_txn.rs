@@ -3,6 +3,7 @@
 //! PRODUCER_FENCED is INVALID_PRODUCER_EPOCH before v2.
 
 use super::{Ctx, Response};
+use crate::authorizer::{op, resource};
 use crate::errors::HandlerError;
 use crate::group_service::OFFSETS_TOPIC;
 use bytes::Bytes;
@@ -17,6 +18,18 @@ pub const VERSIONS: (i16, i16) = (0, 4);
 pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: AddOffsetsToTxnRequest = ctx.decode(body)?;
     let mut resp = AddOffsetsToTxnResponse::default().with_throttle_time_ms(0);
+    if !ctx.allowed(
+        op::WRITE,
+        resource::TRANSACTIONAL_ID,
+        req.transactional_id.as_str(),
+    ) {
+        resp.error_code = ErrorCode::TransactionalIdAuthorizationFailed.code();
+        return ctx.respond(&resp);
+    }
+    if !ctx.allowed(op::READ, resource::GROUP, req.group_id.as_str()) {
+        resp.error_code = ErrorCode::GroupAuthorizationFailed.code();
+        return ctx.respond(&resp);
+    }
     // The marker goes to __consumer_offsets: it must exist.
     if let Err(e) = ctx.groups().ensure_topic().await {
         resp.error_code = e.code().code();

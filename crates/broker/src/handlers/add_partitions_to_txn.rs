@@ -5,6 +5,7 @@
 //! PRODUCER_FENCED is INVALID_PRODUCER_EPOCH before v2.
 
 use super::{Ctx, Response};
+use crate::authorizer::{op, resource};
 use crate::errors::HandlerError;
 use bytes::Bytes;
 use gregor_protocol::messages::add_partitions_to_txn_request::{
@@ -70,6 +71,31 @@ async fn one(
         .flat_map(|t| t.partitions.iter().map(|p| (t.name.to_string(), *p)))
         .collect();
     let all = |code: i16| partitions.iter().map(|p| (p.clone(), code)).collect();
+    // Authorization: v4+ (broker to broker) needs CLUSTER_ACTION; the producer form WRITE on
+    // the transactional id and on every topic (the others OPERATION_NOT_ATTEMPTED), as Kafka.
+    if ctx.version >= 4 && !ctx.cluster_allowed(op::CLUSTER_ACTION) {
+        return all(ErrorCode::ClusterAuthorizationFailed.code());
+    }
+    if !ctx.allowed(op::WRITE, resource::TRANSACTIONAL_ID, transactional_id) {
+        return all(ErrorCode::TransactionalIdAuthorizationFailed.code());
+    }
+    let denied: Vec<&(String, i32)> = partitions
+        .iter()
+        .filter(|(t, _)| !ctx.allowed(op::WRITE, resource::TOPIC, t))
+        .collect();
+    if !denied.is_empty() {
+        return partitions
+            .iter()
+            .map(|p| {
+                let code = if denied.contains(&p) {
+                    ErrorCode::TopicAuthorizationFailed
+                } else {
+                    ErrorCode::OperationNotAttempted
+                };
+                (p.clone(), code.code())
+            })
+            .collect();
+    }
     let unknown: Vec<&(String, i32)> = partitions
         .iter()
         .filter(|(t, p)| {

@@ -10,6 +10,7 @@
 //! topics' logs and produce settings are refreshed). `validate_only` checks and changes nothing.
 
 use super::{Ctx, Response};
+use crate::authorizer::{op, resource};
 use crate::configs::{validate_broker_config, BrokerView};
 use crate::errors::{controller_code, HandlerError};
 use bytes::Bytes;
@@ -102,6 +103,13 @@ async fn alter(
     replace_all: bool,
     validate_only: bool,
 ) -> Result<(), Failure> {
+    // ALTER_CONFIGS on the topic, or on the cluster for broker resources (with an authorizer).
+    if resource_type == RESOURCE_TOPIC && !ctx.allowed(op::ALTER_CONFIGS, resource::TOPIC, name) {
+        return Err((ErrorCode::TopicAuthorizationFailed, String::new()));
+    }
+    if resource_type != RESOURCE_TOPIC && !ctx.cluster_allowed(op::ALTER_CONFIGS) {
+        return Err((ErrorCode::ClusterAuthorizationFailed, String::new()));
+    }
     let mut seen = std::collections::HashSet::new();
     for (k, _) in ops {
         if !seen.insert(k.as_str()) {

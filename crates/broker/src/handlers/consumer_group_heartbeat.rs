@@ -1,6 +1,7 @@
 //! ConsumerGroupHeartbeat (key 68), v0–v1: answered by the group coordinator.
 
 use super::{Ctx, Response};
+use crate::authorizer::{op, resource};
 use crate::errors::HandlerError;
 use bytes::Bytes;
 use gregor_protocol::messages::consumer_group_heartbeat_request::ConsumerGroupHeartbeatRequest;
@@ -18,6 +19,9 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
         client_id: ctx.client_id().to_string(),
         client_host: format!("/{}", ctx.peer.ip()),
     };
+    if !ctx.allowed(op::READ, resource::GROUP, req.group_id.as_str()) {
+        return ctx.respond(&unavailable(&req, ErrorCode::GroupAuthorizationFailed));
+    }
     let result = ctx
         .groups()
         .write(req.group_id.as_str(), |c, topics, now| {

@@ -2,6 +2,7 @@
 //! requested topic.
 
 use super::{Ctx, Response};
+use crate::authorizer::{op, resource};
 use crate::errors::{controller_code, HandlerError};
 use bytes::Bytes;
 use gregor_protocol::messages::create_partitions_request::CreatePartitionsRequest;
@@ -22,14 +23,20 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
     for t in &req.topics {
         let name = t.name.0.as_str().to_string();
         let mut r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
-        let outcome: Result<(), (ErrorCode, String)> = if dups.contains(&name) {
-            Err((
-                ErrorCode::InvalidRequest,
-                "Duplicate topic in request.".into(),
-            ))
-        } else {
-            Ok(())
-        };
+        let outcome: Result<(), (ErrorCode, String)> =
+            if !ctx.allowed(op::ALTER, resource::TOPIC, &name) {
+                Err((
+                    ErrorCode::TopicAuthorizationFailed,
+                    "Authorization failed.".into(),
+                ))
+            } else if dups.contains(&name) {
+                Err((
+                    ErrorCode::InvalidRequest,
+                    "Duplicate topic in request.".into(),
+                ))
+            } else {
+                Ok(())
+            };
         let outcome = match outcome {
             Err(e) => Err(e),
             Ok(()) => {

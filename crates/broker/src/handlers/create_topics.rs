@@ -3,6 +3,7 @@
 //! `validate_only` are honoured; v7 returns the new topic id.
 
 use super::{Ctx, Response};
+use crate::authorizer::{op, resource};
 use crate::errors::{controller_code, HandlerError};
 use bytes::Bytes;
 use gregor_controller::state::CreateTopic;
@@ -36,6 +37,14 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
             r.error_message = Some(StrBytes::from_string(msg));
             r
         };
+        if !ctx.cluster_allowed(op::CREATE) && !ctx.allowed(op::CREATE, resource::TOPIC, &name) {
+            results.push(fail(
+                result,
+                ErrorCode::TopicAuthorizationFailed,
+                "Authorization failed.".into(),
+            ));
+            continue;
+        }
         if duplicates.contains(&name) {
             results.push(fail(
                 result,

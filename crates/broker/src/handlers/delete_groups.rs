@@ -1,12 +1,14 @@
 //! DeleteGroups (key 42), v0–v2: answered by the group coordinator.
 
 use super::{Ctx, Response};
+use crate::authorizer::{op, resource};
 use crate::errors::HandlerError;
 use bytes::Bytes;
 use gregor_protocol::messages::delete_groups_request::DeleteGroupsRequest;
 use gregor_protocol::messages::delete_groups_response::{
     DeletableGroupResult, DeleteGroupsResponse,
 };
+use gregor_protocol::ErrorCode;
 
 /// Served versions.
 pub const VERSIONS: (i16, i16) = (0, 2);
@@ -19,7 +21,23 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
         .groups()
         .by_shard(req.groups_names.iter().map(|g| g.as_str()));
     let mut answers = vec![None; req.groups_names.len()];
+    for (i, g) in req.groups_names.iter().enumerate() {
+        if !ctx.allowed(op::DELETE, resource::GROUP, g.as_str()) {
+            answers[i] = Some(
+                DeletableGroupResult::default()
+                    .with_group_id(g.clone())
+                    .with_error_code(ErrorCode::GroupAuthorizationFailed.code()),
+            );
+        }
+    }
     for (shard, indexes) in plan {
+        let indexes: Vec<usize> = indexes
+            .into_iter()
+            .filter(|i| answers[*i].is_none())
+            .collect();
+        if indexes.is_empty() {
+            continue;
+        }
         let sub = DeleteGroupsRequest::default().with_groups_names(
             indexes
                 .iter()

@@ -1,6 +1,7 @@
 //! DeleteTopics (key 20), v1–v6 (v6 accepts topic ids). One result per requested topic, always.
 
 use super::{Ctx, Response};
+use crate::authorizer::{op, resource};
 use crate::errors::{controller_code, HandlerError};
 use bytes::Bytes;
 use gregor_protocol::messages::delete_topics_request::DeleteTopicsRequest;
@@ -50,6 +51,22 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
                 .ok_or(ErrorCode::UnknownTopicId),
             (None, true) => Err(ErrorCode::InvalidRequest),
         };
+        // Without DELETE on the topic (or DESCRIBE for an unknown one) the answer does not tell
+        // whether it exists, as Kafka.
+        let resolved = match resolved {
+            Ok(meta) if !ctx.allowed(op::DELETE, resource::TOPIC, &meta.name) => {
+                Err(ErrorCode::TopicAuthorizationFailed)
+            }
+            Err(code)
+                if name
+                    .as_deref()
+                    .is_some_and(|n| !ctx.allowed(op::DESCRIBE, resource::TOPIC, n)) =>
+            {
+                let _ = code;
+                Err(ErrorCode::TopicAuthorizationFailed)
+            }
+            other => other,
+        };
         match resolved {
             Err(code) => {
                 r.error_code = code.code();
@@ -57,6 +74,7 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
                     (ctx.version >= 5).then_some(StrBytes::from_static_str(match code {
                         ErrorCode::UnknownTopicId => "This server does not host this topic ID.",
                         ErrorCode::InvalidRequest => "Neither topic name nor id were specified.",
+                        ErrorCode::TopicAuthorizationFailed => "Authorization failed.",
                         _ => "This server does not host this topic-partition.",
                     }));
             }

@@ -5,6 +5,7 @@
 //! rely on the full list with defaults (`kafka-topics --describe`, Connect, librdkafka 0092).
 
 use super::{Ctx, Response};
+use crate::authorizer::{op, resource};
 use crate::configs::Entry;
 use crate::errors::HandlerError;
 use bytes::Bytes;
@@ -35,6 +36,13 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
             .with_resource_type(res.resource_type)
             .with_resource_name(res.resource_name.clone());
         let entries: Result<Vec<Entry>, (ErrorCode, String)> = match res.resource_type {
+            // DESCRIBE_CONFIGS on the topic / the cluster (with an authorizer).
+            RESOURCE_TOPIC if !ctx.allowed(op::DESCRIBE_CONFIGS, resource::TOPIC, &name) => {
+                Err((ErrorCode::TopicAuthorizationFailed, String::new()))
+            }
+            t if t != RESOURCE_TOPIC && !ctx.cluster_allowed(op::DESCRIBE_CONFIGS) => {
+                Err((ErrorCode::ClusterAuthorizationFailed, String::new()))
+            }
             RESOURCE_TOPIC => match ctx.metadata().topic(&name) {
                 Some(meta) => Ok(view.topic_entries(&meta.configs)),
                 None => Err((

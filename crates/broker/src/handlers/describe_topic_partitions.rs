@@ -5,6 +5,7 @@
 //! it for `describeTopics` (`kafka-topics.sh --describe`).
 
 use super::{Ctx, Response};
+use crate::authorizer::{op, resource};
 use crate::errors::HandlerError;
 use bytes::Bytes;
 use gregor_protocol::messages::describe_topic_partitions_request::DescribeTopicPartitionsRequest;
@@ -32,10 +33,12 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
     };
     let fetch_all = req.topics.is_empty();
     let mut names: Vec<String> = if fetch_all {
+        // With an authorizer only the topics the principal may DESCRIBE.
         ctx.metadata()
             .all_topics()
             .into_iter()
             .map(|t| t.name)
+            .filter(|n| ctx.allowed(op::DESCRIBE, resource::TOPIC, n))
             .collect()
     } else {
         req.topics
@@ -86,6 +89,15 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
                     .with_partition_index(0),
             );
             break;
+        }
+        if !ctx.allowed(op::DESCRIBE, resource::TOPIC, &name) {
+            topics.push(
+                DescribeTopicPartitionsResponseTopic::default()
+                    .with_error_code(ErrorCode::TopicAuthorizationFailed.code())
+                    .with_name(Some(tname))
+                    .with_topic_authorized_operations(i32::MIN),
+            );
+            continue;
         }
         let Some(meta) = ctx.metadata().topic(&name) else {
             topics.push(

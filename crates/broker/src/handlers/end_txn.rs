@@ -6,6 +6,7 @@
 //! PRODUCER_FENCED is INVALID_PRODUCER_EPOCH before v2.
 
 use super::{Ctx, Response};
+use crate::authorizer::{op, resource};
 use crate::errors::HandlerError;
 use bytes::Bytes;
 use gregor_protocol::messages::end_txn_request::EndTxnRequest;
@@ -23,6 +24,14 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
         .with_throttle_time_ms(0)
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
+    if !ctx.allowed(
+        op::WRITE,
+        resource::TRANSACTIONAL_ID,
+        req.transactional_id.as_str(),
+    ) {
+        resp.error_code = ErrorCode::TransactionalIdAuthorizationFailed.code();
+        return ctx.respond(&resp);
+    }
     let bump = ctx.version >= 5;
     let txns = ctx.txns();
     let mut allocate = || txns.producer_ids().next_or_retriable();

@@ -12,6 +12,7 @@
 //! full fetch requests.
 
 use super::{Ctx, Response};
+use crate::authorizer::{op, resource};
 use crate::errors::HandlerError;
 use crate::replica_manager::Partition;
 use bytes::Bytes;
@@ -298,9 +299,12 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
     });
     let metadata = ctx.metadata();
     let replicas = ctx.replicas();
+    // Authorization (with an authorizer): a follower needs CLUSTER_ACTION, a consumer READ on
+    // each topic.
+    let follower_denied = replica.is_some() && !ctx.cluster_allowed(op::CLUSTER_ACTION);
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in &req.topics {
-        let (name, id, missing) = if ctx.version >= 13 {
+        let (name, id, mut missing) = if ctx.version >= 13 {
             match metadata.topic_name(&t.topic_id) {
                 Some(n) => (n, t.topic_id, None),
                 None => (String::new(), t.topic_id, Some(ErrorCode::UnknownTopicId)),
@@ -310,6 +314,14 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
             let id = metadata.topic(&n).map(|m| m.id).unwrap_or_else(Uuid::nil);
             (n, id, None)
         };
+        if follower_denied {
+            missing = Some(ErrorCode::ClusterAuthorizationFailed);
+        } else if missing.is_none()
+            && replica.is_none()
+            && !ctx.allowed(op::READ, resource::TOPIC, &name)
+        {
+            missing = Some(ErrorCode::TopicAuthorizationFailed);
+        }
         let partitions = t
             .partitions
             .iter()

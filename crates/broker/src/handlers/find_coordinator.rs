@@ -7,6 +7,7 @@
 //! has no leader or its leader is fenced), as Kafka's brokers answer.
 
 use super::{Ctx, Response};
+use crate::authorizer::{op, resource};
 use crate::errors::HandlerError;
 use bytes::Bytes;
 use gregor_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
@@ -28,6 +29,16 @@ async fn find(
     key: &str,
 ) -> (ErrorCode, Option<String>, i32, String, i32) {
     let me = ctx.node_id();
+    let denied = match key_type {
+        KEY_GROUP => (!ctx.allowed(op::DESCRIBE, resource::GROUP, key))
+            .then_some(ErrorCode::GroupAuthorizationFailed),
+        KEY_TRANSACTION => (!ctx.allowed(op::DESCRIBE, resource::TRANSACTIONAL_ID, key))
+            .then_some(ErrorCode::TransactionalIdAuthorizationFailed),
+        _ => None,
+    };
+    if let Some(code) = denied {
+        return (code, None, -1, String::new(), -1);
+    }
     let found = match key_type {
         KEY_GROUP => ctx.groups().find_coordinator(key, me).await,
         KEY_TRANSACTION => ctx.txns().find_coordinator(key, me).await,

@@ -7,6 +7,7 @@
 //! before v4, as in Kafka.
 
 use super::{Ctx, Response};
+use crate::authorizer::{op, resource};
 use crate::errors::HandlerError;
 use bytes::Bytes;
 use gregor_protocol::messages::init_producer_id_request::InitProducerIdRequest;
@@ -24,6 +25,29 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
         .with_throttle_time_ms(0)
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
+    // Authorization: WRITE on the transactional id; an idempotent producer needs
+    // IDEMPOTENT_WRITE on the cluster or WRITE on some topic (KIP-679), as Kafka.
+    let denied = match &req.transactional_id {
+        Some(tid) => (!ctx.allowed(op::WRITE, resource::TRANSACTIONAL_ID, tid.as_str()))
+            .then_some(ErrorCode::TransactionalIdAuthorizationFailed),
+        None => {
+            let a = &ctx.config().authorizer;
+            let ok = !a.enabled()
+                || ctx.cluster_allowed(op::IDEMPOTENT_WRITE)
+                || a.authorize_any(
+                    &ctx.metadata().image(),
+                    ctx.principal,
+                    &ctx.peer.ip().to_string(),
+                    op::WRITE,
+                    resource::TOPIC,
+                );
+            (!ok).then_some(ErrorCode::ClusterAuthorizationFailed)
+        }
+    };
+    if let Some(code) = denied {
+        resp.error_code = code.code();
+        return ctx.respond(&resp);
+    }
     if let Some(tid) = &req.transactional_id {
         let expected = match (req.producer_id.0, req.producer_epoch) {
             (-1, -1) => None,

@@ -1,6 +1,7 @@
 //! ListGroups (key 16), v0–v5: answered by the group coordinator.
 
 use super::{Ctx, Response};
+use crate::authorizer::{op, resource};
 use crate::errors::HandlerError;
 use bytes::Bytes;
 use gregor_protocol::messages::list_groups_request::ListGroupsRequest;
@@ -33,6 +34,12 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
             }
             Err(_) => {} // unloaded meanwhile: no longer ours to list
         }
+    }
+    // With an authorizer: every group with DESCRIBE on the cluster, else those the principal
+    // may DESCRIBE, as Kafka.
+    if !ctx.cluster_allowed(op::DESCRIBE) {
+        resp.groups
+            .retain(|g| ctx.allowed(op::DESCRIBE, resource::GROUP, g.group_id.as_str()));
     }
     ctx.respond(&resp)
 }

@@ -3,6 +3,7 @@
 //! timestamps via the time index — the exact record is found inside the batch storage returns.
 
 use super::{Ctx, Response};
+use crate::authorizer::{op, resource};
 use crate::errors::HandlerError;
 use bytes::Bytes;
 use gregor_protocol::messages::list_offsets_request::ListOffsetsRequest;
@@ -125,9 +126,12 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
                 .with_timestamp(-1)
                 .with_offset(-1)
                 .with_leader_epoch(-1);
-            let part =
+            let part = if ctx.allowed(op::DESCRIBE, resource::TOPIC, name) {
                 ctx.replicas()
-                    .leader_partition(name, p.partition_index, p.current_leader_epoch);
+                    .leader_partition(name, p.partition_index, p.current_leader_epoch)
+            } else {
+                Err(ErrorCode::TopicAuthorizationFailed)
+            };
             let epoch = part.as_ref().map_or(-1, |p| p.leader_epoch());
             let result = part.and_then(|part| {
                 part.with_log(|log| lookup(log, p.timestamp, isolation))

@@ -5,6 +5,7 @@
 //! synchronously, so the topic is returned ready for use in the same response.
 
 use super::{Ctx, Response};
+use crate::authorizer::{op, resource};
 use crate::errors::{controller_code, HandlerError};
 use crate::metadata_cache::MetadataCache;
 use bytes::Bytes;
@@ -30,6 +31,21 @@ pub(crate) const TOPIC_OPS: i32 =
 /// DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE.
 pub(crate) const CLUSTER_OPS: i32 =
     (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+
+/// The `cluster_authorized_operations` for this request's principal.
+pub(crate) fn cluster_ops(ctx: &Ctx<'_>) -> i32 {
+    let a = &ctx.config().authorizer;
+    if !a.enabled() {
+        return CLUSTER_OPS;
+    }
+    a.authorized_operations(
+        &ctx.metadata().image(),
+        ctx.principal,
+        &ctx.peer.ip().to_string(),
+        resource::CLUSTER,
+        crate::authorizer::CLUSTER_NAME,
+    )
+}
 
 pub(crate) fn topic_entry(
     metadata: &MetadataCache,
@@ -89,15 +105,30 @@ pub(crate) async fn auto_create(
         .await
 }
 
-/// Handles Metadata.
+/// The `topic_authorized_operations` of a topic for this request's principal.
+fn topic_ops(ctx: &Ctx<'_>, requested: bool, name: &str) -> i32 {
+    let a = &ctx.config().authorizer;
+    match (requested, a.enabled()) {
+        (false, _) => OPS_NOT_REQUESTED,
+        (true, false) => TOPIC_OPS,
+        (true, true) => a.authorized_operations(
+            &ctx.metadata().image(),
+            ctx.principal,
+            &ctx.peer.ip().to_string(),
+            resource::TOPIC,
+            name,
+        ),
+    }
+}
+
+/// Handles Metadata. With an authorizer, topics the principal may not DESCRIBE are left out
+/// of "all topics" and answer TOPIC_AUTHORIZATION_FAILED when named; auto-creation needs
+/// CREATE on the cluster or the topic.
 pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: MetadataRequest = ctx.decode(body)?;
     let metadata = ctx.metadata();
-    let ops = if ctx.version >= 8 && req.include_topic_authorized_operations {
-        TOPIC_OPS
-    } else {
-        OPS_NOT_REQUESTED
-    };
+    let want_ops = ctx.version >= 8 && req.include_topic_authorized_operations;
+    let describe = |name: &str| ctx.allowed(op::DESCRIBE, resource::TOPIC, name);
     // v0: an empty list means all topics; v1+: null means all, empty means none.
     let all = match &req.topics {
         None => true,
@@ -111,17 +142,39 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
     let mut topics = Vec::new();
     if all {
         for meta in metadata.all_topics() {
-            topics.push(topic_entry(metadata, &meta, ops, ctx.version));
+            if describe(&meta.name) {
+                let ops = topic_ops(ctx, want_ops, &meta.name);
+                topics.push(topic_entry(metadata, &meta, ops, ctx.version));
+            }
         }
     } else {
         for t in req.topics.as_deref().unwrap_or_default() {
             match &t.name {
                 Some(name) => {
                     let name = name.0.as_str().to_string();
+                    let ops = topic_ops(ctx, want_ops, &name);
+                    let may_create = || {
+                        ctx.cluster_allowed(op::CREATE)
+                            || ctx.allowed(op::CREATE, resource::TOPIC, &name)
+                    };
+                    if !describe(&name) {
+                        topics.push(error_entry(
+                            Some(name),
+                            uuid::Uuid::nil(),
+                            ErrorCode::TopicAuthorizationFailed,
+                        ));
+                        continue;
+                    }
                     match metadata.topic(&name) {
                         Some(meta) => topics.push(topic_entry(metadata, &meta, ops, ctx.version)),
                         None => {
-                            if allow_auto && ctx.config().auto_create_topics {
+                            if allow_auto && ctx.config().auto_create_topics && !may_create() {
+                                topics.push(error_entry(
+                                    Some(name),
+                                    uuid::Uuid::nil(),
+                                    ErrorCode::TopicAuthorizationFailed,
+                                ));
+                            } else if allow_auto && ctx.config().auto_create_topics {
                                 match gregor_controller::topic::validate_name(&name) {
                                     Err(_) => topics.push(error_entry(
                                         Some(name),
@@ -170,7 +223,15 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
                 None => {
                     // Lookup by topic id (v10+).
                     match metadata.topic_by_id(&t.topic_id) {
-                        Some(meta) => topics.push(topic_entry(metadata, &meta, ops, ctx.version)),
+                        Some(meta) if !describe(&meta.name) => topics.push(error_entry(
+                            None,
+                            t.topic_id,
+                            ErrorCode::TopicAuthorizationFailed,
+                        )),
+                        Some(meta) => {
+                            let ops = topic_ops(ctx, want_ops, &meta.name);
+                            topics.push(topic_entry(metadata, &meta, ops, ctx.version))
+                        }
                         None => {
                             topics.push(error_entry(None, t.topic_id, ErrorCode::UnknownTopicId))
                         }
@@ -199,7 +260,7 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
         .with_topics(topics)
         .with_cluster_authorized_operations(
             if (8..=10).contains(&ctx.version) && req.include_cluster_authorized_operations {
-                CLUSTER_OPS
+                cluster_ops(ctx)
             } else {
                 OPS_NOT_REQUESTED
             },

@@ -259,6 +259,30 @@ impl Ctx<'_> {
         Ok(Response::Frame(frame))
     }
 
+    /// Whether this request's principal may perform `operation` on a resource (always true
+    /// without an authorizer).
+    pub fn allowed(&self, operation: i8, resource_type: i8, name: &str) -> bool {
+        let a = &self.services.config.authorizer;
+        !a.enabled()
+            || a.authorize(
+                &self.metadata().image(),
+                self.principal,
+                &self.peer.ip().to_string(),
+                operation,
+                resource_type,
+                name,
+            )
+    }
+
+    /// Whether this request's principal may perform `operation` on the cluster.
+    pub fn cluster_allowed(&self, operation: i8) -> bool {
+        self.allowed(
+            operation,
+            crate::authorizer::resource::CLUSTER,
+            crate::authorizer::CLUSTER_NAME,
+        )
+    }
+
     /// Decodes the body as `T`.
     pub fn decode<T: Decodable>(&self, body: &mut Bytes) -> Result<T, HandlerError> {
         Ok(decode_as::<T>(self.api, self.version, body)?)
@@ -344,6 +368,14 @@ pub(crate) async fn deferred_group_call<R: Encodable>(
         i64,
     ) -> gregor_group_coordinator::Output,
 ) -> Result<Response, HandlerError> {
+    // Join/Sync/Heartbeat/LeaveGroup need READ on the group (with an authorizer).
+    if !ctx.allowed(
+        crate::authorizer::op::READ,
+        crate::authorizer::resource::GROUP,
+        group_id,
+    ) {
+        return ctx.respond(&error(ErrorCode::GroupAuthorizationFailed));
+    }
     let groups: &GroupCoordinatorService = ctx.groups();
     match groups.call(group_id, ctx.shutdown.clone(), call).await {
         Ok(r) => match pick(r) {
@@ -419,9 +451,60 @@ pub async fn dispatch(ctx: Ctx<'_>, mut body: Bytes) -> Result<Response, Handler
             )));
         }
     }
+    if ctx.plane == Plane::Client {
+        if let Some(needed) = cluster_gate(ctx.api) {
+            if !ctx.cluster_allowed(needed) {
+                // These APIs do not check per-resource ACLs yet: with an authorizer only
+                // principals holding the cluster permission may use them; others are
+                // disconnected (logged) rather than answered with a per-API error.
+                return Ok(Response::Close(format!(
+                    "CLUSTER_AUTHORIZATION_FAILED: {} may not use {:?} (needs {} on the cluster)",
+                    ctx.principal,
+                    ctx.api,
+                    op_name(needed)
+                )));
+            }
+        }
+    }
     match ctx.plane {
         Plane::Client => route_client(&ctx, &mut body).await,
         Plane::Controller => route_controller(&ctx, &mut body).await,
+    }
+}
+
+/// The cluster permission an API needs when an authorizer is configured and the handler does
+/// not check ACLs itself (`None`: the handler checks, or no check applies).
+fn cluster_gate(api: ApiKey) -> Option<i8> {
+    use crate::authorizer::op;
+    match api {
+        ApiKey::ElectLeaders
+        | ApiKey::AlterPartitionReassignments
+        | ApiKey::AlterReplicaLogDirs
+        | ApiKey::AlterUserScramCredentials => Some(op::ALTER),
+        ApiKey::ListPartitionReassignments
+        | ApiKey::DescribeLogDirs
+        | ApiKey::DescribeUserScramCredentials
+        | ApiKey::DescribeProducers
+        | ApiKey::DescribeTransactions
+        | ApiKey::ListTransactions
+        | ApiKey::ConsumerGroupDescribe => Some(op::DESCRIBE),
+        ApiKey::AlterClientQuotas => Some(op::ALTER_CONFIGS),
+        ApiKey::DescribeClientQuotas | ApiKey::ListConfigResources => Some(op::DESCRIBE_CONFIGS),
+        ApiKey::WriteTxnMarkers => Some(op::CLUSTER_ACTION),
+        ApiKey::OffsetDelete | ApiKey::DeleteRecords => Some(op::ALTER),
+        _ => None,
+    }
+}
+
+fn op_name(op: i8) -> &'static str {
+    use crate::authorizer::op::*;
+    match op {
+        ALTER => "ALTER",
+        DESCRIBE => "DESCRIBE",
+        ALTER_CONFIGS => "ALTER_CONFIGS",
+        DESCRIBE_CONFIGS => "DESCRIBE_CONFIGS",
+        CLUSTER_ACTION => "CLUSTER_ACTION",
+        _ => "?",
     }
 }
 

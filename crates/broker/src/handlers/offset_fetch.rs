@@ -1,6 +1,7 @@
 //! OffsetFetch (key 9), v1–v9: answered by the group coordinator.
 
 use super::{Ctx, Response};
+use crate::authorizer::{op, resource};
 use crate::errors::HandlerError;
 use bytes::Bytes;
 use gregor_protocol::messages::offset_fetch_request::OffsetFetchRequest;
@@ -17,6 +18,9 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
     let req: OffsetFetchRequest = ctx.decode(body)?;
     let version = ctx.version;
     if version < 8 {
+        if !ctx.allowed(op::DESCRIBE, resource::GROUP, req.group_id.as_str()) {
+            return ctx.respond(&unavailable(&req, ErrorCode::GroupAuthorizationFailed));
+        }
         let result = ctx
             .groups()
             .read(req.group_id.as_str(), |c, topics, now| {
@@ -29,7 +33,23 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
         .groups()
         .by_shard(req.groups.iter().map(|g| g.group_id.as_str()));
     let mut answers = vec![None; req.groups.len()];
+    for (i, g) in req.groups.iter().enumerate() {
+        if !ctx.allowed(op::DESCRIBE, resource::GROUP, g.group_id.as_str()) {
+            answers[i] = Some(
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(g.group_id.clone())
+                    .with_error_code(ErrorCode::GroupAuthorizationFailed.code()),
+            );
+        }
+    }
     for (shard, indexes) in plan {
+        let indexes: Vec<usize> = indexes
+            .into_iter()
+            .filter(|i| answers[*i].is_none())
+            .collect();
+        if indexes.is_empty() {
+            continue;
+        }
         let mut sub = req.clone();
         sub.groups = indexes.iter().map(|i| req.groups[*i].clone()).collect();
         let result = ctx

@@ -5,6 +5,7 @@
 //! The Java consumer uses this to validate positions because Metadata reports epochs >= 0.
 
 use super::{Ctx, Response};
+use crate::authorizer::{op, resource};
 use crate::errors::HandlerError;
 use bytes::Bytes;
 use gregor_protocol::messages::offset_for_leader_epoch_request::OffsetForLeaderEpochRequest;
@@ -28,19 +29,31 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
                 .with_partition(p.partition)
                 .with_leader_epoch(-1)
                 .with_end_offset(-1);
-            let checked = ctx
-                .replicas()
-                .leader_partition(name, p.partition, p.current_leader_epoch)
-                .and_then(|part| {
-                    let current = part.leader_epoch();
-                    part.with_log(|l| match l.end_offset_for_epoch(p.leader_epoch) {
-                        Some(found) => found,
-                        // The leader's own epoch ends at the log end (Kafka's rule).
-                        None if p.leader_epoch == current => (current, l.log_end_offset()),
-                        None => (-1, -1),
-                    })
-                    .ok_or(ErrorCode::UnknownTopicOrPartition)
-                });
+            // Followers need CLUSTER_ACTION, consumers DESCRIBE on the topic (authorizer).
+            let authorized = if req.replica_id.0 >= 0 {
+                ctx.cluster_allowed(op::CLUSTER_ACTION)
+            } else {
+                ctx.allowed(op::DESCRIBE, resource::TOPIC, name)
+            };
+            let checked = if authorized {
+                Ok(())
+            } else {
+                Err(ErrorCode::TopicAuthorizationFailed)
+            }
+            .and_then(|()| {
+                ctx.replicas()
+                    .leader_partition(name, p.partition, p.current_leader_epoch)
+            })
+            .and_then(|part| {
+                let current = part.leader_epoch();
+                part.with_log(|l| match l.end_offset_for_epoch(p.leader_epoch) {
+                    Some(found) => found,
+                    // The leader's own epoch ends at the log end (Kafka's rule).
+                    None if p.leader_epoch == current => (current, l.log_end_offset()),
+                    None => (-1, -1),
+                })
+                .ok_or(ErrorCode::UnknownTopicOrPartition)
+            });
             match checked {
                 Err(code) => r.error_code = code.code(),
                 Ok((epoch, end)) => {

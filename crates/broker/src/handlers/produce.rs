@@ -20,6 +20,7 @@
 //! as Kafka does).
 
 use super::{Ctx, Response};
+use crate::authorizer::{op, resource};
 use crate::errors::{storage_code, HandlerError};
 use crate::limits::MAX_DECOMPRESSED_BATCH;
 use crate::replica_manager::{AppendError, Partition, ReplicaManager};
@@ -274,6 +275,10 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
     let acks = req.acks;
     let req_tid = req.transactional_id.as_ref().map(|t| t.to_string());
     let replicas = ctx.replicas();
+    // Authorization (with an authorizer): WRITE on the transactional id, WRITE on each topic.
+    let txn_denied = req_tid
+        .as_deref()
+        .is_some_and(|tid| !ctx.allowed(op::WRITE, resource::TRANSACTIONAL_ID, tid));
     // 1. Resolve each partition (leader, settings) and verify transactional batches.
     let mut slots = Vec::new();
     let mut topics = Vec::with_capacity(req.topic_data.len());
@@ -287,11 +292,22 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
         } else {
             (topic.name.0.as_str().to_string(), false)
         };
+        let topic_denied = !unknown_id && !ctx.allowed(op::WRITE, resource::TOPIC, &name);
         for pd in topic.partition_data {
             let work = if !matches!(acks, -1..=1) {
                 Err(Outcome::err(
                     ErrorCode::InvalidRequiredAcks,
                     "acks must be -1, 0 or 1",
+                ))
+            } else if txn_denied {
+                Err(Outcome::err(
+                    ErrorCode::TransactionalIdAuthorizationFailed,
+                    "Transactional Id authorization failed.",
+                ))
+            } else if topic_denied {
+                Err(Outcome::err(
+                    ErrorCode::TopicAuthorizationFailed,
+                    "Topic authorization failed.",
                 ))
             } else if unknown_id {
                 Err(Outcome::err(

@@ -6,6 +6,7 @@
 //! ABORT drops them). PRODUCER_FENCED is INVALID_PRODUCER_EPOCH before v2.
 
 use super::{Ctx, Response};
+use crate::authorizer::{op, resource};
 use crate::errors::HandlerError;
 use crate::group_service::OFFSETS_TOPIC;
 use bytes::Bytes;
@@ -22,6 +23,26 @@ pub const VERSIONS: (i16, i16) = (0, 5);
 pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: TxnOffsetCommitRequest = ctx.decode(body)?;
     let version = ctx.version;
+    if !ctx.allowed(
+        op::WRITE,
+        resource::TRANSACTIONAL_ID,
+        req.transactional_id.as_str(),
+    ) {
+        return ctx.respond(&all(
+            &req,
+            ErrorCode::TransactionalIdAuthorizationFailed.code(),
+        ));
+    }
+    if !ctx.allowed(op::READ, resource::GROUP, req.group_id.as_str()) {
+        return ctx.respond(&all(&req, ErrorCode::GroupAuthorizationFailed.code()));
+    }
+    if req
+        .topics
+        .iter()
+        .any(|t| !ctx.allowed(op::READ, resource::TOPIC, t.name.as_str()))
+    {
+        return ctx.respond(&all(&req, ErrorCode::TopicAuthorizationFailed.code()));
+    }
     let partition = ctx.groups().partition_for(req.group_id.as_str());
     // The transaction coordinator may be another broker (asked over the inter-broker
     // listener); a coordinator that cannot answer now is COORDINATOR_NOT_AVAILABLE (retriable).
