@@ -306,8 +306,13 @@ impl Broker {
             follower.clone(),
             cluster.broker_heartbeat_interval_ms,
         ));
+        let quotas = Arc::new(crate::quotas::QuotaManager::new(
+            config.quota_window_num,
+            config.quota_window_size_seconds,
+        ));
         Ok(Broker {
             services: Services {
+                quotas,
                 config,
                 metadata,
                 controller: channel,

@@ -191,6 +191,8 @@ pub const KEYS: &[Key] = &[
     k("ssl.endpoint.identification.algorithm", Str, Some("https"), false, "Accepted for compatibility."),
     k("sasl.enabled.mechanisms", List, Some("GSSAPI"), true, "SASL mechanisms of SASL listeners (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512); per listener: listener.name.<listener>.sasl.enabled.mechanisms."),
     k("sasl.server.max.receive.size", Int, Some("524288"), true, "Largest request accepted from a SASL connection before it is authenticated."),
+    k("quota.window.num", Int, Some("11"), true, "Samples of the client quota rate."),
+    k("quota.window.size.seconds", Int, Some("1"), true, "Length of one client quota sample."),
     k("connections.max.reauth.ms", Long, Some("0"), true, "Lifetime of a SASL session (KIP-368): the client must re-authenticate before it ends (0: no limit)."),
     k("connection.failed.authentication.delay.ms", Long, Some("100"), true, "Delay before the connection of a failed authentication is closed."),
     k("sasl.mechanism.inter.broker.protocol", Str, Some("GSSAPI"), false, "Accepted for compatibility."),
@@ -589,6 +591,10 @@ pub struct Config {
     pub failed_authentication_delay_ms: u64,
     /// `sasl.server.max.receive.size`.
     pub sasl_server_max_receive_size: usize,
+    /// `quota.window.num`.
+    pub quota_window_num: usize,
+    /// `quota.window.size.seconds`.
+    pub quota_window_size_seconds: u64,
     /// The ACL authorizer (`authorizer.class.name`, `super.users`,
     /// `allow.everyone.if.no.acl.found`).
     pub authorizer: crate::authorizer::Authorizer,
@@ -1252,6 +1258,8 @@ impl Config {
             failed_authentication_delay_ms: int("connection.failed.authentication.delay.ms").max(0)
                 as u64,
             sasl_server_max_receive_size: int("sasl.server.max.receive.size").max(1) as usize,
+            quota_window_num: int("quota.window.num").max(2) as usize,
+            quota_window_size_seconds: int("quota.window.size.seconds").max(1) as u64,
             authorizer,
             metrics_listener,
             slow_request,

@@ -131,6 +131,7 @@ async fn run(
     let idle = Duration::from_millis(config.connections_max_idle_ms.max(1));
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let wait_clock = WaitClock::default();
+    let no_throttle = std::sync::atomic::AtomicU64::new(0);
     let mut sasl = config
         .security
         .get(&listener.name)
@@ -243,6 +244,7 @@ async fn run(
                     version: header.request_api_version,
                     shutdown: shutdown.clone(),
                     principal: &principal,
+                    throttle_ms: &no_throttle,
                 };
                 let stepped = if api == ApiKey::SaslHandshake {
                     auth.handshake(&ctx, &mut request).await
@@ -299,6 +301,7 @@ async fn run(
                 }
             }
         }
+        let throttle = std::sync::atomic::AtomicU64::new(0);
         let principal = match (&sasl, &tls_principal) {
             (Some(auth), _) => principal_of(auth),
             (None, Some(p)) => p.clone(),
@@ -321,6 +324,7 @@ async fn run(
             version: header.request_api_version,
             shutdown: shutdown.clone(),
             principal: &principal,
+            throttle_ms: &throttle,
         };
         let started = std::time::Instant::now();
         let result = wait_clock
@@ -371,6 +375,15 @@ async fn run(
         };
         if let Err(e) = written {
             return End::Io(e);
+        }
+        // KIP-219: a client over its quota was answered at once with throttle_time_ms; the
+        // channel is muted (nothing read) for that long.
+        let muted = throttle.load(std::sync::atomic::Ordering::Relaxed);
+        if muted > 0 {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(muted)) => {}
+                _ = shutdown.changed() => return End::Shutdown,
+            }
         }
     }
 }

@@ -77,6 +77,7 @@ pub mod metadata_log;
 pub mod metrics;
 pub mod producer_ids;
 pub mod quorum_controller;
+pub mod quotas;
 pub mod replica_manager;
 pub mod rpc_client;
 pub mod sendfile;

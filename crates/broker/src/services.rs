@@ -28,6 +28,8 @@ pub struct Services {
     pub txns: Arc<TxnCoordinatorService>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// Client quotas (throttling).
+    pub quotas: Arc<crate::quotas::QuotaManager>,
 }
 
 impl Services {

@@ -388,11 +388,17 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
             } else {
                 Vec::new()
             };
+            // Client quota (consumer_byte_rate); followers are not client traffic.
+            let throttle_time_ms = if replica.is_none() {
+                ctx.record_quota(crate::quotas::QuotaKind::Fetch, bytes)
+            } else {
+                0
+            };
             let (chunks, total) = encode_fetch_response(
                 ctx.version,
                 ctx.header.correlation_id,
                 FetchResponseData {
-                    throttle_time_ms: 0,
+                    throttle_time_ms,
                     error_code: 0,
                     session_id: 0,
                     topics: data,

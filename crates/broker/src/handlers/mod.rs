@@ -245,6 +245,9 @@ pub struct Ctx<'a> {
     pub shutdown: watch::Receiver<bool>,
     /// The authenticated principal (`User:ANONYMOUS` on a PLAINTEXT listener).
     pub principal: &'a str,
+    /// Client-quota throttle of this request in ms (set by Produce/Fetch): the connection
+    /// reads nothing more from the client for that long after answering.
+    pub throttle_ms: &'a std::sync::atomic::AtomicU64,
 }
 
 impl Ctx<'_> {
@@ -272,6 +275,27 @@ impl Ctx<'_> {
                 resource_type,
                 name,
             )
+    }
+
+    /// Records client traffic against its quota; returns the throttle time (ms) to put in the
+    /// response, also kept for the connection to mute itself.
+    pub fn record_quota(&self, kind: crate::quotas::QuotaKind, bytes: u64) -> i32 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let t = self.services.quotas.record(
+            &self.metadata().image(),
+            kind,
+            self.principal,
+            self.client_id(),
+            bytes,
+            now,
+        );
+        if t > 0 {
+            self.throttle_ms
+                .fetch_max(t, std::sync::atomic::Ordering::Relaxed);
+        }
+        t.min(i32::MAX as u64) as i32
     }
 
     /// Whether this request's principal may perform `operation` on the cluster.

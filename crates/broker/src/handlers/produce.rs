@@ -271,6 +271,7 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
             ctx.version
         )));
     }
+    let request_bytes = body.len() as u64;
     let req: ProduceRequest = ctx.decode(body)?;
     let acks = req.acks;
     let req_tid = req.transactional_id.as_ref().map(|t| t.to_string());
@@ -461,6 +462,8 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
                 .with_rack(b.rack.map(StrBytes::from_string))
         })
         .collect();
+    // Client quota (producer_byte_rate) over the request's size, as Kafka.
+    let throttle_time_ms = ctx.record_quota(crate::quotas::QuotaKind::Produce, request_bytes);
     if acks == 0 {
         return Ok(if any_error {
             Response::Close("acks=0 produce failed".into())
@@ -471,7 +474,7 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
     ctx.respond(
         &ProduceResponse::default()
             .with_responses(responses)
-            .with_throttle_time_ms(0)
+            .with_throttle_time_ms(throttle_time_ms)
             .with_node_endpoints(node_endpoints),
     )
 }
