@@ -57,10 +57,13 @@ def node(tmp_path_factory, certs):
 def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
-    if rep.failed and rep.when == "call" and "node" in getattr(item, "funcargs", {}):
-        n = item.funcargs["node"]
-        state = "running" if n.alive() else f"exit {n.proc.returncode if n.proc else None}"
-        rep.sections.append((f"log tail of {n.impl} ({state}; {n.log_path})", n.log_tail(40)))
+    if rep.failed and rep.when == "call":
+        for name in ("node", "acl_node"):  # acl_node: test_acls.py's node with the authorizer
+            n = getattr(item, "funcargs", {}).get(name)
+            if n is None:
+                continue
+            state = "running" if n.alive() else f"exit {n.proc.returncode if n.proc else None}"
+            rep.sections.append((f"log tail of {n.impl} {name} ({state}; {n.log_path})", n.log_tail(40)))
 
 
 def _terminate(signum, frame):

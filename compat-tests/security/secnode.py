@@ -65,6 +65,14 @@ MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 # PLAIN users (listener JAAS config, user_<name>="<password>").
 PLAIN_USERS = {"admin": "admin-secret", "alice": "alice-secret"}
+# Properties of the ACL node (test_acls.py; SecNode(extra_props=AUTHORIZER_PROPS, plain_users=ACL_PLAIN_USERS)).
+AUTHORIZER_PROPS = {
+    "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    # ANONYMOUS = the PLAINTEXT listener (setup, kafka-acls.sh) and the controller / inter-broker traffic
+    "super.users": "User:admin;User:ANONYMOUS",
+    "allow.everyone.if.no.acl.found": "false",
+}
+ACL_PLAIN_USERS = {**PLAIN_USERS, "bob": "bob-secret"}
 # SCRAM users created after start with kafka-configs.sh: user -> [(mechanism, iterations or None, password)].
 SCRAM_USERS = {
     "alice": [("SCRAM-SHA-256", 8192, "alice-secret"), ("SCRAM-SHA-512", None, "alice-secret")],
@@ -223,7 +231,9 @@ class Certs:
 
 class SecNode:
     def __init__(self, base_dir, certs, impl=None, start_timeout=None, stop_timeout=None, heap_opts=None,
-                 listeners=None):
+                 listeners=None, extra_props=None, plain_users=None):
+        """extra_props: properties added to (or overriding) the base set, e.g. AUTHORIZER_PROPS; plain_users: the
+        PLAIN users of the SASL listeners' JAAS config (default PLAIN_USERS)."""
         self.impl = impl or selected_impl()
         if self.impl not in IMPLS:
             raise ValueError(f"impl {self.impl!r}: expected one of {IMPLS}")
@@ -249,6 +259,8 @@ class SecNode:
         self.ports = dict(zip(self.listeners, ports))
         self.controller_port = ports[-1]
         self.cluster_id = random_cluster_id() if self.impl == "kafka" else None
+        self.extra_props = dict(extra_props or {})
+        self.plain_users = dict(plain_users or PLAIN_USERS)
         self.proc = None
 
     def port(self, listener):
@@ -264,9 +276,9 @@ class SecNode:
         return self.proc is not None and self.proc.poll() is None
 
     def jaas_plain(self):
-        users = " ".join(f'user_{u}="{p}"' for u, p in PLAIN_USERS.items())
+        users = " ".join(f'user_{u}="{p}"' for u, p in self.plain_users.items())
         return ('org.apache.kafka.common.security.plain.PlainLoginModule required '
-                f'username="admin" password="{PLAIN_USERS["admin"]}" {users};')
+                f'username="admin" password="{self.plain_users["admin"]}" {users};')
 
     def properties(self):
         c = self.certs
@@ -312,6 +324,7 @@ class SecNode:
             props["listener.name.ssl.ssl.client.auth"] = "required"
         if self.impl == "gregor":
             props["metrics.listener"] = ""  # gregor-only: no Prometheus listener (as in the cluster suite)
+        props.update(self.extra_props)
         return props
 
     def write_properties(self):

@@ -9,7 +9,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 import secwire
 
-PASSWORDS = {"admin": "admin-secret", "alice": "alice-secret"}
+PASSWORDS = {"admin": "admin-secret", "alice": "alice-secret", "bob": "bob-secret"}
 
 
 def unique(prefix="t"):

@@ -73,7 +73,7 @@ fn validate(c: &AclCreation) -> Result<(), String> {
         return Err(format!("Invalid permissionType {}", c.permission_type));
     }
     if c.resource_name.is_empty() {
-        return Err("Resource name should not be empty".into());
+        return Err("Invalid empty resource name".into());
     }
     if c.resource_type == resource::CLUSTER && c.resource_name.as_str() != authorizer::CLUSTER_NAME
     {

@@ -37,7 +37,11 @@ async fn find(
         _ => None,
     };
     if let Some(code) = denied {
-        return (code, None, -1, String::new(), -1);
+        let message = match code {
+            ErrorCode::GroupAuthorizationFailed => "Group authorization failed.",
+            _ => "Transactional Id authorization failed.",
+        };
+        return (code, Some(message.to_string()), -1, String::new(), -1);
     }
     let found = match key_type {
         KEY_GROUP => ctx.groups().find_coordinator(key, me).await,
