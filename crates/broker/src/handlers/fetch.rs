@@ -388,12 +388,16 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
             } else {
                 Vec::new()
             };
-            // Client quota (consumer_byte_rate); followers are not client traffic.
+            // Client quota (consumer_byte_rate); followers are not client traffic. A throttled
+            // consumer gets an empty response (no data) with the throttle time, as Kafka.
             let throttle_time_ms = if replica.is_none() {
                 ctx.record_quota(crate::quotas::QuotaKind::Fetch, bytes)
             } else {
                 0
             };
+            if throttle_time_ms > 0 {
+                data = Vec::new();
+            }
             let (chunks, total) = encode_fetch_response(
                 ctx.version,
                 ctx.header.correlation_id,
