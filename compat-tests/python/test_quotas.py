@@ -129,10 +129,6 @@ def test_invalid_quota_rejected(broker, setting, message):
 
 @java
 def test_producer_byte_rate_throttles(broker):
-    if broker.is_gregor:
-        # Issue 6 asks for storing and describing quotas; enforcement is a later issue. This test
-        # runs (and passes) against Apache Kafka, and will guard gregor once throttling lands.
-        pytest.skip("gregor stores and describes client quotas but does not enforce them yet")
     bs = broker.bootstrap
     topic = create_topic(bs, unique("q-throttle"))
     client = unique("q-throttled")

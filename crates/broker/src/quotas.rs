@@ -130,13 +130,24 @@ impl QuotaManager {
         let rate = sensors.entry((kind, ku, kc)).or_insert_with(|| Rate {
             windows: Vec::new(),
         });
-        let start = now_ms - now_ms.rem_euclid(self.window_ms);
-        match rate.windows.last_mut() {
-            Some((s, b)) if *s == start => *b += bytes as f64,
-            _ => rate.windows.push((start, bytes as f64)),
+        // Kafka's SampledStat: a sample starts with the first record after the previous one
+        // ended (not on a clock boundary); samples older than `samples` windows are dropped.
+        let expire = self.samples as i64 * self.window_ms;
+        rate.windows.retain(|(s, _)| s + expire > now_ms);
+        let start = match rate.windows.last_mut() {
+            Some((s, b)) if now_ms - *s < self.window_ms => {
+                *b += bytes as f64;
+                *s
+            }
+            _ => {
+                rate.windows.push((now_ms, bytes as f64));
+                now_ms
+            }
+        };
+        if rate.windows.len() > self.samples {
+            let drop = rate.windows.len() - self.samples;
+            rate.windows.drain(..drop);
         }
-        let oldest_allowed = start - (self.samples as i64 - 1) * self.window_ms;
-        rate.windows.retain(|(s, _)| *s >= oldest_allowed);
         let total: f64 = rate.windows.iter().map(|(_, b)| b).sum();
         let oldest = rate.windows.first().map_or(start, |(s, _)| *s);
         // Kafka's Rate.windowSize: at least samples - 1 full windows.
