@@ -345,9 +345,41 @@ impl Broker {
             .push(tokio::spawn(self.lifecycle.clone().run(shutdown.clone())));
         let mut stop = shutdown;
         tokio::select! {
-            _ = self.lifecycle.wait_unfenced(Duration::from_secs(86_400)) => Ok(()),
-            _ = stop.changed() => Err(StartError::ShutDown),
+            _ = self.lifecycle.wait_unfenced(Duration::from_secs(86_400)) => {}
+            _ = stop.changed() => return Err(StartError::ShutDown),
         }
+        // The heartbeat that unfenced us can arrive before the metadata that makes us the
+        // leader of our partitions again; clients are served once those leaderships are
+        // applied (bounded: a partition may stay leaderless for other reasons).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !self.leaderships_settled() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(())
+    }
+
+    /// Whether every partition this broker is an in-sync replica of has a leader, and those
+    /// it leads per the metadata are led here.
+    fn leaderships_settled(&self) -> bool {
+        let s = &self.services;
+        let me = s.node_id();
+        for meta in s.metadata.all_topics() {
+            for p in 0..meta.partitions {
+                let Some(state) = s.metadata.partition_state(&meta, p) else {
+                    continue;
+                };
+                if !state.isr.contains(&me) {
+                    continue;
+                }
+                if state.leader < 0 {
+                    return false;
+                }
+                if state.leader == me && s.replicas.leader_partition(&meta.name, p, -1).is_err() {
+                    return false;
+                }
+            }
+        }
+        true
     }
 
     /// Whether the previous shutdown was clean.
