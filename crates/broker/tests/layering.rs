@@ -27,7 +27,7 @@ const LAYERS: &[&[&str]] = &[
     &["replica_manager"],
     &["metadata_cache", "metadata_log"],
     &["topic_config"],
-    &["configs", "healthcheck"],
+    &["configs", "healthcheck", "tls"],
     &["config"],
     &["env_config"],
     &[
@@ -39,6 +39,8 @@ const LAYERS: &[&[&str]] = &[
         "limits",
         "cli",
         "rpc_client",
+        "authorizer",
+        "quotas",
     ],
 ];
 
