@@ -255,6 +255,13 @@ async fn verify_transactional(
         })
 }
 
+/// Requests with at most this many record bytes are appended on the async worker.
+const INLINE_APPEND_BYTES: usize = 256 * 1024;
+
+/// Logs flushed (fsync) at least this often (`log.flush.interval.messages`) are always
+/// appended off the async workers.
+const INLINE_FLUSH_MESSAGES: u64 = 10_000;
+
 /// One partition of the request on its way through the three steps.
 struct Slot {
     topic: usize,
@@ -332,10 +339,18 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
         }
         topics.push((topic.name, topic.topic_id));
     }
-    // 2. Validate and append, off the async workers.
+    // 2. Validate and append. A small request is appended right here (a page-cache write,
+    // as Kafka's request handler threads do): handing each one to the blocking pool costs two
+    // thread wake-ups per request, which dominated small-request latency. Large requests
+    // (decompression for validation, big copies) and logs that fsync on every few messages
+    // are appended off the async workers.
     let now = crate::clock::now_ms();
     let rm = replicas.clone();
-    let (slots, mut outcomes) = tokio::task::spawn_blocking(move || {
+    let request_records: usize = slots
+        .iter()
+        .map(|s| s.work.as_ref().map_or(0, |(_, r, _)| r.len()))
+        .sum();
+    let run = move |slots: Vec<Slot>| {
         let outcomes: Vec<Outcome> = slots
             .iter()
             .map(|s| match &s.work {
@@ -344,9 +359,16 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
             })
             .collect();
         (slots, outcomes)
-    })
-    .await
-    .map_err(|e| HandlerError::Internal(format!("produce task: {e}")))?;
+    };
+    let inline = request_records <= INLINE_APPEND_BYTES
+        && ctx.config().log_flush_interval_messages > INLINE_FLUSH_MESSAGES;
+    let (slots, mut outcomes) = if inline {
+        run(slots)
+    } else {
+        tokio::task::spawn_blocking(move || run(slots))
+            .await
+            .map_err(|e| HandlerError::Internal(format!("produce task: {e}")))?
+    };
     // 3. acks=all: wait until the in-sync replicas have the batches.
     if acks == -1 {
         let timeout = std::time::Duration::from_millis(req.timeout_ms.max(0) as u64);
