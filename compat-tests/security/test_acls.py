@@ -548,3 +548,64 @@ def raw_describe_acls_any(port):
     resources = r.array(lambda r: (r.take(1), r.string(), r.take(1),
                                    r.array(lambda r: (r.string(), r.string(), r.take(1), r.take(1)))))
     return err, msg, resources
+
+
+def test_admin_apis_answer_authorization_errors(acl_node, tmp_path):
+    """Admin APIs an unauthorized principal calls are answered with Kafka's per-API error (the connection stays
+    up): bob (DESCRIBE on topic T, READ on group G, nothing on the cluster) gets CLUSTER_AUTHORIZATION_FAILED from
+    ElectLeaders, DescribeLogDirs, DescribeClientQuotas and DescribeUserScramCredentials, TOPIC_AUTHORIZATION_FAILED
+    from DeleteRecords on T, GROUP_AUTHORIZATION_FAILED from OffsetDelete on G, and ListTransactions shows him no
+    transactional id while the super user sees the one that exists."""
+    from confluent_kafka import ElectionType
+    t = h.unique("adm")
+    g, txn = t + "-g", t + "-txn"
+    create_topic(acl_node, t, records=2)
+    acl_add(acl_node, "--allow-principal", "User:bob", "--operation", "Describe", "--topic", t)
+    acl_add(acl_node, "--allow-principal", "User:bob", "--operation", "Read", "--group", g)
+    # a committed offset for G (super user) and one transactional id
+    c = Consumer({**sup(acl_node), "group.id": g, "enable.auto.commit": False})
+    c.commit(offsets=[TopicPartition(t, 0, 1)], asynchronous=False)
+    c.close()
+    p = Producer({**sup(acl_node), "transactional.id": txn})
+    p.init_transactions(15)
+    p.begin_transaction()
+    p.produce(t, value=b"in-txn")
+    p.commit_transaction(15)
+
+    bob = as_user(acl_node, "bob")
+    admin = AdminClient(bob)
+    tp = TopicPartition(t, 0)
+    err = error_of(lambda: admin.elect_leaders(ElectionType.PREFERRED, [tp]).result(timeout=15))
+    assert err.code() == KafkaError.CLUSTER_AUTHORIZATION_FAILED, err
+    res = admin.delete_records([TopicPartition(t, 0, 1)], request_timeout=10)
+    err = error_of(lambda: res[TopicPartition(t, 0, 1)].result(timeout=15))
+    assert err.code() == TAF, err
+    # the same client keeps serving bob
+    md = admin.list_topics(topic=t, timeout=10)
+    assert md.topics[t].error is None, md.topics[t].error
+    del admin, res
+
+    cfg = tmp_path / "bob.properties"
+    cfg.write_text(h.java_client_props(acl_node, "SASL_PLAINTEXT", "PLAIN", user="bob"))
+    sasl = acl_node.bootstrap("SASL_PLAINTEXT")
+    out = run_tool("kafka-log-dirs.sh", "--bootstrap-server", sasl, "--command-config", cfg, "--describe",
+                   check=False)
+    assert "ClusterAuthorizationException" in out.stdout + out.stderr, out.stdout + out.stderr
+    out = run_tool("kafka-configs.sh", "--bootstrap-server", sasl, "--command-config", cfg, "--describe",
+                   "--entity-type", "clients", check=False)
+    assert out.returncode != 0 and "ClusterAuthorizationException" in out.stdout + out.stderr, \
+        out.stdout + out.stderr
+    # DescribeUserScramCredentials (librdkafka 2.16 aborts the process on its error answer: the Java tool instead)
+    out = run_tool("kafka-configs.sh", "--bootstrap-server", sasl, "--command-config", cfg, "--describe",
+                   "--entity-type", "users", "--entity-name", "alice", check=False)
+    print(out.stdout, out.stderr)
+    assert out.returncode != 0 and "ClusterAuthorizationException" in out.stdout + out.stderr, \
+        out.stdout + out.stderr
+    out = run_tool("kafka-consumer-groups.sh", "--bootstrap-server", sasl, "--command-config", cfg,
+                   "--delete-offsets", "--group", g, "--topic", t, check=False)
+    assert "GroupAuthorizationException" in out.stdout + out.stderr, out.stdout + out.stderr
+
+    listed = run_tool("kafka-transactions.sh", "--bootstrap-server", acl_node.bootstrap("PLAINTEXT"), "list")
+    assert txn in listed.stdout, listed.stdout
+    listed = run_tool("kafka-transactions.sh", "--bootstrap-server", sasl, "--command-config", cfg, "list")
+    assert txn not in listed.stdout and "TransactionalId" in listed.stdout, listed.stdout

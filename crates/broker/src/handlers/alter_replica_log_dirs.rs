@@ -17,6 +17,8 @@ pub const VERSIONS: (i16, i16) = (1, 2);
 /// Handles AlterReplicaLogDirs.
 pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: AlterReplicaLogDirsRequest = ctx.decode(body)?;
+    // Kafka: without ALTER on the cluster every partition fails.
+    let allowed = ctx.cluster_allowed(crate::authorizer::op::ALTER);
     let ours = std::fs::canonicalize(&ctx.config().log_dir).ok();
     let mut results = Vec::new();
     for d in &req.dirs {
@@ -27,7 +29,9 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
                 .partitions
                 .iter()
                 .map(|&p| {
-                    let code = if !same {
+                    let code = if !allowed {
+                        ErrorCode::ClusterAuthorizationFailed
+                    } else if !same {
                         ErrorCode::LogDirNotFound
                     } else if ctx.replicas().partition(name, p).is_none() {
                         ErrorCode::UnknownTopicOrPartition

@@ -45,6 +45,30 @@ fn check_name(name: &str) -> Result<(), Failure> {
 /// Handles AlterUserScramCredentials.
 pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: AlterUserScramCredentialsRequest = ctx.decode(body)?;
+    if !ctx.cluster_allowed(crate::authorizer::op::ALTER) {
+        // Kafka's controller: every user named (once, sorted) fails.
+        let code = ErrorCode::ClusterAuthorizationFailed;
+        let users: std::collections::BTreeSet<&str> = req
+            .deletions
+            .iter()
+            .map(|d| d.name.as_str())
+            .chain(req.upsertions.iter().map(|u| u.name.as_str()))
+            .collect();
+        let results = users
+            .into_iter()
+            .map(|u| {
+                AlterUserScramCredentialsResult::default()
+                    .with_user(StrBytes::from_string(u.to_string()))
+                    .with_error_code(code.code())
+                    .with_error_message(Some(StrBytes::from_static_str(code.message())))
+            })
+            .collect();
+        return ctx.respond(
+            &AlterUserScramCredentialsResponse::default()
+                .with_throttle_time_ms(0)
+                .with_results(results),
+        );
+    }
     let image = ctx.metadata().image();
     // Users in request order, each with its records or its error.
     let mut order: Vec<String> = Vec::new();

@@ -73,6 +73,14 @@ fn validate_entity(entity: &QuotaEntity) -> Result<(), String> {
 /// Handles DescribeClientQuotas.
 pub async fn describe(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: DescribeClientQuotasRequest = ctx.decode(body)?;
+    if !ctx.cluster_allowed(crate::authorizer::op::DESCRIBE_CONFIGS) {
+        let code = ErrorCode::ClusterAuthorizationFailed;
+        return ctx.respond(
+            &DescribeClientQuotasResponse::default()
+                .with_error_code(code.code())
+                .with_error_message(Some(StrBytes::from_static_str(code.message()))),
+        );
+    }
     let mut seen = std::collections::HashSet::new();
     for c in &req.components {
         let t = c.entity_type.as_str();
@@ -150,6 +158,8 @@ pub async fn describe(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handl
 /// Handles AlterClientQuotas.
 pub async fn alter(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: AlterClientQuotasRequest = ctx.decode(body)?;
+    // Kafka's controller: without ALTER_CONFIGS on the cluster every entry fails.
+    let allowed = ctx.cluster_allowed(crate::authorizer::op::ALTER_CONFIGS);
     let mut out = Vec::with_capacity(req.entries.len());
     for e in &req.entries {
         let mut entity: QuotaEntity = e
@@ -209,6 +219,10 @@ pub async fn alter(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerE
                 Ok(records)
             });
         let outcome = match outcome {
+            _ if !allowed => Err((
+                ErrorCode::ClusterAuthorizationFailed,
+                ErrorCode::ClusterAuthorizationFailed.message().to_string(),
+            )),
             Ok(records) if !req.validate_only => ctx
                 .controller()
                 .commit(records)

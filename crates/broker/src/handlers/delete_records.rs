@@ -21,12 +21,19 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in &req.topics {
         let name = t.name.0.as_str();
+        // Kafka: DELETE on the topic, checked before the partition is looked up.
+        let allowed = ctx.allowed(
+            crate::authorizer::op::DELETE,
+            crate::authorizer::resource::TOPIC,
+            name,
+        );
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in &t.partitions {
             let mut r = DeleteRecordsPartitionResult::default()
                 .with_partition_index(p.partition_index)
                 .with_low_watermark(-1);
             let outcome = match ctx.replicas().leader_partition(name, p.partition_index, -1) {
+                _ if !allowed => Err(ErrorCode::TopicAuthorizationFailed),
                 Err(code) => Err(code),
                 Ok(part) => {
                     let offset = p.offset;

@@ -19,6 +19,14 @@ pub const VERSIONS: (i16, i16) = (1, 4);
 /// Handles DescribeLogDirs.
 pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: DescribeLogDirsRequest = ctx.decode(body)?;
+    if !ctx.cluster_allowed(crate::authorizer::op::DESCRIBE) {
+        // Kafka: no results and (v3+) the error at the top.
+        let mut resp = DescribeLogDirsResponse::default().with_throttle_time_ms(0);
+        if ctx.version >= 3 {
+            resp.error_code = gregor_protocol::ErrorCode::ClusterAuthorizationFailed.code();
+        }
+        return ctx.respond(&resp);
+    }
     let wanted: Option<BTreeMap<String, Vec<i32>>> = req.topics.as_ref().map(|ts| {
         ts.iter()
             .map(|t| (t.topic.0.as_str().to_string(), t.partitions.clone()))

@@ -33,16 +33,25 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
     let mut resp = DescribeProducersResponse::default().with_throttle_time_ms(0);
     for t in &req.topics {
         let name = t.name.0.as_str();
+        // Kafka: READ on the topic, checked before the partition is looked up.
+        let allowed = ctx.allowed(
+            crate::authorizer::op::READ,
+            crate::authorizer::resource::TOPIC,
+            name,
+        );
         let mut partitions = Vec::with_capacity(t.partition_indexes.len());
         for &index in &t.partition_indexes {
             let mut r = PartitionResponse::default().with_partition_index(index);
-            let producers = ctx
-                .replicas()
-                .leader_partition(name, index, -1)
-                .and_then(|part| {
-                    part.with_log(|log| log.producers())
-                        .ok_or(ErrorCode::UnknownTopicOrPartition)
-                });
+            let producers = if !allowed {
+                Err(ErrorCode::TopicAuthorizationFailed)
+            } else {
+                ctx.replicas()
+                    .leader_partition(name, index, -1)
+                    .and_then(|part| {
+                        part.with_log(|log| log.producers())
+                            .ok_or(ErrorCode::UnknownTopicOrPartition)
+                    })
+            };
             match producers {
                 Ok(all) => {
                     r.active_producers = all.iter().map(|(id, s)| producer_state(*id, s)).collect();

@@ -1,7 +1,10 @@
 //! DescribeTransactions (key 65), v0: state, timeout, start time, producer id/epoch and
-//! partitions of each transactional id (TRANSACTIONAL_ID_NOT_FOUND if unknown).
+//! partitions of each transactional id (TRANSACTIONAL_ID_NOT_FOUND if unknown). With an
+//! authorizer, as Kafka: DESCRIBE on the transactional id (else
+//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED), and only the topics the principal may DESCRIBE.
 
 use super::{Ctx, Response};
+use crate::authorizer::{op, resource};
 use crate::errors::HandlerError;
 use bytes::Bytes;
 use gregor_protocol::messages::describe_transactions_request::DescribeTransactionsRequest;
@@ -10,6 +13,7 @@ use gregor_protocol::messages::describe_transactions_response::{
 };
 use gregor_protocol::messages::{ProducerId, TopicName};
 use gregor_protocol::protocol::StrBytes;
+use gregor_protocol::ErrorCode;
 
 /// Served versions.
 pub const VERSIONS: (i16, i16) = (0, 0);
@@ -26,6 +30,11 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
             .with_transaction_start_time_ms(-1)
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1);
+        if !ctx.allowed(op::DESCRIBE, resource::TRANSACTIONAL_ID, id.as_str()) {
+            state.error_code = ErrorCode::TransactionalIdAuthorizationFailed.code();
+            resp.transaction_states.push(state);
+            continue;
+        }
         let described = ctx
             .txns()
             .read(id.as_str(), |c| c.describe(id.as_str()))
@@ -42,6 +51,7 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
                 state.topics = d
                     .topics
                     .into_iter()
+                    .filter(|(t, _)| ctx.allowed(op::DESCRIBE, resource::TOPIC, t))
                     .map(|(t, p)| {
                         TopicData::default()
                             .with_topic(TopicName(StrBytes::from_string(t)))

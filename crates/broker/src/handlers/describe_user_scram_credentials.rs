@@ -22,6 +22,29 @@ pub const VERSIONS: (i16, i16) = (0, 0);
 /// Handles DescribeUserScramCredentials.
 pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: DescribeUserScramCredentialsRequest = ctx.decode(body)?;
+    if !ctx.cluster_allowed(crate::authorizer::op::DESCRIBE) {
+        // Kafka: the error at the top and on every named user.
+        let code = ErrorCode::ClusterAuthorizationFailed;
+        let message = || Some(StrBytes::from_static_str(code.message()));
+        let results = req
+            .users
+            .iter()
+            .flatten()
+            .map(|u| {
+                DescribeUserScramCredentialsResult::default()
+                    .with_user(u.name.clone())
+                    .with_error_code(code.code())
+                    .with_error_message(message())
+            })
+            .collect();
+        return ctx.respond(
+            &DescribeUserScramCredentialsResponse::default()
+                .with_throttle_time_ms(0)
+                .with_error_code(code.code())
+                .with_error_message(message())
+                .with_results(results),
+        );
+    }
     let image = ctx.metadata().image();
     let mut by_user: BTreeMap<&str, Vec<CredentialInfo>> = BTreeMap::new();
     for ((user, mechanism), c) in image.scram_credentials() {

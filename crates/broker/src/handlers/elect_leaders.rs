@@ -29,12 +29,22 @@ const UNCLEAN: i8 = 1;
 pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: ElectLeadersRequest = ctx.decode(body)?;
     let mut resp = ElectLeadersResponse::default().with_throttle_time_ms(0);
+    if !ctx.cluster_allowed(crate::authorizer::op::ALTER) {
+        // Kafka: every named partition (and, v1+, the response) carries the error.
+        let code = ErrorCode::ClusterAuthorizationFailed;
+        if ctx.version >= 1 {
+            resp.error_code = code.code();
+        }
+        fail_all(&mut resp, &req, code, code.message());
+        return ctx.respond(&resp);
+    }
     let election_type = if ctx.version >= 1 {
         req.election_type
     } else {
         PREFERRED
     };
     if election_type != PREFERRED && election_type != UNCLEAN {
+        // Only v1+ has an election type (and a top-level error).
         resp.error_code = ErrorCode::InvalidRequest.code();
         return ctx.respond(&resp);
     }
@@ -56,27 +66,10 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
         Err(e) => {
             tracing::debug!(error = %e, "ElectLeaders failed");
             // v0 has no top-level error: every named partition carries it.
-            resp.error_code = e.code.code();
             if ctx.version == 0 {
-                for t in req.topic_partitions.as_deref().unwrap_or_default() {
-                    resp.replica_election_results.push(
-                        ReplicaElectionResult::default()
-                            .with_topic(t.topic.clone())
-                            .with_partition_result(
-                                t.partitions
-                                    .iter()
-                                    .map(|p| {
-                                        PartitionResult::default()
-                                            .with_partition_id(*p)
-                                            .with_error_code(e.code.code())
-                                            .with_error_message(Some(StrBytes::from_string(
-                                                e.message.clone(),
-                                            )))
-                                    })
-                                    .collect(),
-                            ),
-                    );
-                }
+                fail_all(&mut resp, &req, e.code, &e.message);
+            } else {
+                resp.error_code = e.code.code();
             }
             return ctx.respond(&resp);
         }
@@ -100,4 +93,32 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
         }
     }
     ctx.respond(&resp)
+}
+
+/// Gives every partition named in the request the error `code`.
+fn fail_all(
+    resp: &mut ElectLeadersResponse,
+    req: &ElectLeadersRequest,
+    code: ErrorCode,
+    message: &str,
+) {
+    for t in req.topic_partitions.as_deref().unwrap_or_default() {
+        resp.replica_election_results.push(
+            ReplicaElectionResult::default()
+                .with_topic(t.topic.clone())
+                .with_partition_result(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            PartitionResult::default()
+                                .with_partition_id(*p)
+                                .with_error_code(code.code())
+                                .with_error_message(Some(StrBytes::from_string(
+                                    message.to_string(),
+                                )))
+                        })
+                        .collect(),
+                ),
+        );
+    }
 }

@@ -25,6 +25,13 @@ const GROUP: i8 = 32;
 /// Handles ListConfigResources.
 pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: ListConfigResourcesRequest = ctx.decode(body)?;
+    if !ctx.cluster_allowed(crate::authorizer::op::DESCRIBE_CONFIGS) {
+        return ctx.respond(
+            &ListConfigResourcesResponse::default()
+                .with_throttle_time_ms(0)
+                .with_error_code(ErrorCode::ClusterAuthorizationFailed.code()),
+        );
+    }
     let types: Vec<i8> = if ctx.version == 0 {
         vec![CLIENT_METRICS]
     } else if req.resource_types.is_empty() {

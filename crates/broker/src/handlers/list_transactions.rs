@@ -1,7 +1,8 @@
 //! ListTransactions (key 66), v0–v2: transactional ids with their producer id and state,
 //! filtered by state names (unknown names come back in `unknown_state_filters`), producer ids,
 //! (v1+) minimum running time of an ongoing transaction and (v2+) a transactional id regular
-//! expression (INVALID_REGULAR_EXPRESSION if it does not compile).
+//! expression (INVALID_REGULAR_EXPRESSION if it does not compile). With an authorizer only the
+//! transactional ids the principal may DESCRIBE are listed, as in Kafka.
 
 use super::{Ctx, Response};
 use crate::errors::HandlerError;
@@ -77,6 +78,13 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
             Err(_) => {} // unloaded meanwhile: no longer ours to list
         }
     }
+    resp.transaction_states.retain(|s| {
+        ctx.allowed(
+            crate::authorizer::op::DESCRIBE,
+            crate::authorizer::resource::TRANSACTIONAL_ID,
+            s.transactional_id.as_str(),
+        )
+    });
     resp.transaction_states
         .sort_by(|a, b| a.transactional_id.as_str().cmp(b.transactional_id.as_str()));
     resp.unknown_state_filters = unknown

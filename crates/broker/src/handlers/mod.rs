@@ -475,60 +475,9 @@ pub async fn dispatch(ctx: Ctx<'_>, mut body: Bytes) -> Result<Response, Handler
             )));
         }
     }
-    if ctx.plane == Plane::Client {
-        if let Some(needed) = cluster_gate(ctx.api) {
-            if !ctx.cluster_allowed(needed) {
-                // These APIs do not check per-resource ACLs yet: with an authorizer only
-                // principals holding the cluster permission may use them; others are
-                // disconnected (logged) rather than answered with a per-API error.
-                return Ok(Response::Close(format!(
-                    "CLUSTER_AUTHORIZATION_FAILED: {} may not use {:?} (needs {} on the cluster)",
-                    ctx.principal,
-                    ctx.api,
-                    op_name(needed)
-                )));
-            }
-        }
-    }
     match ctx.plane {
         Plane::Client => route_client(&ctx, &mut body).await,
         Plane::Controller => route_controller(&ctx, &mut body).await,
-    }
-}
-
-/// The cluster permission an API needs when an authorizer is configured and the handler does
-/// not check ACLs itself (`None`: the handler checks, or no check applies).
-fn cluster_gate(api: ApiKey) -> Option<i8> {
-    use crate::authorizer::op;
-    match api {
-        ApiKey::ElectLeaders
-        | ApiKey::AlterPartitionReassignments
-        | ApiKey::AlterReplicaLogDirs
-        | ApiKey::AlterUserScramCredentials => Some(op::ALTER),
-        ApiKey::ListPartitionReassignments
-        | ApiKey::DescribeLogDirs
-        | ApiKey::DescribeUserScramCredentials
-        | ApiKey::DescribeProducers
-        | ApiKey::DescribeTransactions
-        | ApiKey::ListTransactions
-        | ApiKey::ConsumerGroupDescribe => Some(op::DESCRIBE),
-        ApiKey::AlterClientQuotas => Some(op::ALTER_CONFIGS),
-        ApiKey::DescribeClientQuotas | ApiKey::ListConfigResources => Some(op::DESCRIBE_CONFIGS),
-        ApiKey::WriteTxnMarkers => Some(op::CLUSTER_ACTION),
-        ApiKey::OffsetDelete | ApiKey::DeleteRecords => Some(op::ALTER),
-        _ => None,
-    }
-}
-
-fn op_name(op: i8) -> &'static str {
-    use crate::authorizer::op::*;
-    match op {
-        ALTER => "ALTER",
-        DESCRIBE => "DESCRIBE",
-        ALTER_CONFIGS => "ALTER_CONFIGS",
-        DESCRIBE_CONFIGS => "DESCRIBE_CONFIGS",
-        CLUSTER_ACTION => "CLUSTER_ACTION",
-        _ => "?",
     }
 }
 

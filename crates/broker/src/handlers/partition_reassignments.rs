@@ -35,6 +35,15 @@ fn ids(v: &[i32]) -> Vec<BrokerId> {
 /// Handles ListPartitionReassignments.
 pub async fn list(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: ListPartitionReassignmentsRequest = ctx.decode(body)?;
+    if !ctx.cluster_allowed(crate::authorizer::op::DESCRIBE) {
+        let code = ErrorCode::ClusterAuthorizationFailed;
+        return ctx.respond(
+            &ListPartitionReassignmentsResponse::default()
+                .with_throttle_time_ms(0)
+                .with_error_code(code.code())
+                .with_error_message(Some(StrBytes::from_static_str(code.message()))),
+        );
+    }
     let wanted = req.topics.as_ref().map(|ts| {
         ts.iter()
             .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
@@ -69,6 +78,9 @@ pub async fn list(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerEr
 /// Handles AlterPartitionReassignments.
 pub async fn alter(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
     let req: AlterPartitionReassignmentsRequest = ctx.decode(body)?;
+    if !ctx.cluster_allowed(crate::authorizer::op::ALTER) {
+        return ctx.respond(&denied(&req, ctx.version));
+    }
     let check_rf = ctx.version >= 1 && !req.allow_replication_factor_change;
     let image = ctx.metadata().image();
     // Per (topic, partition): an error decided here, or the index of its target in the command.
@@ -157,4 +169,41 @@ pub async fn alter(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerE
         );
     }
     ctx.respond(&resp)
+}
+
+/// Kafka's answer to an unauthorized AlterPartitionReassignments: the error at the top and on
+/// every partition.
+fn denied(
+    req: &AlterPartitionReassignmentsRequest,
+    version: i16,
+) -> AlterPartitionReassignmentsResponse {
+    let code = ErrorCode::ClusterAuthorizationFailed;
+    let message = || Some(StrBytes::from_static_str(code.message()));
+    let mut resp = AlterPartitionReassignmentsResponse::default()
+        .with_throttle_time_ms(0)
+        .with_error_code(code.code())
+        .with_error_message(message());
+    if version >= 1 {
+        resp.allow_replication_factor_change = req.allow_replication_factor_change;
+    }
+    resp.responses = req
+        .topics
+        .iter()
+        .map(|t| {
+            ReassignableTopicResponse::default()
+                .with_name(t.name.clone())
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            ReassignablePartitionResponse::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(code.code())
+                                .with_error_message(message())
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    resp
 }

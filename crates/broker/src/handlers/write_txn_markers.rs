@@ -25,6 +25,9 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
     let req: WriteTxnMarkersRequest = ctx.decode(body)?;
     let writer = ctx.txns().markers().clone();
     let mut resp = WriteTxnMarkersResponse::default();
+    // Kafka: only CLUSTER_ACTION on the cluster (brokers) may write markers; otherwise every
+    // partition fails.
+    let allowed = ctx.cluster_allowed(crate::authorizer::op::CLUSTER_ACTION);
     for m in &req.markers {
         let marker = Marker {
             producer_id: m.producer_id.0,
@@ -40,6 +43,9 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
                 let writer = writer.clone();
                 let topic = t.name.0.to_string();
                 writes.spawn(async move {
+                    if !allowed {
+                        return (i, ErrorCode::ClusterAuthorizationFailed.code());
+                    }
                     let code = match writer.write_local(&topic, p, marker).await {
                         Ok(()) => 0,
                         Err(code) => code.code(),
