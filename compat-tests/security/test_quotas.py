@@ -65,7 +65,7 @@ def describe_quotas(node, entity):
     """kafka-configs.sh --describe for one entity -> {config: float}. Kafka prints e.g.
     `Quota configs for client-id 'c' are producer_byte_rate=1048576.0` (values are Java doubles: 1.048576E8)."""
     out = configs(node, "--describe", *entity).stdout
-    return {k: float(v) for k, v in re.findall(r"(\w+_byte_rate|request_percentage)=([0-9.Ee+-]+)", out)}, out
+    return {k: float(v) for k, v in re.findall(r"(\w+_byte_rate|request_percentage|connection_creation_rate)=([0-9.Ee+-]+)", out)}, out
 
 
 class Quota:
@@ -242,3 +242,75 @@ def test_user_default_client_quota_beats_client_id_quota(node, tmp_path):
     assert anon["records"] == FREE_RECORDS, anon["summary"]
     assert anon["throttle_avg"] == 0 and anon["throttle_max"] == 0, show(anon)
     assert anon["mb_s"] > FREE_MIN_MB_S, show(anon)
+
+
+def produce_until_throttled(node, topic, client_id, max_requests, deadline_s=30.0):
+    """confluent-kafka producer (linger.ms=0, one Produce request per flush) sending one record per request until its
+    throttle_cb reports a throttle from the broker; returns (requests sent, [throttle ms reported])."""
+    from confluent_kafka import Producer
+    throttles = []
+    p = Producer({"bootstrap.servers": node.bootstrap("PLAINTEXT"), "client.id": client_id, "linger.ms": 0,
+                  "acks": 1, "throttle_cb": lambda e: throttles.append(e.throttle_time * 1000.0)})
+    sent, deadline = 0, time.monotonic() + deadline_s
+    while sent < max_requests and not throttles and time.monotonic() < deadline:
+        p.produce(topic, value=b"x" * 100)
+        assert p.flush(20) == 0, "record not delivered"
+        sent += 1
+    del p  # the throttled connection stays muted on the broker; nothing more is sent on it
+    return sent, throttles
+
+
+def test_request_percentage_quota_throttles_client(node):
+    """request_percentage=0.01 (KIP-124: 0.01 % of one request-handler thread) on a client id: a producer with that
+    client.id sending one small Produce request at a time is answered with a throttle time (librdkafka's
+    throttle_cb) within a few hundred requests, never longer than one quota window (1 s, unlike byte-rate throttles);
+    another client id sending as many requests is never throttled."""
+    quoted = h.unique("req-quota")
+    free = h.unique("req-free")
+    topic = create_topic(node)
+    with Quota(node, client_entity(quoted), request_percentage=0.01):
+        sent, throttles = produce_until_throttled(node, topic, quoted, max_requests=2000)
+        print(f"request quota: throttled after {sent} requests: {throttles} ms")
+        assert throttles and throttles[0] > 0, f"no throttle after {sent} requests"
+        # Kafka's ClientRequestQuotaManager bounds a request-time throttle by one quota window (1 s)
+        assert max(throttles) <= 1000, throttles
+        free_sent, free_throttles = produce_until_throttled(node, topic, free, max_requests=max(sent, 200))
+        print(f"no quota: {free_sent} requests, throttles {free_throttles}")
+        assert free_throttles == [] and free_sent == max(sent, 200)
+
+
+def test_ip_connection_creation_rate(node):
+    """connection_creation_rate=2 on the ip 127.0.0.2 (KIP-612, `--entity-type ips`): connections from 127.0.0.2
+    (hand-written ApiVersions v0 frames, a fresh connection each time) are served until the rate over the quota
+    windows passes 2/s, then accepted and closed unanswered within the throttle time (at most one window, 1 s);
+    meanwhile connections from 127.0.0.1 are served."""
+    import socket
+
+    import secwire
+    port = node.port("PLAINTEXT")
+
+    def attempt(source):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0))
+        with secwire.RawConn(None, None, timeout=5.0, sock=sock) as c:
+            c.send(secwire.api_versions_v0(corr=5))
+            t0 = time.monotonic()
+            try:
+                c.recv_response(5)
+                return "served", time.monotonic() - t0
+            except secwire.Closed as e:  # a throttled connection is closed without an answer
+                return e.how, time.monotonic() - t0
+            except socket.timeout:
+                return "timeout", time.monotonic() - t0
+
+    with Quota(node, ["--entity-type", "ips", "--entity-name", "127.0.0.2"], connection_creation_rate=2):
+        results = []
+        for _ in range(26):
+            results.append(attempt("127.0.0.2"))
+            if results[-1][0] != "served":
+                break
+        other = attempt("127.0.0.1")
+    print(f"connections from 127.0.0.2: {[r[0] for r in results]}; last closed after {results[-1][1]:.2f}s")
+    served = sum(1 for r in results if r[0] == "served")
+    assert 18 <= served <= 22, results  # 2/s over the 10-window minimum span: 20 on Kafka 4.1.2 and gregor
+    assert results[-1][0] in ("eof", "reset") and results[-1][1] <= 1.5, results[-1]
+    assert other[0] == "served", other

@@ -71,6 +71,27 @@ pub async fn serve(
     shutdown: watch::Receiver<bool>,
 ) {
     let _counted = services.metrics.connection_opened(&listener.name);
+    if plane == Plane::Client {
+        // KIP-612: over its ip's connection_creation_rate the connection is accepted, held for
+        // the throttle time, then closed unread.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let image = services.metadata.image();
+        let wait = services
+            .quotas
+            .record_connection(&image, &peer.ip().to_string(), now);
+        drop(image);
+        if wait > 0 {
+            tracing::info!(%peer, throttle_ms = wait, "connection_creation_rate of the ip exceeded: closing the connection after the throttle time");
+            let mut shutdown = shutdown;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+                _ = shutdown.changed() => {}
+            }
+            return;
+        }
+    }
     let (reader, writer, principal) = match tls {
         None => {
             let (r, w) = stream.into_split();
@@ -245,6 +266,8 @@ async fn run(
                     shutdown: shutdown.clone(),
                     principal: &principal,
                     throttle_ms: &no_throttle,
+                    started: std::time::Instant::now(),
+                    request_time_recorded: std::sync::atomic::AtomicBool::new(true),
                 };
                 let stepped = if api == ApiKey::SaslHandshake {
                     auth.handshake(&ctx, &mut request).await
@@ -325,8 +348,10 @@ async fn run(
             shutdown: shutdown.clone(),
             principal: &principal,
             throttle_ms: &throttle,
+            started: std::time::Instant::now(),
+            request_time_recorded: std::sync::atomic::AtomicBool::new(false),
         };
-        let started = std::time::Instant::now();
+        let started = ctx.started;
         let result = wait_clock
             .track(handlers::dispatch(ctx, request).instrument(span.clone()))
             .await;

@@ -396,6 +396,11 @@ impl WaitClock {
     }
 }
 
+/// Time the current request (inside [`WaitClock::track`]) has spent in [`waiting`] so far.
+pub fn waited_so_far() -> Duration {
+    Duration::from_nanos(WAITED.try_with(|w| w.load(Ordering::Relaxed)).unwrap_or(0))
+}
+
 /// Awaits `fut`, counting the time as waiting (not work) for the slow-request log.
 pub async fn waiting<F: Future>(fut: F) -> F::Output {
     let started = std::time::Instant::now();

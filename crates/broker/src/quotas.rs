@@ -1,6 +1,8 @@
-//! Client quotas enforced as Kafka's `ClientQuotaManager` (KIP-13, KIP-55, KIP-219): produce
-//! and fetch byte rates (`producer_byte_rate`, `consumer_byte_rate`) per user / client-id,
-//! from the quotas stored with AlterClientQuotas (`kafka-configs.sh --entity-type users|clients`).
+//! Client quotas enforced as Kafka's `ClientQuotaManager` (KIP-13, KIP-55, KIP-124, KIP-219):
+//! produce and fetch byte rates (`producer_byte_rate`, `consumer_byte_rate`) and the share of
+//! request-handling time (`request_percentage`: 100 = one thread's worth) per user /
+//! client-id, from the quotas stored with AlterClientQuotas (`kafka-configs.sh --entity-type
+//! users|clients`).
 //!
 //! - The quota of a request is the most specific entity that has one, in Kafka's order:
 //!   user+client-id, user+default client-id, user, default user+client-id, default
@@ -9,6 +11,9 @@
 //!   measured per matched entity (a default quota applies to each user / client-id on its own,
 //!   as Kafka's metric tags do); the span never counts as shorter than `num - 1` windows, so a
 //!   first burst is not punished.
+//! - `connection_creation_rate` of an ip (or the default ip) limits new connections per second
+//!   from one address (KIP-612): a connection over the rate is accepted and closed after the
+//!   throttle time, as Kafka's acceptor does.
 //! - Over the quota the broker answers at once with `throttle_time_ms` =
 //!   `(rate - quota) / quota * span` and then does not read from the
 //!   connection for that long (KIP-219: the channel is muted), which is what slows the client.
@@ -25,6 +30,10 @@ pub enum QuotaKind {
     Produce,
     /// `consumer_byte_rate`: bytes of Fetch responses.
     Fetch,
+    /// `request_percentage`: request-handling time, in percent-seconds of one thread.
+    Request,
+    /// `connection_creation_rate`: new connections from an ip.
+    Connection,
 }
 
 impl QuotaKind {
@@ -32,6 +41,8 @@ impl QuotaKind {
         match self {
             QuotaKind::Produce => "producer_byte_rate",
             QuotaKind::Fetch => "consumer_byte_rate",
+            QuotaKind::Request => "request_percentage",
+            QuotaKind::Connection => "connection_creation_rate",
         }
     }
 }
@@ -69,6 +80,10 @@ impl QuotaManager {
         user: &str,
         client_id: &str,
     ) -> Option<((String, String), f64)> {
+        // Most requests find no quota of their kind at all: answer that before allocating.
+        if !image.quotas().any(|(_, m)| m.contains_key(kind.key())) {
+            return None;
+        }
         let u = |n: Option<&str>| ("user".to_string(), n.map(str::to_string));
         let c = |n: Option<&str>| ("client-id".to_string(), n.map(str::to_string));
         // Entities are stored sorted by type: client-id before user.
@@ -84,9 +99,6 @@ impl QuotaManager {
         ];
         let quotas: HashMap<&QuotaEntity, &std::collections::BTreeMap<String, f64>> =
             image.quotas().collect();
-        if quotas.is_empty() {
-            return None;
-        }
         for (entity, (by_user, by_client)) in candidates {
             if let Some(v) = quotas.get(&entity).and_then(|m| m.get(kind.key())) {
                 let key = (
@@ -107,8 +119,8 @@ impl QuotaManager {
         None
     }
 
-    /// Records `bytes` of `kind` for a client and returns the throttle time in ms (0 when
-    /// within its quota or without one). A throttled Fetch is answered without data, so its
+    /// Records `amount` of `kind` (bytes, or percent-seconds of request time) for a client and
+    /// returns the throttle time in ms (0 when within its quota or without one). A throttled Fetch is answered without data, so its
     /// bytes are taken back (Kafka's `unrecordQuotaSensor`).
     pub fn record(
         &self,
@@ -116,16 +128,49 @@ impl QuotaManager {
         kind: QuotaKind,
         principal: &str,
         client_id: &str,
-        bytes: u64,
+        amount: f64,
         now_ms: i64,
     ) -> u64 {
         let user = principal.strip_prefix("User:").unwrap_or(principal);
-        let Some(((ku, kc), quota)) = Self::quota_for(image, kind, user, client_id) else {
+        let Some((key, quota)) = Self::quota_for(image, kind, user, client_id) else {
             return 0;
         };
-        if quota <= 0.0 {
+        self.record_against(kind, key, quota, amount, now_ms)
+    }
+
+    /// Records a new connection from `ip` against its `connection_creation_rate` (the ip's own
+    /// quota, else the default ip's); returns how long to wait before closing it (0: serve it).
+    pub fn record_connection(&self, image: &ClusterState, ip: &str, now_ms: i64) -> u64 {
+        let key = QuotaKind::Connection.key();
+        let quota = image
+            .quotas()
+            .filter(|(entity, _)| entity.len() == 1 && entity[0].0 == "ip")
+            .filter_map(|(entity, values)| Some((entity[0].1.as_deref(), *values.get(key)?)))
+            .fold(None, |found, (name, v)| match (name, found) {
+                (Some(n), _) if n == ip => Some((true, v)),
+                (None, None) => Some((false, v)),
+                (_, found) => found,
+            });
+        let Some((_, quota)) = quota else {
             return 0;
-        }
+        };
+        self.record_against(
+            QuotaKind::Connection,
+            (ip.to_string(), String::new()),
+            quota,
+            1.0,
+            now_ms,
+        )
+    }
+
+    fn record_against(
+        &self,
+        kind: QuotaKind,
+        (ku, kc): (String, String),
+        quota: f64,
+        amount: f64,
+        now_ms: i64,
+    ) -> u64 {
         let mut sensors = self.sensors.lock();
         let rate = sensors.entry((kind, ku, kc)).or_insert_with(|| Rate {
             windows: Vec::new(),
@@ -136,11 +181,11 @@ impl QuotaManager {
         rate.windows.retain(|(s, _)| s + expire > now_ms);
         let start = match rate.windows.last_mut() {
             Some((s, b)) if now_ms - *s < self.window_ms => {
-                *b += bytes as f64;
+                *b += amount;
                 *s
             }
             _ => {
-                rate.windows.push((now_ms, bytes as f64));
+                rate.windows.push((now_ms, amount));
                 now_ms
             }
         };
@@ -164,11 +209,16 @@ impl QuotaManager {
         if kind == QuotaKind::Fetch {
             if let Some((s, b)) = rate.windows.iter_mut().rev().find(|(s, _)| *s == start) {
                 let _ = s;
-                *b -= bytes as f64;
+                *b -= amount;
             }
         }
-        // Not capped (Kafka 4.1 answers multi-second throttles to large produce requests).
-        let throttle = ((value - quota) / quota * span as f64).round() as i64;
+        // Byte-rate throttles are not capped (Kafka 4.1 answers multi-second throttles to large
+        // produce requests); request-time throttles are bounded by one window, as Kafka's
+        // ClientRequestQuotaManager.
+        let mut throttle = ((value - quota) / quota * span as f64).round() as i64;
+        if matches!(kind, QuotaKind::Request | QuotaKind::Connection) {
+            throttle = throttle.min(self.window_ms);
+        }
         throttle.max(0) as u64
     }
 }
@@ -199,7 +249,14 @@ mod tests {
         let img = image(vec![("client-id", Some("c"))], "producer_byte_rate", 1000.0);
         let q = QuotaManager::new(11, 1);
         // 10 KB in the first second: over 1000 B/s even over the 10-window minimum span.
-        let t = q.record(&img, QuotaKind::Produce, "User:ANONYMOUS", "c", 20_000, 500);
+        let t = q.record(
+            &img,
+            QuotaKind::Produce,
+            "User:ANONYMOUS",
+            "c",
+            20_000.0,
+            500,
+        );
         assert!(t > 0, "{t}");
         // Another client id has no quota.
         assert_eq!(
@@ -208,22 +265,67 @@ mod tests {
                 QuotaKind::Produce,
                 "User:ANONYMOUS",
                 "d",
-                1 << 30,
+                (1u64 << 30) as f64,
                 500
             ),
             0
         );
         // Fetch has no quota here.
         assert_eq!(
-            q.record(&img, QuotaKind::Fetch, "User:x", "c", 1 << 30, 500),
+            q.record(
+                &img,
+                QuotaKind::Fetch,
+                "User:x",
+                "c",
+                (1u64 << 30) as f64,
+                500
+            ),
             0
         );
         // Within the quota: 5 KB over ~10 s.
         let q = QuotaManager::new(11, 1);
         assert_eq!(
-            q.record(&img, QuotaKind::Produce, "User:x", "c", 5_000, 500),
+            q.record(&img, QuotaKind::Produce, "User:x", "c", 5_000.0, 500),
             0
         );
+    }
+
+    #[test]
+    fn request_throttle_is_bounded_by_a_window() {
+        let img = image(vec![("client-id", Some("c"))], "request_percentage", 0.01);
+        let q = QuotaManager::new(11, 1);
+        // 50 ms of handling (5 percent-seconds) against 0.01 %: far over, but at most 1 s.
+        assert_eq!(
+            q.record(&img, QuotaKind::Request, "User:x", "c", 5.0, 500),
+            1000
+        );
+        // Another client id has no quota.
+        assert_eq!(
+            q.record(&img, QuotaKind::Request, "User:x", "d", 5.0, 500),
+            0
+        );
+    }
+
+    #[test]
+    fn connection_rate_of_an_ip_then_the_default_ip() {
+        let mut img = image(vec![("ip", None)], "connection_creation_rate", 100.0);
+        img.replay(
+            2,
+            &MetadataRecord::ClientQuota {
+                entity: vec![("ip".into(), Some("10.0.0.1".into()))],
+                key: "connection_creation_rate".into(),
+                value: Some("2".into()),
+            },
+        );
+        let q = QuotaManager::new(11, 1);
+        // 10.0.0.1: 2 per second over 10 windows = 20 connections before a throttle.
+        let throttled = (0..25)
+            .filter(|_| q.record_connection(&img, "10.0.0.1", 500) > 0)
+            .count();
+        assert_eq!(throttled, 5);
+        assert!(q.record_connection(&img, "10.0.0.1", 500) <= 1000);
+        // Another address falls under the default ip quota (100/s): not throttled.
+        assert!((0..25).all(|_| q.record_connection(&img, "10.0.0.2", 500) == 0));
     }
 
     #[test]

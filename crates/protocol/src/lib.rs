@@ -11,6 +11,7 @@
 //! - [`internal`]: Gregor's private APIs between cluster nodes (raft, metadata fetch, forwarded
 //!   controller commands): keys, header versions, framing.
 //! - [`response`]: response framing (size prefix, header version per API, ApiVersions' v0 header).
+//! - [`throttle`]: `throttle_time_ms` of every response type, raised when a quota throttles.
 //! - [`record_batch`]: a zero-copy view over a RecordBatch v2 (`Bytes`): header fields, CRC-32C
 //!   check, record framing and offset-delta validation, record decoding, and a builder.
 //! - [`compression`]: the four codecs (gzip, snappy incl. xerial framing, lz4 frame, zstd) behind
@@ -29,6 +30,7 @@ pub mod internal;
 pub mod record_batch;
 pub mod request;
 pub mod response;
+pub mod throttle;
 pub mod varint;
 
 pub use compression::Compression;

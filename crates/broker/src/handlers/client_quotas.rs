@@ -1,9 +1,9 @@
 //! DescribeClientQuotas (key 48, v0–v1) and AlterClientQuotas (key 49, v0–v1): client quotas
 //! for `user`, `client-id`, `user`+`client-id` and `ip` entities (a null name is the default
 //! entity), validated as Kafka's controller does and stored in the metadata log.
-//! `producer_byte_rate` and `consumer_byte_rate` of users and client ids are enforced by
-//! [`crate::quotas`]; `request_percentage`, `controller_mutation_rate` and ip quotas are stored
-//! and described only.
+//! `producer_byte_rate`, `consumer_byte_rate` and `request_percentage` of users and client ids
+//! and `connection_creation_rate` of ips are enforced by [`crate::quotas`];
+//! `controller_mutation_rate` is stored and described only.
 
 use super::{Ctx, Response};
 use crate::errors::{controller_code, HandlerError};

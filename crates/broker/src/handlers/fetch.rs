@@ -390,8 +390,10 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
             };
             // Client quota (consumer_byte_rate); followers are not client traffic. A throttled
             // consumer gets an empty response (no data) with the throttle time, as Kafka.
+            // The request quota (request_percentage) too: the larger throttle applies.
             let throttle_time_ms = if replica.is_none() {
-                ctx.record_quota(crate::quotas::QuotaKind::Fetch, bytes)
+                let bytes_throttle = ctx.record_quota(crate::quotas::QuotaKind::Fetch, bytes);
+                bytes_throttle.max(ctx.record_request_time())
             } else {
                 0
             };

@@ -23,6 +23,7 @@ use gregor_protocol::fetch::Chunk;
 use gregor_protocol::messages::{ApiKey, RequestHeader};
 use gregor_protocol::protocol::{Decodable, Encodable};
 use gregor_protocol::request::decode_as;
+use gregor_protocol::throttle::ThrottleTime;
 use gregor_protocol::ErrorCode;
 use gregor_storage::FileRegion;
 use tokio::sync::watch;
@@ -224,6 +225,10 @@ pub enum Response {
     Close(String),
 }
 
+/// A response body: encodable, and its `throttle_time_ms` raised when a quota throttles.
+pub trait Body: Encodable + ThrottleTime + Clone {}
+impl<T: Encodable + ThrottleTime + Clone> Body for T {}
+
 /// Everything a handler needs to know about the request it serves, and the services it may use.
 #[derive(Debug)]
 pub struct Ctx<'a> {
@@ -248,18 +253,54 @@ pub struct Ctx<'a> {
     /// Client-quota throttle of this request in ms (set by Produce/Fetch): the connection
     /// reads nothing more from the client for that long after answering.
     pub throttle_ms: &'a std::sync::atomic::AtomicU64,
+    /// When the request was taken up (its handling time counts against `request_percentage`).
+    pub started: std::time::Instant,
+    /// Whether the handling time was already recorded against the request quota.
+    pub request_time_recorded: std::sync::atomic::AtomicBool,
 }
 
 impl Ctx<'_> {
-    /// Encodes a response body for this request.
-    pub fn respond<R: Encodable>(&self, body: &R) -> Result<Response, HandlerError> {
-        let frame = gregor_protocol::response::encode_response(
-            self.api,
-            self.version,
-            self.header.correlation_id,
-            body,
-        )?;
+    /// Encodes a response body for this request, after recording the time spent on it against
+    /// the client's request quota (whose throttle raises the response's `throttle_time_ms`).
+    pub fn respond<R: Body>(&self, body: &R) -> Result<Response, HandlerError> {
+        let throttle = self.record_request_time();
+        let encode = |body: &R| {
+            gregor_protocol::response::encode_response(
+                self.api,
+                self.version,
+                self.header.correlation_id,
+                body,
+            )
+        };
+        let frame = if throttle > 0 {
+            let mut throttled = body.clone();
+            throttled.raise_throttle_time(self.version, throttle);
+            encode(&throttled)?
+        } else {
+            encode(body)?
+        };
         Ok(Response::Frame(frame))
+    }
+
+    /// Records the time this request has been handled so far (not counting waits: long
+    /// polls, replication) against the client's `request_percentage` quota (KIP-124), once per
+    /// request; returns the throttle time in ms, also kept for the connection to mute itself.
+    /// Inter-broker traffic (the controller plane, WriteTxnMarkers) is exempt, as in Kafka.
+    pub fn record_request_time(&self) -> i32 {
+        use std::sync::atomic::Ordering;
+        if self.plane != Plane::Client
+            || self.api == ApiKey::WriteTxnMarkers
+            || self.request_time_recorded.swap(true, Ordering::Relaxed)
+        {
+            return 0;
+        }
+        let worked = self
+            .started
+            .elapsed()
+            .saturating_sub(crate::metrics::waited_so_far());
+        // Kafka's unit: percent of one thread over a second (nanos * 100 / 1e9).
+        let percent_seconds = worked.as_nanos() as f64 * 100.0 / 1e9;
+        self.record_quota_amount(crate::quotas::QuotaKind::Request, percent_seconds)
     }
 
     /// Whether this request's principal may perform `operation` on a resource (always true
@@ -280,6 +321,10 @@ impl Ctx<'_> {
     /// Records client traffic against its quota; returns the throttle time (ms) to put in the
     /// response, also kept for the connection to mute itself.
     pub fn record_quota(&self, kind: crate::quotas::QuotaKind, bytes: u64) -> i32 {
+        self.record_quota_amount(kind, bytes as f64)
+    }
+
+    fn record_quota_amount(&self, kind: crate::quotas::QuotaKind, amount: f64) -> i32 {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
@@ -288,7 +333,7 @@ impl Ctx<'_> {
             kind,
             self.principal,
             self.client_id(),
-            bytes,
+            amount,
             now,
         );
         if t > 0 {
@@ -364,7 +409,7 @@ impl Ctx<'_> {
 
 /// Encodes a coordinator's answer, or — when the coordinator could not serve the request —
 /// the answer `error` builds for the coordinator error's Kafka code.
-pub(crate) fn coordinator_answer<R: Encodable>(
+pub(crate) fn coordinator_answer<R: Body>(
     ctx: &Ctx<'_>,
     result: Result<R, CoordinatorError>,
     error: impl FnOnce(ErrorCode) -> R,
@@ -381,7 +426,7 @@ pub(crate) fn coordinator_answer<R: Encodable>(
 /// Runs a group request whose answer may be deferred (JoinGroup, SyncGroup, Heartbeat,
 /// LeaveGroup) on the shard of `group_id`, waits for the answer and encodes it. `error` builds
 /// the answer for a coordinator error; `pick` extracts this API's response.
-pub(crate) async fn deferred_group_call<R: Encodable>(
+pub(crate) async fn deferred_group_call<R: Body>(
     ctx: &Ctx<'_>,
     group_id: &str,
     error: impl Fn(ErrorCode) -> R,

@@ -487,6 +487,8 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
     // Client quota (producer_byte_rate) over the request's size, as Kafka.
     let throttle_time_ms = ctx.record_quota(crate::quotas::QuotaKind::Produce, request_bytes);
     if acks == 0 {
+        // No response to carry a throttle: the connection is still muted for it.
+        ctx.record_request_time();
         return Ok(if any_error {
             Response::Close("acks=0 produce failed".into())
         } else {
