@@ -5,6 +5,7 @@
 //!   (never the password or the salted password); [`salted_password`] is `Hi()` (PBKDF2).
 //! * [`ScramServer`]: the two-step server state machine
 //!   (client-first → server-first, client-final → server-final), with Kafka's grammar and failure classes.
+//! * [`ScramClient`]: the client side (a broker authenticating to another broker).
 //! * [`ScramError`]: separates failures whose text reaches the client verbatim from the generic
 //!   "invalid credentials" class; [`ScramError::client_message`] gives Kafka's exact client-visible text.
 //!
@@ -684,6 +685,121 @@ impl ScramServer {
     }
 }
 
+/// The client side of a SCRAM exchange (RFC 5802), as Kafka's `ScramSaslClient`: what a broker
+/// uses to authenticate to another broker's SASL listener. No channel binding (`n,,`), the
+/// username escaped (`=` → `=2C`/`=3D`), the password used as its UTF-8 bytes.
+#[derive(Debug)]
+pub struct ScramClient {
+    mechanism: ScramMechanism,
+    username: String,
+    password: String,
+    nonce: String,
+    client_first_bare: String,
+    server_signature: Option<Vec<u8>>,
+}
+
+impl ScramClient {
+    /// A client for `username` / `password` with a fresh random nonce.
+    pub fn new(mechanism: ScramMechanism, username: &str, password: &str) -> ScramClient {
+        Self::with_nonce(mechanism, username, password, &secure_random_string())
+    }
+
+    /// A client with a given nonce (tests).
+    pub fn with_nonce(
+        mechanism: ScramMechanism,
+        username: &str,
+        password: &str,
+        nonce: &str,
+    ) -> ScramClient {
+        let escaped = username.replace('=', "=3D").replace(',', "=2C");
+        ScramClient {
+            mechanism,
+            username: username.to_string(),
+            password: password.to_string(),
+            nonce: nonce.to_string(),
+            client_first_bare: format!("n={escaped},r={nonce}"),
+            server_signature: None,
+        }
+    }
+
+    /// The username this client authenticates as.
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+
+    /// The client-first message (`n,,n=<user>,r=<nonce>`).
+    pub fn client_first(&self) -> Vec<u8> {
+        format!("n,,{}", self.client_first_bare).into_bytes()
+    }
+
+    /// Takes the server-first message and returns the client-final message with the proof.
+    pub fn client_final(&mut self, server_first: &[u8]) -> Result<Vec<u8>, ScramError> {
+        let bad =
+            |why: &str| ScramError::Authentication(format!("Invalid server-first message: {why}"));
+        let text = std::str::from_utf8(server_first).map_err(|_| bad("not UTF-8"))?;
+        let mut nonce = None;
+        let mut salt = None;
+        let mut iterations = None;
+        for attr in text.split(',') {
+            match attr.split_once('=') {
+                Some(("r", v)) => nonce = Some(v),
+                Some(("s", v)) => salt = Some(v),
+                Some(("i", v)) => iterations = v.parse::<i32>().ok(),
+                _ => {}
+            }
+        }
+        let nonce = nonce.ok_or_else(|| bad("no nonce"))?;
+        if !nonce.starts_with(&self.nonce) || nonce.len() == self.nonce.len() {
+            return Err(bad("the server nonce does not extend the client's"));
+        }
+        let salt = B64
+            .decode(salt.ok_or_else(|| bad("no salt"))?)
+            .map_err(|_| bad("invalid salt"))?;
+        let iterations = iterations.ok_or_else(|| bad("no iteration count"))?;
+        if iterations < self.mechanism.min_iterations() {
+            return Err(bad("too few iterations"));
+        }
+        let salted = salted_password(self.mechanism, &self.password, &salt, iterations);
+        let client_key = self.mechanism.hmac(&salted, &[b"Client Key"]);
+        let stored_key = self.mechanism.hash(&client_key);
+        let without_proof = format!("c=biws,r={nonce}");
+        let auth_message = format!("{},{text},{without_proof}", self.client_first_bare);
+        let signature = self.mechanism.hmac(&stored_key, &[auth_message.as_bytes()]);
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(&signature)
+            .map(|(k, s)| k ^ s)
+            .collect();
+        let server_key = self.mechanism.hmac(&salted, &[b"Server Key"]);
+        self.server_signature = Some(self.mechanism.hmac(&server_key, &[auth_message.as_bytes()]));
+        Ok(format!("{without_proof},p={}", B64.encode(proof)).into_bytes())
+    }
+
+    /// Checks the server-final message (`v=<server signature>`, or `e=<error>`).
+    pub fn verify_server_final(&self, server_final: &[u8]) -> Result<(), ScramError> {
+        let text = String::from_utf8_lossy(server_final);
+        if let Some(e) = text.strip_prefix("e=") {
+            return Err(ScramError::Authentication(format!(
+                "Authentication failed: {e}"
+            )));
+        }
+        let expected = self.server_signature.as_ref().ok_or_else(|| {
+            ScramError::Authentication("server-final message before client-final".into())
+        })?;
+        let got = text
+            .strip_prefix("v=")
+            .and_then(|v| B64.decode(v.split(',').next().unwrap_or(v)).ok())
+            .ok_or_else(|| ScramError::Authentication("Invalid server-final message".into()))?;
+        if bool::from(got.ct_eq(expected)) {
+            Ok(())
+        } else {
+            Err(ScramError::Authentication(
+                "Invalid server signature in server-final message".into(),
+            ))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1351,5 +1467,32 @@ mod tests {
                 .unwrap()
         };
         assert_ne!(first(()), first(()));
+    }
+
+    #[test]
+    fn scram_client_against_the_server() {
+        for m in ScramMechanism::ALL {
+            let cred = ScramCredential::new(m, "pw,=x", b"salty-salt", 4096);
+            let mut client = ScramClient::new(m, "bro=ker,1", "pw,=x");
+            let mut server = ScramServer::new(m, NonceSource::default());
+            let first = server
+                .handle_client_first(&client.client_first(), |u| {
+                    (u == "bro=ker,1").then(|| cred.clone())
+                })
+                .unwrap();
+            let fin = client.client_final(&first).unwrap();
+            let (server_final, outcome) = server.handle_client_final(&fin).unwrap();
+            assert_eq!(outcome.username, "bro=ker,1");
+            client.verify_server_final(&server_final).unwrap();
+            // A wrong password fails at the server; a forged server signature at the client.
+            let mut wrong = ScramClient::new(m, "bro=ker,1", "nope");
+            let mut server = ScramServer::new(m, NonceSource::default());
+            let first = server
+                .handle_client_first(&wrong.client_first(), |_| Some(cred.clone()))
+                .unwrap();
+            let fin = wrong.client_final(&first).unwrap();
+            assert!(server.handle_client_final(&fin).is_err());
+            assert!(wrong.verify_server_final(b"v=AAAA").is_err());
+        }
     }
 }

@@ -197,6 +197,10 @@ impl Broker {
         let metadata = Arc::new(MetadataCache::new(config.clone(), ClusterState::default()));
         let follower = Arc::new(MetadataFollower::new(metadata.clone()));
         let replicas = ReplicaManager::new(config.clone(), clock.clone(), clean);
+        if let Some(ib) = &config.inter_broker_client {
+            let security = crate::tls::inter_broker_client(ib).map_err(StartError::Meta)?;
+            replicas.set_client_security(Some(Arc::new(security)));
+        }
         follower.add_listener(replicas.clone());
         let controllers: Vec<(i32, String)> = if cluster.voters.is_empty() {
             cluster

@@ -188,14 +188,14 @@ pub const KEYS: &[Key] = &[
     k("ssl.protocol", Str, Some("TLSv1.3"), false, "Accepted for compatibility."),
     k("ssl.enabled.protocols", List, Some("TLSv1.2,TLSv1.3"), true, "TLS versions served (TLSv1.2, TLSv1.3)."),
     k("ssl.cipher.suites", List, Some(""), false, "Accepted for compatibility (rustls' safe default suites)."),
-    k("ssl.endpoint.identification.algorithm", Str, Some("https"), false, "Accepted for compatibility."),
+    k("ssl.endpoint.identification.algorithm", Str, Some("https"), true, "How a broker checks another broker's certificate on a TLS inter-broker listener: https (the host it is reached at must be in the certificate) or empty (no host check)."),
     k("sasl.enabled.mechanisms", List, Some("GSSAPI"), true, "SASL mechanisms of SASL listeners (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512); per listener: listener.name.<listener>.sasl.enabled.mechanisms."),
     k("sasl.server.max.receive.size", Int, Some("524288"), true, "Largest request accepted from a SASL connection before it is authenticated."),
     k("quota.window.num", Int, Some("11"), true, "Samples of the client quota rate."),
     k("quota.window.size.seconds", Int, Some("1"), true, "Length of one client quota sample."),
     k("connections.max.reauth.ms", Long, Some("0"), true, "Lifetime of a SASL session (KIP-368): the client must re-authenticate before it ends (0: no limit)."),
     k("connection.failed.authentication.delay.ms", Long, Some("100"), true, "Delay before the connection of a failed authentication is closed."),
-    k("sasl.mechanism.inter.broker.protocol", Str, Some("GSSAPI"), false, "Accepted for compatibility."),
+    k("sasl.mechanism.inter.broker.protocol", Str, Some("GSSAPI"), true, "SASL mechanism brokers authenticate to each other with on a SASL inter-broker listener (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), credentials from listener.name.<listener>.<mechanism>.sasl.jaas.config username/password."),
     k("sasl.mechanism.controller.protocol", Str, Some("GSSAPI"), false, "Accepted for compatibility."),
     k("security.inter.broker.protocol", Str, Some("PLAINTEXT"), false, "Accepted for compatibility."),
     k("authorizer.class.name", Str, Some(""), true, "org.apache.kafka.metadata.authorizer.StandardAuthorizer enables ACLs (empty: no authorizer)."),
@@ -506,6 +506,131 @@ fn tls_listener_config(
     })
 }
 
+/// The client side of a secured inter-broker listener: what a broker presents to the others.
+#[derive(Clone)]
+pub struct InterBrokerClient {
+    /// The inter-broker listener's name.
+    pub listener: String,
+    /// SASL: `sasl.mechanism.inter.broker.protocol` and the username / password of the
+    /// listener's JAAS configuration for that mechanism.
+    pub sasl: Option<InterBrokerSasl>,
+    /// TLS: the listener's own settings (its trust store verifies the other brokers, its key
+    /// store is this broker's client certificate).
+    pub tls: Option<TlsListenerConfig>,
+    /// `ssl.endpoint.identification.algorithm=https` (the default): the other broker's
+    /// certificate must name the host it is reached at.
+    pub verify_hostname: bool,
+}
+
+/// The SASL credentials of the inter-broker client.
+#[derive(Clone)]
+pub struct InterBrokerSasl {
+    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    pub mechanism: String,
+    /// `username` of the JAAS login module.
+    pub username: String,
+    /// `password` of the JAAS login module.
+    pub password: String,
+}
+
+impl std::fmt::Debug for InterBrokerClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InterBrokerClient")
+            .field("listener", &self.listener)
+            .field(
+                "sasl",
+                &self.sasl.as_ref().map(|s| (&s.mechanism, &s.username)),
+            )
+            .field("tls", &self.tls.is_some())
+            .field("verify_hostname", &self.verify_hostname)
+            .finish()
+    }
+}
+
+/// Reads the client side of a secured inter-broker listener, as Kafka's broker configures its
+/// inter-broker channel: `sasl.mechanism.inter.broker.protocol`, the credentials (`username`,
+/// `password`) of `listener.name.<listener>.<mechanism>.sasl.jaas.config` (else
+/// `sasl.jaas.config`), and the listener's TLS key store and trust store.
+fn inter_broker_client(
+    listener: &str,
+    security: &BTreeMap<String, ListenerSecurity>,
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<InterBrokerClient>, ConfigError> {
+    let Some(sec) = security.get(listener) else {
+        return Ok(None);
+    };
+    if sec.protocol == SecurityProtocol::Plaintext {
+        return Ok(None);
+    }
+    let prefix = format!("listener.name.{}.", listener.to_ascii_lowercase());
+    let sasl = if sec.sasl.is_some() {
+        let key = "sasl.mechanism.inter.broker.protocol";
+        let mechanism = get(key).unwrap_or_else(|| "GSSAPI".into());
+        if !SASL_MECHANISMS.contains(&mechanism.as_str()) {
+            return Err(invalid(
+                key,
+                &mechanism,
+                format!(
+                    "the inter-broker listener {listener} uses SASL: set the mechanism brokers authenticate with ({})",
+                    SASL_MECHANISMS.join(", ")
+                ),
+            ));
+        }
+        let jaas_key = format!(
+            "{prefix}{}.sasl.jaas.config",
+            mechanism.to_ascii_lowercase()
+        );
+        let (jaas_key, text) = match get(&jaas_key) {
+            Some(t) => (jaas_key, t),
+            None => match get("sasl.jaas.config") {
+                Some(t) => ("sasl.jaas.config".to_string(), t),
+                None => {
+                    return Err(invalid(
+                        &jaas_key,
+                        "",
+                        format!("the inter-broker listener {listener} uses SASL {mechanism}: its JAAS configuration needs the broker's username=\"...\" password=\"...\""),
+                    ))
+                }
+            },
+        };
+        let jaas = gregor_auth::jaas::JaasConfig::parse(&text)
+            .map_err(|e| invalid(&jaas_key, "<hidden>", e.to_string()))?;
+        let (Some(username), Some(password)) = (jaas.option("username"), jaas.option("password"))
+        else {
+            return Err(invalid(
+                &jaas_key,
+                "<hidden>",
+                "the inter-broker client needs username=\"...\" and password=\"...\" in the login module".into(),
+            ));
+        };
+        Some(InterBrokerSasl {
+            mechanism,
+            username: username.to_string(),
+            password: password.to_string(),
+        })
+    } else {
+        None
+    };
+    if let Some(tls) = &sec.tls {
+        if tls.trusted.is_none() {
+            return Err(invalid(
+                &format!("{prefix}ssl.truststore.location"),
+                "",
+                format!("the inter-broker listener {listener} uses TLS: brokers verify each other with its trust store (ssl.truststore.location or ssl.truststore.certificates)"),
+            ));
+        }
+    }
+    let algorithm = get(&format!("{prefix}ssl.endpoint.identification.algorithm"))
+        .or_else(|| get("ssl.endpoint.identification.algorithm"))
+        .unwrap_or_else(|| "https".into());
+    Ok(Some(InterBrokerClient {
+        listener: listener.to_string(),
+        sasl,
+        tls: sec.tls.clone(),
+        verify_hostname: algorithm.eq_ignore_ascii_case("https"),
+    }))
+}
+
 /// The SASL mechanisms Gregor serves.
 pub const SASL_MECHANISMS: [&str; 3] = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
 
@@ -585,6 +710,9 @@ pub struct Config {
     pub listeners: Vec<Listener>,
     /// Security of each client listener, by listener name.
     pub security: BTreeMap<String, ListenerSecurity>,
+    /// How this broker authenticates to other brokers' inter-broker listener (`None`: PLAINTEXT,
+    /// or no other brokers).
+    pub inter_broker_client: Option<InterBrokerClient>,
     /// `connections.max.reauth.ms` (0: sessions do not expire).
     pub connections_max_reauth_ms: i64,
     /// `connection.failed.authentication.delay.ms`.
@@ -1198,19 +1326,11 @@ impl Config {
                 ))
             }
         };
-        if !cluster.is_embedded() && cluster.broker {
-            let ib = &cluster.inter_broker_listener;
-            if security
-                .get(ib)
-                .is_some_and(|s| s.protocol != SecurityProtocol::Plaintext)
-            {
-                return Err(invalid(
-                    "inter.broker.listener.name",
-                    ib,
-                    "the inter-broker listener must be a PLAINTEXT listener (SASL between brokers is not supported yet)".into(),
-                ));
-            }
-        }
+        let inter_broker_client = if !cluster.is_embedded() && cluster.broker {
+            inter_broker_client(&cluster.inter_broker_listener, &security, &get)?
+        } else {
+            None
+        };
         let replication = int("default.replication.factor");
         let flush_interval_ms = get("log.flush.interval.ms").and_then(|v| v.parse::<i64>().ok());
         let min_session = int("group.min.session.timeout.ms");
@@ -1254,6 +1374,7 @@ impl Config {
         }
         Ok(Config {
             security,
+            inter_broker_client,
             connections_max_reauth_ms: int("connections.max.reauth.ms").max(0),
             failed_authentication_delay_ms: int("connection.failed.authentication.delay.ms").max(0)
                 as u64,

@@ -13,7 +13,7 @@
 
 use crate::group_service::{GroupCoordinatorService, OFFSETS_TOPIC};
 use crate::replica_manager::{AppendError, ReplicaManager};
-use crate::rpc_client::{ChannelConfig, ChannelPool};
+use crate::rpc_client::ChannelPool;
 use gregor_protocol::messages::write_txn_markers_request::{
     WritableTxnMarker, WritableTxnMarkerTopic, WriteTxnMarkersRequest,
 };
@@ -159,12 +159,13 @@ impl MarkerWriter {
         let Some(addr) = self.replicas.inter_broker_address(leader) else {
             return Err(ErrorCode::LeaderNotAvailable);
         };
-        let pool = self.pool.get_or_init(|| {
-            ChannelPool::new(ChannelConfig::new(format!(
-                "gregor-txn-markers-{}",
-                self.replicas.node_id()
-            )))
-        });
+        let pool =
+            self.pool.get_or_init(|| {
+                ChannelPool::new(self.replicas.inter_broker_channel(format!(
+                    "gregor-txn-markers-{}",
+                    self.replicas.node_id()
+                )))
+            });
         let req =
             WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
                 .with_producer_id(ProducerId(marker.producer_id))

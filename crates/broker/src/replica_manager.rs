@@ -376,6 +376,8 @@ pub struct ReplicaManager {
     alter: alter::AlterPartitionManager,
     /// `replica.lag.time.max.ms`.
     lag_max_ms: i64,
+    /// TLS / SASL towards the other brokers' inter-broker listener (`None`: PLAINTEXT).
+    client_security: RwLock<Option<Arc<crate::rpc_client::ClientSecurity>>>,
 }
 
 impl std::fmt::Debug for ReplicaManager {
@@ -423,7 +425,22 @@ impl ReplicaManager {
             checkpointing: Mutex::new(()),
             image: RwLock::new(Arc::new(ClusterState::default())),
             lag_max_ms,
+            client_security: RwLock::new(None),
         })
+    }
+
+    /// Installs how this broker authenticates to the others' inter-broker listener (the
+    /// composition root does, once, before any connection to another broker).
+    pub fn set_client_security(&self, security: Option<Arc<crate::rpc_client::ClientSecurity>>) {
+        *self.client_security.write() = security;
+    }
+
+    /// A channel configuration for connections to other brokers' inter-broker listener
+    /// (replica fetchers, transaction markers, transaction verification).
+    pub fn inter_broker_channel(&self, client_id: String) -> crate::rpc_client::ChannelConfig {
+        let mut c = crate::rpc_client::ChannelConfig::new(client_id);
+        c.security = self.client_security.read().clone();
+        c
     }
 
     /// Installs how ISR changes reach the active controller (the composition root does, once).

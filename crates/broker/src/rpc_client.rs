@@ -15,6 +15,9 @@
 //!   highest common version), [`NodeChannel::call_raw`] (an encoded body, for relaying a client's
 //!   request unchanged and for private API keys).
 //! - [`ChannelPool`]: channels by node id, replaced when a node's address changes.
+//! - A secured peer listener ([`ClientSecurity`]): TLS handshake (rustls) before anything, SASL
+//!   (SaslHandshake v1, then SaslAuthenticate: PLAIN, or SCRAM with `gregor_auth`'s client)
+//!   after ApiVersions, as Kafka's clients do.
 //!
 //! Header versions ([`header_versions`]): a Kafka API uses the request/response header versions
 //! its message definition gives for the request version (v2/v1 for flexible versions, v1/v0
@@ -52,8 +55,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI16, AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::Instrument;
@@ -289,6 +291,27 @@ pub struct ChannelConfig {
     pub software_name: String,
     /// `client_software_version` sent in ApiVersions v3+.
     pub software_version: String,
+    /// TLS and SASL of the peer's listener (`None`: PLAINTEXT).
+    pub security: Option<Arc<ClientSecurity>>,
+}
+
+/// How connections authenticate to a secured listener (SSL, SASL_PLAINTEXT, SASL_SSL), as a
+/// Kafka client does: TLS handshake first, then ApiVersions, SaslHandshake (v1) and
+/// SaslAuthenticate rounds.
+pub struct ClientSecurity {
+    /// TLS client configuration (trusted CAs, client certificate).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// SASL mechanism (`PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`), username and password.
+    pub sasl: Option<(String, String, String)>,
+}
+
+impl std::fmt::Debug for ClientSecurity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientSecurity")
+            .field("tls", &self.tls.is_some())
+            .field("sasl", &self.sasl.as_ref().map(|(m, u, _)| (m, u)))
+            .finish()
+    }
 }
 
 impl ChannelConfig {
@@ -301,6 +324,7 @@ impl ChannelConfig {
             reconnect_backoff_max: Duration::from_secs(1),
             max_frame_bytes: frame::DEFAULT_MAX_REQUEST_BYTES,
             idle_timeout: Some(Duration::from_secs(9 * 60)),
+            security: None,
             software_name: "gregor".to_string(),
             software_version: env!("CARGO_PKG_VERSION").to_string(),
         }
@@ -465,7 +489,10 @@ struct Wire {
 
 impl Wire {
     /// Starts the reader and writer tasks on `stream`.
-    fn start(stream: TcpStream, config: &ChannelConfig) -> Wire {
+    fn start<S: AsyncRead + AsyncWrite + Send + 'static>(
+        stream: S,
+        config: &ChannelConfig,
+    ) -> Wire {
         let (closed, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             state: Mutex::new(ConnState {
@@ -475,7 +502,7 @@ impl Wire {
             next_correlation: AtomicI32::new(1),
             closed,
         });
-        let (read, write) = stream.into_split();
+        let (read, write) = tokio::io::split(stream);
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         let span = tracing::Span::current();
         tokio::spawn(
@@ -545,9 +572,9 @@ impl Drop for Wire {
 }
 
 /// Writes queued frames, coalescing what is queued into one flush, until the connection closes.
-async fn write_loop(
+async fn write_loop<W: AsyncWrite + Unpin>(
     shared: Arc<Shared>,
-    write: OwnedWriteHalf,
+    write: W,
     mut rx: mpsc::Receiver<Bytes>,
     mut closed: watch::Receiver<bool>,
 ) {
@@ -582,9 +609,9 @@ async fn write_loop(
 
 /// Reads response frames and routes each to the caller of its correlation id, until the
 /// connection closes; then closes it with the reason.
-async fn read_loop(
+async fn read_loop<R: AsyncRead + Unpin>(
     shared: Arc<Shared>,
-    mut read: OwnedReadHalf,
+    mut read: R,
     max: usize,
     idle: Option<Duration>,
     mut closed: watch::Receiver<bool>,
@@ -707,7 +734,23 @@ impl Connection {
             .map_err(|_| fail(format!("timed out after {:?}", config.connect_timeout)))?
             .map_err(|e| fail(e.to_string()))?;
         let _ = stream.set_nodelay(true);
-        let wire = Wire::start(stream, config);
+        let security = config.security.as_deref();
+        let wire = match security.and_then(|s| s.tls.clone()) {
+            None => Wire::start(stream, config),
+            Some(tls) => {
+                let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                    .map_err(|e| fail(format!("TLS server name {host}: {e}")))?;
+                let connector = tokio_rustls::TlsConnector::from(tls);
+                let tls_stream =
+                    tokio::time::timeout(config.connect_timeout, connector.connect(name, stream))
+                        .await
+                        .map_err(|_| fail("TLS handshake timed out".into()))?
+                        .map_err(|e| fail(format!("TLS handshake: {e}")))?;
+                Wire::start(tls_stream, config)
+            }
+        };
         let versions =
             tokio::time::timeout(config.connect_timeout, negotiate(&wire, config, client_id))
                 .await
@@ -718,6 +761,15 @@ impl Connection {
                     ))
                 })?
                 .map_err(|e| fail(format!("ApiVersions: {e}")))?;
+        if let Some((mechanism, user, password)) = security.and_then(|s| s.sasl.as_ref()) {
+            tokio::time::timeout(
+                config.connect_timeout,
+                sasl_authenticate(&wire, &versions, client_id, mechanism, user, password),
+            )
+            .await
+            .map_err(|_| fail("SASL authentication timed out".into()))?
+            .map_err(|e| fail(format!("SASL {mechanism} as {user}: {e}")))?;
+        }
         tracing::debug!(
             api_versions_version = versions.version(),
             apis = versions.ranges.len(),
@@ -793,6 +845,104 @@ async fn negotiate(
         }
         return Ok(ApiVersions::from_response(&resp, version));
     }
+}
+
+/// One request/response of the SASL exchange on a connection still being opened.
+async fn sasl_round<Req: Encodable, Resp: Decodable>(
+    wire: &Wire,
+    client_id: &StrBytes,
+    api: ApiKey,
+    version: i16,
+    request: &Req,
+) -> Result<Resp, String> {
+    let key = api as i16;
+    let frame = encode_frame(key, version, client_id, |buf| {
+        encode_body(key, version, request, buf)
+    })
+    .map_err(|e| e.to_string())?;
+    let (_, response_header) = header_versions(key, version);
+    let mut body = wire
+        .round_trip(frame, response_header)
+        .await
+        .map_err(|e| match e {
+            TripError::NotSent(r) | TripError::Lost(r) => r.to_string(),
+            TripError::Header(m) => m,
+        })?;
+    Resp::decode(&mut body, version).map_err(|e| format!("decoding {api:?} v{version}: {e:#}"))
+}
+
+/// Authenticates a new connection as a Kafka client does: SaslHandshake v1 naming the
+/// mechanism, then SaslAuthenticate rounds (one for PLAIN, two for SCRAM).
+async fn sasl_authenticate(
+    wire: &Wire,
+    versions: &ApiVersions,
+    client_id: &StrBytes,
+    mechanism: &str,
+    user: &str,
+    password: &str,
+) -> Result<(), String> {
+    use gregor_auth::scram::{ScramClient, ScramMechanism};
+    use gregor_protocol::messages::{
+        SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+        SaslHandshakeResponse,
+    };
+    let handshake: SaslHandshakeResponse = sasl_round(
+        wire,
+        client_id,
+        ApiKey::SaslHandshake,
+        1,
+        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_string(mechanism.into())),
+    )
+    .await?;
+    if handshake.error_code != 0 {
+        return Err(format!(
+            "SaslHandshake answered {} (enabled: {:?})",
+            ErrorCode::from_code(handshake.error_code).map_or_else(
+                || handshake.error_code.to_string(),
+                |c| c.name().to_string()
+            ),
+            handshake
+                .mechanisms
+                .iter()
+                .map(|m| m.as_str())
+                .collect::<Vec<_>>()
+        ));
+    }
+    let version = versions
+        .version_for(ApiKey::SaslAuthenticate as i16, (1, 2))
+        .unwrap_or(1);
+    let round = |bytes: Vec<u8>| async move {
+        let resp: SaslAuthenticateResponse = sasl_round(
+            wire,
+            client_id,
+            ApiKey::SaslAuthenticate,
+            version,
+            &SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(bytes)),
+        )
+        .await?;
+        if resp.error_code != 0 {
+            return Err(resp.error_message.map_or_else(
+                || format!("SaslAuthenticate error code {}", resp.error_code),
+                |m| m.to_string(),
+            ));
+        }
+        Ok(resp.auth_bytes.to_vec())
+    };
+    if mechanism == "PLAIN" {
+        round(format!("\0{user}\0{password}").into_bytes()).await?;
+        return Ok(());
+    }
+    let m = ScramMechanism::from_name(mechanism)
+        .ok_or_else(|| format!("unsupported SASL mechanism {mechanism}"))?;
+    let mut scram = ScramClient::new(m, user, password);
+    let server_first = round(scram.client_first()).await?;
+    let client_final = scram
+        .client_final(&server_first)
+        .map_err(|e| e.to_string())?;
+    let server_final = round(client_final).await?;
+    scram
+        .verify_server_final(&server_final)
+        .map_err(|e| e.to_string())
 }
 
 // ---------------------------------------------------------------------------------------------

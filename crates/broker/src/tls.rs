@@ -4,6 +4,9 @@
 //! certificate: the subject DN in RFC 2253 form (most specific first, as Java's
 //! `X500Principal.getName()`), mapped by `ssl.principal.mapping.rules`.
 //!
+//! [`inter_broker_client`] is the other side: the TLS client a broker uses towards the
+//! inter-broker listener of the others.
+//!
 //! Fetch over TLS cannot use `sendfile` (the bytes must be encrypted in user space, as in
 //! Kafka's `SslTransportLayer`): the connection copies file regions through a buffer instead
 //! (see `connection.rs`).
@@ -136,6 +139,110 @@ impl TlsListener {
 
 /// The subject of a DER certificate as RFC 2253 text, most specific RDN first (Java's
 /// `X500Principal.getName()`): `CN=alice,OU=eng,O=acme,C=US`.
+/// The TLS client of a secured inter-broker listener: the listener's trust store verifies the
+/// other brokers' certificates (and, with `ssl.endpoint.identification.algorithm=https`, that
+/// they name the host they are reached at); its key store is this broker's client certificate.
+pub fn inter_broker_client(
+    ib: &crate::config::InterBrokerClient,
+) -> Result<crate::rpc_client::ClientSecurity, String> {
+    let listener = &ib.listener;
+    let tls = match &ib.tls {
+        None => None,
+        Some(cfg) => {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let mut roots = RootCertStore::empty();
+            let trusted = cfg.trusted.as_deref().unwrap_or_default();
+            for c in certificates(trusted, &format!("listener {listener} trust store"))? {
+                roots
+                    .add(c)
+                    .map_err(|e| format!("listener {listener} trust store: {e}"))?;
+            }
+            let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider.clone(),
+            )
+            .build()
+            .map_err(|e| format!("listener {listener} trust store: {e}"))?;
+            let builder = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| format!("listener {listener}: {e}"))?;
+            let builder = if ib.verify_hostname {
+                builder.with_webpki_verifier(verifier)
+            } else {
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(AnyHostname(verifier)))
+            };
+            let chain = certificates(
+                &cfg.certificate_chain,
+                &format!("listener {listener} key store"),
+            )?;
+            let key = PrivateKeyDer::from_pem_slice(cfg.private_key.as_bytes())
+                .map_err(|e| format!("listener {listener} key store: {e}"))?;
+            let config = builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| format!("listener {listener} key store: {e}"))?;
+            Some(Arc::new(config))
+        }
+    };
+    Ok(crate::rpc_client::ClientSecurity {
+        tls,
+        sasl: ib
+            .sasl
+            .as_ref()
+            .map(|s| (s.mechanism.clone(), s.username.clone(), s.password.clone())),
+    })
+}
+
+/// `ssl.endpoint.identification.algorithm=` (empty): the chain must lead to a trusted CA, but
+/// the certificate need not name the host.
+#[derive(Debug)]
+struct AnyHostname(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyHostname {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        use rustls::CertificateError::{NotValidForName, NotValidForNameContext};
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                NotValidForName | NotValidForNameContext { .. },
+            )) => Ok(rustls::client::danger::ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
 pub fn subject_dn(der: &[u8]) -> Option<String> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     let rdns: Vec<String> = cert

@@ -28,7 +28,7 @@ use crate::markers::{Marker, MarkerWriter};
 use crate::metadata_cache::MetadataCache;
 use crate::producer_ids::ProducerIdManager;
 use crate::replica_manager::ReplicaManager;
-use crate::rpc_client::{ChannelConfig, ChannelPool};
+use crate::rpc_client::ChannelPool;
 use gregor_controller::state::CreateTopic;
 use gregor_protocol::messages::add_partitions_to_txn_request::{
     AddPartitionsToTxnRequest, AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
@@ -365,10 +365,10 @@ impl TxnCoordinatorService {
             return Err(ErrorCode::CoordinatorNotAvailable);
         };
         let pool = self.verify_pool.get_or_init(|| {
-            ChannelPool::new(ChannelConfig::new(format!(
-                "gregor-txn-verify-{}",
-                self.replicas.node_id()
-            )))
+            ChannelPool::new(
+                self.replicas
+                    .inter_broker_channel(format!("gregor-txn-verify-{}", self.replicas.node_id())),
+            )
         });
         let txn = AddPartitionsToTxnTransaction::default()
             .with_transactional_id(TransactionalId(StrBytes::from_string(

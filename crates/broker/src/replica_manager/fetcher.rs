@@ -10,7 +10,7 @@
 
 use super::{follower_view, Partition, ReplicaManager, Role};
 use crate::config::Config;
-use crate::rpc_client::{ChannelConfig, ChannelPool};
+use crate::rpc_client::ChannelPool;
 use bytes::{Buf, Bytes};
 use gregor_protocol::messages::fetch_request::{
     FetchPartition, FetchRequest, FetchTopic, ReplicaState,
@@ -301,10 +301,15 @@ async fn run(
     rm: Weak<ReplicaManager>,
     settings: FetchSettings,
 ) {
-    let Some(node_id) = rm.upgrade().map(|r| r.node_id) else {
+    let Some((node_id, mut channel_config)) = rm.upgrade().map(|r| {
+        let node_id = r.node_id;
+        (
+            node_id,
+            r.inter_broker_channel(format!("gregor-replica-fetcher-{node_id}")),
+        )
+    }) else {
         return;
     };
-    let mut channel_config = ChannelConfig::new(format!("gregor-replica-fetcher-{node_id}"));
     channel_config.max_frame_bytes =
         (settings.response_max_bytes as usize).max(settings.partition_max_bytes as usize) * 2
             + (1 << 20);
