@@ -193,7 +193,7 @@ pub const KEYS: &[Key] = &[
     k("sasl.server.max.receive.size", Int, Some("524288"), true, "Largest request accepted from a SASL connection before it is authenticated."),
     k("quota.window.num", Int, Some("11"), true, "Samples of the client quota rate."),
     k("quota.window.size.seconds", Int, Some("1"), true, "Length of one client quota sample."),
-    k("connections.max.reauth.ms", Long, Some("0"), true, "Lifetime of a SASL session (KIP-368): the client must re-authenticate before it ends (0: no limit)."),
+    k("connections.max.reauth.ms", Long, Some("0"), true, "Lifetime of a SASL session (KIP-368): the client must re-authenticate before it ends (0: no limit); per listener and mechanism: listener.name.<listener>.[<mechanism>.]connections.max.reauth.ms."),
     k("connection.failed.authentication.delay.ms", Long, Some("100"), true, "Delay before the connection of a failed authentication is closed."),
     k("sasl.mechanism.inter.broker.protocol", Str, Some("GSSAPI"), false, "Accepted for compatibility."),
     k("sasl.mechanism.controller.protocol", Str, Some("GSSAPI"), false, "Accepted for compatibility."),
