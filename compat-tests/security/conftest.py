@@ -58,7 +58,7 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     if rep.failed and rep.when == "call":
-        for name in ("node", "acl_node"):  # acl_node: test_acls.py's node with the authorizer
+        for name in ("node", "acl_node", "reauth_node"):  # test_acls.py (authorizer), test_reauth.py (KIP-368)
             n = getattr(item, "funcargs", {}).get(name)
             if n is None:
                 continue

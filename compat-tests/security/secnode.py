@@ -153,11 +153,13 @@ def random_cluster_id():
             return s
 
 
-def run_tool(tool, *args, timeout=90, check=True, input=None):
-    """Run a compat-tests/bin Kafka CLI wrapper; returns CompletedProcess (text)."""
+def run_tool(tool, *args, timeout=90, check=True, input=None, env=None):
+    """Run a compat-tests/bin Kafka CLI wrapper; returns CompletedProcess (text). env: variables added to the
+    environment (e.g. KAFKA_LOG4J_OPTS)."""
     cmd = [str(BIN_DIR / tool), *map(str, args)]
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input,
+                           env={**os.environ, **env} if env else None,
                            stdin=None if input is not None else subprocess.DEVNULL, start_new_session=True)
     except subprocess.TimeoutExpired as e:
         raise AssertionError(f"{tool} timed out after {timeout}s\ncmd: {cmd}\nstdout:\n{e.stdout}\n"

@@ -10,10 +10,17 @@ CorrelationId int32, ClientId nullable string) and every response header v0 (Cor
   * SaslAuthenticate v1 (36): AuthBytes bytes; response ErrorCode, ErrorMessage nullable string, AuthBytes bytes,
     SessionLifetimeMs int64.
 
+`ScramClient` is the client side of a SCRAM-SHA-256/512 exchange (client-first, client-final with the proof, the
+server signature check) for complete logins with raw frames.
+
 A frame is int32 size + payload. `RawConn.outcome()` tells what the peer did after a request: a response frame,
 EOF (orderly close), RST, or nothing within the timeout.
 """
 
+import base64
+import hashlib
+import hmac
+import os
 import socket
 import struct
 
@@ -78,6 +85,42 @@ def sasl_authenticate_v1(auth_bytes, corr=1):
 
 def plain_token(user, password, authzid=""):
     return f"{authzid}\0{user}\0{password}".encode()
+
+
+class ScramClient:
+    """The client side of SCRAM-SHA-256/512 (RFC 5802, as Kafka's ScramSaslClient): first() -> client-first,
+    final(server_first) -> client-final with the proof, verify(server_final) checks the server signature."""
+
+    def __init__(self, mechanism, user, password, nonce=None):
+        self.hash = {"SCRAM-SHA-256": hashlib.sha256, "SCRAM-SHA-512": hashlib.sha512}[mechanism]
+        self.user, self.password = user, password
+        self.nonce = nonce or base64.b64encode(os.urandom(18)).decode()
+        self.first_bare = f"n={user},r={self.nonce}"
+        self.salted = self.auth_message = None
+
+    def _hmac(self, key, msg):
+        return hmac.new(key, msg, self.hash).digest()
+
+    def first(self):
+        return f"n,,{self.first_bare}".encode()
+
+    def final(self, server_first):
+        sf = server_first.decode()
+        attrs = dict(kv.split("=", 1) for kv in sf.split(","))
+        if not attrs["r"].startswith(self.nonce):
+            raise ValueError(f"server nonce {attrs['r']!r} does not extend {self.nonce!r}")
+        self.salted = hashlib.pbkdf2_hmac(self.hash().name, self.password.encode(), base64.b64decode(attrs["s"]),
+                                          int(attrs["i"]))
+        without_proof = f"c=biws,r={attrs['r']}"
+        self.auth_message = f"{self.first_bare},{sf},{without_proof}".encode()
+        client_key = self._hmac(self.salted, b"Client Key")
+        signature = self._hmac(self.hash(client_key).digest(), self.auth_message)
+        proof = bytes(a ^ b for a, b in zip(client_key, signature))
+        return f"{without_proof},p={base64.b64encode(proof).decode()}".encode()
+
+    def verify(self, server_final):
+        expected = self._hmac(self._hmac(self.salted, b"Server Key"), self.auth_message)
+        return server_final.decode() == f"v={base64.b64encode(expected).decode()}"
 
 
 class Reader:

@@ -193,7 +193,7 @@ pub const KEYS: &[Key] = &[
     k("sasl.server.max.receive.size", Int, Some("524288"), true, "Largest request accepted from a SASL connection before it is authenticated."),
     k("quota.window.num", Int, Some("11"), true, "Samples of the client quota rate."),
     k("quota.window.size.seconds", Int, Some("1"), true, "Length of one client quota sample."),
-    k("connections.max.reauth.ms", Long, Some("0"), true, "Lifetime of a SASL session (KIP-368): the client must re-authenticate before it ends (0: no limit)."),
+    k("connections.max.reauth.ms", Long, Some("0"), true, "Lifetime of a SASL session (KIP-368): the client must re-authenticate before it ends (0: no limit); per listener and mechanism: listener.name.<listener>.[<mechanism>.]connections.max.reauth.ms."),
     k("connection.failed.authentication.delay.ms", Long, Some("100"), true, "Delay before the connection of a failed authentication is closed."),
     k("sasl.mechanism.inter.broker.protocol", Str, Some("GSSAPI"), true, "SASL mechanism brokers authenticate to each other with on a SASL inter-broker listener (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), credentials from listener.name.<listener>.<mechanism>.sasl.jaas.config username/password."),
     k("sasl.mechanism.controller.protocol", Str, Some("GSSAPI"), false, "Accepted for compatibility."),
@@ -333,6 +333,20 @@ pub struct SaslListenerConfig {
     pub mechanisms: Vec<String>,
     /// PLAIN users (`user_<name>="<password>"` of the listener's PLAIN JAAS config).
     pub plain_users: BTreeMap<String, String>,
+    /// `connections.max.reauth.ms` per enabled mechanism (KIP-368 session lifetime; 0: sessions
+    /// do not expire), as Kafka resolves it: `listener.name.<listener>.<mechanism>.` prefix, then
+    /// `listener.name.<listener>.`, then the global value.
+    pub max_reauth_ms: BTreeMap<String, i64>,
+}
+
+impl SaslListenerConfig {
+    /// The session lifetime of a mechanism's sessions, `None` when they do not expire.
+    pub fn session_lifetime(&self, mechanism: &str) -> Option<std::time::Duration> {
+        self.max_reauth_ms
+            .get(mechanism)
+            .filter(|ms| **ms > 0)
+            .map(|ms| std::time::Duration::from_millis(*ms as u64))
+    }
 }
 
 /// Whether an SSL listener asks for client certificates (`ssl.client.auth`).
@@ -635,7 +649,9 @@ fn inter_broker_client(
 pub const SASL_MECHANISMS: [&str; 3] = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
 
 /// Reads a listener's SASL settings as Kafka does: `listener.name.<listener>.sasl.enabled.mechanisms`
-/// over `sasl.enabled.mechanisms`, PLAIN users from `listener.name.<listener>.plain.sasl.jaas.config`.
+/// over `sasl.enabled.mechanisms`, PLAIN users from `listener.name.<listener>.plain.sasl.jaas.config`,
+/// `connections.max.reauth.ms` per mechanism (`listener.name.<listener>.<mechanism>.` prefix over
+/// `listener.name.<listener>.` over the global value, as Kafka's `SaslChannelBuilder`).
 fn sasl_listener_config(
     listener: &str,
     get: &dyn Fn(&str) -> Option<String>,
@@ -693,9 +709,27 @@ fn sasl_listener_config(
         }
         plain_users = jaas.plain_users().into_iter().collect();
     }
+    let mut max_reauth_ms = BTreeMap::new();
+    for m in &mechanisms {
+        let keys = [
+            format!(
+                "{prefix}{}.connections.max.reauth.ms",
+                m.to_ascii_lowercase()
+            ),
+            format!("{prefix}connections.max.reauth.ms"),
+            "connections.max.reauth.ms".to_string(),
+        ];
+        if let Some((key, raw)) = keys.iter().find_map(|k| get(k).map(|v| (k, v))) {
+            let ms = raw
+                .parse::<i64>()
+                .map_err(|_| invalid(key, &raw, "must be a long (milliseconds)".into()))?;
+            max_reauth_ms.insert(m.clone(), ms.max(0));
+        }
+    }
     Ok(SaslListenerConfig {
         mechanisms,
         plain_users,
+        max_reauth_ms,
     })
 }
 
@@ -1678,6 +1712,65 @@ mod tests {
         assert!(cfg(&[("process.roles", "controller")]).is_err());
         // An inter-broker listener that does not exist.
         assert!(cfg(&[("inter.broker.listener.name", "INTERNAL")]).is_err());
+    }
+
+    #[test]
+    fn sasl_reauth_lifetime_prefixes() {
+        let jaas =
+            r#"org.apache.kafka.common.security.plain.PlainLoginModule required user_alice="b";"#;
+        let base = [
+            (
+                "listeners",
+                "PLAINTEXT://:9092,SASL_PLAINTEXT://:9093,OTHER://:9094",
+            ),
+            (
+                "listener.security.protocol.map",
+                "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,OTHER:SASL_PLAINTEXT",
+            ),
+            (
+                "sasl.enabled.mechanisms",
+                "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+            ),
+            ("listener.name.sasl_plaintext.plain.sasl.jaas.config", jaas),
+            ("listener.name.other.plain.sasl.jaas.config", jaas),
+        ];
+        let lifetimes = |c: &Config, l: &str| {
+            let sasl = c.security[l].sasl.clone().unwrap();
+            sasl.mechanisms
+                .iter()
+                .map(|m| sasl.session_lifetime(m).map(|d| d.as_millis() as u64))
+                .collect::<Vec<_>>()
+        };
+        // Default 0: no session expires.
+        let c = cfg(&base).unwrap();
+        assert_eq!(lifetimes(&c, "SASL_PLAINTEXT"), [None, None, None]);
+        // Global, listener prefix, listener + mechanism prefix (Kafka's precedence).
+        let mut over = base.to_vec();
+        over.extend([
+            ("connections.max.reauth.ms", "60000"),
+            (
+                "listener.name.sasl_plaintext.connections.max.reauth.ms",
+                "3000",
+            ),
+            (
+                "listener.name.sasl_plaintext.scram-sha-512.connections.max.reauth.ms",
+                "6000",
+            ),
+            ("listener.name.other.plain.connections.max.reauth.ms", "-5"),
+        ]);
+        let c = cfg(&over).unwrap();
+        assert!(c.unknown.is_empty(), "{:?}", c.unknown);
+        assert_eq!(
+            lifetimes(&c, "SASL_PLAINTEXT"),
+            [Some(3000), Some(3000), Some(6000)]
+        );
+        assert_eq!(lifetimes(&c, "OTHER"), [None, Some(60000), Some(60000)]);
+        // A prefixed value that is not a number.
+        over.push(("listener.name.other.connections.max.reauth.ms", "soon"));
+        assert!(cfg(&over)
+            .unwrap_err()
+            .to_string()
+            .contains("listener.name.other.connections.max.reauth.ms"));
     }
 
     #[test]

@@ -158,11 +158,7 @@ async fn run(
         .get(&listener.name)
         .and_then(|s| s.sasl.clone())
         .map(|c| {
-            handlers::sasl::Authenticator::new(
-                Arc::new(c),
-                config.connections_max_reauth_ms,
-                config.failed_authentication_delay_ms,
-            )
+            handlers::sasl::Authenticator::new(Arc::new(c), config.failed_authentication_delay_ms)
         });
     loop {
         // Take every complete frame already buffered before reading more.
@@ -252,8 +248,9 @@ async fn run(
             Err(e) => return End::Protocol(e.to_string()),
         };
         if let Some(auth) = sasl.as_mut() {
+            let now = std::time::Instant::now();
             let is_sasl = matches!(api, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate);
-            if is_sasl && auth.expects(api == ApiKey::SaslHandshake) {
+            if is_sasl && auth.expects(api == ApiKey::SaslHandshake, now) {
                 let principal = principal_of(auth);
                 let ctx = Ctx {
                     services,
@@ -316,12 +313,14 @@ async fn run(
                         "Unexpected Kafka request of type {api:?} during SASL handshake."
                     ));
                 }
-                if auth.expired(std::time::Instant::now()) {
-                    return End::Protocol(format!(
-                        "{api:?} after the SASL session of {} expired (connections.max.reauth.ms): re-authentication required",
-                        principal_of(auth)
-                    ));
-                }
+            }
+            // Any request but a re-authentication's SaslHandshake (ApiVersions too) closes an
+            // expired session, as Kafka's SocketServer does.
+            if auth.expired(now) {
+                return End::Protocol(format!(
+                    "{api:?} after the SASL session of {} expired (connections.max.reauth.ms): re-authentication required",
+                    principal_of(auth)
+                ));
             }
         }
         let throttle = std::sync::atomic::AtomicU64::new(0);
