@@ -55,10 +55,13 @@ def log(msg):
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_port(exclude=()):
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in exclude:
+            return port
 
 
 def loadavg():
@@ -181,19 +184,27 @@ def wait_first_accept(proc, port, deadline_s):
 
 
 class Broker:
-    """A broker this harness starts and stops (kafka, gregor) or an external one."""
+    """A broker this harness starts and stops (kafka, gregor) or an external one. `tls` (workload 7):
+    the paths of make_tls_certs(); the broker then also gets an SSL listener (server certificate only,
+    ssl.client.auth=none) on `ssl_port`, beside the PLAINTEXT one."""
     managed = True
 
-    def __init__(self, name, workdir):
+    def __init__(self, name, workdir, tls=None):
         self.name = name
         self.workdir = workdir
+        self.tls = tls
         self.port = None
+        self.ssl_port = None
         self.proc = None
         self.pid = None
 
     @property
     def bootstrap(self):
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def ssl_bootstrap(self):
+        return f"127.0.0.1:{self.ssl_port}"
 
     def _spawn(self):
         raise NotImplementedError
@@ -203,6 +214,7 @@ class Broker:
         shutil.rmtree(self.workdir, ignore_errors=True)
         os.makedirs(self.workdir)
         self.port = free_port()
+        self.ssl_port = free_port(exclude={self.port}) if self.tls else None
         self.prepare()
         t0 = time.monotonic()
         self.proc = self._spawn()
@@ -247,17 +259,24 @@ class Broker:
 
 
 class GregorBroker(Broker):
-    def __init__(self, workdir, binary):
-        super().__init__("gregor", workdir)
+    def __init__(self, workdir, binary, tls=None):
+        super().__init__("gregor", workdir, tls)
         self.binary = binary
 
     def _spawn(self):
         listener = f"PLAINTEXT://127.0.0.1:{self.port}"
+        tls = []
+        if self.tls:
+            listener += f",SSL://127.0.0.1:{self.ssl_port}"
+            tls = ["--override", "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SSL:SSL",
+                   "--override", "ssl.keystore.type=PEM",
+                   "--override", f"ssl.keystore.location={self.tls['keystore']}",
+                   "--override", "ssl.client.auth=none"]
         cmd = [self.binary,
                "--override", f"listeners={listener}",
                "--override", f"advertised.listeners={listener}",
                "--override", f"log.dirs={self.workdir}/data",
-               "--override", "metrics.listener="]
+               "--override", "metrics.listener="] + tls
         out = open(os.path.join(self.workdir, "broker.log"), "ab")
         return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
@@ -269,12 +288,15 @@ class KafkaBroker(Broker):
     Spawned directly (not via the reference script) so start-up is timed from process spawn and the
     PID is the java process itself (the wrapper scripts exec)."""
 
-    def __init__(self, workdir):
-        super().__init__("kafka", workdir)
+    def __init__(self, workdir, tls=None):
+        super().__init__("kafka", workdir, tls)
 
     def prepare(self):
         cport = self.port + 1
         while True:
+            if cport == self.ssl_port:
+                cport += 1
+                continue
             with socket.socket() as s:
                 try:
                     s.bind(("127.0.0.1", cport))
@@ -282,16 +304,23 @@ class KafkaBroker(Broker):
                 except OSError:
                     cport += 1
         props = os.path.join(self.workdir, "server.properties")
+        ssl_listener = f",SSL://127.0.0.1:{self.ssl_port}" if self.tls else ""
+        # workload 7: as compat-tests/security/secnode.py (a PEM key store file holding the unencrypted
+        # PKCS#8 key and the certificate, no password)
+        ssl_props = f"""ssl.keystore.type=PEM
+ssl.keystore.location={self.tls['keystore']}
+ssl.client.auth=none
+""" if self.tls else ""
         with open(props, "w") as f:
             f.write(f"""process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:{cport}
-listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{cport}
-advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}
+listeners=PLAINTEXT://127.0.0.1:{self.port}{ssl_listener},CONTROLLER://127.0.0.1:{cport}
+advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}{ssl_listener}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dirs={self.workdir}/data
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT{',SSL:SSL' if self.tls else ''}
+{ssl_props}log.dirs={self.workdir}/data
 num.partitions=1
 default.replication.factor=1
 auto.create.topics.enable=true
@@ -504,9 +533,12 @@ class Clients:
                 "lat_p99_ms": float(m.group(8)), "lat_p999_ms": float(m.group(9)),
                 "client_cpu_s": r.client_cpu_s}
 
-    def java_consume_group(self, bootstrap, topic, group, n, size):
+    def java_consume_group(self, bootstrap, topic, group, n, size, config=None):
+        """config: a consumer properties file (--consumer.config), e.g. security.protocol=SSL."""
         cmd = [os.path.join(COMPAT_BIN, "kafka-consumer-perf-test.sh"), "--bootstrap-server", bootstrap,
                "--topic", topic, "--messages", str(n), "--group", group, "--timeout", "30000"]
+        if config:
+            cmd += ["--consumer.config", config]
         r = run_client(cmd, self.timeout, JAVA_CLIENT_ENV, self.logfile)
         lines = [l for l in r.stdout.splitlines() if l.strip()]
         hdr_i = next((i for i, l in enumerate(lines) if l.startswith("start.time")), None)
