@@ -13,6 +13,8 @@ one at a time; every figure is reported beside Kafka's from the same run, as a r
 
 Workload 6 (`--workloads replicated` runs only it) starts a 3-node Kafka cluster, then a 3-node gregor
 cluster, with compat-tests/cluster/cluster.py, and produces with acks=all into RF-3 topics.
+Workload 7 (`--workloads tls`) starts each broker again with an SSL listener beside the PLAINTEXT one
+(test certificates made with the openssl CLI) and reads one topic through both with the Java consumer.
 
 Only the Python standard library plus confluent-kafka's AdminClient (compat-tests venv) are used.
 """
