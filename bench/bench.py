@@ -13,6 +13,8 @@ one at a time; every figure is reported beside Kafka's from the same run, as a r
 
 Workload 6 (`--workloads replicated` runs only it) starts a 3-node Kafka cluster, then a 3-node gregor
 cluster, with compat-tests/cluster/cluster.py, and produces with acks=all into RF-3 topics.
+Workload 7 (`--workloads tls`) starts each broker again with an SSL listener beside the PLAINTEXT one
+(test certificates made with the openssl CLI) and reads one topic through both with the Java consumer.
 
 Only the Python standard library plus confluent-kafka's AdminClient (compat-tests venv) are used.
 """
@@ -55,10 +57,13 @@ def log(msg):
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_port(exclude=()):
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in exclude:
+            return port
 
 
 def loadavg():
@@ -181,19 +186,27 @@ def wait_first_accept(proc, port, deadline_s):
 
 
 class Broker:
-    """A broker this harness starts and stops (kafka, gregor) or an external one."""
+    """A broker this harness starts and stops (kafka, gregor) or an external one. `tls` (workload 7):
+    the paths of make_tls_certs(); the broker then also gets an SSL listener (server certificate only,
+    ssl.client.auth=none) on `ssl_port`, beside the PLAINTEXT one."""
     managed = True
 
-    def __init__(self, name, workdir):
+    def __init__(self, name, workdir, tls=None):
         self.name = name
         self.workdir = workdir
+        self.tls = tls
         self.port = None
+        self.ssl_port = None
         self.proc = None
         self.pid = None
 
     @property
     def bootstrap(self):
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def ssl_bootstrap(self):
+        return f"127.0.0.1:{self.ssl_port}"
 
     def _spawn(self):
         raise NotImplementedError
@@ -203,6 +216,7 @@ class Broker:
         shutil.rmtree(self.workdir, ignore_errors=True)
         os.makedirs(self.workdir)
         self.port = free_port()
+        self.ssl_port = free_port(exclude={self.port}) if self.tls else None
         self.prepare()
         t0 = time.monotonic()
         self.proc = self._spawn()
@@ -247,17 +261,24 @@ class Broker:
 
 
 class GregorBroker(Broker):
-    def __init__(self, workdir, binary):
-        super().__init__("gregor", workdir)
+    def __init__(self, workdir, binary, tls=None):
+        super().__init__("gregor", workdir, tls)
         self.binary = binary
 
     def _spawn(self):
         listener = f"PLAINTEXT://127.0.0.1:{self.port}"
+        tls = []
+        if self.tls:
+            listener += f",SSL://127.0.0.1:{self.ssl_port}"
+            tls = ["--override", "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SSL:SSL",
+                   "--override", "ssl.keystore.type=PEM",
+                   "--override", f"ssl.keystore.location={self.tls['keystore']}",
+                   "--override", "ssl.client.auth=none"]
         cmd = [self.binary,
                "--override", f"listeners={listener}",
                "--override", f"advertised.listeners={listener}",
                "--override", f"log.dirs={self.workdir}/data",
-               "--override", "metrics.listener="]
+               "--override", "metrics.listener="] + tls
         out = open(os.path.join(self.workdir, "broker.log"), "ab")
         return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
@@ -269,12 +290,15 @@ class KafkaBroker(Broker):
     Spawned directly (not via the reference script) so start-up is timed from process spawn and the
     PID is the java process itself (the wrapper scripts exec)."""
 
-    def __init__(self, workdir):
-        super().__init__("kafka", workdir)
+    def __init__(self, workdir, tls=None):
+        super().__init__("kafka", workdir, tls)
 
     def prepare(self):
         cport = self.port + 1
         while True:
+            if cport == self.ssl_port:
+                cport += 1
+                continue
             with socket.socket() as s:
                 try:
                     s.bind(("127.0.0.1", cport))
@@ -282,16 +306,23 @@ class KafkaBroker(Broker):
                 except OSError:
                     cport += 1
         props = os.path.join(self.workdir, "server.properties")
+        ssl_listener = f",SSL://127.0.0.1:{self.ssl_port}" if self.tls else ""
+        # workload 7: as compat-tests/security/secnode.py (a PEM key store file holding the unencrypted
+        # PKCS#8 key and the certificate, no password)
+        ssl_props = f"""ssl.keystore.type=PEM
+ssl.keystore.location={self.tls['keystore']}
+ssl.client.auth=none
+""" if self.tls else ""
         with open(props, "w") as f:
             f.write(f"""process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:{cport}
-listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{cport}
-advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}
+listeners=PLAINTEXT://127.0.0.1:{self.port}{ssl_listener},CONTROLLER://127.0.0.1:{cport}
+advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}{ssl_listener}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dirs={self.workdir}/data
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT{',SSL:SSL' if self.tls else ''}
+{ssl_props}log.dirs={self.workdir}/data
 num.partitions=1
 default.replication.factor=1
 auto.create.topics.enable=true
@@ -504,9 +535,12 @@ class Clients:
                 "lat_p99_ms": float(m.group(8)), "lat_p999_ms": float(m.group(9)),
                 "client_cpu_s": r.client_cpu_s}
 
-    def java_consume_group(self, bootstrap, topic, group, n, size):
+    def java_consume_group(self, bootstrap, topic, group, n, size, config=None):
+        """config: a consumer properties file (--consumer.config), e.g. security.protocol=SSL."""
         cmd = [os.path.join(COMPAT_BIN, "kafka-consumer-perf-test.sh"), "--bootstrap-server", bootstrap,
                "--topic", topic, "--messages", str(n), "--group", group, "--timeout", "30000"]
+        if config:
+            cmd += ["--consumer.config", config]
         r = run_client(cmd, self.timeout, JAVA_CLIENT_ENV, self.logfile)
         lines = [l for l in r.stdout.splitlines() if l.strip()]
         hdr_i = next((i for i, l in enumerate(lines) if l.startswith("start.time")), None)
@@ -658,6 +692,45 @@ class Recorder:
         log(f"  {self.broker.name} {key}: " + ", ".join(
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in res.items()))
         return res
+
+    def measure_interleaved(self, variants, runs):
+        """variants: [(key, fn, bytes per run)]. Runs every fn `runs` times, the variants taking turns
+        (A B A B ...) so that a change in the machine's load hits each alike. Per key: the median run by
+        MB/s with every run's figure, and the broker CPU of all its runs in the CPU group `key`. A failed
+        run ends that variant (its figure is the error); the other variants go on."""
+        acc = {key: [] for key, _, _ in variants}
+        failed = {}
+        for i in range(max(1, runs)):
+            for key, fn, nbytes in variants:
+                if key in failed:
+                    continue
+                c0 = self.cpu_now()
+                try:
+                    res = fn()
+                except Exception as e:  # noqa: BLE001
+                    log(f"  {self.broker.name} {key} run {i + 1}: n/a ({e})")
+                    failed[key] = str(e)
+                    continue
+                c1 = self.cpu_now()
+                if c0 is not None and c1 is not None:
+                    user, system = c1[0] - c0[0], c1[1] - c0[1]
+                    res.update(broker_cpu_s=user + system, broker_user_s=user, broker_sys_s=system,
+                               broker_cpu_s_per_gb=(user + system) / (nbytes / 1e9), bytes=nbytes)
+                acc[key].append(res)
+                log(f"  {self.broker.name} {key} run {i + 1}: " + ", ".join(
+                    f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in res.items()))
+        for key, _, _ in variants:
+            done = acc[key]
+            if key in failed:
+                self.details[key] = {"error": failed[key], "runs_mb_per_s": [r["mb_per_s"] for r in done]}
+                continue
+            if all("broker_cpu_s" in r for r in done):
+                self.cpu[key] = [sum(r["broker_cpu_s"] for r in done), sum(r["bytes"] for r in done),
+                                 sum(r["broker_user_s"] for r in done), sum(r["broker_sys_s"] for r in done)]
+            ranked = sorted(done, key=lambda r: r["mb_per_s"])
+            out = dict(ranked[len(ranked) // 2])
+            out["runs_mb_per_s"] = [r["mb_per_s"] for r in done]  # in run order
+            self.details[key] = out
 
 
 def produce_runs():
@@ -1073,6 +1146,156 @@ def replicated_turn(impl, args, clients, repl_max, results):
 
 
 # ----------------------------------------------------------------------------------------------
+# Workload 7: fetch over TLS (an SSL listener beside the PLAINTEXT one, same data, same client)
+# ----------------------------------------------------------------------------------------------
+TLS_PARTITIONS = 6
+
+
+def tls_count(sc):
+    """1 KiB records in the workload-7 topic (~0.5 GB at scale 1)."""
+    return max(5000, int(500_000 * sc))
+
+
+def make_tls_certs(directory):
+    """A test CA and the brokers' server certificate (CN=localhost, SAN DNS:localhost, IP:127.0.0.1), made
+    with the openssl CLI the way compat-tests/security/secnode.py's Certs makes them: RSA 2048, SHA-256,
+    unencrypted PKCS#8 keys. Returns {"ca": CA certificate PEM (the clients' trust store),
+    "keystore": server key + certificate in one PEM file (the brokers' ssl.keystore.location)}."""
+    shutil.rmtree(directory, ignore_errors=True)
+    os.makedirs(directory)
+
+    def openssl(*a):
+        r = subprocess.run(["openssl", *a], cwd=directory, capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError(f"openssl {' '.join(a)} exited {r.returncode}: {r.stderr[-500:]}")
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "3650",
+            "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/O=Gregor Bench/CN=Gregor Bench CA",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            "-addext", "subjectKeyIdentifier=hash")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "broker.key", "-out", "broker.csr",
+            "-subj", "/O=Gregor Bench/CN=localhost")
+    with open(os.path.join(directory, "broker.ext"), "w") as f:
+        f.write("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
+                "extendedKeyUsage=serverAuth\nauthorityKeyIdentifier=keyid\n"
+                "subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-sha256", "-days", "3650", "-out", "broker.pem", "-extfile", "broker.ext")
+    keystore = os.path.join(directory, "broker-bundle.pem")
+    with open(keystore, "w") as out:
+        for name in ("broker.key", "broker.pem"):
+            with open(os.path.join(directory, name)) as f:
+                out.write(f.read())
+    ca = os.path.join(directory, "ca.pem")
+    client = os.path.join(directory, "client-ssl.properties")
+    with open(client, "w") as f:
+        f.write(f"security.protocol=SSL\nssl.truststore.type=PEM\nssl.truststore.location={ca}\n")
+    return {"ca": ca, "keystore": keystore, "client_config": client}
+
+
+def tls_probe(port, ca, timeout=30):
+    """One TLS handshake with the SSL listener from Python's ssl module (trusting only the test CA, checking
+    the name 127.0.0.1): fails early and clearly when the listener is not serving TLS with the certificate;
+    returns the version and cipher the broker chose for this client (the JDK client may differ)."""
+    import ssl
+    ctx = ssl.create_default_context(cafile=ca)
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+                with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                    return {"version": s.version(), "cipher": s.cipher()[0]}
+        except ssl.SSLError:
+            raise
+        except OSError:
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.2)
+
+
+def run_tls(rec, clients, args, broker):
+    """Workload 7 on a broker started with PLAINTEXT and SSL listeners: fill one 6-partition topic over
+    PLAINTEXT (librdkafka), read it once (page cache, not reported), warm both paths with a partial Java
+    read each (the broker's JIT, not reported), then Java group reads of the whole topic over PLAINTEXT
+    and over SSL, taking turns, --consume-runs each."""
+    name = broker.name
+    bs = broker.bootstrap
+    n = tls_count(args.scale)
+    log(f"{name}: W7 fill {n} x 1 KiB over PLAINTEXT, then consume over PLAINTEXT and SSL")
+    create_topic(bs, "w7", TLS_PARTITIONS)
+    fill = rec.measure("w7.fill", lambda: clients.rdk_produce(bs, "w7", n, 1024, 1))
+    if fill is None:
+        for key in ("w7.plain", "w7.ssl"):
+            rec.details[key] = {"error": "fill failed"}
+        return
+    try:
+        clients.rdk_consume(bs, "w7", n, 1024, partitions=list(range(TLS_PARTITIONS)))
+    except ClientError as e:
+        log(f"  W7 cache warm-up read: {e}")
+    config = broker.tls["client_config"]
+    n_warm = min(n, max(2000, n // 4))
+    for label, b, conf in (("PLAINTEXT", bs, None), ("SSL", broker.ssl_bootstrap, config)):
+        try:
+            clients.java_consume_group(b, "w7", f"bench-w7-warm-{time.time_ns()}", n_warm, 1024, config=conf)
+        except ClientError as e:
+            log(f"  W7 warm-up read over {label}: {e}")
+    rec.measure_interleaved([
+        ("w7.plain", lambda: clients.java_consume_group(bs, "w7", f"bench-w7-plain-{time.time_ns()}", n, 1024),
+         n * 1024),
+        ("w7.ssl", lambda: clients.java_consume_group(broker.ssl_bootstrap, "w7", f"bench-w7-ssl-{time.time_ns()}",
+                                                      n, 1024, config=config), n * 1024),
+    ], args.consume_runs)
+
+
+def tls_turn(b, args, clients, results):
+    """Start `b` (a KafkaBroker/GregorBroker with tls set) fresh, run workload 7, stop it and delete its data
+    (also on failure or interrupt). A failure is recorded in the results, never raised."""
+    tr = results["targets"].setdefault(b.name, {"details": {}, "cpu": {}})
+    tr.setdefault("details", {})
+    tr.setdefault("cpu", {})
+    info = tr["tls"] = {"records": tls_count(args.scale), "partitions": TLS_PARTITIONS}
+    log(f"=== {b.name}: PLAINTEXT + SSL listeners (workload 7) ===")
+    acct0 = cpu_accounting()
+    t_turn = time.monotonic()
+    try:
+        s = b.start(timeout=120)
+        info["start_s"] = s["api_versions_s"]
+        if isinstance(b, KafkaBroker):
+            b.wait_ready()
+        info["bootstrap"], info["ssl_bootstrap"] = b.bootstrap, b.ssl_bootstrap
+        wait_metadata(b.bootstrap)
+        info["tls_probe"] = tls_probe(b.ssl_port, b.tls["ca"])
+        log(f"  SSL listener {b.ssl_bootstrap}: {info['tls_probe']}")
+        rec = Recorder(b, Proc(b.pid))
+        rec.details = tr["details"]
+        try:
+            run_tls(rec, clients, args, b)
+        finally:
+            tr["cpu"].update(rec.cpu)
+        if b.proc.poll() is not None:
+            info["error"] = f"broker exited during workload 7 (rc {b.proc.returncode})"
+    except Exception as e:  # noqa: BLE001
+        import traceback
+        log(f"{b.name} workload 7: aborted: {e}\n{traceback.format_exc()}")
+        info["error"] = str(e)[:2000]
+        for key in ("w7.plain", "w7.ssl"):
+            tr["details"].setdefault(key, {"error": f"workload 7 aborted: {str(e)[:300]}"})
+    finally:
+        if info.get("error"):
+            info["log_tail"] = b.log_tail()
+        b.stop()
+        if not args.keep_data:
+            shutil.rmtree(os.path.join(b.workdir, "data"), ignore_errors=True)
+        acct1 = cpu_accounting()
+        wall = time.monotonic() - t_turn
+        foreign = (acct1[0] - acct0[0]) - (acct1[1] - acct0[1])
+        info["foreign_cpu"] = {"cpu_s": foreign, "wall_s": wall, "cores": foreign / wall if wall else None,
+                               "load_after": loadavg()}
+        log(f"  CPU used by other processes during {b.name}'s workload-7 turn: {foreign:.1f} s in {wall:.0f} s "
+            f"({foreign / wall:.2f} cores)")
+
+
+# ----------------------------------------------------------------------------------------------
 # Figures: (key, workload, label, unit, better, extractor)
 # ----------------------------------------------------------------------------------------------
 def figure_defs():
@@ -1177,11 +1400,32 @@ def figure_defs():
         for p, f in (("p50", "lat_p50_ms"), ("p99", "lat_p99_ms")):
             defs.append((f"w6.lat.{client}.{p}", wl6l, f"{cname}: produce latency {p} (acks=all)", "ms", "lower",
                          d(f"w6.lat.{client}", f)))
+
+    wl7 = "7 fetch over TLS: consume ~0.5 GB, cache warm, Java group"
+
+    def tls_ratio(det, cpus):
+        p, t = det.get("w7.plain"), det.get("w7.ssl")
+        if p is None or t is None:
+            return None
+        for r in (t, p):
+            if "error" in r:
+                return {"error": r["error"]}
+        return t["mb_per_s"] / p["mb_per_s"] if p.get("mb_per_s") else None
+
+    defs += [
+        ("w7.plain", wl7, "PLAINTEXT listener", "MB/s", "higher", d("w7.plain", "mb_per_s")),
+        ("w7.ssl", wl7, "SSL listener (TLS, same data)", "MB/s", "higher", d("w7.ssl", "mb_per_s")),
+        ("w7.ratio", wl7, "SSL ÷ PLAINTEXT throughput", "×", "higher", tls_ratio),
+        ("w7.cpu.plain", wl7, "broker CPU per GB served over PLAINTEXT", "s/GB", "lower", cpu("w7.plain")),
+        ("w7.cpu.ssl", wl7, "broker CPU per GB served over SSL", "s/GB", "lower", cpu("w7.ssl")),
+        ("w7.cpu.ssl.user", wl7, "… of which user space (TLS encryption, the broker's own code)", "s/GB", "lower",
+         cpu("w7.ssl", 2)),
+    ]
     return defs
 
 
-WORKLOAD_SETS = {"all": {"single", "replicated"}, "single": {"single"}, "1-5": {"single"},
-                 "replicated": {"replicated"}, "6": {"replicated"}}
+WORKLOAD_SETS = {"all": {"single", "replicated", "tls"}, "single": {"single"}, "1-5": {"single"},
+                 "replicated": {"replicated"}, "6": {"replicated"}, "tls": {"tls"}, "7": {"tls"}}
 
 
 def parse_workloads(text):
@@ -1191,7 +1435,8 @@ def parse_workloads(text):
             continue
         if tok not in WORKLOAD_SETS:
             raise argparse.ArgumentTypeError(
-                f"unknown workload set {tok!r}: use all, single (= 1-5), replicated (= 6), comma-separated")
+                f"unknown workload set {tok!r}: use all, single (= 1-5), replicated (= 6), tls (= 7), "
+                "comma-separated")
         sel |= WORKLOAD_SETS[tok]
     if not sel:
         raise argparse.ArgumentTypeError("no workloads selected")
@@ -1199,7 +1444,11 @@ def parse_workloads(text):
 
 
 def figure_selected(key, sel):
-    return ("replicated" in sel) if key.startswith("w6.") else ("single" in sel)
+    if key.startswith("w6."):
+        return "replicated" in sel
+    if key.startswith("w7."):
+        return "tls" in sel
+    return "single" in sel
 
 
 GOALS = [
@@ -1223,7 +1472,7 @@ def fmt(v):
     return f"{v:.3g}"
 
 
-def build_table(results, targets, sel=("single", "replicated")):
+def build_table(results, targets, sel=("single", "replicated", "tls")):
     rows = []
     for key, wl, label, unit, better, ex in figure_defs():
         if not figure_selected(key, sel):
@@ -1312,13 +1561,17 @@ def render_markdown(results, rows, targets):
            f"({rp['foreign_cpu']['cpu_s']:.0f} CPU s in {rp['foreign_cpu']['wall_s']:.0f} s)"
            for t in targets for rp in [((results["targets"].get(t) or {}).get("replicated") or {})]
            if rp.get("foreign_cpu")]
+    fc += [f"{t} workload 7 {tl['foreign_cpu']['cores']:.2f} cores "
+           f"({tl['foreign_cpu']['cpu_s']:.0f} CPU s in {tl['foreign_cpu']['wall_s']:.0f} s)"
+           for t in targets for tl in [((results["targets"].get(t) or {}).get("tls") or {})]
+           if tl.get("foreign_cpu")]
     if fc:
         L.append("- CPU used by processes other than the broker(s), the clients and this harness, during each "
                  "broker's turn (/proc/stat): " + "; ".join(fc) + " — near 0 means the run was not disturbed")
-    sel = set(results["config"].get("workloads") or ("single", "replicated"))
+    sel = set(results["config"].get("workloads") or ("single", "replicated", "tls"))
     L.append(f"- Gregor: `{results['versions'].get('gregor_bin')}` (git {results['versions'].get('gregor_git')}), "
              f"fresh `log.dirs`")
-    if "single" in sel:
+    if sel & {"single", "tls"}:
         L.append(f"- Apache Kafka {KAFKA_VERSION} (Maven Central jars), KRaft combined broker+controller, one node, "
                  f"`-Xmx1g -Xms1g` G1, fresh `log.dirs` on the same disk; {results['versions'].get('java')}")
     if "replicated" in sel:
@@ -1329,6 +1582,14 @@ def render_markdown(results, rows, targets):
             rp = (results["targets"].get(t) or {}).get("replicated") or {}
             if rp.get("error"):
                 L.append(f"- {names_of(t)} cluster error: {rp['error'][:300]}")
+    if "tls" in sel:
+        L.append("- Workload 7: each broker once more, fresh, with an `SSL` listener (TLS, server certificate "
+                 "from a test CA, `ssl.keystore.type=PEM`, `ssl.client.auth=none`) beside the `PLAINTEXT` one; "
+                 "the same topic read through each")
+        for t in targets:
+            tl = (results["targets"].get(t) or {}).get("tls") or {}
+            if tl.get("error"):
+                L.append(f"- {names_of(t)} workload 7 error: {tl['error'][:300]}")
     L.append(f"- Clients (identical for every broker): Kafka {KAFKA_VERSION} `kafka-producer-perf-test` / "
              f"`kafka-consumer-perf-test` (JVM `-Xmx512M` G1, as Kafka's scripts) and librdkafka "
              f"{results['versions'].get('librdkafka')} `rdkafka_performance` (built from the `rdkafka-sys` crate)")
@@ -1362,8 +1623,11 @@ def render_markdown(results, rows, targets):
         L.append("")
     L.append("## Method")
     L.append("")
-    if "single" not in sel:
-        L.append("Only workload 6 was run (`--workloads replicated`).")
+    if sel != {"single", "replicated", "tls"}:
+        names = {"single": "1–5", "replicated": "6", "tls": "7"}
+        ran = [names[x] for x in ("single", "replicated", "tls") if x in sel]
+        L.append(f"Only workload{'s' if len(ran) > 1 or ran == ['1–5'] else ''} {' and '.join(ran)} "
+                 f"{'were' if len(ran) > 1 or ran == ['1–5'] else 'was'} run (`--workloads`).")
         L.append("")
     L.append("""- Brokers run one at a time (Kafka first: workload 4's rate comes from Kafka's workload-1 maximum),
   each from a fresh data directory under `bench/results/tmp/`; nothing else of the harness runs meanwhile.
@@ -1412,6 +1676,17 @@ def render_markdown(results, rows, targets):
   percentiles). Broker CPU = utime+stime summed over the 3 broker processes around the max-throughput
   runs, per GB the clients produced (each byte is written on 3 nodes and sent twice over loopback).
   RSS: the 3 processes' `VmRSS` summed, sampled every 200 ms.
+- Workload 7 (fetch over TLS): each broker is started again from a fresh data directory with a
+  `PLAINTEXT` and an `SSL` listener (server certificate for 127.0.0.1/localhost from a test CA made
+  with `openssl`, RSA 2048; PEM key store; no client certificates). A 6-partition topic is filled with
+  1 KiB records over PLAINTEXT (librdkafka, ~0.5 GB at scale 1, not reported) and read once (page
+  cache warm); one partial Java read over each listener warms the broker (not reported). Then
+  `kafka-consumer-perf-test` (group, the whole topic from offset 0) reads it over PLAINTEXT and over
+  SSL (`security.protocol=SSL`, the CA as a PEM trust store; TLS 1.3 as negotiated by the JDK),
+  taking turns, `--consume-runs` reads each; median MB/s (join excluded, as workload 3). Broker CPU
+  per GB: all reads of one listener. On PLAINTEXT both brokers send the record data with
+  `sendfile(2)`; TLS cannot (the data is encrypted in the broker), so the SSL rows show what the copy
+  and the encryption cost.
 - A figure that could not be measured is shown as `n/a (error: …)`; client logs are in
   `bench/results/tmp/clients-*.log` (not committed).""")
     L.append("")
@@ -1508,7 +1783,8 @@ def main():
     ap.add_argument("--scale", type=float, default=1.0, help="record-count multiplier (0.05 for a smoke run)")
     ap.add_argument("--latency-seconds", type=float, default=10.0, help="duration of each workload-4 run")
     ap.add_argument("--latency-rate", type=float, help="fixed workload-4 rate (records/s) instead of 50%% of Kafka's")
-    ap.add_argument("--consume-runs", type=int, default=3, help="workload-3 reads per consumer (median)")
+    ap.add_argument("--consume-runs", type=int, default=3,
+                    help="workload-3 reads per consumer, workload-7 reads per listener (median)")
     ap.add_argument("--produce-runs", type=int, default=3,
                     help="workload-1/2 runs per figure, each into a fresh topic (median)")
     ap.add_argument("--startup-runs", type=int, default=3, help="start-ups per broker for the start-up median")
@@ -1520,7 +1796,8 @@ def main():
     ap.add_argument("--tmp", default=os.path.join(HERE, "results", "tmp"))
     ap.add_argument("--keep-data", action="store_true")
     ap.add_argument("--workloads", type=parse_workloads, default=parse_workloads("all"),
-                    help="comma list: all (default), single (= 1-5: one broker), replicated (= 6: 3-node clusters)")
+                    help="comma list: all (default), single (= 1-5: one broker), replicated (= 6: 3-node "
+                    "clusters), tls (= 7: fetch over PLAINTEXT vs SSL)")
     args = ap.parse_args()
     sel = args.workloads
 
@@ -1590,8 +1867,8 @@ def main():
         if "single" in sel:
             brokers.append(ExternalBroker(args.bootstrap_name, args.bootstrap, args.bootstrap_pid))
             targets.append(args.bootstrap_name)
-        else:
-            log("--bootstrap is ignored by workload 6 (the harness starts its own clusters)")
+        if sel - {"single"}:
+            log("--bootstrap is ignored by workloads 6 and 7 (the harness starts those brokers itself)")
     if "single" not in sel:
         brokers = []
 
@@ -1663,6 +1940,31 @@ def main():
                                  "load_after": loadavg()}
             log(f"  CPU used by other processes during {b.name}'s turn: {foreign:.1f} s in {wall:.0f} s "
                 f"({foreign / wall:.2f} cores)")
+
+    # Workload 7: each broker again, fresh, with an SSL listener beside the PLAINTEXT one (Kafka first).
+    if "tls" in sel:
+        tls_brokers = []
+        try:
+            certs = make_tls_certs(os.path.join(args.tmp, "tls-certs"))
+            results["tls_certs"] = certs
+            for t in targets:
+                if t == "kafka":
+                    tls_brokers.append(KafkaBroker(os.path.join(args.tmp, "kafka-tls"), tls=certs))
+                elif t == "gregor":
+                    tls_brokers.append(GregorBroker(os.path.join(args.tmp, "gregor-tls"),
+                                                    os.path.abspath(args.gregor_bin), tls=certs))
+        except Exception as e:  # noqa: BLE001
+            log(f"workload 7: no certificates: {e}")
+            for t in targets:
+                if t in ("kafka", "gregor"):
+                    tr = results["targets"].setdefault(t, {"details": {}, "cpu": {}})
+                    tr.setdefault("details", {})
+                    tr["tls"] = {"error": f"certificates: {e}"}
+                    for key in ("w7.plain", "w7.ssl"):
+                        tr["details"][key] = {"error": f"certificates: {str(e)[:300]}"}
+        brokers.extend(tls_brokers)  # the atexit hook stops them too
+        for b in tls_brokers:
+            tls_turn(b, args, clients, results)
 
     # Workload 6: 3-node clusters (Kafka first: the latency runs use 50% of Kafka's W6 maximum).
     if "replicated" in sel:

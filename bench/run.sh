@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: Gregor vs a real Apache Kafka 4.1 broker, same clients, same machine, one run.
 #   bench/run.sh [bench.py options]     e.g. --scale 0.05 (smoke run), --bootstrap HOST:PORT, --targets gregor,
-#                                       --workloads replicated (only workload 6: 3-node clusters)
+#                                       --workloads replicated (only workload 6: 3-node clusters),
+#                                       --workloads tls (only workload 7: fetch over PLAINTEXT vs SSL)
 # Env: GREGOR_BIN (default: target/release/gregor of this repo, built here with cargo --release),
 #      BENCH_SKIP_BUILD=1 (use GREGOR_BIN / target/release/gregor as is).
 set -euo pipefail
