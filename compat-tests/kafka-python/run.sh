@@ -88,9 +88,13 @@ done
 # The broker settings of the suite's own fixture (kafka-python servers/resources/*/kafka.properties,
 # rendered with broker_id 0 and partitions 4): tests rely on them (node id 0 in a CreatePartitions
 # assignment, 1 s session timeouts, partition 1 of an auto-created topic). Use the same settings on a
-# reference Kafka (see FINDINGS.md). Its `authorizer.class.name` is not passed: gregor has no ACLs.
+# reference Kafka (see FINDINGS.md). The template's ACL authorizer (StandardAuthorizer with
+# allow.everyone.if.no.acl.found=true: everything allowed until a test adds ACLs) is
+# what test_create_describe_delete_acls needs.
 SUITE_OVERRIDES=(--override node.id=0 --override num.partitions=4 --override offsets.topic.num.partitions=2
-                 --override group.min.session.timeout.ms=1000 --override group.initial.rebalance.delay.ms=0)
+                 --override group.min.session.timeout.ms=1000 --override group.initial.rebalance.delay.ms=0
+                 --override authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+                 --override allow.everyone.if.no.acl.found=true)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 BROKER_PID=
