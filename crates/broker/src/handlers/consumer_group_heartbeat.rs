@@ -1,4 +1,5 @@
-//! ConsumerGroupHeartbeat (key 68), v0–v1: answered by the group coordinator.
+//! ConsumerGroupHeartbeat (key 68), v0–v1: answered by the group coordinator, after Kafka's
+//! checks: READ on the group, DESCRIBE on every subscribed topic name.
 
 use super::{Ctx, Response};
 use crate::authorizer::{op, resource};
@@ -21,6 +22,15 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
     };
     if !ctx.allowed(op::READ, resource::GROUP, req.group_id.as_str()) {
         return ctx.respond(&unavailable(&req, ErrorCode::GroupAuthorizationFailed));
+    }
+    // Kafka: a subscription naming a topic the member may not DESCRIBE fails the heartbeat
+    // (TOPIC_AUTHORIZATION_FAILED, no message) before it reaches the coordinator.
+    if req.subscribed_topic_names.as_ref().is_some_and(|names| {
+        names
+            .iter()
+            .any(|t| !ctx.allowed(op::DESCRIBE, resource::TOPIC, t.as_str()))
+    }) {
+        return ctx.respond(&unavailable(&req, ErrorCode::TopicAuthorizationFailed));
     }
     let result = ctx
         .groups()
