@@ -14,7 +14,7 @@ import pytest
 
 from group_helpers import broker_config_value, committed_map, high_watermarks, produce_keyed
 from group_workers import Worker, balanced, check_group_consumption, wait_until
-from helpers import create_topic, unique
+from helpers import create_topic, run_tool, unique
 
 CLASSIC_CONF = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000}
 KIP848_CONF = {"group.protocol": "consumer"}
@@ -47,11 +47,11 @@ def wait_committed_to_end(bootstrap, group, topic, partitions, timeout=30):
 
 
 def run_scenario(broker, tmp_path, client, conf, partitions, members, loss, join_timeout=45,
-                 takeover_timeout=40):
+                 takeover_timeout=40, group=None):
     """loss: None (no member loss), "kill9" or "sigterm" (clean leave)."""
     b = broker.bootstrap
     topic = create_topic(b, unique("grp"), partitions=partitions)
-    group = unique("g")
+    group = group or unique("g")
     workers = start_workers([f"w{i}" for i in range(members)], b, topic, group, client, conf, tmp_path)
     all_workers = list(workers)
     timings = {}
@@ -153,6 +153,43 @@ def test_confluent_kip848_group_kill9_takeover(own_broker, tmp_path):
     t = run_scenario(broker, tmp_path, "confluent", KIP848_CONF, partitions=6, members=3, loss="kill9",
                      takeover_timeout=session_ms / 1000 + 30)
     print(f"kip848 (kill9, group.consumer.session.timeout.ms={session_ms}): {t}")
+
+
+def test_kip848_group_config_session_timeout(own_broker, tmp_path):
+    """KIP-848 group configs: `kafka-configs.sh --entity-type groups` sets consumer.session.timeout.ms=8000 and
+    consumer.heartbeat.interval.ms=2000 on one group of a broker whose own default stays 45 s
+    (group.consumer.min.session.timeout.ms=5000, min heartbeat 1000); `--describe` shows both as
+    DYNAMIC_GROUP_CONFIG; values outside the broker's bounds and unknown names are refused with Kafka's messages.
+    When a member of that group is killed -9, the survivors own its partitions within the group's 8 s (+ slack),
+    far below the broker's 45 s default."""
+    broker = own_broker(overrides={"group.consumer.min.session.timeout.ms": "5000",
+                                   "group.consumer.min.heartbeat.interval.ms": "1000"})
+    b = broker.bootstrap
+    group = unique("gcfg")
+
+    def configs(*args, check=True):
+        return run_tool("kafka-configs.sh", "--bootstrap-server", b, "--entity-type", "groups", "--entity-name", group,
+                        *args, check=check)
+
+    out = configs("--alter", "--add-config", "consumer.session.timeout.ms=8000,consumer.heartbeat.interval.ms=2000")
+    assert f"Completed updating config for group {group}." in out.stdout, out.stdout
+    described = configs("--describe").stdout
+    for line in ("consumer.heartbeat.interval.ms=2000 sensitive=false "
+                 "synonyms={DYNAMIC_GROUP_CONFIG:consumer.heartbeat.interval.ms=2000}",
+                 "consumer.session.timeout.ms=8000 sensitive=false "
+                 "synonyms={DYNAMIC_GROUP_CONFIG:consumer.session.timeout.ms=8000}"):
+        assert line in described, described
+    for spec, message in (("consumer.session.timeout.ms=4000", "consumer.session.timeout.ms must be greater than or "
+                                                                "equal to group.consumer.min.session.timeout.ms"),
+                          ("consumer.heartbeat.interval.ms=9000", "consumer.session.timeout.ms must be greater than "
+                                                                  "consumer.heartbeat.interval.ms"),
+                          ("foo=1", "Unknown group config name: foo")):
+        bad = configs("--alter", "--add-config", spec, check=False)
+        assert bad.returncode != 0 and f"InvalidConfigurationException: {message}" in bad.stdout + bad.stderr, \
+            bad.stdout + bad.stderr
+    t = run_scenario(broker, tmp_path, "confluent", KIP848_CONF, partitions=4, members=2, loss="kill9",
+                     takeover_timeout=8 + 12, group=group)
+    print(f"kip848 with group config consumer.session.timeout.ms=8000 (kill9): {t}")
 
 
 def test_kafka_python_group_two_members(broker, tmp_path):

@@ -43,6 +43,12 @@ pub fn is_dynamic_broker_config(name: &str) -> bool {
         "max.connections",
         "max.connections.per.ip",
         "max.connection.creation.rate",
+        // Kafka's reconfigurable SASL/Kerberos settings: accepted and stored (no GSSAPI here).
+        "sasl.kerberos.kinit.cmd",
+        "sasl.kerberos.min.time.before.relogin",
+        "sasl.kerberos.ticket.renew.jitter",
+        "sasl.kerberos.ticket.renew.window.factor",
+        "sasl.kerberos.principal.to.local.rules",
     ];
     OTHERS.contains(&name)
         || TOPIC_CONFIGS
@@ -497,4 +503,156 @@ mod reference_tests {
             "docs/config-reference.md is out of date: run GREGOR_UPDATE_DOCS=1 cargo test -p gregor-broker --lib reference"
         );
     }
+}
+
+/// A KIP-848 group config (DescribeConfigs / IncrementalAlterConfigs on a GROUP resource): its
+/// name, type, the broker config that gives its default (with Kafka's default when that is not
+/// set), and documentation.
+struct GroupConfigDef {
+    name: &'static str,
+    int: bool,
+    broker_default: &'static str,
+    fallback: &'static str,
+    doc: &'static str,
+}
+
+const GROUP_CONFIGS: [GroupConfigDef; 10] = [
+    GroupConfigDef { name: "consumer.heartbeat.interval.ms", int: true, broker_default: "group.consumer.heartbeat.interval.ms", fallback: "5000", doc: "The heartbeat interval given to the members of a consumer group." },
+    GroupConfigDef { name: "consumer.session.timeout.ms", int: true, broker_default: "group.consumer.session.timeout.ms", fallback: "45000", doc: "The timeout to detect client failures when using the consumer group protocol." },
+    GroupConfigDef { name: "share.auto.offset.reset", int: false, broker_default: "", fallback: "latest", doc: "The strategy to initialize the share-partition start offset (stored; Gregor has no share groups)." },
+    GroupConfigDef { name: "share.heartbeat.interval.ms", int: true, broker_default: "group.share.heartbeat.interval.ms", fallback: "5000", doc: "The heartbeat interval of share group members (stored; Gregor has no share groups)." },
+    GroupConfigDef { name: "share.isolation.level", int: false, broker_default: "", fallback: "read_uncommitted", doc: "How share group members read transactional records (stored; Gregor has no share groups)." },
+    GroupConfigDef { name: "share.record.lock.duration.ms", int: true, broker_default: "group.share.record.lock.duration.ms", fallback: "30000", doc: "The record acquisition lock duration of share groups (stored; Gregor has no share groups)." },
+    GroupConfigDef { name: "share.session.timeout.ms", int: true, broker_default: "group.share.session.timeout.ms", fallback: "45000", doc: "The session timeout of share group members (stored; Gregor has no share groups)." },
+    GroupConfigDef { name: "streams.heartbeat.interval.ms", int: true, broker_default: "group.streams.heartbeat.interval.ms", fallback: "5000", doc: "The heartbeat interval of streams group members (stored; Gregor has no streams groups)." },
+    GroupConfigDef { name: "streams.num.standby.replicas", int: true, broker_default: "group.streams.num.standby.replicas", fallback: "0", doc: "The number of standby replicas of streams groups (stored; Gregor has no streams groups)." },
+    GroupConfigDef { name: "streams.session.timeout.ms", int: true, broker_default: "group.streams.session.timeout.ms", fallback: "45000", doc: "The session timeout of streams group members (stored; Gregor has no streams groups)." },
+];
+
+/// Source of a group config set on the group (Kafka's `DYNAMIC_GROUP_CONFIG`).
+const SOURCE_DYNAMIC_GROUP: i8 = 8;
+/// Source of a default (`DEFAULT_CONFIG`).
+const SOURCE_DEFAULT: i8 = 5;
+
+fn group_default(config: &Config, d: &GroupConfigDef) -> String {
+    config
+        .values
+        .get(d.broker_default)
+        .cloned()
+        .unwrap_or_else(|| d.fallback.to_string())
+}
+
+/// Whether `name` is a group config.
+pub fn is_group_config(name: &str) -> bool {
+    GROUP_CONFIGS.iter().any(|d| d.name == name)
+}
+
+/// Every group config of a group: its own value (`DYNAMIC_GROUP_CONFIG`) or the broker's
+/// default (`DEFAULT_CONFIG`), by name, as Kafka describes a GROUP resource (existing or not).
+pub fn group_entries(config: &Config, overrides: Option<&BTreeMap<String, String>>) -> Vec<Entry> {
+    GROUP_CONFIGS
+        .iter()
+        .map(|d| {
+            let (value, source) = match overrides.and_then(|m| m.get(d.name)) {
+                Some(v) => (v.clone(), SOURCE_DYNAMIC_GROUP),
+                None => (group_default(config, d), SOURCE_DEFAULT),
+            };
+            Entry {
+                name: d.name.to_string(),
+                value: Some(value.clone()),
+                source,
+                read_only: false,
+                sensitive: false,
+                config_type: if d.int {
+                    ConfigType::Int
+                } else {
+                    ConfigType::String
+                } as i8,
+                doc: d.doc,
+                // Kafka lists the entry itself as its one synonym.
+                synonyms: vec![(d.name.to_string(), Some(value), source)],
+            }
+        })
+        .collect()
+}
+
+/// Validates the configs a group would have after a change, as Kafka's `GroupConfig`: known
+/// names, integer values where integers are due, the consumer session timeout and heartbeat
+/// interval within the broker's `group.consumer.{min,max}.*` bounds, and the heartbeat
+/// interval below the session timeout.
+pub fn validate_group_configs(
+    config: &Config,
+    after: &BTreeMap<String, String>,
+) -> Result<(), String> {
+    for (name, value) in after {
+        let Some(d) = GROUP_CONFIGS.iter().find(|d| d.name == name) else {
+            return Err(format!("Unknown group config name: {name}"));
+        };
+        if d.int && value.trim().parse::<i32>().is_err() {
+            return Err(format!(
+                "Invalid value {value} for configuration {name}: Not a number of type INT"
+            ));
+        }
+        if name == "share.auto.offset.reset" && !["latest", "earliest"].contains(&value.as_str())
+            || name == "share.isolation.level"
+                && !["read_uncommitted", "read_committed"].contains(&value.as_str())
+        {
+            return Err(format!("Invalid value {value} for configuration {name}"));
+        }
+    }
+    let int = |name: &str| -> i64 {
+        let d = GROUP_CONFIGS
+            .iter()
+            .find(|d| d.name == name)
+            .expect("known group config");
+        after
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| group_default(config, d))
+            .trim()
+            .parse::<i64>()
+            .unwrap_or(0)
+    };
+    let broker = |key: &str, fallback: i64| {
+        config
+            .values
+            .get(key)
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .unwrap_or(fallback)
+    };
+    let session = int("consumer.session.timeout.ms");
+    let heartbeat = int("consumer.heartbeat.interval.ms");
+    let bounds = [
+        (
+            "consumer.session.timeout.ms",
+            session,
+            "group.consumer.min.session.timeout.ms",
+            45_000,
+            "group.consumer.max.session.timeout.ms",
+            60_000,
+        ),
+        (
+            "consumer.heartbeat.interval.ms",
+            heartbeat,
+            "group.consumer.min.heartbeat.interval.ms",
+            5_000,
+            "group.consumer.max.heartbeat.interval.ms",
+            15_000,
+        ),
+    ];
+    for (name, v, min_key, min_default, max_key, max_default) in bounds {
+        if v < broker(min_key, min_default) {
+            return Err(format!("{name} must be greater than or equal to {min_key}"));
+        }
+        if v > broker(max_key, max_default) {
+            return Err(format!("{name} must be less than or equal to {max_key}"));
+        }
+    }
+    if heartbeat >= session {
+        return Err(
+            "consumer.session.timeout.ms must be greater than consumer.heartbeat.interval.ms"
+                .into(),
+        );
+    }
+    Ok(())
 }

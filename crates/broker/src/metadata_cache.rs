@@ -189,4 +189,10 @@ impl gregor_group_coordinator::TopicView for ImageTopics {
             .map(|t| (t.name.clone(), t.id, t.partitions))
             .collect()
     }
+    fn group_config(&self, group: &str, key: &str) -> Option<String> {
+        self.0
+            .group_configs(group)
+            .and_then(|m| m.get(key))
+            .cloned()
+    }
 }

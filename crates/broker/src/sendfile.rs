@@ -108,19 +108,25 @@ impl Writer {
                     match chunk {
                         Chunk::Bytes(b) => w.write_all(&b).await?,
                         Chunk::Records(region) => {
-                            let mut offset = 0;
-                            while offset < region.len {
+                            // Double-buffered: the next piece is read from the file while the
+                            // current one is encrypted and written.
+                            let read = |offset: u64| {
                                 let piece = FileRegion {
                                     file: region.file.clone(),
                                     position: region.position + offset,
                                     len: (region.len - offset).min(TLS_COPY_CHUNK),
                                 };
-                                let len = piece.len;
-                                let data = tokio::task::spawn_blocking(move || piece.read_to_vec())
-                                    .await
-                                    .map_err(io::Error::other)??;
+                                tokio::task::spawn_blocking(move || piece.read_to_vec())
+                            };
+                            let mut offset = 0;
+                            let mut next = (region.len > 0).then(|| read(0));
+                            while let Some(reading) = next.take() {
+                                let data = reading.await.map_err(io::Error::other)??;
+                                offset += data.len() as u64;
+                                if offset < region.len {
+                                    next = Some(read(offset));
+                                }
                                 w.write_all(&data).await?;
-                                offset += len;
                             }
                         }
                     }

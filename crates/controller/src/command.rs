@@ -198,6 +198,7 @@ impl ClusterState {
                     !matches!(
                         r,
                         MetadataRecord::BrokerConfig { .. }
+                            | MetadataRecord::GroupConfig { .. }
                             | MetadataRecord::ClientQuota { .. }
                             | MetadataRecord::UserScramCredential { .. }
                             | MetadataRecord::RemoveUserScramCredential { .. }

@@ -242,6 +242,16 @@ pub enum MetadataRecord {
         /// New value.
         value: Option<String>,
     },
+    /// A group config was set (`Some`) or removed (`None`), as KRaft's `ConfigRecord` for a
+    /// GROUP resource (KIP-848 per-group settings such as `consumer.session.timeout.ms`).
+    GroupConfig {
+        /// Group id.
+        group: String,
+        /// Config name.
+        key: String,
+        /// New value.
+        value: Option<String>,
+    },
     /// A client quota was set (`Some`) or removed (`None`), as KRaft's `ClientQuotaRecord`.
     /// The entity is a list of (entity type, name) pairs; a `None` name is the default entity.
     ClientQuota {
@@ -334,9 +344,9 @@ impl MetadataRecord {
             MetadataRecord::PartitionCount { .. } => "(none: legacy Gregor record)",
             MetadataRecord::Partition { .. } => "PartitionRecord",
             MetadataRecord::PartitionChange { .. } => "PartitionChangeRecord",
-            MetadataRecord::TopicConfig { .. } | MetadataRecord::BrokerConfig { .. } => {
-                "ConfigRecord"
-            }
+            MetadataRecord::TopicConfig { .. }
+            | MetadataRecord::BrokerConfig { .. }
+            | MetadataRecord::GroupConfig { .. } => "ConfigRecord",
             MetadataRecord::RemoveTopic { .. } => "RemoveTopicRecord",
             MetadataRecord::ClientQuota { .. } => "ClientQuotaRecord",
             MetadataRecord::ProducerIds { .. } => "ProducerIdsRecord",

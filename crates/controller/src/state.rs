@@ -231,6 +231,8 @@ pub struct ClusterState {
     producer_ids_owner: (i32, i64),
     /// Dynamic broker configs by resource name ("" = cluster default, else node id).
     broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Dynamic group configs by group id.
+    group_configs: BTreeMap<String, BTreeMap<String, String>>,
     /// Client quotas by entity.
     quotas: BTreeMap<QuotaEntity, BTreeMap<String, f64>>,
     /// SCRAM credentials by (user, mechanism type byte).
@@ -255,6 +257,7 @@ impl Default for ClusterState {
             next_producer_id_block: 0,
             producer_ids_owner: (-1, -1),
             broker_configs: BTreeMap::new(),
+            group_configs: BTreeMap::new(),
             quotas: BTreeMap::new(),
             scram: BTreeMap::new(),
             acls: BTreeMap::new(),
@@ -277,6 +280,7 @@ impl PartialEq for ClusterState {
             && self.next_producer_id_block == other.next_producer_id_block
             && self.producer_ids_owner == other.producer_ids_owner
             && self.broker_configs == other.broker_configs
+            && self.group_configs == other.group_configs
             && self.quotas == other.quotas
             && self.last_offset == other.last_offset
     }
@@ -515,6 +519,13 @@ impl ClusterState {
                 set_option(m, key, value);
                 if m.is_empty() {
                     self.broker_configs.remove(resource_name);
+                }
+            }
+            MetadataRecord::GroupConfig { group, key, value } => {
+                let m = self.group_configs.entry(group.clone()).or_default();
+                set_option(m, key, value);
+                if m.is_empty() {
+                    self.group_configs.remove(group);
                 }
             }
             MetadataRecord::UserScramCredential {
@@ -777,6 +788,16 @@ impl ClusterState {
         self.broker_configs.get(resource_name)
     }
 
+    /// Groups that have dynamic configs, by id.
+    pub fn groups_with_configs(&self) -> impl Iterator<Item = &String> + '_ {
+        self.group_configs.keys()
+    }
+
+    /// Dynamic configs of a group (KIP-848 group configs).
+    pub fn group_configs(&self, group: &str) -> Option<&BTreeMap<String, String>> {
+        self.group_configs.get(group)
+    }
+
     /// The SCRAM credential of `user` for a mechanism type byte.
     pub fn scram_credential(&self, user: &str, mechanism: i8) -> Option<&ScramCredentialData> {
         self.scram.get(&(user.to_string(), mechanism))
@@ -857,6 +878,15 @@ impl ClusterState {
             for (key, value) in m {
                 out.push(MetadataRecord::BrokerConfig {
                     resource_name: resource_name.clone(),
+                    key: key.clone(),
+                    value: Some(value.clone()),
+                });
+            }
+        }
+        for (group, m) in &self.group_configs {
+            for (key, value) in m {
+                out.push(MetadataRecord::GroupConfig {
+                    group: group.clone(),
                     key: key.clone(),
                     value: Some(value.clone()),
                 });

@@ -1538,7 +1538,18 @@ impl ConsumerGroups {
                 };
             }
         }
-        let session_timeout = i64::from(self.session_timeout_ms.max(0));
+        // A group's own configs (IncrementalAlterConfigs on the GROUP resource) win over the
+        // coordinator's defaults.
+        let group_int = |key: &str, default: i32| {
+            topics
+                .group_config(&gid, key)
+                .and_then(|v| v.trim().parse::<i32>().ok())
+                .unwrap_or(default)
+        };
+        let session_timeout =
+            i64::from(group_int("consumer.session.timeout.ms", self.session_timeout_ms).max(0));
+        let heartbeat_interval =
+            group_int("consumer.heartbeat.interval.ms", self.heartbeat_interval_ms);
         let Some(m) = self
             .groups
             .get_mut(&gid)
@@ -1550,7 +1561,7 @@ impl ConsumerGroups {
         let mut resp = ConsumerGroupHeartbeatResponse::default();
         resp.member_id = Some(StrBytes::from_string(member_id.clone()));
         resp.member_epoch = m.member_epoch;
-        resp.heartbeat_interval_ms = self.heartbeat_interval_ms;
+        resp.heartbeat_interval_ms = heartbeat_interval;
         let full_request = epoch == 0
             || (req.rebalance_timeout_ms != -1
                 && req.subscribed_topic_names.is_some()

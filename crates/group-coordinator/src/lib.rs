@@ -206,6 +206,11 @@ pub trait TopicView {
     fn topic_name(&self, id: &Uuid) -> Option<String>;
     /// Every topic: (name, id, partitions), sorted by name.
     fn all_topics(&self) -> Vec<(String, Uuid, i32)>;
+    /// A dynamic group config of `group` (KIP-848: `consumer.session.timeout.ms`,
+    /// `consumer.heartbeat.interval.ms`), overriding the coordinator's default.
+    fn group_config(&self, _group: &str, _key: &str) -> Option<String> {
+        None
+    }
 }
 
 /// A record that could not be replayed.

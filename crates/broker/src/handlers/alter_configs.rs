@@ -1,5 +1,5 @@
-//! AlterConfigs (key 33, v0–v2) and IncrementalAlterConfigs (key 44, v0–v1) for TOPIC and
-//! BROKER resources.
+//! AlterConfigs (key 33, v0–v2) and IncrementalAlterConfigs (key 44, v0–v1) for TOPIC,
+//! BROKER and GROUP resources (KIP-848 group configs, applied by the group coordinator).
 //!
 //! Each resource is validated as a whole and applied all or nothing: an unknown config name,
 //! a value of the wrong type or out of range, or a broker config that cannot change
@@ -33,6 +33,7 @@ pub const INCREMENTAL_VERSIONS: (i16, i16) = (0, 1);
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
 const RESOURCE_BROKER_LOGGER: i8 = 8;
+const RESOURCE_GROUP: i8 = 32;
 
 /// One requested change.
 #[derive(Debug, Clone)]
@@ -107,7 +108,13 @@ async fn alter(
     if resource_type == RESOURCE_TOPIC && !ctx.allowed(op::ALTER_CONFIGS, resource::TOPIC, name) {
         return Err((ErrorCode::TopicAuthorizationFailed, String::new()));
     }
-    if resource_type != RESOURCE_TOPIC && !ctx.cluster_allowed(op::ALTER_CONFIGS) {
+    if resource_type == RESOURCE_GROUP && !ctx.allowed(op::ALTER_CONFIGS, resource::GROUP, name) {
+        return Err((ErrorCode::GroupAuthorizationFailed, String::new()));
+    }
+    if resource_type != RESOURCE_TOPIC
+        && resource_type != RESOURCE_GROUP
+        && !ctx.cluster_allowed(op::ALTER_CONFIGS)
+    {
         return Err((ErrorCode::ClusterAuthorizationFailed, String::new()));
     }
     let mut seen = std::collections::HashSet::new();
@@ -231,6 +238,64 @@ async fn alter(
                 .await
                 .map_err(|e| (controller_code(&e), e.to_string()))?;
             tracing::info!(resource = %if resource.is_empty() { "<default>" } else { resource.as_str() }, ?ops, "altered broker configs");
+            Ok(())
+        }
+        RESOURCE_GROUP => {
+            // KIP-848 group configs: any group name, existing or not, as Kafka.
+            let current = ctx
+                .metadata()
+                .image()
+                .group_configs(name)
+                .cloned()
+                .unwrap_or_default();
+            let mut after = if replace_all {
+                std::collections::BTreeMap::new()
+            } else {
+                current.clone()
+            };
+            for (key, op) in ops {
+                if !crate::configs::is_group_config(key) {
+                    return Err((
+                        ErrorCode::InvalidConfig,
+                        format!("Unknown group config name: {key}"),
+                    ));
+                }
+                let now = after.get(key).cloned().unwrap_or_default();
+                match list_op(key, op, false, &now)? {
+                    Some(v) => after.insert(key.clone(), v),
+                    None => after.remove(key),
+                };
+            }
+            crate::configs::validate_group_configs(ctx.config(), &after)
+                .map_err(|m| (ErrorCode::InvalidConfig, m))?;
+            if validate_only {
+                return Ok(());
+            }
+            let mut records = Vec::new();
+            for (key, value) in &after {
+                if current.get(key) != Some(value) {
+                    records.push(MetadataRecord::GroupConfig {
+                        group: name.to_string(),
+                        key: key.clone(),
+                        value: Some(value.clone()),
+                    });
+                }
+            }
+            for key in current.keys().filter(|k| !after.contains_key(*k)) {
+                records.push(MetadataRecord::GroupConfig {
+                    group: name.to_string(),
+                    key: key.clone(),
+                    value: None,
+                });
+            }
+            if records.is_empty() {
+                return Ok(());
+            }
+            ctx.controller()
+                .commit(records)
+                .await
+                .map_err(|e| (controller_code(&e), e.to_string()))?;
+            tracing::info!(group = %name, ?ops, "altered group configs");
             Ok(())
         }
         RESOURCE_BROKER_LOGGER => Err((

@@ -1,4 +1,4 @@
-//! DescribeConfigs (key 32), v1–v4, for TOPIC and BROKER resources: every config with its
+//! DescribeConfigs (key 32), v1–v4, for TOPIC, BROKER and GROUP resources: every config with its
 //! value, source (topic override / dynamic broker / dynamic default / static broker config /
 //! default, resolved by [`crate::configs`]), read-only and sensitive
 //! flags, synonyms (v1+, when asked), type and documentation (v3+, when asked). Admin tools
@@ -24,6 +24,8 @@ pub const VERSIONS: (i16, i16) = (1, 4);
 pub const RESOURCE_TOPIC: i8 = 2;
 /// Broker resource type.
 pub const RESOURCE_BROKER: i8 = 4;
+/// Group resource type (KIP-848 group configs).
+pub const RESOURCE_GROUP: i8 = 32;
 
 /// Handles DescribeConfigs.
 pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, HandlerError> {
@@ -40,6 +42,13 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
             RESOURCE_TOPIC if !ctx.allowed(op::DESCRIBE_CONFIGS, resource::TOPIC, &name) => {
                 Err((ErrorCode::TopicAuthorizationFailed, String::new()))
             }
+            RESOURCE_GROUP if !ctx.allowed(op::DESCRIBE_CONFIGS, resource::GROUP, &name) => {
+                Err((ErrorCode::GroupAuthorizationFailed, String::new()))
+            }
+            RESOURCE_GROUP => Ok(crate::configs::group_entries(
+                ctx.config(),
+                ctx.metadata().image().group_configs(&name),
+            )),
             t if t != RESOURCE_TOPIC && !ctx.cluster_allowed(op::DESCRIBE_CONFIGS) => {
                 Err((ErrorCode::ClusterAuthorizationFailed, String::new()))
             }

@@ -1,7 +1,7 @@
 //! ListConfigResources (key 74), v0–v1 (KIP-1142; v0 was ListClientMetricsResources). v0 lists
 //! client-metrics resources (none exist); v1 lists the resources of the requested types (all
-//! types when the list is empty): every topic, this broker (BROKER and BROKER_LOGGER), and no
-//! client-metrics or group config resources (none can be created yet).
+//! types when the list is empty): every topic, this broker (BROKER and BROKER_LOGGER), the groups
+//! with dynamic configs (GROUP), and no client-metrics resources (none can be created yet).
 
 use super::{Ctx, Response};
 use crate::errors::HandlerError;
@@ -68,6 +68,13 @@ pub async fn handle(ctx: &Ctx<'_>, body: &mut Bytes) -> Result<Response, Handler
                     .map(|m| resource(m.name, TOPIC)),
             ),
             BROKER | BROKER_LOGGER => resp.config_resources.push(resource(node.clone(), t)),
+            GROUP => resp.config_resources.extend(
+                ctx.metadata()
+                    .image()
+                    .groups_with_configs()
+                    .map(|g| resource(g.clone(), GROUP))
+                    .collect::<Vec<_>>(),
+            ),
             _ => {}
         }
     }
