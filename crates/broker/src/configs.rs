@@ -400,6 +400,53 @@ mod tests {
     use super::*;
 
     #[test]
+    fn group_configs_validated_as_kafka() {
+        let config = Config::from_pairs(std::iter::empty::<(String, String)>()).unwrap();
+        let set = |pairs: &[(&str, &str)]| {
+            let m: BTreeMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            validate_group_configs(&config, &m)
+        };
+        assert!(set(&[("consumer.session.timeout.ms", "50000")]).is_ok());
+        assert_eq!(
+            set(&[("consumer.session.timeout.ms", "5000")]).unwrap_err(),
+            "consumer.session.timeout.ms must be greater than or equal to group.consumer.min.session.timeout.ms"
+        );
+        assert_eq!(
+            set(&[("consumer.heartbeat.interval.ms", "50000")]).unwrap_err(),
+            "consumer.heartbeat.interval.ms must be less than or equal to group.consumer.max.heartbeat.interval.ms"
+        );
+        assert_eq!(
+            set(&[("foo", "1")]).unwrap_err(),
+            "Unknown group config name: foo"
+        );
+        assert!(set(&[("consumer.session.timeout.ms", "x")]).is_err());
+        // Defaults come from the broker; a group's own value is DYNAMIC_GROUP_CONFIG (8).
+        let own: BTreeMap<String, String> = [(
+            "consumer.session.timeout.ms".to_string(),
+            "50000".to_string(),
+        )]
+        .into();
+        let entries = group_entries(&config, Some(&own));
+        assert_eq!(entries.len(), 10);
+        let session = entries
+            .iter()
+            .find(|e| e.name == "consumer.session.timeout.ms")
+            .unwrap();
+        assert_eq!(
+            (session.value.as_deref(), session.source),
+            (Some("50000"), 8)
+        );
+        let hb = entries
+            .iter()
+            .find(|e| e.name == "consumer.heartbeat.interval.ms")
+            .unwrap();
+        assert_eq!((hb.value.as_deref(), hb.source), (Some("5000"), 5));
+    }
+
+    #[test]
     fn topic_value_precedence() {
         let mut v = BrokerView::default();
         let none = BTreeMap::new();
